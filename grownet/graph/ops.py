@@ -1,0 +1,408 @@
+"""The op table: what each layer kind takes, produces, costs and runs as.
+
+Each :class:`OpDef` knows its parameters (with defaults), how many inputs it takes, how to
+infer its output shape, how many parameters and multiply-accumulates (MACs) it has per sample,
+and how to build the ``nn.Module`` that runs it. Shapes exclude the batch dimension.
+
+MACs are counted for the forward pass of one sample, the convention of the ResNet and VGG
+papers; FLOPs are ``2 × MACs``. Element-wise ops (ReLU, BN, adds) are counted as zero MACs,
+as those papers do: that is why the depth-dropout paper's theoretical saving ignores the
+shortcut's BatchNorm and ReLU.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from grownet import layers as L
+from grownet.graph.spec import REQUIRED, GraphError, Shape
+
+Params = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OpDef:
+    """The meaning of one op kind."""
+
+    name: str
+    defaults: dict[str, Any]
+    min_inputs: int
+    max_inputs: int | None
+    infer: Callable[[Params, list[Shape]], Shape]
+    build: Callable[[Params, list[Shape]], nn.Module]
+    count_params: Callable[[Params, list[Shape], Shape], int] = lambda p, i, o: 0
+    count_macs: Callable[[Params, list[Shape], Shape], int] = lambda p, i, o: 0
+    gating: bool = False
+    """A gating op may, before a step, declare some of its inputs unneeded (see executor)."""
+
+    ports: tuple[str, ...] = ()
+    """Names of the input ports, for error messages (empty: positional)."""
+
+
+def _pair(value: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(value, int):
+        return value, value
+    a, b = value
+    return int(a), int(b)
+
+
+def _need_rank(node_op: str, shape: Shape, rank: int) -> None:
+    if len(shape) != rank:
+        kind = "(C, H, W)" if rank == 3 else "(F,)"
+        hint = " add a 'flatten' first" if rank == 1 else ""
+        raise GraphError(f"{node_op} expects input of shape {kind}, got {shape};{hint}".rstrip(";"))
+
+
+def _pool_out(size: int, kernel: int, stride: int, pad: int, dilation: int, ceil: bool) -> int:
+    span = size + 2 * pad - dilation * (kernel - 1) - 1
+    out = (math.ceil(span / stride) if ceil else span // stride) + 1
+    # Caffe and PyTorch both drop a last window that would start inside the padding only.
+    if ceil and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+# --------------------------------------------------------------------------- init
+
+
+def init_weights(module: nn.Module, params: Params) -> None:
+    """Initialise a conv or linear module as its spec says.
+
+    ``init``: ``"default"`` (PyTorch's), ``"kaiming"`` (He normal, fan-out, as torchvision's
+    ResNets), ``"msra"`` (Caffe's MSRA filler: normal, std sqrt(2/fan_in)), ``"xavier"``
+    (Caffe's Xavier filler: uniform ±sqrt(3/fan_in)), or ``"gaussian"`` with ``init_std``.
+    The bias is set to ``bias_value`` unless ``init`` is ``"default"``.
+    """
+    weight = module.weight
+    kind = params["init"]
+    if kind == "default":
+        return
+    fan_in = weight[0].numel()  # per output unit, so grouped convs count one group
+    if kind == "kaiming":
+        nn.init.kaiming_normal_(weight, mode="fan_out", nonlinearity="relu")
+    elif kind == "msra":
+        nn.init.normal_(weight, 0.0, math.sqrt(2.0 / fan_in))
+    elif kind == "xavier":
+        bound = math.sqrt(3.0 / fan_in)
+        nn.init.uniform_(weight, -bound, bound)
+    elif kind == "gaussian":
+        nn.init.normal_(weight, 0.0, float(params["init_std"]))
+    else:
+        raise GraphError(
+            f"unknown init {kind!r}; use default, kaiming, msra, xavier or gaussian"
+        )
+    if module.bias is not None:
+        nn.init.constant_(module.bias, float(params["bias_value"]))
+
+
+_INIT = {"init": "kaiming", "init_std": 0.01, "bias_value": 0.0}
+
+# --------------------------------------------------------------------------- conv / linear
+
+
+def _conv_infer(p: Params, ins: list[Shape]) -> Shape:
+    _need_rank("conv", ins[0], 3)
+    c, h, w = ins[0]
+    kh, kw = _pair(p["kernel_size"])
+    sh, sw = _pair(p["stride"])
+    ph, pw = _pair(p["padding"])
+    d = p["dilation"]
+    if c % p["groups"] or p["out_channels"] % p["groups"]:
+        raise GraphError(
+            f"conv groups={p['groups']} must divide in_channels={c} and "
+            f"out_channels={p['out_channels']}"
+        )
+    oh = _pool_out(h, kh, sh, ph, d, ceil=False)
+    ow = _pool_out(w, kw, sw, pw, d, ceil=False)
+    if oh < 1 or ow < 1:
+        raise GraphError(f"conv kernel {kh}x{kw} does not fit input {ins[0]}")
+    return (p["out_channels"], oh, ow)
+
+
+def _conv_build(p: Params, ins: list[Shape]) -> nn.Module:
+    m = nn.Conv2d(
+        ins[0][0],
+        p["out_channels"],
+        _pair(p["kernel_size"]),
+        stride=_pair(p["stride"]),
+        padding=_pair(p["padding"]),
+        dilation=p["dilation"],
+        groups=p["groups"],
+        bias=p["bias"],
+    )
+    init_weights(m, p)
+    return m
+
+
+def _conv_params(p: Params, ins: list[Shape], out: Shape) -> int:
+    kh, kw = _pair(p["kernel_size"])
+    weights = out[0] * (ins[0][0] // p["groups"]) * kh * kw
+    return weights + (out[0] if p["bias"] else 0)
+
+
+def _conv_macs(p: Params, ins: list[Shape], out: Shape) -> int:
+    kh, kw = _pair(p["kernel_size"])
+    return out[0] * out[1] * out[2] * (ins[0][0] // p["groups"]) * kh * kw
+
+
+def _linear_infer(p: Params, ins: list[Shape]) -> Shape:
+    _need_rank("linear", ins[0], 1)
+    return (p["out_features"],)
+
+
+def _linear_build(p: Params, ins: list[Shape]) -> nn.Module:
+    m = nn.Linear(ins[0][0], p["out_features"], bias=p["bias"])
+    init_weights(m, p)
+    return m
+
+
+# --------------------------------------------------------------------------- normalisation
+
+
+def _bn_build(p: Params, ins: list[Shape]) -> nn.Module:
+    cls = nn.BatchNorm2d if len(ins[0]) == 3 else nn.BatchNorm1d
+    m = cls(ins[0][0], eps=p["eps"], momentum=p["momentum"])
+    if p["zero_init"]:
+        # Residual branches that start as the identity train deeper nets (Goyal et al.).
+        nn.init.zeros_(m.weight)
+    return m
+
+
+def _lrn_build(p: Params, ins: list[Shape]) -> nn.Module:
+    _need_rank("lrn", ins[0], 3)
+    return L.LocalResponseNorm(
+        size=p["size"], alpha=p["alpha"], beta=p["beta"], k=p["k"], region=p["region"]
+    )
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def _pool_infer(p: Params, ins: list[Shape]) -> Shape:
+    _need_rank("pool", ins[0], 3)
+    c, h, w = ins[0]
+    k = _pair(p["kernel_size"])
+    s = _pair(p["stride"] if p["stride"] is not None else p["kernel_size"])
+    pad = _pair(p["padding"])
+    oh = _pool_out(h, k[0], s[0], pad[0], 1, p["ceil_mode"])
+    ow = _pool_out(w, k[1], s[1], pad[1], 1, p["ceil_mode"])
+    if oh < 1 or ow < 1:
+        raise GraphError(f"pool window {k} does not fit input {ins[0]}")
+    return (c, oh, ow)
+
+
+def _pool_build(cls: type[nn.Module]) -> Callable[[Params, list[Shape]], nn.Module]:
+    def build(p: Params, ins: list[Shape]) -> nn.Module:
+        stride = p["stride"] if p["stride"] is not None else p["kernel_size"]
+        return cls(
+            _pair(p["kernel_size"]), _pair(stride), _pair(p["padding"]), ceil_mode=p["ceil_mode"]
+        )
+
+    return build
+
+
+class GlobalAvgPool(nn.Module):
+    """Average over all spatial positions and flatten: (N, C, H, W) -> (N, C)."""
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        return x.mean(dim=(2, 3))
+
+
+# --------------------------------------------------------------------------- multi-input
+
+
+def _same_shapes(op: str, ports: Sequence[str]) -> Callable[[Params, list[Shape]], Shape]:
+    def infer(p: Params, ins: list[Shape]) -> Shape:
+        if len(set(ins)) > 1:
+            names = ports or [f"input {i}" for i in range(len(ins))]
+            listed = ", ".join(f"{n} {s}" for n, s in zip(names, ins, strict=False))
+            fix = "; insert a 'resize' node to match them" if op == "dropin" else ""
+            raise GraphError(f"{op} inputs must have one shape, got {listed}{fix}")
+        return ins[0]
+
+    return infer
+
+
+def _resize_infer(p: Params, ins: list[Shape]) -> Shape:
+    out = tuple(p["shape"])
+    if len(out) != len(ins[0]):
+        raise GraphError(f"resize target {out} has a different rank than its input {ins[0]}")
+    return out
+
+
+def _flatten_infer(p: Params, ins: list[Shape]) -> Shape:
+    return (math.prod(ins[0]),)
+
+
+def _gap_infer(p: Params, ins: list[Shape]) -> Shape:
+    _need_rank("global_avgpool", ins[0], 3)
+    return (ins[0][0],)
+
+
+def _channel_pad_infer(p: Params, ins: list[Shape]) -> Shape:
+    if p["channels"] < ins[0][0]:
+        raise GraphError(f"channel_pad to {p['channels']} channels cannot shrink input {ins[0]}")
+    return (p["channels"], *ins[0][1:])
+
+
+def _same(p: Params, ins: list[Shape]) -> Shape:
+    return ins[0]
+
+
+def _op(
+    name: str,
+    defaults: dict[str, Any],
+    inputs: tuple[int, int | None],
+    infer: Callable[[Params, list[Shape]], Shape],
+    build: Callable[[Params, list[Shape]], nn.Module],
+    **extra: Any,
+) -> OpDef:
+    return OpDef(name, defaults, inputs[0], inputs[1], infer, build, **extra)
+
+
+def _input_infer(p: Params, ins: list[Shape]) -> Shape:
+    shape = tuple(p["shape"])
+    if not shape or any(not isinstance(d, int) or d < 1 for d in shape):
+        raise GraphError(f"input shape must be positive integers, got {p['shape']!r}")
+    return shape
+
+
+_BN_PARAMS = lambda p, i, o: 2 * i[0][0]  # noqa: E731 - weight and bias; running stats are buffers
+
+OPS: dict[str, OpDef] = {
+    op.name: op
+    for op in [
+        _op("input", {"shape": REQUIRED}, (0, 0), _input_infer, lambda p, i: nn.Identity()),
+        _op("output", {}, (1, 1), _same, lambda p, i: nn.Identity()),
+        _op("identity", {}, (1, 1), _same, lambda p, i: nn.Identity()),
+        _op(
+            "conv",
+            {
+                "out_channels": REQUIRED,
+                "kernel_size": REQUIRED,
+                "stride": 1,
+                "padding": 0,
+                "dilation": 1,
+                "groups": 1,
+                "bias": True,
+                **_INIT,
+            },
+            (1, 1),
+            _conv_infer,
+            _conv_build,
+            count_params=_conv_params,
+            count_macs=_conv_macs,
+        ),
+        _op(
+            "linear",
+            {"out_features": REQUIRED, "bias": True, **_INIT},
+            (1, 1),
+            _linear_infer,
+            _linear_build,
+            count_params=lambda p, i, o: i[0][0] * o[0] + (o[0] if p["bias"] else 0),
+            count_macs=lambda p, i, o: i[0][0] * o[0],
+        ),
+        _op(
+            "batchnorm",
+            {"eps": 1e-5, "momentum": 0.1, "zero_init": False},
+            (1, 1),
+            _same,
+            _bn_build,
+            count_params=_BN_PARAMS,
+        ),
+        _op("relu", {}, (1, 1), _same, lambda p, i: nn.ReLU()),
+        _op(
+            "maxpool",
+            {"kernel_size": REQUIRED, "stride": None, "padding": 0, "ceil_mode": False},
+            (1, 1),
+            _pool_infer,
+            _pool_build(nn.MaxPool2d),
+        ),
+        _op(
+            "avgpool",
+            {"kernel_size": REQUIRED, "stride": None, "padding": 0, "ceil_mode": False},
+            (1, 1),
+            _pool_infer,
+            _pool_build(nn.AvgPool2d),
+        ),
+        _op("global_avgpool", {}, (1, 1), _gap_infer, lambda p, i: GlobalAvgPool()),
+        _op(
+            "lrn",
+            {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0, "region": "across"},
+            (1, 1),
+            _same,
+            _lrn_build,
+        ),
+        _op("flatten", {}, (1, 1), _flatten_infer, lambda p, i: nn.Flatten()),
+        _op("dropout", {"p": 0.5}, (1, 1), _same, lambda p, i: nn.Dropout(p["p"])),
+        _op(
+            "width_dropout",
+            {"retain": 1.0, "mode": "random"},
+            (1, 1),
+            _same,
+            lambda p, i: L.WidthDropout(retain=p["retain"], mode=p["mode"]),
+        ),
+        _op(
+            "channel_pad",
+            {"channels": REQUIRED},
+            (1, 1),
+            _channel_pad_infer,
+            lambda p, i: L.ChannelPad(channels=p["channels"]),
+        ),
+        _op(
+            "resize",
+            {"shape": REQUIRED, "method": "crop", "seed": 0},
+            (1, 1),
+            _resize_infer,
+            lambda p, i: L.Resize(i[0], tuple(p["shape"]), method=p["method"], seed=p["seed"]),
+        ),
+        _op("add", {}, (2, None), _same_shapes("add", ()), lambda p, i: Sum()),
+        _op(
+            "dropin",
+            {
+                "mode": "gradual",
+                "length": 1000,
+                "start": 0,
+                "p": 0.5,
+                "mxscale": 1.0,
+                "layout": "sample",
+            },
+            (2, 2),
+            _same_shapes("dropin", ("new", "old")),
+            lambda p, i: L.DropIn(
+                mode=p["mode"],
+                length=p["length"],
+                start=p["start"],
+                p=p["p"],
+                mxscale=p["mxscale"],
+                layout=p["layout"],
+            ),
+            gating=True,
+            ports=("new", "old"),
+        ),
+        _op(
+            "gated_add",
+            {"kind": "depth_dropout", "drop_prob": 0.0, "mode": "skip"},
+            (2, 2),
+            _same_shapes("gated_add", ("branch", "shortcut")),
+            lambda p, i: L.GatedAdd(kind=p["kind"], drop_prob=p["drop_prob"], mode=p["mode"]),
+            gating=True,
+            ports=("branch", "shortcut"),
+        ),
+    ]
+}
+
+
+class Sum(nn.Module):
+    """Element-wise sum of any number of same-shaped inputs."""
+
+    def forward(self, *xs):  # type: ignore[no-untyped-def]
+        out = xs[0]
+        for x in xs[1:]:
+            out = out + x
+        return out
