@@ -93,9 +93,7 @@ def init_weights(module: nn.Module, params: Params) -> None:
     elif kind == "gaussian":
         nn.init.normal_(weight, 0.0, float(params["init_std"]))
     else:
-        raise GraphError(
-            f"unknown init {kind!r}; use default, kaiming, msra, xavier or gaussian"
-        )
+        raise GraphError(f"unknown init {kind!r}; use default, kaiming, msra, xavier or gaussian")
     if module.bias is not None:
         nn.init.constant_(module.bias, float(params["bias_value"]))
 

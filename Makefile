@@ -1,0 +1,31 @@
+# Two set-up commands for a fresh machine (see README): `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Tests read datasets from here; the real MNIST sits in ../shared/data beside the checkout.
+export GROWNET_DATA ?= $(abspath ../shared/data)
+
+.PHONY: install demo test lint bench clean
+
+$(BIN)/grownet: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/grownet
+
+demo: install
+	$(BIN)/grownet --help
+	$(BIN)/grownet graph lenet2n -o n=5
+	$(BIN)/grownet graph cifar_resnet -o depth=56 --json runs/demo/resnet56.graph.json
+
+test: install
+	$(BIN)/ruff check grownet tests
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/grownet bench --depth 56 --batch 64
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache runs

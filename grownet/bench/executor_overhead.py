@@ -1,0 +1,136 @@
+"""What does running a network as a graph cost? ResNet as a NetGraph vs a hand-written module.
+
+Both networks hold the same weights (copied, and the outputs checked equal before timing), and
+forward+backward of a training step is timed in interleaved rounds in one process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from grownet.bench.timing import interleaved, median, provenance
+from grownet.graph.executor import GraphNet
+from grownet.zoo import build
+
+
+class _BasicBlock(nn.Module):
+    """He et al.'s CIFAR basic block with the option-A (strided identity, zero-pad) shortcut."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.stride, self.pad = stride, cout - cin
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        shortcut = x[:, :, :: self.stride, :: self.stride] if self.stride > 1 else x
+        if self.pad:
+            shortcut = F.pad(shortcut, (0, 0, 0, 0, 0, self.pad))
+        return F.relu(out + shortcut)
+
+
+class HandResNet(nn.Module):
+    """A plain hand-written CIFAR ResNet-(6n+2), option-A shortcuts: the reference to beat."""
+
+    def __init__(self, depth: int, num_classes: int = 10) -> None:
+        super().__init__()
+        if (depth - 2) % 6:
+            raise ValueError(f"depth must be 6n+2, got {depth!r}")
+        n = (depth - 2) // 6
+        self.conv = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(16)
+        blocks, cin = [], 16
+        for stage, cout in enumerate((16, 32, 64)):
+            for i in range(n):
+                blocks.append(_BasicBlock(cin, cout, 2 if stage and i == 0 else 1))
+                cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(64, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.blocks(F.relu(self.bn(self.conv(x))))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def _weighted(module: nn.Module) -> list[nn.Module]:
+    return [m for m in module.modules() if isinstance(m, nn.Conv2d | nn.BatchNorm2d | nn.Linear)]
+
+
+def copy_weights(source: GraphNet, target: HandResNet) -> None:
+    """Copy the graph's weights into the hand-written twin, layer by layer in order."""
+    src = [source.layers[n] for n in source.graph.topological_order()]
+    src = [m for m in src if isinstance(m, nn.Conv2d | nn.BatchNorm2d | nn.Linear)]
+    dst = _weighted(target)
+    if [type(m) for m in src] != [type(m) for m in dst]:
+        raise RuntimeError("the graph and the hand-written network do not line up layer by layer")
+    for s, d in zip(src, dst, strict=True):
+        d.load_state_dict(s.state_dict())
+
+
+def run(
+    *,
+    depth: int = 56,
+    batch: int = 64,
+    rounds: int = 7,
+    iters: int = 3,
+    warmup: int = 2,
+    device: str = "cpu",
+    channels_last: bool = False,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Time one training step (forward + backward) of both networks side by side."""
+    torch.manual_seed(seed)
+    dev = torch.device(device)
+    graph = build("cifar_resnet", depth=depth, shortcut="A")
+    net = GraphNet(graph).to(dev)
+    hand = HandResNet(depth).to(dev)
+    copy_weights(net, hand)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    net, hand = net.to(memory_format=memory_format), hand.to(memory_format=memory_format)
+    x = torch.randn(batch, 3, 32, 32, device=dev).to(memory_format=memory_format)
+    y = torch.randint(0, 10, (batch,), device=dev)
+    net.eval(), hand.eval()
+    with torch.no_grad():
+        gap = (net(x) - hand(x)).abs().max().item()
+    if gap > 1e-4:
+        raise RuntimeError(f"graph and hand-written outputs differ by {gap:.3g}; not comparable")
+    net.train(), hand.train()
+
+    def step(model: nn.Module) -> None:
+        model.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+
+    samples = interleaved(
+        {"graph": lambda: step(net), "hand": lambda: step(hand)},
+        rounds=rounds,
+        iters=iters,
+        warmup=warmup,
+        device=dev,
+    )
+    graph_s, hand_s = median(samples["graph"]), median(samples["hand"])
+    return {
+        "benchmark": "executor_overhead",
+        "config": {
+            "model": f"resnet{depth}",
+            "batch": batch,
+            "rounds": rounds,
+            "iters": iters,
+            "warmup": warmup,
+            "channels_last": channels_last,
+            "seed": seed,
+        },
+        "provenance": provenance(dev),
+        "max_output_gap": gap,
+        "graph_ms": graph_s * 1e3,
+        "hand_ms": hand_s * 1e3,
+        "ratio": graph_s / hand_s,
+        "samples_ms": {k: [v * 1e3 for v in vs] for k, vs in samples.items()},
+    }

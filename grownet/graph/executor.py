@@ -1,0 +1,261 @@
+"""The executor: a :class:`NetGraph` run as an ``nn.Module``, skipping work gates close.
+
+Modules live in ``self.layers``, an ``nn.ModuleDict`` keyed by node id, so a state dict names
+each tensor after its node and surgery can hand unchanged modules to the next executor.
+
+Skipping work: before each step every gating node (``gated_add``, ``dropin``) says which of
+its inputs the step needs. For each input edge of a gating node we precompute, once per graph,
+its *exclusive branch*: the nodes whose every path to the output runs through that edge (the
+edge post-dominates them). A closed edge's branch is left out of the step's schedule, so it
+costs nothing forward or backward. Schedules are cached per set of closed edges. Execution is
+a flat loop over a topological order: no Python recursion, so ResNet-1202 runs as easily as
+LeNet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import networkx as nx
+import torch
+from torch import Tensor, nn
+
+from grownet.graph.netgraph import NetGraph
+from grownet.graph.ops import OPS
+from grownet.graph.plan import StepPlan
+from grownet.layers import gradual_q
+
+Edge = tuple[str, str]
+_PLAIN, _DROPIN, _GATED = 0, 1, 2
+_SCHEDULE_CACHE_LIMIT = 4096  # 2**k gate patterns are possible; keep memory bounded
+
+
+def exclusive_branches(graph: NetGraph) -> dict[Edge, frozenset[str]]:
+    """For every input edge ``(u, g)`` of a gating node ``g``: the nodes only it serves.
+
+    A node belongs to the branch of edge ``e`` when every path from it to the output passes
+    through ``e``; those are exactly the nodes a step may skip when ``g`` does not need ``e``.
+    Computed with one post-dominator tree over the graph with each gated edge split by a
+    virtual node, so the cost is near-linear in the graph's size.
+    """
+    gated_edges = [(u, g) for g in graph.nodes if OPS[graph.op(g)].gating for u in graph.inputs(g)]
+    if not gated_edges:
+        return {}
+    reverse = nx.DiGraph()
+    reverse.add_nodes_from(graph.nodes)
+    virtual = {edge: ("edge", *edge) for edge in gated_edges}
+    for u, v in graph.nx.edges:
+        if (u, v) in virtual:
+            reverse.add_edge(v, virtual[(u, v)])
+            reverse.add_edge(virtual[(u, v)], u)
+        else:
+            reverse.add_edge(v, u)
+    root = graph.output_node
+    idom = nx.immediate_dominators(reverse, root)
+    children: dict[object, list[object]] = {}
+    for node, parent in idom.items():
+        if node != root:
+            children.setdefault(parent, []).append(node)
+    branches = {}
+    for edge, vnode in virtual.items():
+        found, stack = set(), list(children.get(vnode, ()))
+        while stack:
+            node = stack.pop()
+            if isinstance(node, str):
+                found.add(node)
+            stack.extend(children.get(node, ()))
+        branches[edge] = frozenset(found)
+    return branches
+
+
+@dataclass(frozen=True)
+class _Step:
+    node: str
+    inputs: tuple[str | None, ...]  # None: a port this step does not need
+    kind: int
+    free: tuple[str, ...]  # values no later step reads
+
+
+class GraphNet(nn.Module):
+    """Runs a :class:`NetGraph`; ``forward(x, plan)`` follows a :class:`StepPlan`.
+
+    Without a ``plan`` argument the last plan set with :meth:`set_plan` is used (initially
+    iteration 0 with every gate open). In ``eval()`` mode every gate is open and each op applies
+    its test-time rule (stochastic depth scales its branch by p_l; depth dropout does not
+    rescale; gradual DropIn mixes at the plan's q, regularizing DropIn takes its expectation).
+
+    Example:
+        >>> import torch
+        >>> from grownet.zoo import build
+        >>> from grownet.graph.plan import Planner
+        >>> graph = build("cifar_resnet", depth=20, depth_dropout=0.5)
+        >>> net, planner = GraphNet(graph), Planner(graph, seed=0)
+        >>> net(torch.randn(2, 3, 32, 32), planner.draw(0)).shape
+        torch.Size([2, 10])
+    """
+
+    def __init__(self, graph: NetGraph, *, modules: Mapping[str, nn.Module] | None = None) -> None:
+        super().__init__()
+        self.shapes = graph.validate()
+        self.graph = graph.copy()
+        modules = modules or {}
+        order = graph.topological_order()
+        self.layers = nn.ModuleDict()
+        for node in order:
+            spec = graph.spec(node)
+            if node in modules:
+                self.layers[node] = modules[node]
+            else:
+                ins = [self.shapes[u] for u in graph.inputs(node)]
+                self.layers[node] = OPS[spec.op].build(spec.params, ins)
+        self.input_node, self.output_node = graph.input_node, graph.output_node
+        kinds = {"dropin": _DROPIN, "gated_add": _GATED}
+        self._order = [
+            (n, tuple(graph.inputs(n)), kinds.get(graph.op(n), _PLAIN))
+            for n in order
+            if n != self.input_node
+        ]
+        self._gating = [(n, kind) for n, _, kind in self._order if kind != _PLAIN]
+        self._dropin_schedule = {
+            n: (graph.spec(n).params["length"], graph.spec(n).params["start"])
+            for n, kind in self._gating
+            if kind == _DROPIN
+        }
+        self.branches = exclusive_branches(graph)
+        self._schedules: dict[frozenset[Edge], list[_Step]] = {}
+        self.plan = StepPlan()
+
+    # ------------------------------------------------------------------ plan
+
+    def set_plan(self, plan: StepPlan) -> None:
+        """Use ``plan`` for the following forward calls that pass none."""
+        self.plan = plan
+
+    def dropin_q(self, node: str, plan: StepPlan) -> float:
+        if node in plan.dropin_q:
+            return plan.dropin_q[node]
+        length, start = self._dropin_schedule[node]
+        return gradual_q(plan.iteration, length=length, start=start)
+
+    def closed_edges(self, plan: StepPlan) -> frozenset[Edge]:
+        """The gated edges whose inputs this step does not need, under ``plan``."""
+        closed = []
+        for node, kind in self._gating:
+            module = self.layers[node]
+            if kind == _DROPIN:
+                needs = module.needs(
+                    self.dropin_q(node, plan) if module.mode == "gradual" else None
+                )
+            else:
+                skip = self.training and module.mode == "skip" and not plan.gates.get(node, True)
+                needs = (not skip, True)
+            ins = self.graph.inputs(node)
+            closed.extend((ins[port], node) for port, need in enumerate(needs) if not need)
+        return frozenset(closed)
+
+    def skipped_nodes(self, plan: StepPlan) -> frozenset[str]:
+        """The nodes a step under ``plan`` leaves out."""
+        skipped: set[str] = set()
+        for edge in self.closed_edges(plan):
+            skipped |= self.branches[edge]
+        return frozenset(skipped)
+
+    def _schedule(self, closed: frozenset[Edge]) -> list[_Step]:
+        cached = self._schedules.get(closed)
+        if cached is not None:
+            return cached
+        skipped: set[str] = set()
+        for edge in closed:
+            skipped |= self.branches[edge]
+        rows = []
+        for node, ins, kind in self._order:
+            if node in skipped:
+                continue
+            rows.append((node, tuple(None if (u, node) in closed else u for u in ins), kind))
+        last_use: dict[str, int] = {}
+        for i, (_, ins, _) in enumerate(rows):
+            for u in ins:
+                if u is not None:
+                    last_use[u] = i
+        frees: dict[int, list[str]] = {}
+        for u, i in last_use.items():
+            frees.setdefault(i, []).append(u)
+        schedule = [
+            _Step(node, ins, kind, tuple(frees.get(i, ())))
+            for i, (node, ins, kind) in enumerate(rows)
+        ]
+        if len(self._schedules) >= _SCHEDULE_CACHE_LIMIT:
+            self._schedules.clear()
+        self._schedules[closed] = schedule
+        return schedule
+
+    # ------------------------------------------------------------------ run
+
+    def forward(self, x: Tensor, plan: StepPlan | None = None) -> Tensor:
+        plan = self.plan if plan is None else plan
+        layers = self.layers
+        values: dict[str, Tensor] = {self.input_node: x}
+        for step in self._schedule(self.closed_edges(plan)):
+            ins = [None if u is None else values[u] for u in step.inputs]
+            module = layers[step.node]
+            if step.kind == _PLAIN:
+                out = module(*ins)
+            elif step.kind == _DROPIN:
+                q = self.dropin_q(step.node, plan) if module.mode == "gradual" else None
+                out = module(ins[0], ins[1], q)
+            else:
+                out = module(ins[0], ins[1], plan.gates.get(step.node, True))
+            values[step.node] = out
+            for u in step.free:
+                del values[u]
+        return values[self.output_node]
+
+    # ------------------------------------------------------------------ surgery support
+
+    def rebuilt(
+        self, graph: NetGraph, *, modules: Mapping[str, nn.Module] | None = None
+    ) -> GraphNet:
+        """An executor for ``graph`` that reuses every unchanged node's module.
+
+        A node is unchanged when it has the same id, spec and input shapes as here; ``modules``
+        supplies replacements built by surgery (e.g. a narrowed conv with its kept weights).
+        New modules are moved to this executor's device and dtype; train/eval mode and the plan
+        carry over.
+        """
+        shapes = graph.validate()
+        reuse = dict(modules or {})
+        for node in graph.nodes:
+            if node in reuse or node not in self.graph:
+                continue
+            same_spec = graph.spec(node) == self.graph.spec(node)
+            same_inputs = [shapes[u] for u in graph.inputs(node)] == [
+                self.shapes[u] for u in self.graph.inputs(node)
+            ]
+            if same_spec and same_inputs:
+                reuse[node] = self.layers[node]
+        net = GraphNet(graph, modules=reuse)
+        reference = next(self.parameters(), None)
+        if reference is not None:
+            net.to(device=reference.device, dtype=reference.dtype)
+        net.train(self.training)
+        net.plan = self.plan
+        return net
+
+
+def sync_optimizer(old: torch.optim.Optimizer, net: nn.Module) -> torch.optim.Optimizer:
+    """A new optimizer of the same kind over ``net``'s parameters, keeping what it can.
+
+    Parameters that survived surgery (the same ``Parameter`` objects) keep their state
+    (momentum buffers, Adam moments, step counts); new ones start fresh; removed ones are
+    dropped. Hyper-parameters come from the old optimizer's first param group, so schedules
+    that changed the learning rate carry over.
+    """
+    params = [p for p in net.parameters() if p.requires_grad]
+    new = type(old)(params, **old.defaults)
+    # Copy the live group settings too: an LR scheduler may have changed lr or added initial_lr.
+    new.param_groups[0].update({k: v for k, v in old.param_groups[0].items() if k != "params"})
+    for p in params:
+        if p in old.state:
+            new.state[p] = old.state[p]
+    return new
