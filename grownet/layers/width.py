@@ -1,0 +1,98 @@
+"""Width dropout: drop whole channels at random, or keep a prefix to simulate a thinner layer."""
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["WidthDropout", "kept_channels", "width_dropout"]
+
+WIDTH_MODES = ("random", "prefix")
+
+
+def _check_retain(retain: float) -> None:
+    if not 0.0 < retain <= 1.0:
+        raise ValueError(f"retain must be in (0, 1], got {retain!r}")
+
+
+def kept_channels(channels: int, retain: float) -> int:
+    """Channels a layer of width ``channels`` keeps at ``retain``: max(1, ceil(channels * retain)).
+
+    >>> kept_channels(10, 0.1 + 0.2), kept_channels(10, 0.01)
+    (3, 1)
+    """
+    _check_retain(retain)
+    if channels < 1:
+        raise ValueError(f"channels must be >= 1, got {channels!r}")
+    # Rounding first stops float error from adding a channel: 10 * (0.1 + 0.2) = 3.0000000000000004.
+    return max(1, math.ceil(round(channels * retain, 9)))
+
+
+def width_dropout(
+    x: Tensor,
+    retain: float,
+    *,
+    mode: str = "random",
+    training: bool = True,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Channel dropout on ``x`` of shape (N, C, ...) keeping a share ``retain`` of channels.
+
+    ``mode="random"``: drop each channel of each sample with probability 1 - retain and scale
+    the kept ones by 1/retain; the identity in eval. A 2-D input drops single units.
+    ``mode="prefix"``: keep the first :func:`kept_channels` channels and zero the rest, in
+    training and eval alike and without rescaling, so the layer acts as a thinner one.
+    ``generator``, on ``x``'s device, drives the random draws.
+
+    >>> width_dropout(torch.ones(1, 4), 0.5, mode="prefix")
+    tensor([[1., 1., 0., 0.]])
+    """
+    _check_retain(retain)
+    if mode not in WIDTH_MODES:
+        raise ValueError(f"mode must be one of {WIDTH_MODES}, got {mode!r}")
+    if x.dim() < 2:
+        raise ValueError(f"x must have shape (N, C, ...), got {tuple(x.shape)}")
+    channels = x.shape[1]
+    if mode == "prefix":
+        keep = kept_channels(channels, retain)
+        if keep == channels:
+            return x
+        dropped = torch.arange(channels, device=x.device) >= keep
+        return x.masked_fill(dropped.view(channels, *[1] * (x.dim() - 2)), 0.0)
+    if not training or retain == 1.0:
+        return x
+    mask_shape = (x.shape[0], channels, *[1] * (x.dim() - 2))
+    kept = torch.rand(mask_shape, generator=generator, device=x.device) < retain
+    return x * (kept.to(x.dtype) / retain)
+
+
+class WidthDropout(nn.Module):
+    """:func:`width_dropout` as a layer; ``retain`` may be changed between steps.
+
+    >>> layer = WidthDropout(retain=0.5, mode="prefix")
+    >>> layer.retain = 0.25
+    >>> layer(torch.ones(1, 4))
+    tensor([[1., 0., 0., 0.]])
+    """
+
+    def __init__(self, *, retain: float, mode: str = "random") -> None:
+        super().__init__()
+        if mode not in WIDTH_MODES:
+            raise ValueError(f"mode must be one of {WIDTH_MODES}, got {mode!r}")
+        self.mode = mode
+        self.retain = retain
+
+    @property
+    def retain(self) -> float:
+        return self._retain
+
+    @retain.setter
+    def retain(self, value: float) -> None:
+        _check_retain(value)
+        self._retain = value
+
+    def forward(self, x: Tensor) -> Tensor:
+        return width_dropout(x, self.retain, mode=self.mode, training=self.training)
+
+    def extra_repr(self) -> str:
+        return f"retain={self.retain}, mode={self.mode!r}"
