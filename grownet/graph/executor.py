@@ -243,19 +243,35 @@ class GraphNet(nn.Module):
         return net
 
 
-def sync_optimizer(old: torch.optim.Optimizer, net: nn.Module) -> torch.optim.Optimizer:
+def sync_optimizer(
+    old: torch.optim.Optimizer, net: nn.Module, *, new_params_group: int = 0
+) -> torch.optim.Optimizer:
     """A new optimizer of the same kind over ``net``'s parameters, keeping what it can.
 
-    Parameters that survived surgery (the same ``Parameter`` objects) keep their state
-    (momentum buffers, Adam moments, step counts); new ones start fresh; removed ones are
-    dropped. Hyper-parameters come from the old optimizer's first param group, so schedules
-    that changed the learning rate carry over.
+    Parameters that survived surgery (the same ``Parameter`` objects) stay in their param group
+    and keep their state (momentum buffers, Adam moments, step counts); new ones join group
+    ``new_params_group`` and start fresh; removed ones are dropped. Each group keeps its live
+    settings, so a learning rate a schedule changed carries over. An LR scheduler bound to the
+    old optimizer must be re-created for the new one.
     """
-    params = [p for p in net.parameters() if p.requires_grad]
-    new = type(old)(params, **old.defaults)
-    # Copy the live group settings too: an LR scheduler may have changed lr or added initial_lr.
-    new.param_groups[0].update({k: v for k, v in old.param_groups[0].items() if k != "params"})
-    for p in params:
-        if p in old.state:
-            new.state[p] = old.state[p]
+    if not 0 <= new_params_group < len(old.param_groups):
+        raise ValueError(
+            f"new_params_group must index one of {len(old.param_groups)} groups, "
+            f"got {new_params_group!r}"
+        )
+    group_of = {p: i for i, g in enumerate(old.param_groups) for p in g["params"]}
+    members: list[list[nn.Parameter]] = [[] for _ in old.param_groups]
+    for p in net.parameters():
+        if p.requires_grad:
+            members[group_of.get(p, new_params_group)].append(p)
+    groups = [
+        {**{k: v for k, v in g.items() if k != "params"}, "params": ps}
+        for g, ps in zip(old.param_groups, members, strict=True)
+        if ps
+    ]
+    new = type(old)(groups, **old.defaults)
+    for ps in members:
+        for p in ps:
+            if p in old.state:
+                new.state[p] = old.state[p]
     return new

@@ -63,6 +63,11 @@ class Planner:
             if graph.spec(n).params["mode"] == "gradual"
         }
 
+    @property
+    def gated_units(self) -> int:
+        """How many residual units may be dropped (drop probability > 0)."""
+        return len(self._gate_nodes)
+
     def draw(self, iteration: int) -> StepPlan:
         gates: dict[str, bool] = {}
         if self._gate_nodes:

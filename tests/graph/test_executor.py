@@ -171,3 +171,19 @@ def test_rebuilt_reuses_unchanged_modules_and_optimizer_state():
     assert net2.layers["fc"].weight not in opt2.state
     assert opt2.param_groups[0]["momentum"] == 0.9
     assert net2(torch.randn(1, 3, 8, 8)).shape == (1, 7)
+
+
+def test_sync_optimizer_keeps_param_groups():
+    net = GraphNet(residual_net(1))
+    decay = [p for n, p in net.named_parameters() if "bn" not in n]
+    no_decay = [p for n, p in net.named_parameters() if "bn" in n]
+    opt = torch.optim.SGD(
+        [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}], lr=0.1, weight_decay=1e-4
+    )
+    g2 = net.graph.copy()
+    g2.set_spec("fc", LayerSpec("linear", out_features=2))
+    new = sync_optimizer(opt, net.rebuilt(g2))
+    assert [g["weight_decay"] for g in new.param_groups] == [1e-4, 0.0]
+    assert new.param_groups[1]["params"] == no_decay
+    with pytest.raises(ValueError, match="new_params_group"):
+        sync_optimizer(opt, net, new_params_group=5)

@@ -1,0 +1,261 @@
+"""Width surgery that carries weights: :func:`narrow` and :func:`widen` a trained :class:`GraphNet`.
+
+Both remap the output channels (or features) of one conv or linear node through an index
+``idx``: new channel ``j`` is old channel ``idx[j]``. The node's weight rows and bias, every
+batchnorm the channels pass through (affine and running statistics) and the input columns of
+every conv or linear that reads them are remapped alike; a flatten in between turns channel
+``c`` into the feature block ``c*H*W .. (c+1)*H*W - 1``. Channel-wise ops in between (ReLU,
+pooling, LRN, dropout, width dropout, identity, global average pooling) carry the channels
+through unchanged. Every other node untouched keeps its module (and optimizer state).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from grownet.graph.executor import GraphNet
+from grownet.graph.netgraph import NetGraph
+from grownet.graph.ops import OPS
+from grownet.graph.spec import GraphError, LayerSpec, Shape
+
+__all__ = ["narrow", "widen"]
+
+_CHANNELWISE = frozenset(
+    {
+        "relu",
+        "maxpool",
+        "avgpool",
+        "lrn",
+        "dropout",
+        "width_dropout",
+        "identity",
+        "batchnorm",
+        "flatten",
+        "global_avgpool",
+    }
+)
+_WIDTH_KEY = {"conv": "out_channels", "linear": "out_features"}
+
+
+def _target(graph: NetGraph, node: str, where: str) -> int:
+    if node not in graph:
+        raise GraphError(f"{where}: node {node!r} is not in the graph; check the id")
+    spec = graph.spec(node)
+    if spec.op not in _WIDTH_KEY:
+        raise GraphError(f"{where}: node {node!r} is a {spec.op}; give a conv or linear node")
+    if spec.op == "conv" and spec.params["groups"] != 1:
+        raise GraphError(
+            f"{where}: node {node!r} is a grouped conv; grouped convs are not supported"
+        )
+    return spec.params[_WIDTH_KEY[spec.op]]
+
+
+def _breaks_function(spec: LayerSpec) -> str | None:
+    if spec.op == "lrn" and spec.params["region"] == "across":
+        return "normalizes across channels"
+    if spec.op == "width_dropout" and spec.params["mode"] == "prefix" and spec.params["retain"] < 1:
+        return "keeps a prefix that depends on the channel count"
+    return None
+
+
+def _trace(
+    graph: NetGraph, node: str, shapes: dict[str, Shape], where: str, *, preserve: bool
+) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """Batchnorms and readers ``node``'s channels reach, each with one channel's block size."""
+    norms: list[tuple[str, int]] = []
+    readers: list[tuple[str, int]] = []
+    stack = [(v, 1, node) for v in graph.consumers(node)]
+    while stack:
+        v, block, src = stack.pop()
+        spec = graph.spec(v)
+        if spec.op in _WIDTH_KEY:
+            if spec.op == "conv" and spec.params["groups"] != 1:
+                raise GraphError(
+                    f"{where}: the channels of {node!r} flow into grouped conv {v!r}; "
+                    "grouped convs are not supported"
+                )
+            readers.append((v, block))
+            continue
+        if spec.op == "output":
+            raise GraphError(
+                f"{where}: the channels of {node!r} are the network's output (they reach {v!r}); "
+                "changing them would change what the network returns"
+            )
+        if len(graph.inputs(v)) > 1:
+            others = [u for u in graph.inputs(v) if u != src]
+            raise GraphError(
+                f"{where}: the channels of {node!r} flow into {v!r} ({spec.op}), whose other "
+                f"input {others[0]!r} would then mismatch; not supported"
+            )
+        if spec.op not in _CHANNELWISE:
+            raise GraphError(
+                f"{where}: the channels of {node!r} flow into {v!r} ({spec.op}), whose output "
+                "shape is fixed; not supported"
+            )
+        why = _breaks_function(spec) if preserve else None
+        if why:
+            raise GraphError(
+                f"{where}: the channels of {node!r} flow into {v!r} ({spec.op}), which {why}; "
+                "widening would not preserve the function"
+            )
+        if spec.op == "batchnorm":
+            norms.append((v, block))
+        if spec.op == "flatten":
+            block *= math.prod(shapes[src][1:])
+        stack.extend((w, block, v) for w in graph.consumers(v))
+    return norms, readers
+
+
+def _expand(index: Tensor, block: int) -> Tensor:
+    """Channel indices to feature indices when each channel spans ``block`` features."""
+    if block == 1:
+        return index
+    return (index[:, None] * block + torch.arange(block, device=index.device)).flatten()
+
+
+def _build_like(graph: NetGraph, node: str, shapes: dict[str, Shape], old: nn.Module) -> nn.Module:
+    spec = graph.spec(node)
+    ref = next(old.parameters())
+    with torch.device(ref.device):
+        module = OPS[spec.op].build(spec.params, [shapes[u] for u in graph.inputs(node)])
+    module.to(dtype=ref.dtype).train(old.training)
+    return module
+
+
+def _install(new: nn.Module, old: nn.Module, state: dict[str, Tensor]) -> nn.Module:
+    new.load_state_dict(state)
+    for name, param in new.named_parameters():
+        param.requires_grad_(old.get_parameter(name).requires_grad)
+    return new
+
+
+def _remap(
+    net: GraphNet, node: str, index: Tensor, scale: Tensor | None, noise: Tensor | None, where: str
+) -> GraphNet:
+    """``net`` with ``node``'s output channel j taken from old channel ``index[j]``.
+
+    Readers' input columns are multiplied by ``scale`` (None: 1); ``noise`` is added to the
+    node's new weight rows.
+    """
+    graph = net.graph
+    norms, readers = _trace(graph, node, net.shapes, where, preserve=scale is not None)
+    spec = graph.spec(node)
+    g = graph.copy()
+    g.set_spec(node, spec.replace(**{_WIDTH_KEY[spec.op]: len(index)}))
+    try:
+        shapes = g.validate()
+    except GraphError as err:
+        raise GraphError(f"{where}: {err}") from None
+    old = net.layers[node]
+    index = index.to(old.weight.device)
+    state = {k: v.index_select(0, index) for k, v in old.state_dict().items()}
+    if noise is not None:
+        state["weight"] = state["weight"] + noise.to(state["weight"])
+    modules = {node: _install(_build_like(g, node, shapes, old), old, state)}
+    for n, block in norms:
+        old = net.layers[n]
+        rows = _expand(index, block)
+        state = {k: v.index_select(0, rows) if v.dim() else v for k, v in old.state_dict().items()}
+        modules[n] = _install(_build_like(g, n, shapes, old), old, state)
+    for n, block in readers:
+        old = net.layers[n]
+        cols = _expand(index, block)
+        state = dict(old.state_dict())
+        weight = state["weight"].index_select(1, cols)
+        if scale is not None:
+            factor = scale.to(weight).repeat_interleave(block)
+            weight = weight * factor.view(1, -1, *[1] * (weight.dim() - 2))
+        state["weight"] = weight
+        modules[n] = _install(_build_like(g, n, shapes, old), old, state)
+    return net.rebuilt(g, modules=modules)
+
+
+def _keep_index(keep: int | Sequence[int], count: int, where: str) -> list[int]:
+    if isinstance(keep, bool):
+        raise GraphError(f"{where}: keep must be an int or channel indices, got {keep!r}")
+    if isinstance(keep, int):
+        if not 1 <= keep <= count:
+            raise GraphError(f"{where}: keep must be in 1..{count}, got {keep}")
+        return list(range(keep))
+    try:
+        index = [operator.index(i) for i in keep]
+    except TypeError:
+        raise GraphError(f"{where}: keep must be an int or channel indices, got {keep!r}") from None
+    bad = [i for i in index if not 0 <= i < count]
+    if not index or bad or len(set(index)) != len(index):
+        raise GraphError(
+            f"{where}: keep must list distinct channel indices in 0..{count - 1}, got {index}"
+        )
+    return index
+
+
+def narrow(net: GraphNet, node: str, keep: int | Sequence[int]) -> GraphNet:
+    """``net`` with only the ``keep`` output channels of the conv or linear ``node``.
+
+    ``keep`` is a count k (the first k channels) or the channel indices to keep, in the new
+    order. The kept channels keep their weights, batchnorm statistics and the weights readers
+    give them; the readers' columns for dropped channels go. Refused (``GraphError`` naming the
+    node) when the channels reach an add, DropIn, resize, channel_pad, grouped conv or the output.
+
+    Example:
+        >>> thin = narrow(net, "conv1", 12)  # doctest: +SKIP
+        >>> thin.layers["conv1"].weight.equal(net.layers["conv1"].weight[:12])  # doctest: +SKIP
+        True
+    """
+    where = f"narrow {node!r}"
+    count = _target(net.graph, node, where)
+    index = _keep_index(keep, count, where)
+    if index == list(range(count)):
+        return net.rebuilt(net.graph)
+    return _remap(net, node, torch.tensor(index), None, None, where)
+
+
+def widen(
+    net: GraphNet,
+    node: str,
+    out: int,
+    *,
+    noise: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> GraphNet:
+    """``net`` with the conv or linear ``node`` widened to ``out`` channels (Net2WiderNet).
+
+    Each new channel copies an existing one drawn uniformly with ``generator``; every reader
+    divides the incoming weights of a copied channel by how many copies it now has, so with
+    ``noise=0`` the eval-mode function is unchanged (batchnorms in between copy the statistics
+    too). ``noise`` > 0 adds Gaussian noise, with std ``noise`` × the std of the node's
+    weights, to the new channels' weights to break the symmetry (the function then changes
+    slightly). Refused where copying would not preserve the function (across-channel LRN,
+    prefix width dropout) and wherever :func:`narrow` is.
+
+    Example:
+        >>> gen = torch.Generator().manual_seed(0)
+        >>> wide = widen(net, "conv1", 32, generator=gen)  # doctest: +SKIP
+    """
+    where = f"widen {node!r}"
+    count = _target(net.graph, node, where)
+    if isinstance(out, bool) or not isinstance(out, int) or out < count:
+        raise GraphError(
+            f"{where}: out must be an int >= {count} (use narrow to shrink), got {out!r}"
+        )
+    if not (isinstance(noise, int | float) and math.isfinite(noise) and noise >= 0):
+        raise GraphError(f"{where}: noise must be a finite number >= 0, got {noise!r}")
+    if out == count:
+        return net.rebuilt(net.graph)
+    device = generator.device if generator is not None else torch.device("cpu")
+    extra = torch.randint(count, (out - count,), generator=generator, device=device).cpu()
+    index = torch.cat([torch.arange(count), extra])
+    scale = 1.0 / torch.bincount(index, minlength=count).to(torch.float64)[index]
+    jitter = None
+    if noise > 0:
+        weight = net.layers[node].weight.detach()
+        shape = (out - count, *weight.shape[1:])
+        draw = torch.randn(shape, generator=generator, device=device).cpu()
+        std = float(weight.float().std()) if weight.numel() > 1 else 1.0
+        jitter = torch.cat([torch.zeros(count, *weight.shape[1:]), draw * (noise * std)])
+    return _remap(net, node, index, scale, jitter, where)
