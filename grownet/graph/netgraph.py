@@ -16,11 +16,12 @@ from typing import Any
 
 import networkx as nx
 
-from grownet.graph.ops import OPS
+from grownet.graph.ops import INIT_KINDS, OPS
 from grownet.graph.spec import GraphError, LayerSpec, Shape
 
 _NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 FORMAT_VERSION = 1
+_WEIGHTED = ("conv", "linear", "batchnorm")
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,27 @@ class NetGraph:
         orphans = [n for n in order if n not in reach_in]
         if orphans:
             raise GraphError(f"node {orphans[0]!r} is not fed by the input; connect it")
-        return self.shapes()
+        shapes = self.shapes()
+        self._check_values(shapes)
+        return shapes
+
+    def _check_values(self, shapes: dict[str, Shape]) -> None:
+        """Reject bad parameter values (a misspelt DropIn mode, ``length=0``) now, naming
+        the node, rather than when the executor builds the modules."""
+        for node in self.nx.nodes:
+            spec = self.spec(node)
+            if spec.op in _WEIGHTED:
+                if spec.op != "batchnorm" and spec.params["init"] not in INIT_KINDS:
+                    raise GraphError(
+                        f"node {node!r} ({spec.op}): unknown init {spec.params['init']!r}; "
+                        f"use one of {', '.join(INIT_KINDS)}"
+                    )
+                continue
+            ins = [shapes[u] for u in self.inputs(node)]
+            try:
+                OPS[spec.op].build(spec.params, ins)  # weight-free, so building is cheap
+            except (ValueError, TypeError) as err:
+                raise GraphError(f"node {node!r} ({spec.op}): {err}") from None
 
     def shapes(self) -> dict[str, Shape]:
         """The per-sample output shape of every node, inferred from the input shape."""

@@ -93,11 +93,12 @@ def init_weights(module: nn.Module, params: Params) -> None:
     elif kind == "gaussian":
         nn.init.normal_(weight, 0.0, float(params["init_std"]))
     else:
-        raise GraphError(f"unknown init {kind!r}; use default, kaiming, msra, xavier or gaussian")
+        raise GraphError(f"unknown init {kind!r}; use one of {', '.join(INIT_KINDS)}")
     if module.bias is not None:
         nn.init.constant_(module.bias, float(params["bias_value"]))
 
 
+INIT_KINDS = ("default", "kaiming", "msra", "xavier", "gaussian")
 _INIT = {"init": "kaiming", "init_std": 0.01, "bias_value": 0.0}
 
 # --------------------------------------------------------------------------- conv / linear

@@ -156,3 +156,30 @@ def test_bad_json_is_one_line(tmp_path):
     other = json.dumps({"nodes": []})
     with pytest.raises(GraphError, match="not a grownet graph"):
         NetGraph.from_json(other)
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        (LayerSpec("dropin", mode="regularising"), r"'join' \(dropin\): mode must be"),
+        (LayerSpec("dropin", length=0), r"'join' \(dropin\): length must be"),
+        (LayerSpec("gated_add", drop_prob=1.5), r"'join' \(gated_add\): drop_prob must be"),
+    ],
+)
+def test_bad_parameter_values_fail_validation_naming_the_node(spec, match):
+    g = NetGraph()
+    x = g.add("input", LayerSpec("input", shape=[2, 8, 8]))
+    a = g.add("conv_a", LayerSpec("conv", out_channels=2, kernel_size=3, padding=1), [x])
+    j = g.add("join", spec, [a, x])
+    g.add("output", LayerSpec("output"), [j])
+    with pytest.raises(GraphError, match=match):
+        g.validate()
+
+
+def test_unknown_init_fails_validation():
+    g = NetGraph()
+    x = g.add("input", LayerSpec("input", shape=[4]))
+    x = g.add("fc", LayerSpec("linear", out_features=2, init="he"), [x])
+    g.add("output", LayerSpec("output"), [x])
+    with pytest.raises(GraphError, match=r"'fc' \(linear\): unknown init 'he'"):
+        g.validate()
