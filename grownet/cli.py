@@ -111,6 +111,104 @@ def cmd_bench(args: argparse.Namespace) -> None:
         print(f"  written to {args.json}")
 
 
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (``max_iter`` -> ``--max-iter``), default: unset."""
+    import dataclasses
+
+    from grownet.train.config import HELP, TrainConfig
+
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "model_options":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind, text = str(f.type), HELP[f.name]
+        if kind.startswith("bool"):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+        elif "list[int]" in kind:
+            p.add_argument(flag, type=int, nargs="+", default=None, metavar="N", help=text)
+        else:
+            cast = int if "int" in kind else float if "float" in kind else str
+            p.add_argument(flag, type=cast, default=None, metavar=f.name.upper(), help=text)
+
+
+def _train_config(args: argparse.Namespace, extra: Sequence[str]) -> Any:
+    import dataclasses
+
+    from grownet.train.config import TrainConfig
+
+    given = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if f.name != "model_options" and getattr(args, f.name, None) is not None
+    }
+    options = parse_options(args.option) | _model_flags(extra)
+    if args.config:
+        config = TrainConfig.from_toml(args.config, **given)
+        if options:
+            config.model_options = {**config.model_options, **options}
+        return config
+    return TrainConfig.from_dict({**given, "model_options": options}, source="command line")
+
+
+def _model_flags(extra: Sequence[str]) -> dict[str, Any]:
+    """Flags the trainer does not know are builder options: ``--n 5 --dropin-length 2500``."""
+    options: dict[str, Any] = {}
+    items = list(extra)
+    while items:
+        flag = items.pop(0)
+        if not flag.startswith("--") or len(flag) < 3:
+            raise UsageError(f"unexpected argument {flag!r}; see grownet train --help")
+        key, sep, value = flag[2:].partition("=")
+        if not sep:
+            if not items or items[0].startswith("--"):
+                raise UsageError(f"model option --{key} needs a value")
+            value = items.pop(0)
+        options[key.replace("-", "_")] = _parse_value(value)
+    return options
+
+
+def cmd_train(args: argparse.Namespace, extra: Sequence[str] = ()) -> None:
+    from grownet.train.trainer import Trainer
+
+    config = _train_config(args, extra)
+    trainer = Trainer(config)
+    result = trainer.run(resume=args.resume)
+    acc = result.final_test_accuracy
+    shown = "n/a" if acc is None else f"{acc:.4f}"
+    print(
+        f"{result.status}: test accuracy {shown} after {result.iterations} iterations "
+        f"({result.wall_time_s:.1f} s); run directory {result.run_dir}"
+    )
+    if result.status == "interrupted":
+        print(f"resume with: grownet train --resume --name {Path(result.run_dir).name} ...")
+
+
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    from grownet.reproduce import format_table, load_recipe, run_recipe, write_summary
+
+    recipe = load_recipe(args.recipe)
+    overrides: dict[str, Any] = {"runs_dir": args.runs_dir, "quiet": args.quiet}
+    for key in ("max_iter", "data_dir", "device", "threads", "seed"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    print(f"{recipe.name}: {recipe.paper}")
+    rows: list[Any] = []
+
+    def show(row: Any) -> None:
+        rows.append(row)
+        print(
+            f"  {row.case}: {row.status}, test accuracy {row.final_test_accuracy}, "
+            f"{row.wall_time_s:.0f} s",
+            flush=True,
+        )
+
+    run_recipe(recipe, cases=args.case or None, overrides=overrides, on_result=show)
+    where = write_summary(recipe, rows, args.runs_dir)
+    print()
+    print(format_table(rows))
+    print(f"\nsummary written to {where}/summary.json")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grownet",
@@ -140,6 +238,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_graph)
 
     p = sub.add_parser(
+        "train",
+        allow_abbrev=False,  # unknown flags are builder options: --n must not mean --name
+        help="train a zoo network on a dataset, writing runs/<name>/",
+        description="Train a zoo network. Flags not listed here are passed to the model "
+        "builder, e.g. `grownet train --model lenet2n --n 5 --dropin-length 2500 "
+        "--dataset mnist`.",
+    )
+    p.add_argument("--config", metavar="TOML", help="a TOML run spec (flags override it)")
+    p.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="builder option, repeatable (same as --KEY VALUE)",
+    )
+    p.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="continue from runs/<name>/checkpoint.pt when it exists (default: yes)",
+    )
+    _add_config_flags(p)
+    p.set_defaults(func=cmd_train, takes_extra=True)
+
+    p = sub.add_parser(
+        "reproduce",
+        help="run a paper recipe (recipes/*.toml) and print the paper-vs-measured table",
+    )
+    p.add_argument("recipe", help="a recipe TOML file, e.g. recipes/dropin_mnist_lenet.toml")
+    p.add_argument("--case", action="append", help="run only this case (repeatable)")
+    p.add_argument("--max-iter", type=int, help="override every case's iteration budget")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--data-dir", help="dataset root (default: $GROWNET_DATA)")
+    p.add_argument("--device", help="auto, cpu or cuda[:N]")
+    p.add_argument("--threads", type=int, help="CPU threads for PyTorch")
+    p.add_argument("--seed", type=int, help="override the recipe's seed")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser(
         "bench",
         help="time a ResNet as a NetGraph against a hand-written nn.Module, side by side",
     )
@@ -157,10 +296,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     try:
-        args.func(args)
-    except (UsageError, GraphError, ValueError) as err:
+        if getattr(args, "takes_extra", False):
+            args.func(args, extra)
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        else:
+            args.func(args)
+    except (UsageError, GraphError, ValueError, FileNotFoundError) as err:
         print(f"grownet: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

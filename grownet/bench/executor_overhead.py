@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from grownet.bench.timing import interleaved, median, provenance
+from grownet.bench.timing import interleaved, median
 from grownet.graph.executor import GraphNet
+from grownet.provenance import environment
 from grownet.zoo import build
 
 
@@ -127,7 +128,7 @@ def run(
             "channels_last": channels_last,
             "seed": seed,
         },
-        "provenance": provenance(dev),
+        "provenance": environment(dev),
         "max_output_gap": gap,
         "graph_ms": graph_s * 1e3,
         "hand_ms": hand_s * 1e3,

@@ -7,7 +7,6 @@ read so that asynchronous kernels are counted where they run.
 
 from __future__ import annotations
 
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -54,18 +53,3 @@ def interleaved(
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
-
-
-def provenance(device: torch.device) -> dict[str, Any]:
-    """Where a number was measured: device, versions, threads."""
-    info: dict[str, Any] = {
-        "device": str(device),
-        "device_name": (
-            torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-        ),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-    }
-    return info

@@ -1,0 +1,60 @@
+"""Datasets and batch loaders: the papers' data, preprocessed on the device, resumable exactly.
+
+- ``load_dataset(name, ...)`` -> ``Dataset``: splits (``Split`` uint8 tensors, or
+  ``FolderSplit`` file lists for ImageNet), shapes, the ``Preprocess`` recipe, provenance.
+- ``make_loader(split, ...)`` -> ``BatchLoader`` (in memory, batched on-device augmentation)
+  or ``StreamLoader`` (image folders); both offer ``next_batch()``, ``state_dict()``,
+  ``load_state_dict()`` and one ordered pass with ``iter()`` for evaluation.
+- ``resolve_data_dir`` picks the data directory; ``DatasetMissing`` says which files to place.
+
+>>> ds = load_dataset("digits")
+>>> loader = BatchLoader(ds.train, batch_size=32, preprocess=ds.preprocess, train=True)
+>>> x, y = loader.next_batch()
+>>> tuple(x.shape), y.dtype
+((32, 1, 8, 8), torch.int64)
+"""
+
+from grownet.data.augment import (
+    Augmentation,
+    apply_augmentation,
+    draw_augmentation,
+    normalize,
+    random_crop,
+    random_flip,
+)
+from grownet.data.datasets import DATASETS, Dataset, DatasetInfo, load_dataset, make_loader
+from grownet.data.dirs import ENV_VAR, DatasetMissing, resolve_data_dir
+from grownet.data.loader import BatchLoader, derive_seed
+from grownet.data.preprocess import PREPROCESSINGS, Preprocess, channel_stats, pixel_mean, recipe
+from grownet.data.splits import FolderSplit, Split, held_out, stratified_indices
+from grownet.data.stream import StreamLoader, folder_transform
+
+__all__ = [
+    "DATASETS",
+    "ENV_VAR",
+    "PREPROCESSINGS",
+    "Augmentation",
+    "BatchLoader",
+    "Dataset",
+    "DatasetInfo",
+    "DatasetMissing",
+    "FolderSplit",
+    "Preprocess",
+    "Split",
+    "StreamLoader",
+    "apply_augmentation",
+    "channel_stats",
+    "derive_seed",
+    "draw_augmentation",
+    "folder_transform",
+    "held_out",
+    "load_dataset",
+    "make_loader",
+    "normalize",
+    "pixel_mean",
+    "random_crop",
+    "random_flip",
+    "recipe",
+    "resolve_data_dir",
+    "stratified_indices",
+]

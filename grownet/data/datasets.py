@@ -1,0 +1,241 @@
+"""The dataset registry, ``load_dataset`` and ``make_loader``: what the trainer calls.
+
+``load_dataset`` reads a dataset's official splits, optionally holds out a seeded, stratified
+validation set and takes a training subset, then builds the preprocessing recipe from the
+final training images (so a per-pixel mean never sees validation or test data).
+"""
+
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from grownet.data.dirs import resolve_data_dir
+from grownet.data.loader import BatchLoader, derive_seed
+from grownet.data.preprocess import Preprocess, recipe, recipes_for
+from grownet.data.sources import (
+    Raw,
+    read_cifar,
+    read_digits,
+    read_image_folder,
+    read_mnist_like,
+    read_svhn,
+)
+from grownet.data.splits import FolderSplit, Split, held_out, stratified_indices
+from grownet.data.stream import StreamLoader
+
+__all__ = ["DATASETS", "Dataset", "DatasetInfo", "load_dataset", "make_loader"]
+
+# Tags that keep the validation draw and the subset draw independent for the same seed.
+_VALIDATION, _SUBSET = 11, 12
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What grownet knows about a dataset before reading it."""
+
+    name: str
+    title: str
+    family: str  # which preprocessing recipes apply (see grownet.data.preprocess)
+    num_classes: int
+    in_shape: tuple[int, int, int]  # imagenet: for the default 224 crop
+    location: str  # where under the data directory its files go
+    streamed: bool = False  # too large for memory: a FolderSplit and a StreamLoader
+
+    @property
+    def preprocessings(self) -> tuple[str, ...]:
+        """The ``preprocessing=`` names this dataset accepts."""
+        return recipes_for(self.family)
+
+
+def _info(*args, **kwargs) -> tuple[str, DatasetInfo]:
+    info = DatasetInfo(*args, **kwargs)
+    return info.name, info
+
+
+DATASETS = types.MappingProxyType(
+    dict(
+        [
+            _info("digits", "sklearn digits", "digits", 10, (1, 8, 8), "(bundled with sklearn)"),
+            _info("mnist", "MNIST", "mnist", 10, (1, 28, 28), "MNIST/raw"),
+            _info("fashion_mnist", "Fashion-MNIST", "mnist", 10, (1, 28, 28), "FashionMNIST/raw"),
+            _info("cifar10", "CIFAR-10", "cifar", 10, (3, 32, 32), "cifar-10-batches-py"),
+            _info("cifar100", "CIFAR-100", "cifar", 100, (3, 32, 32), "cifar-100-python"),
+            _info("svhn", "SVHN", "svhn", 10, (3, 32, 32), "SVHN"),
+            _info("svhn_extra", "SVHN train+extra", "svhn", 10, (3, 32, 32), "SVHN"),
+            _info("imagenet", "ImageNet", "imagenet", 1000, (3, 224, 224), "imagenet", True),
+        ]
+    )
+)
+"""Registry of dataset names (read-only mapping name -> ``DatasetInfo``)."""
+
+_READERS = {
+    "digits": lambda d, download: read_digits(),
+    "mnist": lambda d, download: read_mnist_like("mnist", d, download=download),
+    "fashion_mnist": lambda d, download: read_mnist_like("fashion_mnist", d, download=download),
+    "cifar10": lambda d, download: read_cifar("cifar10", d, download=download),
+    "cifar100": lambda d, download: read_cifar("cifar100", d, download=download),
+    "svhn": lambda d, download: read_svhn(d, download=download),
+    "svhn_extra": lambda d, download: read_svhn(d, download=download, extra=True),
+    "imagenet": lambda d, download: read_image_folder(d),
+}
+
+
+@dataclass(eq=False)
+class Dataset:
+    """A loaded dataset: splits, shapes, the preprocessing to apply, and provenance.
+
+    ``train``/``val``/``test`` are ``Split`` (uint8 images in memory) or, for image folders,
+    ``FolderSplit``; ``make_loader`` turns either into batches. ``source`` is JSON-ready.
+    """
+
+    name: str
+    train: Split | FolderSplit
+    test: Split | FolderSplit
+    val: Split | FolderSplit | None
+    num_classes: int
+    in_shape: tuple[int, int, int]
+    preprocess: Preprocess
+    source: dict = field(default_factory=dict)
+    classes: tuple[str, ...] = ()
+
+
+def _check_size(name: str, value: object, *, low: int, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+
+
+def _normalise_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise ValueError(f"name must be a str, got {name!r}")
+    key = name.strip().lower().replace("-", "_")
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return key
+
+
+def load_dataset(
+    name: str,
+    *,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    train_size: int | None = None,
+    val_size: int = 0,
+    seed: int = 0,
+    preprocessing: str = "paper",
+) -> Dataset:
+    """Load dataset ``name`` (a key of ``DATASETS``) with the splits and recipe asked for.
+
+    ``val_size`` samples are held out of the official training set (seeded, stratified: the
+    stochastic-depth paper's 45k/5k CIFAR split is ``val_size=5000``); then ``train_size``
+    (if given) takes a seeded stratified subset of what is left. The test split is always the
+    official one. Nothing is downloaded unless ``download=True``; a dataset not on disk
+    raises ``DatasetMissing`` (a ``FileNotFoundError``) naming the files to place.
+
+    >>> ds = load_dataset("digits", val_size=100, seed=1)
+    >>> len(ds.train), len(ds.val), len(ds.test), ds.in_shape, ds.num_classes
+    (1247, 100, 450, (1, 8, 8), 10)
+    """
+    key = _normalise_name(name)
+    info = DATASETS[key]
+    if not isinstance(download, bool):
+        raise ValueError(f"download must be a bool, got {download!r}")
+    _check_size("train_size", train_size, low=1, allow_none=True)
+    _check_size("val_size", val_size, low=0)
+    _check_size("seed", seed, low=0)
+    if preprocessing not in info.preprocessings:
+        raise ValueError(
+            f"preprocessing must be one of {info.preprocessings} for {key}, got {preprocessing!r}"
+        )
+    directory = resolve_data_dir(data_dir)
+    raw: Raw = _READERS[key](directory, download)
+
+    train, val = raw.train, None
+    n = len(train)
+    if val_size >= n:
+        raise ValueError(f"val_size must be < {n} (the training samples of {key}), got {val_size}")
+    if val_size:
+        keep, held = held_out(train.y, val_size, seed=derive_seed(seed, _VALIDATION))
+        train, val = train.subset(keep), train.subset(held)
+    if train_size is not None:
+        if train_size > len(train):
+            raise ValueError(
+                f"train_size must be <= {len(train)} ({n} training samples of {key} minus "
+                f"val_size {val_size}), got {train_size}"
+            )
+        train = train.subset(
+            stratified_indices(train.y, train_size, seed=derive_seed(seed, _SUBSET))
+        )
+
+    preprocess = recipe(info.family, preprocessing, train.x if isinstance(train, Split) else None)
+    if isinstance(train, Split):
+        in_shape = train.image_shape
+    else:
+        in_shape = (3, preprocess.crop, preprocess.crop)
+    source = {
+        "dataset": key,
+        "directory": raw.directory,
+        "files": dict(raw.files),
+        "reader": raw.reader,
+        "split_seed": seed,
+        "val_size": val_size,
+        "train_size": train_size,
+        "sizes": {
+            "train": len(train),
+            "val": 0 if val is None else len(val),
+            "test": len(raw.test),
+        },
+        "preprocessing": preprocess.describe(),
+    }
+    return Dataset(
+        name=key,
+        train=train,
+        test=raw.test,
+        val=val,
+        num_classes=info.num_classes if not raw.classes else len(raw.classes),
+        in_shape=in_shape,
+        preprocess=preprocess,
+        source=source,
+        classes=raw.classes,
+    )
+
+
+def make_loader(
+    split: Split | FolderSplit,
+    *,
+    batch_size: int,
+    preprocess: Preprocess,
+    train: bool,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    drop_last: bool | None = None,
+    channels_last: bool = False,
+    num_workers: int = 4,
+) -> BatchLoader | StreamLoader:
+    """A ``BatchLoader`` for an in-memory split, a ``StreamLoader`` for a folder split.
+
+    ``num_workers`` only matters for folder splits (in-memory batches need no workers).
+
+    >>> ds = load_dataset("digits")
+    >>> loader = make_loader(ds.train, batch_size=64, preprocess=ds.preprocess, train=True)
+    >>> x, y = loader.next_batch()
+    >>> tuple(x.shape), float(x.max()) <= 1.0
+    ((64, 1, 8, 8), True)
+    """
+    options = dict(
+        batch_size=batch_size,
+        preprocess=preprocess,
+        train=train,
+        seed=seed,
+        device=device,
+        drop_last=drop_last,
+        channels_last=channels_last,
+    )
+    if isinstance(split, FolderSplit):
+        return StreamLoader(split, num_workers=num_workers, **options)
+    if isinstance(split, Split):
+        return BatchLoader(split, **options)
+    raise ValueError(f"split must be a Split or a FolderSplit, got {type(split).__name__}")

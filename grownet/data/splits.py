@@ -1,0 +1,147 @@
+"""Dataset splits held in memory (``Split``) or on disk (``FolderSplit``), and seeded subsets.
+
+Images stay as the raw uint8 bytes the dataset ships (N×C×H×W): a quarter of the memory of
+float32, and the loaders convert each batch on the fly. Subsets are drawn stratified, so a
+small ``train_size`` or a held-out validation set keeps the class proportions of the whole.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["FolderSplit", "Split", "held_out", "stratified_indices"]
+
+
+def _check_labels(y: Tensor, n: int) -> None:
+    if not isinstance(y, Tensor) or y.dtype != torch.int64 or y.dim() != 1:
+        raise ValueError(f"y must be a 1-D int64 tensor, got {_describe(y)}")
+    if y.numel() != n:
+        raise ValueError(f"y has {y.numel()} labels but there are {n} samples")
+    if n and int(y.min()) < 0:
+        raise ValueError(f"labels must be >= 0, got minimum {int(y.min())}")
+
+
+def _describe(t: object) -> str:
+    if isinstance(t, Tensor):
+        return f"tensor of dtype {t.dtype} and shape {tuple(t.shape)}"
+    return repr(t)
+
+
+@dataclass(eq=False)
+class Split:
+    """Images ``x`` (N×C×H×W, uint8 raw bytes or float) and labels ``y`` (N, int64).
+
+    >>> s = Split(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.tensor([0, 1, 0, 1]))
+    >>> len(s), s.image_shape
+    (4, (1, 8, 8))
+    >>> len(s.subset(torch.tensor([0, 2])))
+    2
+    """
+
+    x: Tensor
+    y: Tensor
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.x, Tensor) or self.x.dim() != 4:
+            raise ValueError(f"x must be an NxCxHxW tensor, got {_describe(self.x)}")
+        if self.x.dtype != torch.uint8 and not self.x.dtype.is_floating_point:
+            raise ValueError(f"x must be uint8 or floating point, got {self.x.dtype}")
+        _check_labels(self.y, self.x.shape[0])
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        return tuple(self.x.shape[1:])
+
+    def subset(self, indices: Tensor) -> "Split":
+        """The samples at ``indices`` (a copy, in the order given)."""
+        return Split(self.x[indices], self.y[indices])
+
+
+@dataclass(eq=False)
+class FolderSplit:
+    """Image files on disk with their labels: a split too large to hold in memory (ImageNet).
+
+    >>> s = FolderSplit(("a/1.png", "b/2.png"), torch.tensor([0, 1]), ("a", "b"))
+    >>> len(s), s.subset(torch.tensor([1])).paths
+    (2, ('b/2.png',))
+    """
+
+    paths: tuple[str, ...]
+    y: Tensor
+    classes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.paths = tuple(str(p) for p in self.paths)
+        self.classes = tuple(self.classes)
+        _check_labels(self.y, len(self.paths))
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def subset(self, indices: Tensor) -> "FolderSplit":
+        """The samples at ``indices``, in the order given."""
+        picked = indices.tolist()
+        return FolderSplit(tuple(self.paths[i] for i in picked), self.y[indices], self.classes)
+
+
+def _check_count(name: str, k: object, n: int, *, low: int) -> int:
+    if not isinstance(k, int) or isinstance(k, bool):
+        raise ValueError(f"{name} must be an int, got {k!r}")
+    if not low <= k <= n:
+        raise ValueError(f"{name} must be in [{low}, {n}] (the samples available), got {k}")
+    return k
+
+
+def stratified_indices(y: Tensor, k: int, *, seed: int) -> Tensor:
+    """``k`` distinct indices into ``y``, drawn at random but keeping the class proportions.
+
+    Each class gets ``floor(k * n_c / n)`` places; the places left go to the classes with the
+    largest remainders (ties to the lower class). The draw is a pure function of ``seed`` (a
+    private generator, never the global RNG). The result is sorted, so a subset keeps the
+    dataset's original order.
+
+    >>> y = torch.tensor([0] * 6 + [1] * 3)
+    >>> idx = stratified_indices(y, 3, seed=0)
+    >>> y[idx].tolist()
+    [0, 0, 1]
+    """
+    n = y.numel()
+    _check_count("k", k, n, low=0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"seed must be an int, got {seed!r}")
+    y = y.cpu()
+    classes, counts = torch.unique(y, return_counts=True)
+    exact = counts.double() * k / max(n, 1)
+    quota = exact.floor().long()
+    left = k - int(quota.sum())
+    if left:
+        # Stable sort on the negated remainder: largest remainders first, ties by class order.
+        order = torch.sort(-(exact - quota), stable=True).indices
+        quota[order[:left]] += 1
+    g = torch.Generator().manual_seed(seed)
+    chosen = []
+    for c, q in zip(classes.tolist(), quota.tolist(), strict=True):
+        members = torch.nonzero(y == c).flatten()
+        chosen.append(members[torch.randperm(members.numel(), generator=g)[:q]])
+    return torch.sort(torch.cat(chosen)).values if chosen else torch.zeros(0, dtype=torch.long)
+
+
+def held_out(y: Tensor, size: int, *, seed: int) -> tuple[Tensor, Tensor]:
+    """Indices (keep, held) that split ``y`` in two, ``held`` having ``size`` stratified samples.
+
+    This is the seeded random 45k/5k training/validation split of the stochastic-depth paper
+    when ``size=5000`` on CIFAR's 50k training images.
+
+    >>> keep, held = held_out(torch.tensor([0, 0, 1, 1]), 2, seed=0)
+    >>> sorted(keep.tolist() + held.tolist())
+    [0, 1, 2, 3]
+    """
+    held = stratified_indices(y, _check_count("size", size, y.numel(), low=0), seed=seed)
+    mask = torch.ones(y.numel(), dtype=torch.bool)
+    mask[held] = False
+    return torch.nonzero(mask).flatten(), held

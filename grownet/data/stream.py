@@ -1,0 +1,223 @@
+"""``StreamLoader``: ``BatchLoader``'s interface for image folders too large for memory (ImageNet).
+
+Worker processes decode each JPEG and do the per-image geometry (random-resized or random
+crop, flip, or resize + centre crop for eval) on PIL images, and return uint8 tensors; the
+main process moves each batch to the device and normalises it there, like ``BatchLoader``.
+
+Resume is exact, order and augmentation both: the epoch's order comes from a generator
+seeded by (seed, epoch), and each image's transform runs under a torch seed derived from
+(seed, epoch, its place in the epoch), set inside a ``fork_rng`` block. So a batch does not
+depend on which worker made it, on the number of workers, or on where a run was resumed.
+"""
+
+from collections.abc import Iterator
+
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import Dataset as TorchDataset
+from torchvision import transforms as T
+from torchvision.transforms.functional import pil_to_tensor
+
+from grownet.data.augment import normalize
+from grownet.data.loader import (
+    AUGMENTATION,
+    PERMUTATION,
+    check_loader_options,
+    check_state,
+    derive_seed,
+)
+from grownet.data.preprocess import Preprocess
+from grownet.data.splits import FolderSplit
+
+__all__ = ["StreamLoader", "folder_transform"]
+
+
+def folder_transform(preprocess: Preprocess, *, train: bool) -> T.Compose:
+    """The per-image PIL pipeline for ``preprocess`` (geometry only; normalising is batched).
+
+    ``warp=False`` (ResNet style): RandomResizedCrop(crop) for training, Resize(resize) +
+    CenterCrop(crop) for eval. ``warp=True`` (Caffe AlexNet style): both start by resizing to
+    resize×resize, ignoring the aspect ratio; then RandomCrop(crop) or CenterCrop(crop).
+
+    >>> folder_transform(Preprocess(crop=224, resize=256), train=False).transforms[1]
+    CenterCrop(size=(224, 224))
+    """
+    if preprocess.crop is None or preprocess.resize is None:
+        raise ValueError(f"preprocess needs crop and resize for image folders, got {preprocess}")
+    crop, resize = preprocess.crop, preprocess.resize
+    if preprocess.warp:
+        steps = [T.Resize((resize, resize)), T.RandomCrop(crop) if train else T.CenterCrop(crop)]
+    elif train:
+        steps = [T.RandomResizedCrop(crop)]
+    else:
+        steps = [T.Resize(resize), T.CenterCrop(crop)]
+    if train and preprocess.flip:
+        steps.append(T.RandomHorizontalFlip())
+    return T.Compose(steps)
+
+
+class _FolderImages(TorchDataset):
+    """Map (index, seed) to (uint8 C×H×W image, label); the seed drives the random transform."""
+
+    def __init__(self, split: FolderSplit, transform: T.Compose) -> None:
+        self.paths, self.labels, self.transform = split.paths, split.y.tolist(), transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, item: tuple[int, int]) -> tuple[Tensor, int]:
+        index, seed = item
+        with Image.open(self.paths[index]) as image:
+            image = image.convert("RGB")
+        # torchvision's v1 transforms draw from the global torch RNG; fork_rng confines the
+        # reseeding to this call, so the caller's RNG (the main process with num_workers=0)
+        # is left exactly as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            image = self.transform(image)
+        return pil_to_tensor(image), self.labels[index]
+
+
+class _EpochBatches(Sampler):
+    """Batches of (index, per-image seed) for one epoch, from batch ``start`` on."""
+
+    def __init__(self, n: int, *, batch_size: int, drop_last: bool, train: bool, seed: int):
+        self.n, self.batch_size, self.drop_last = n, batch_size, drop_last
+        self.train, self.seed = train, seed
+        self.epoch = self.start = 0
+
+    def batches_per_epoch(self) -> int:
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch() - self.start
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        # (epoch, start) are read now, not when the generator first runs.
+        return self._batches(self.epoch, self.start)
+
+    def _batches(self, epoch: int, start: int) -> Iterator[list[tuple[int, int]]]:
+        if self.train:
+            g = torch.Generator().manual_seed(derive_seed(self.seed, PERMUTATION, epoch))
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = list(range(self.n))
+        for position in range(start, self.batches_per_epoch()):
+            first = position * self.batch_size
+            yield [
+                (i, derive_seed(self.seed, AUGMENTATION, epoch, first + k))
+                for k, i in enumerate(order[first : first + self.batch_size])
+            ]
+
+
+class StreamLoader:
+    """Batches of an image-folder split, streamed from disk by ``num_workers`` processes.
+
+    Same interface as ``BatchLoader``: ``next_batch()``, ``state_dict()``,
+    ``load_state_dict()``, ``iter()`` (one ordered pass when ``train=False``). ``preprocess``
+    must set ``crop`` and ``resize`` (the imagenet recipes do).
+
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for i in range(3):
+    ...     Image.new("RGB", (40, 30)).save(root / f"{i}.png")
+    >>> paths = tuple(str(root / f"{i}.png") for i in range(3))
+    >>> split = FolderSplit(paths, torch.tensor([0, 1, 0]))
+    >>> pre = Preprocess(crop=16, resize=20)
+    >>> loader = StreamLoader(split, batch_size=2, preprocess=pre, train=True, num_workers=0)
+    >>> x, y = loader.next_batch()
+    >>> tuple(x.shape), loader.state_dict()
+    ((2, 3, 16, 16), {'epoch': 1, 'position': 0})
+    """
+
+    def __init__(
+        self,
+        split: FolderSplit,
+        *,
+        batch_size: int,
+        preprocess: Preprocess,
+        train: bool,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        drop_last: bool | None = None,
+        channels_last: bool = False,
+        num_workers: int = 4,
+    ) -> None:
+        if not isinstance(split, FolderSplit):
+            raise ValueError(f"split must be a FolderSplit, got {type(split).__name__}")
+        if not isinstance(preprocess, Preprocess):
+            raise ValueError(f"preprocess must be a Preprocess, got {type(preprocess).__name__}")
+        if not isinstance(channels_last, bool):
+            raise ValueError(f"channels_last must be a bool, got {channels_last!r}")
+        if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
+            raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
+        drop_last = check_loader_options(len(split), batch_size, train, seed, drop_last)
+        self.batch_size, self.train, self.seed, self.drop_last = batch_size, train, seed, drop_last
+        self.preprocess, self.channels_last = preprocess, channels_last
+        self.device = torch.device(device)
+        self._a, self._b = preprocess.affine(self.device)
+        self._sampler = _EpochBatches(
+            len(split), batch_size=batch_size, drop_last=drop_last, train=train, seed=seed
+        )
+        self._loader = DataLoader(
+            _FolderImages(split, folder_transform(preprocess, train=train)),
+            batch_sampler=self._sampler,
+            num_workers=num_workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=num_workers > 0,
+            # Only seeds the workers' own RNGs (unused: every image is reseeded); a private
+            # generator keeps DataLoader from drawing that seed from the global RNG.
+            generator=torch.Generator().manual_seed(derive_seed(seed, 0)),
+        )
+        self._epoch = self._position = 0
+        self._live: Iterator | None = None
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """Batches in one pass (a last partial batch counts unless ``drop_last``)."""
+        return self._sampler.batches_per_epoch()
+
+    def state_dict(self) -> dict[str, int]:
+        """Where the stream stands: the epoch, and the batches already served from it."""
+        return {"epoch": self._epoch, "position": self._position}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue where a loader with this state left off (skipped batches are not read)."""
+        self._epoch, self._position = check_state(state, self.batches_per_epoch)
+        self._live = None
+
+    def _start(self, epoch: int, position: int) -> Iterator:
+        self._sampler.epoch, self._sampler.start = epoch, position
+        return iter(self._loader)
+
+    def _finish(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        x, y = (t.to(self.device, non_blocking=True) for t in batch)
+        x = normalize(x, self._a, self._b)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
+
+    def next_batch(self) -> tuple[Tensor, Tensor]:
+        """The next batch of the stream, rolling into the next epoch at the end of one."""
+        if self._live is None:
+            self._live = self._start(self._epoch, self._position)
+        batch = next(self._live)
+        self._position += 1
+        if self._position == self.batches_per_epoch:
+            self._epoch, self._position, self._live = self._epoch + 1, 0, None
+        return self._finish(batch)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        if not self.train:
+            self._live = None  # an eval pass re-uses the DataLoader; the stream restarts later
+            for batch in self._start(0, 0):
+                yield self._finish(batch)
+            return
+        epoch = self._epoch
+        while self._epoch == epoch:
+            yield self.next_batch()

@@ -1,0 +1,186 @@
+"""Paper recipes: run a set of training cases end to end and compare with the paper.
+
+A recipe is a TOML file in ``recipes/``: shared solver settings under ``[train]``, the paper's
+claim under ``paper``/``notes``, and one ``[[case]]`` table per network with its own settings
+and the paper's expected outcome (``expect``, e.g. ``"converged"``). Each case is a normal
+training run in ``runs/<recipe>/<case>/``; the summary table is written beside them.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grownet.train.config import ConfigError, TrainConfig
+from grownet.train.rundir import RunDir
+
+
+@dataclass
+class Case:
+    name: str
+    settings: dict[str, Any]
+    expect: str | None = None
+    paper_accuracy: float | None = None
+
+
+@dataclass
+class Recipe:
+    name: str
+    path: Path
+    paper: str
+    notes: str
+    train: dict[str, Any]
+    cases: list[Case] = field(default_factory=list)
+
+    def config(self, case: Case, **overrides: Any) -> TrainConfig:
+        settings = {**self.train, **case.settings, **overrides}
+        options = {**self.train.get("model_options", {}), **case.settings.get("model_options", {})}
+        settings["model_options"] = options
+        settings.setdefault("name", f"{self.name}/{case.name}")
+        return TrainConfig.from_dict(settings, source=f"{self.path} case {case.name!r}")
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"recipe {path} does not exist; see recipes/ for the shipped ones"
+        ) from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path} is not valid TOML: {err}") from None
+    cases = []
+    for i, item in enumerate(data.get("case", [])):
+        item = dict(item)
+        if "name" not in item:
+            raise ConfigError(f"{path}: case {i + 1} has no name")
+        cases.append(
+            Case(
+                name=item.pop("name"),
+                expect=item.pop("expect", None),
+                paper_accuracy=item.pop("paper_accuracy", None),
+                settings=item,
+            )
+        )
+    if not cases:
+        raise ConfigError(f"{path}: a recipe needs at least one [[case]] table")
+    recipe = Recipe(
+        name=path.stem,
+        path=path,
+        paper=data.get("paper", ""),
+        notes=data.get("notes", ""),
+        train=data.get("train", {}),
+        cases=cases,
+    )
+    for case in cases:
+        recipe.config(case)  # fail now, naming the case, rather than hours into the run
+    return recipe
+
+
+@dataclass
+class CaseResult:
+    case: str
+    network: str
+    dropin_length: int | None
+    status: str
+    final_test_accuracy: float | None
+    iterations: int
+    wall_time_s: float
+    expect: str | None
+    run_dir: str
+
+    @property
+    def converged(self) -> bool:
+        return self.status == "converged"
+
+    @property
+    def matches_paper(self) -> bool | None:
+        return None if self.expect is None else self.status == self.expect
+
+
+def _network_label(config: TrainConfig) -> str:
+    opts = config.model_options
+    if config.model == "lenet2n":
+        label = f"LeNet({2 * opts.get('n', 1)})"
+        return label + ("+DropIn" if opts.get("dropin", True) else "")
+    return config.model + "".join(f" {k}={v}" for k, v in sorted(opts.items()))
+
+
+def run_recipe(
+    recipe: Recipe,
+    *,
+    cases: Sequence[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    on_result: Callable[[CaseResult], None] | None = None,
+) -> list[CaseResult]:
+    """Train every (selected) case in order; ``on_result`` sees each as it finishes."""
+    from grownet.train.trainer import Trainer
+
+    chosen = recipe.cases
+    if cases:
+        known = {c.name for c in recipe.cases}
+        unknown = [c for c in cases if c not in known]
+        if unknown:
+            raise ConfigError(
+                f"recipe {recipe.name} has no case {unknown[0]!r}; cases: {sorted(known)}"
+            )
+        chosen = [c for c in recipe.cases if c.name in cases]
+    results = []
+    for case in chosen:
+        config = recipe.config(case, **(overrides or {}))
+        result = Trainer(config).run()
+        row = CaseResult(
+            case=case.name,
+            network=_network_label(config),
+            dropin_length=(
+                config.model_options.get("dropin_length", 2500)
+                if config.model_options.get("dropin", True) and config.model == "lenet2n"
+                else None
+            ),
+            status=result.status,
+            final_test_accuracy=result.final_test_accuracy,
+            iterations=result.iterations,
+            wall_time_s=result.wall_time_s,
+            expect=case.expect,
+            run_dir=result.run_dir,
+        )
+        results.append(row)
+        if on_result:
+            on_result(row)
+    return results
+
+
+def format_table(rows: Sequence[CaseResult]) -> str:
+    head = (
+        f"{'network':18s} {'DropIn length':>13s} {'iterations':>10s} {'test acc':>9s} "
+        f"{'converged':>9s} {'paper':>16s} {'wall time':>10s}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        acc = "n/a" if r.final_test_accuracy is None else f"{100 * r.final_test_accuracy:.2f}%"
+        length = "-" if r.dropin_length is None else f"{r.dropin_length:,d}"
+        paper = r.expect or "-"
+        lines.append(
+            f"{r.network:18s} {length:>13s} {r.iterations:>10,d} {acc:>9s} "
+            f"{'yes' if r.converged else 'no':>9s} {paper:>16s} {r.wall_time_s:>9.0f}s"
+        )
+    return "\n".join(lines)
+
+
+def write_summary(recipe: Recipe, rows: Sequence[CaseResult], runs_dir: str | Path) -> Path:
+    out = RunDir(Path(runs_dir) / recipe.name).create()
+    out.write_json(
+        "summary.json",
+        {
+            "recipe": str(recipe.path),
+            "paper": recipe.paper,
+            "notes": recipe.notes,
+            "cases": [r.__dict__ | {"matches_paper": r.matches_paper} for r in rows],
+        },
+    )
+    out.file("summary.txt").write_text(format_table(rows) + "\n")
+    return out.path
