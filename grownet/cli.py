@@ -192,18 +192,17 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     print(f"{recipe.name}: {recipe.paper}")
-    rows: list[Any] = []
 
     def show(row: Any) -> None:
-        rows.append(row)
         print(
             f"  {row.case}: {row.status}, test accuracy {row.final_test_accuracy}, "
             f"{row.wall_time_s:.0f} s",
             flush=True,
         )
 
-    run_recipe(recipe, cases=args.case or None, overrides=overrides, on_result=show)
-    where = write_summary(recipe, rows, args.runs_dir)
+    if not args.summary_only:
+        run_recipe(recipe, cases=args.case or None, overrides=overrides, on_result=show)
+    where, rows = write_summary(recipe, args.runs_dir)
     print()
     print(format_table(rows))
     print(f"\nsummary written to {where}/summary.json")
@@ -276,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch")
     p.add_argument("--seed", type=int, help="override the recipe's seed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--summary-only", action="store_true", help="train nothing; rebuild the table from runs"
+    )
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser(

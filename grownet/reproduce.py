@@ -110,6 +110,21 @@ def _network_label(config: TrainConfig) -> str:
     return config.model + "".join(f" {k}={v}" for k, v in sorted(opts.items()))
 
 
+def _case_result(case: Case, config: TrainConfig, result: dict[str, Any]) -> CaseResult:
+    dropin = config.model == "lenet2n" and config.model_options.get("dropin", True)
+    return CaseResult(
+        case=case.name,
+        network=_network_label(config),
+        dropin_length=config.model_options.get("dropin_length", 2500) if dropin else None,
+        status=result["status"],
+        final_test_accuracy=result["final_test_accuracy"],
+        iterations=result["iterations"],
+        wall_time_s=result["wall_time_s"],
+        expect=case.expect,
+        run_dir=result["run_dir"],
+    )
+
+
 def run_recipe(
     recipe: Recipe,
     *,
@@ -132,26 +147,26 @@ def run_recipe(
     results = []
     for case in chosen:
         config = recipe.config(case, **(overrides or {}))
-        result = Trainer(config).run()
-        row = CaseResult(
-            case=case.name,
-            network=_network_label(config),
-            dropin_length=(
-                config.model_options.get("dropin_length", 2500)
-                if config.model_options.get("dropin", True) and config.model == "lenet2n"
-                else None
-            ),
-            status=result.status,
-            final_test_accuracy=result.final_test_accuracy,
-            iterations=result.iterations,
-            wall_time_s=result.wall_time_s,
-            expect=case.expect,
-            run_dir=result.run_dir,
-        )
+        row = _case_result(case, config, Trainer(config).run().__dict__)
         results.append(row)
         if on_result:
             on_result(row)
     return results
+
+
+def collect_results(recipe: Recipe, runs_dir: str | Path) -> list[CaseResult]:
+    """Every case of ``recipe`` that has finished under ``runs_dir``, in recipe order.
+
+    Cases may be run by separate invocations (``--case``, in parallel or on other machines);
+    the summary is always rebuilt from the run directories themselves.
+    """
+    rows = []
+    for case in recipe.cases:
+        run = RunDir(Path(runs_dir) / recipe.name / case.name)
+        if run.file("result.json").exists() and run.file("config.json").exists():
+            config = TrainConfig.from_dict(run.read_json("config.json"))
+            rows.append(_case_result(case, config, run.read_json("result.json")))
+    return rows
 
 
 def format_table(rows: Sequence[CaseResult]) -> str:
@@ -171,7 +186,9 @@ def format_table(rows: Sequence[CaseResult]) -> str:
     return "\n".join(lines)
 
 
-def write_summary(recipe: Recipe, rows: Sequence[CaseResult], runs_dir: str | Path) -> Path:
+def write_summary(recipe: Recipe, runs_dir: str | Path) -> tuple[Path, list[CaseResult]]:
+    """Rebuild the recipe's summary (JSON and text table) from all finished case runs."""
+    rows = collect_results(recipe, runs_dir)
     out = RunDir(Path(runs_dir) / recipe.name).create()
     out.write_json(
         "summary.json",
@@ -183,4 +200,4 @@ def write_summary(recipe: Recipe, rows: Sequence[CaseResult], runs_dir: str | Pa
         },
     )
     out.file("summary.txt").write_text(format_table(rows) + "\n")
-    return out.path
+    return out.path, rows

@@ -49,6 +49,7 @@ class TrainConfig:
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 5e-4
+    bias_lr_mult: float = 1.0
     seed: int = 0
     device: str = "auto"
     amp: bool | None = None
@@ -63,7 +64,14 @@ class TrainConfig:
         for key in positive:
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)!r}")
-        nonneg = ("momentum", "weight_decay", "seed", "checkpoint_interval", "val_size")
+        nonneg = (
+            "momentum",
+            "weight_decay",
+            "bias_lr_mult",
+            "seed",
+            "checkpoint_interval",
+            "val_size",
+        )
         for key in nonneg:
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)!r}")
@@ -128,6 +136,7 @@ HELP: dict[str, str] = {
     "momentum": "SGD momentum",
     "nesterov": "Nesterov momentum",
     "weight_decay": "L2 weight decay",
+    "bias_lr_mult": "learning-rate multiplier for biases (Caffe's lr_mult: 2 in its examples)",
     "seed": "seed for weights, data order, augmentation and the per-step plan",
     "device": "auto (CUDA if available), cpu or cuda[:N]",
     "amp": "bf16 autocast (default: on for CUDA, off on CPU)",

@@ -97,8 +97,8 @@ class Trainer:
 
     Example:
         >>> import tempfile
-        >>> cfg = TrainConfig(model="lenet", dataset="digits", max_iter=20, test_interval=10,
-        ...                   batch_size=32, quiet=True, runs_dir=tempfile.mkdtemp())
+        >>> cfg = TrainConfig(model="convnet", dataset="digits", max_iter=20, test_interval=10,
+        ...                   batch_size=32, base_lr=0.1, quiet=True, runs_dir=tempfile.mkdtemp())
         >>> Trainer(cfg).run().status in ("converged", "did not converge")
         True
     """
@@ -142,8 +142,13 @@ class Trainer:
             stepvalues=tuple(config.stepvalues),
             warmup=config.warmup,
         )
+        biases = [p for name, p in self.net.named_parameters() if name.endswith(".bias")]
+        weights = [p for name, p in self.net.named_parameters() if not name.endswith(".bias")]
+        groups = [{"params": weights, "lr_mult": 1.0}]
+        if biases:
+            groups.append({"params": biases, "lr_mult": config.bias_lr_mult})
         self.optimizer = torch.optim.SGD(
-            self.net.parameters(),
+            groups,
             lr=config.base_lr,
             momentum=config.momentum,
             weight_decay=config.weight_decay,
@@ -182,7 +187,7 @@ class Trainer:
     def _set_lr(self, iteration: int) -> float:
         lr = self.schedule(iteration)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["lr_mult"]
         return lr
 
     def evaluate(self, plan: StepPlan) -> tuple[float, float]:

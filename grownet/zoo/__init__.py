@@ -22,6 +22,7 @@ from typing import Any
 from grownet.graph import NetGraph
 from grownet.zoo.alexnet import alexnet, alexnet13
 from grownet.zoo.caffe_cifar import cifar10_3layer, cifar10_11layer
+from grownet.zoo.convnet import convnet
 from grownet.zoo.lenet import lenet, lenet2n
 from grownet.zoo.resnet import cifar_resnet, imagenet_resnet
 from grownet.zoo.vgg import vgg, vgg16_dropin
@@ -34,6 +35,7 @@ __all__ = [
     "cifar10_3layer",
     "cifar10_11layer",
     "cifar_resnet",
+    "convnet",
     "imagenet_resnet",
     "lenet",
     "lenet2n",
@@ -65,6 +67,7 @@ def _alias(
 
 
 MODELS: dict[str, Callable[..., NetGraph]] = {
+    "convnet": convnet,
     "lenet": lenet,
     "lenet2n": lenet2n,
     "cifar10_3layer": cifar10_3layer,

@@ -12,9 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from grownet.graph import LayerSpec, NetGraph
-
-INITS = ("default", "kaiming", "msra", "xavier", "gaussian")
-"""Weight-init kinds of the ``conv``/``linear`` ops (see :func:`grownet.graph.ops.init_weights`)."""
+from grownet.graph.ops import INIT_KINDS as INITS
 
 
 def check_int(fn: str, name: str, value: Any, *, minimum: int = 1) -> int:

@@ -1,16 +1,8 @@
 """The registry and option checking: one-line errors that name the option and what was given."""
 
-import doctest
-import importlib
-
 import pytest
 
 from grownet.zoo import MODELS, build, options
-
-ZOO_MODULES = [
-    "grownet.zoo",
-    *(f"grownet.zoo.{m}" for m in ("lenet", "caffe_cifar", "alexnet", "vgg", "resnet")),
-]
 
 
 def test_unknown_model_lists_known_ones():
@@ -73,9 +65,3 @@ def test_in_shape_accepts_cli_strings_and_too_small_inputs_fail_naming_the_node(
     assert build("lenet", in_shape="1x32x32").shapes()["pool2"] == (50, 5, 5)
     with pytest.raises(ValueError, match="node 'conv2'"):
         build("lenet", in_shape=(1, 10, 10))
-
-
-@pytest.mark.parametrize("module", ZOO_MODULES)
-def test_docstring_examples_run(module):
-    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0 and result.attempted > 0
