@@ -36,9 +36,13 @@ class Recipe:
     cases: list[Case] = field(default_factory=list)
 
     def config(self, case: Case, **overrides: Any) -> TrainConfig:
-        settings = {**self.train, **case.settings, **overrides}
-        options = {**self.train.get("model_options", {}), **case.settings.get("model_options", {})}
-        settings["model_options"] = options
+        """The case's run config: recipe defaults, then the case, then ``overrides``
+        (``model_options`` merge key by key at each level)."""
+        layers = (self.train, case.settings, overrides)
+        settings = {k: v for layer in layers for k, v in layer.items()}
+        settings["model_options"] = {
+            k: v for layer in layers for k, v in layer.get("model_options", {}).items()
+        }
         settings.setdefault("name", f"{self.name}/{case.name}")
         return TrainConfig.from_dict(settings, source=f"{self.path} case {case.name!r}")
 
