@@ -25,7 +25,7 @@ test: install
 	$(BIN)/pytest -q
 
 bench: install
-	$(BIN)/grownet bench --depth 56 --batch 64
+	$(BIN)/grownet bench executor --depth 56 --batch 64
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache runs

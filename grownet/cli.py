@@ -7,7 +7,6 @@ stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -84,31 +83,6 @@ def cmd_graph(args: argparse.Namespace) -> None:
     if args.json:
         graph.to_json(args.json)
         print(f"graph       written to {args.json}")
-
-
-def cmd_bench(args: argparse.Namespace) -> None:
-    from grownet.bench import executor_overhead
-
-    result = executor_overhead.run(
-        depth=args.depth,
-        batch=args.batch,
-        rounds=args.rounds,
-        iters=args.iters,
-        warmup=args.warmup,
-        device=args.device,
-        channels_last=args.channels_last,
-    )
-    p = result["provenance"]
-    print(
-        f"ResNet-{args.depth} forward+backward, batch {args.batch}, {p['device']} "
-        f"({p['device_name']}), {p['threads']} threads, torch {p['torch']}"
-    )
-    print(f"  NetGraph executor   {result['graph_ms']:9.1f} ms/step (median of {args.rounds})")
-    print(f"  hand-written module {result['hand_ms']:9.1f} ms/step")
-    print(f"  ratio graph/hand    {result['ratio']:9.3f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
-        print(f"  written to {args.json}")
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -280,19 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_reproduce)
 
-    p = sub.add_parser(
-        "bench",
-        help="time a ResNet as a NetGraph against a hand-written nn.Module, side by side",
-    )
-    p.add_argument("--depth", type=int, default=56, help="CIFAR ResNet depth 6n+2 (default 56)")
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds")
-    p.add_argument("--iters", type=int, default=3, help="steps per round")
-    p.add_argument("--warmup", type=int, default=2, help="untimed steps per network first")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--json", metavar="PATH", help="write the result with its provenance")
-    p.set_defaults(func=cmd_bench)
+    from grownet.bench.command import register as register_bench
+
+    register_bench(sub)
     return parser
 
 

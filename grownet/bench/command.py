@@ -1,0 +1,112 @@
+"""``grownet bench``: the benchmarks as subcommands, each printing a table and writing JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def _device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def _common(p: argparse.ArgumentParser, *, depth: int, iters: str) -> None:
+    p.add_argument("--depth", type=int, default=depth, help=f"CIFAR ResNet depth 6n+2 ({depth})")
+    p.add_argument("--batch", type=int, default=64, help="mini-batch size (64)")
+    p.add_argument(
+        "--iters", type=int, default=None, help=f"timed iterations per variant ({iters})"
+    )
+    p.add_argument("--warmup", type=int, default=None, help="untimed iterations per variant first")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds the iterations span")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda[:N]")
+    p.add_argument("--channels-last", action="store_true", help="channels-last tensors")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights and gate draws")
+    p.add_argument("--out", metavar="DIR", default=None, help="run directory for bench.json")
+
+
+def _write(result: dict[str, Any], out: str | None, default: str) -> Path:
+    run = Path(out or Path("runs") / default)
+    run.mkdir(parents=True, exist_ok=True)
+    path = run / "bench.json"
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    return path
+
+
+def cmd_executor(args: argparse.Namespace) -> None:
+    from grownet.bench import executor_overhead
+
+    result = executor_overhead.run(
+        depth=args.depth, batch=args.batch, rounds=args.rounds, iters=args.iters or 3,
+        warmup=args.warmup if args.warmup is not None else 2, device=_device(args.device),
+        channels_last=args.channels_last, seed=args.seed,
+    )  # fmt: skip
+    p = result["provenance"]
+    print(
+        f"ResNet-{args.depth} forward+backward, batch {args.batch}, {p['device']} "
+        f"({p['device_name']}), {p['threads']} threads, torch {p['torch']}"
+    )
+    print(f"  NetGraph executor   {result['graph_ms']:9.1f} ms/step (median of {args.rounds})")
+    print(f"  hand-written module {result['hand_ms']:9.1f} ms/step")
+    print(f"  ratio graph/hand    {result['ratio']:9.3f}")
+    print(f"  written to {_write(result, args.out, f'bench-executor-resnet{args.depth}')}")
+
+
+def cmd_depth(args: argparse.Namespace) -> None:
+    from grownet.bench import depth
+
+    device = _device(args.device)
+    gpu = device.startswith("cuda")
+    options: dict[str, Any] = {
+        "depth": args.depth, "batch": args.batch, "rounds": args.rounds, "device": device,
+        "channels_last": args.channels_last, "seed": args.seed, "modes": tuple(args.modes),
+        "iters": args.iters or (500 if gpu else 30 if args.kind == "depth-dropout" else 20),
+        "warmup": args.warmup if args.warmup is not None else (20 if gpu else 3),
+        "progress": print,
+    }  # fmt: skip
+    if args.kind == "depth-dropout":
+        result = depth.run_depth_dropout(ratios=tuple(args.ratios), **options)
+    else:
+        result = depth.run_stochastic_depth(rules=tuple(args.rules), p_last=args.p_last, **options)
+    print(depth.format_table(result))
+    print(f"written to {_write(result, args.out, f'bench-{args.kind}-resnet{args.depth}')}")
+
+
+def register(sub: Any) -> None:
+    """Add ``bench`` and its subcommands to the top-level parser's subparsers."""
+    bench = sub.add_parser(
+        "bench", help="speed measured side by side in one run (executor overhead, depth dropout)"
+    )
+    kinds = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
+
+    p = kinds.add_parser(
+        "executor", help="a ResNet as a NetGraph vs the same ResNet as a hand-written nn.Module"
+    )
+    _common(p, depth=56, iters="3 per round")
+    p.set_defaults(func=cmd_executor)
+
+    p = kinds.add_parser(
+        "depth-dropout",
+        help="Guo & Gould's Table II: time per step vs dropout ratio, skip vs mask, vs theory",
+    )
+    _common(p, depth=56, iters="500 on GPU, 30 on CPU")
+    p.add_argument("--ratios", type=float, nargs="+", default=[0.25, 0.5, 0.75])
+    p.add_argument("--modes", nargs="+", default=["skip", "mask"], choices=["skip", "mask"])
+    p.set_defaults(func=cmd_depth, kind="depth-dropout")
+
+    p = kinds.add_parser(
+        "stochastic-depth",
+        help="Huang et al.: time per step with linear-decay or uniform survival vs constant depth",
+    )
+    _common(p, depth=110, iters="500 on GPU, 20 on CPU")
+    p.add_argument(
+        "--rules", nargs="+", default=["linear", "uniform"], choices=["linear", "uniform"]
+    )
+    p.add_argument("--p-last", type=float, default=0.5, help="survival of the last unit (0.5)")
+    p.add_argument("--modes", nargs="+", default=["skip", "mask"], choices=["skip", "mask"])
+    p.set_defaults(func=cmd_depth, kind="stochastic-depth")
