@@ -62,17 +62,19 @@ def cmd_depth(args: argparse.Namespace) -> None:
 
     device = _device(args.device)
     gpu = device.startswith("cuda")
-    options: dict[str, Any] = {
-        "depth": args.depth, "batch": args.batch, "rounds": args.rounds, "device": device,
-        "channels_last": args.channels_last, "seed": args.seed, "modes": tuple(args.modes),
-        "iters": args.iters or (500 if gpu else 30 if args.kind == "depth-dropout" else 20),
-        "warmup": args.warmup if args.warmup is not None else (20 if gpu else 3),
-        "progress": print,
-    }  # fmt: skip
+    timing = depth.Timing(
+        batch=args.batch, rounds=args.rounds, device=device, channels_last=args.channels_last,
+        seed=args.seed,
+        iters=args.iters or (500 if gpu else 30 if args.kind == "depth-dropout" else 20),
+        warmup=args.warmup if args.warmup is not None else (20 if gpu else 3),
+    )  # fmt: skip
+    options: dict[str, Any] = {"timing": timing, "modes": tuple(args.modes), "progress": print}
     if args.kind == "depth-dropout":
-        result = depth.run_depth_dropout(ratios=tuple(args.ratios), **options)
+        result = depth.run_depth_dropout(depth=args.depth, ratios=tuple(args.ratios), **options)
     else:
-        result = depth.run_stochastic_depth(rules=tuple(args.rules), p_last=args.p_last, **options)
+        result = depth.run_stochastic_depth(
+            depth=args.depth, rules=tuple(args.rules), p_last=args.p_last, **options
+        )
     print(depth.format_table(result))
     print(f"written to {_write(result, args.out, f'bench-{args.kind}-resnet{args.depth}')}")
 

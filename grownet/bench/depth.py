@@ -91,6 +91,31 @@ def theoretical_saving(
     return 1.0 - sum(cost(u) for u in units) / base
 
 
+@dataclass(frozen=True)
+class Timing:
+    """How to time: batch, timed and warm-up iterations per variant, rounds, device, seed.
+
+    The paper averaged 500 iterations on one GPU; a 2-core CPU affords a few dozen.
+    """
+
+    batch: int = 64
+    iters: int = 30
+    warmup: int = 3
+    rounds: int = 5
+    device: str = "cpu"
+    channels_last: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for key in ("batch", "iters", "rounds"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)!r}")
+        if self.warmup < 0:
+            raise ValueError(f"warmup must be >= 0, got {self.warmup!r}")
+        if self.iters < self.rounds:
+            raise ValueError(f"iters ({self.iters}) must be at least rounds ({self.rounds})")
+
+
 @dataclass
 class Row:
     variant: str
@@ -190,13 +215,7 @@ def run_depth_dropout(
     depth: int = 56,
     ratios: Sequence[float] = (0.25, 0.5, 0.75),
     modes: Sequence[str] = ("skip", "mask"),
-    batch: int = 64,
-    iters: int = 30,
-    warmup: int = 3,
-    rounds: int = 5,
-    device: str = "cpu",
-    channels_last: bool = False,
-    seed: int = 0,
+    timing: Timing = Timing(),
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Guo & Gould's Table II for CIFAR ResNet-``depth``: time per step at each ratio.
@@ -206,7 +225,6 @@ def run_depth_dropout(
     units never dropped) at each ratio, in each mode.
     """
     _check_ratios(ratios, modes)
-    dev = torch.device(device)
     graphs: dict[str, NetGraph] = {"baseline": build("cifar_resnet", depth=depth, shortcut="A")}
     specs: dict[str, Spec] = {"baseline": (0.0, "-", 0.0, 0.0)}
     for p in (0.0, *ratios):
@@ -214,23 +232,12 @@ def run_depth_dropout(
             g = build("cifar_resnet", depth=depth, shortcut="conv1x1", depth_dropout=p, mode=mode)
             name = f"p={p:g} {mode}"
             graphs[name] = g
-            # At p = 0 nothing is dropped: the row shows what the 1x1 shortcuts cost.
             units = residual_units(g)
-            specs[name] = (
-                (
-                    p,
-                    mode,
-                    theoretical_saving(units),
-                    theoretical_saving(units, shortcut_share=1 / 9),
-                )
-                if p > 0
-                else (p, mode, None, None)
-            )
-    return _measure(
-        "depth_dropout", f"resnet{depth}", graphs, specs, batch=batch, iters=iters,
-        warmup=warmup, rounds=rounds, device=dev, channels_last=channels_last, seed=seed,
-        progress=progress,
-    )  # fmt: skip
+            paper = theoretical_saving(units, shortcut_share=1 / 9)
+            # At p = 0 nothing is dropped: the row shows what the 1x1 shortcuts cost.
+            theories = (theoretical_saving(units), paper) if p > 0 else (None, None)
+            specs[name] = (p, mode, *theories)
+    return _measure("depth_dropout", f"resnet{depth}", graphs, specs, timing, progress)
 
 
 def run_stochastic_depth(
@@ -239,13 +246,7 @@ def run_stochastic_depth(
     rules: Sequence[str] = ("linear", "uniform"),
     p_last: float = 0.5,
     modes: Sequence[str] = ("skip", "mask"),
-    batch: int = 64,
-    iters: int = 20,
-    warmup: int = 2,
-    rounds: int = 5,
-    device: str = "cpu",
-    channels_last: bool = False,
-    seed: int = 0,
+    timing: Timing = Timing(iters=20, warmup=2),
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Huang et al.: CIFAR ResNet-``depth`` with stochastic depth vs the constant-depth net.
@@ -253,7 +254,6 @@ def run_stochastic_depth(
     Both use the paper's transition shortcut (2x2 average pool + zero channel padding).
     """
     _check_ratios((p_last,), modes)
-    dev = torch.device(device)
     graphs = {"constant depth": build("cifar_resnet", depth=depth, shortcut="avgpool")}
     specs: dict[str, Spec] = {"constant depth": (0.0, "-", 0.0, 0.0)}
     for rule in rules:
@@ -266,11 +266,7 @@ def run_stochastic_depth(
             graphs[name] = g
             theory = theoretical_saving(residual_units(g))
             specs[name] = (1.0 - p_last, mode, theory, theory)
-    return _measure(
-        "stochastic_depth", f"resnet{depth}", graphs, specs, batch=batch, iters=iters,
-        warmup=warmup, rounds=rounds, device=dev, channels_last=channels_last, seed=seed,
-        progress=progress,
-    )  # fmt: skip
+    return _measure("stochastic_depth", f"resnet{depth}", graphs, specs, timing, progress)
 
 
 def _check_ratios(ratios: Sequence[float], modes: Sequence[str]) -> None:
@@ -287,18 +283,12 @@ def _measure(
     model: str,
     graphs: dict[str, NetGraph],
     specs: dict[str, Spec],
-    *,
-    batch: int,
-    iters: int,
-    warmup: int,
-    rounds: int,
-    device: torch.device,
-    channels_last: bool,
-    seed: int,
+    timing: Timing,
     progress: Callable[[str], None] | None,
 ) -> dict[str, Any]:
-    if iters < rounds:
-        raise ValueError(f"iters ({iters}) must be at least rounds ({rounds})")
+    device = torch.device(timing.device)
+    batch, iters, channels_last = timing.batch, timing.iters, timing.channels_last
+    seed = timing.seed
     timed = {
         name: _Timed(g, seed=seed, device=device, channels_last=channels_last)
         for name, g in graphs.items()
@@ -310,7 +300,7 @@ def _measure(
     y = torch.randint(0, 10, (batch,), device=device)
     if progress:
         progress(f"timing {len(timed)} variants x {iters} iterations on {device}")
-    _interleave(timed, x, y, iters=iters, warmup=warmup, rounds=rounds)
+    _interleave(timed, x, y, iters=iters, warmup=timing.warmup, rounds=timing.rounds)
     baseline = next(iter(graphs))
     rows = _rows(timed, specs, baseline)
     memory = {
@@ -323,8 +313,7 @@ def _measure(
     return {
         "benchmark": benchmark,
         "model": model,
-        "config": {"batch": batch, "iters": iters, "warmup": warmup, "rounds": rounds,
-                   "channels_last": channels_last, "seed": seed, "statistic": "median"},
+        "config": {**asdict(timing), "statistic": "median"},
         "provenance": environment(device),
         "rows": [asdict(r) for r in rows],
         "activation_bytes": memory,

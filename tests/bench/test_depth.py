@@ -70,9 +70,8 @@ def test_depth_dropout_run_and_cli_write_the_table(tmp_path, capsys):
 
 
 def test_stochastic_depth_variants():
-    result = depth.run_stochastic_depth(
-        depth=20, rules=("linear",), modes=("skip",), batch=2, iters=2, rounds=2, warmup=0
-    )
+    timing = depth.Timing(batch=2, iters=2, rounds=2, warmup=0)
+    result = depth.run_stochastic_depth(depth=20, rules=("linear",), modes=("skip",), timing=timing)
     names = [r["variant"] for r in result["rows"]]
     assert names == ["constant depth", "linear p_L=0.5 skip"]
     assert result["rows"][1]["theory_saving"] == pytest.approx(0.5 * 10 / 18, abs=0.03)
@@ -90,3 +89,12 @@ def test_executor_bench_compares_identical_networks():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         depth.run_depth_dropout(depth=20, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"iters": 2, "rounds": 3}, "at least rounds"), ({"batch": 0}, "batch must be >= 1")],
+)
+def test_bad_timing(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        depth.Timing(**kwargs)
