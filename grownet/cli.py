@@ -147,6 +147,8 @@ def cmd_train(args: argparse.Namespace, extra: Sequence[str] = ()) -> None:
     config = _train_config(args, extra)
     trainer = Trainer(config)
     result = trainer.run(resume=args.resume)
+    if not trainer.world.is_main:
+        return  # under torchrun rank 0 speaks for the run
     acc = result.final_test_accuracy
     shown = "n/a" if acc is None else f"{acc:.4f}"
     print(
@@ -158,6 +160,7 @@ def cmd_train(args: argparse.Namespace, extra: Sequence[str] = ()) -> None:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
+    from grownet.report import try_write_report
     from grownet.reproduce import format_table, load_recipe, run_recipe, write_summary
 
     recipe = load_recipe(args.recipe)
@@ -180,6 +183,14 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     print()
     print(format_table(rows))
     print(f"\nsummary written to {where}/summary.json")
+    if report := try_write_report(where):
+        print(f"report written to {report}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from grownet.report import write_report
+
+    print(f"report written to {write_report(args.run_dirs, args.out)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,6 +264,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--summary-only", action="store_true", help="train nothing; rebuild the table from runs"
     )
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser(
+        "report",
+        help="draw an interactive HTML report of run directories (plotly, opens offline)",
+        description="Draw learning curves, growth stages, sweeps, benchmarks, the network, "
+        "Optuna studies and provenance from run directories' files alone; plotly.min.js is "
+        "written beside the page.",
+    )
+    p.add_argument(
+        "run_dirs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="a run directory, or a recipe directory (runs/<recipe>/: all its cases)",
+    )
+    p.add_argument(
+        "-o",
+        "--out",
+        metavar="OUT.html",
+        help="the page to write (default: RUN_DIR/report.html for one directory, "
+        "./report.html for several)",
+    )
+    p.set_defaults(func=cmd_report)
 
     from grownet.bench.command import register as register_bench
 

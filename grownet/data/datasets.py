@@ -214,10 +214,13 @@ def make_loader(
     drop_last: bool | None = None,
     channels_last: bool = False,
     num_workers: int = 4,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> BatchLoader | StreamLoader:
     """A ``BatchLoader`` for an in-memory split, a ``StreamLoader`` for a folder split.
 
     ``num_workers`` only matters for folder splits (in-memory batches need no workers).
+    ``rank``/``world_size``: each data-parallel rank takes its own shard of every epoch.
 
     >>> ds = load_dataset("digits")
     >>> loader = make_loader(ds.train, batch_size=64, preprocess=ds.preprocess, train=True)
@@ -233,6 +236,8 @@ def make_loader(
         device=device,
         drop_last=drop_last,
         channels_last=channels_last,
+        rank=rank,
+        world_size=world_size,
     )
     if isinstance(split, FolderSplit):
         return StreamLoader(split, num_workers=num_workers, **options)

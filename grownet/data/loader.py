@@ -6,10 +6,15 @@ normalised and augmented there in a few tensor ops. Everything random is a pure 
 batch's augmentation from one seeded by (seed, epoch, position). So ``state_dict()`` is just
 those two counters, and a loader restored from it yields bit for bit what the original would
 have, with no RNG state to save and the global RNG never touched.
+
+Several processes (DDP ranks) share one stream: with ``rank`` and ``world_size`` each takes every
+``world_size``-th entry of the same per-epoch permutation (:func:`shard`), so the ranks see
+disjoint samples, and a state dict means the same on every rank.
 """
 
 import hashlib
 from collections.abc import Iterator
+from typing import TypeVar
 
 import torch
 from torch import Tensor
@@ -18,7 +23,9 @@ from grownet.data.augment import apply_augmentation, draw_augmentation, normaliz
 from grownet.data.preprocess import Preprocess
 from grownet.data.splits import Split
 
-__all__ = ["BatchLoader", "check_state", "derive_seed"]
+__all__ = ["BatchLoader", "check_state", "derive_seed", "shard"]
+
+Order = TypeVar("Order", range, list[int], Tensor)
 
 # Tags keep the permutation and augmentation streams apart even for equal counters.
 PERMUTATION, AUGMENTATION = 1, 2
@@ -38,6 +45,32 @@ def _check_int(name: str, value: object, *, low: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
         raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
     return value
+
+
+def check_rank(rank: object, world_size: object) -> None:
+    """Check a (``rank``, ``world_size``) pair of keyword options."""
+    _check_int("world_size", world_size, low=1)
+    _check_int("rank", rank, low=0)
+    if rank >= world_size:
+        raise ValueError(f"rank must be < world_size ({world_size}), got {rank}")
+
+
+def shard(order: Order, *, rank: int, world_size: int, even: bool) -> Order:
+    """Rank ``rank``'s share of ``order``: every ``world_size``-th entry, starting at ``rank``.
+
+    ``even`` first drops the last ``len(order) % world_size`` entries, so that every rank gets
+    as many samples as the others: training ranks must take the same number of steps per epoch.
+    (The permutation changes every epoch, so no sample is left out for good.) Without ``even``
+    (evaluation) every entry goes to exactly one rank.
+
+    >>> list(shard(range(7), rank=1, world_size=3, even=True))
+    [1, 4]
+    >>> list(shard(range(7), rank=0, world_size=3, even=False))
+    [0, 3, 6]
+    """
+    if even:
+        order = order[: len(order) - len(order) % world_size]
+    return order[rank::world_size]
 
 
 def check_state(state: object, batches_per_epoch: int) -> tuple[int, int]:
@@ -79,6 +112,10 @@ class BatchLoader:
     ``iter(loader)`` yields what is left of the current epoch. Evaluation (``train=False``)
     iterates the split once in order, with no augmentation and the last partial batch kept.
 
+    ``rank``/``world_size``: this process's :func:`shard` of every epoch (and of the evaluation
+    pass); a batch holds ``batch_size`` samples per rank, so the global batch of a data-parallel
+    step is ``batch_size * world_size``.
+
     >>> split = Split(torch.zeros(10, 1, 4, 4, dtype=torch.uint8), torch.arange(10))
     >>> loader = BatchLoader(split, batch_size=4, preprocess=Preprocess(), train=True, seed=1)
     >>> x, y = loader.next_batch()
@@ -86,6 +123,9 @@ class BatchLoader:
     (torch.Size([4, 1, 4, 4]), torch.float32, {'epoch': 0, 'position': 1})
     >>> [len(y) for _, y in BatchLoader(split, batch_size=4, preprocess=Preprocess(), train=False)]
     [4, 4, 2]
+    >>> [len(BatchLoader(split, batch_size=2, preprocess=Preprocess(), train=True, rank=r,
+    ...                  world_size=3)) for r in range(3)]  # 9 of the 10 samples, 3 per rank
+    [1, 1, 1]
     """
 
     def __init__(
@@ -99,6 +139,8 @@ class BatchLoader:
         device: str | torch.device = "cpu",
         drop_last: bool | None = None,
         channels_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if not isinstance(split, Split):
             raise ValueError(f"split must be a Split, got {type(split).__name__}")
@@ -106,7 +148,10 @@ class BatchLoader:
             raise ValueError(f"preprocess must be a Preprocess, got {type(preprocess).__name__}")
         if not isinstance(channels_last, bool):
             raise ValueError(f"channels_last must be a bool, got {channels_last!r}")
-        self.drop_last = check_loader_options(len(split), batch_size, train, seed, drop_last)
+        check_rank(rank, world_size)
+        self.rank, self.world_size = rank, world_size
+        self._n = len(shard(range(len(split)), rank=rank, world_size=world_size, even=train))
+        self.drop_last = check_loader_options(self._n, batch_size, train, seed, drop_last)
         self.batch_size, self.train, self.seed = batch_size, train, seed
         self.preprocess, self.channels_last = preprocess, channels_last
         self.device = torch.device(device)
@@ -121,8 +166,9 @@ class BatchLoader:
 
     @property
     def batches_per_epoch(self) -> int:
-        """Batches in one pass (a last partial batch counts unless ``drop_last``)."""
-        n = self.x.shape[0]
+        """Batches in one pass over this rank's shard (a last partial batch counts unless
+        ``drop_last``)."""
+        n = self._n
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def state_dict(self) -> dict[str, int]:
@@ -156,32 +202,37 @@ class BatchLoader:
             yield self.next_batch()
 
     def order(self, epoch: int) -> Tensor:
-        """The sample order of ``epoch`` (a permutation when training, else the identity)."""
+        """This rank's sample order in ``epoch``: its shard of a permutation when training, of
+        the identity otherwise."""
         _check_int("epoch", epoch, low=0)
-        n = self.x.shape[0]
+        n, ranks = self.x.shape[0], {"rank": self.rank, "world_size": self.world_size}
         if not self.train:
-            return torch.arange(n, device=self.device)
+            return shard(torch.arange(n, device=self.device), **ranks, even=False)
         if self._order is None or self._order[0] != epoch:
             g = torch.Generator().manual_seed(derive_seed(self.seed, PERMUTATION, epoch))
-            perm = torch.randperm(n, generator=g)
+            perm = shard(torch.randperm(n, generator=g), **ranks, even=True)
             self._order = (epoch, perm.to(self.device, non_blocking=True))
         return self._order[1]
 
     def batch_at(self, epoch: int, position: int) -> tuple[Tensor, Tensor]:
-        """Batch ``position`` of ``epoch``: a pure function of (seed, epoch, position)."""
+        """Batch ``position`` of ``epoch``: a pure function of (seed, epoch, position) and the
+        rank."""
         _check_int("position", position, low=0)
         if position >= self.batches_per_epoch:
             raise ValueError(f"position must be < {self.batches_per_epoch}, got {position}")
         start = position * self.batch_size
-        stop = min(start + self.batch_size, self.x.shape[0])
-        if self.train:
+        stop = min(start + self.batch_size, self._n)
+        if self.train or self.world_size > 1:
             idx = self.order(epoch)[start:stop]
             x, y = self.x.index_select(0, idx), self.y.index_select(0, idx)
         else:
             x, y = self.x[start:stop], self.y[start:stop]
         x = normalize(x, self._a, self._b)
         if self.train and self.preprocess.augments:
-            g = torch.Generator().manual_seed(derive_seed(self.seed, AUGMENTATION, epoch, position))
+            # Numbered as if the ranks' batches were interleaved: each rank draws its own crops
+            # and flips, and a single process (rank 0 of 1) draws what it always did.
+            batch = position * self.world_size + self.rank
+            g = torch.Generator().manual_seed(derive_seed(self.seed, AUGMENTATION, epoch, batch))
             pad = self.preprocess.pad
             aug = draw_augmentation(x.shape[0], pad=pad, flip=self.preprocess.flip, generator=g)
             x = apply_augmentation(x, aug, pad=pad)

@@ -25,8 +25,10 @@ from grownet.data.loader import (
     AUGMENTATION,
     PERMUTATION,
     check_loader_options,
+    check_rank,
     check_state,
     derive_seed,
+    shard,
 )
 from grownet.data.preprocess import Preprocess
 from grownet.data.splits import FolderSplit
@@ -81,15 +83,27 @@ class _FolderImages(TorchDataset):
 
 
 class _EpochBatches(Sampler):
-    """Batches of (index, per-image seed) for one epoch, from batch ``start`` on."""
+    """Batches of (index, per-image seed) of this rank's shard of an epoch, from batch ``start``."""
 
-    def __init__(self, n: int, *, batch_size: int, drop_last: bool, train: bool, seed: int):
+    def __init__(
+        self,
+        n: int,
+        *,
+        batch_size: int,
+        drop_last: bool,
+        train: bool,
+        seed: int,
+        rank: int,
+        world_size: int,
+    ):
         self.n, self.batch_size, self.drop_last = n, batch_size, drop_last
-        self.train, self.seed = train, seed
+        self.train, self.seed, self.rank, self.world_size = train, seed, rank, world_size
+        self.shard_size = len(shard(range(n), rank=rank, world_size=world_size, even=train))
         self.epoch = self.start = 0
 
     def batches_per_epoch(self) -> int:
-        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+        n, size = self.shard_size, self.batch_size
+        return n // size if self.drop_last else -(-n // size)
 
     def __len__(self) -> int:
         return self.batches_per_epoch() - self.start
@@ -104,11 +118,14 @@ class _EpochBatches(Sampler):
             order = torch.randperm(self.n, generator=g).tolist()
         else:
             order = list(range(self.n))
+        order = shard(order, rank=self.rank, world_size=self.world_size, even=self.train)
         for position in range(start, self.batches_per_epoch()):
             first = position * self.batch_size
+            # An image's seed follows its place in the whole epoch's order, not in the shard:
+            # with one rank this is what it always was, with several no two images share one.
             yield [
-                (i, derive_seed(self.seed, AUGMENTATION, epoch, first + k))
-                for k, i in enumerate(order[first : first + self.batch_size])
+                (i, derive_seed(self.seed, AUGMENTATION, epoch, k * self.world_size + self.rank))
+                for k, i in enumerate(order[first : first + self.batch_size], first)
             ]
 
 
@@ -117,7 +134,8 @@ class StreamLoader:
 
     Same interface as ``BatchLoader``: ``next_batch()``, ``state_dict()``,
     ``load_state_dict()``, ``iter()`` (one ordered pass when ``train=False``). ``preprocess``
-    must set ``crop`` and ``resize`` (the imagenet recipes do).
+    must set ``crop`` and ``resize`` (the imagenet recipes do). ``rank``/``world_size`` shard
+    the epochs as ``BatchLoader`` does.
 
     >>> import tempfile, pathlib
     >>> root = pathlib.Path(tempfile.mkdtemp())
@@ -144,6 +162,8 @@ class StreamLoader:
         drop_last: bool | None = None,
         channels_last: bool = False,
         num_workers: int = 4,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if not isinstance(split, FolderSplit):
             raise ValueError(f"split must be a FolderSplit, got {type(split).__name__}")
@@ -153,13 +173,16 @@ class StreamLoader:
             raise ValueError(f"channels_last must be a bool, got {channels_last!r}")
         if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
             raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
-        drop_last = check_loader_options(len(split), batch_size, train, seed, drop_last)
+        check_rank(rank, world_size)
+        ranks = {"rank": rank, "world_size": world_size}
+        n = len(shard(range(len(split)), **ranks, even=train))
+        drop_last = check_loader_options(n, batch_size, train, seed, drop_last)
         self.batch_size, self.train, self.seed, self.drop_last = batch_size, train, seed, drop_last
         self.preprocess, self.channels_last = preprocess, channels_last
         self.device = torch.device(device)
         self._a, self._b = preprocess.affine(self.device)
         self._sampler = _EpochBatches(
-            len(split), batch_size=batch_size, drop_last=drop_last, train=train, seed=seed
+            len(split), batch_size=batch_size, drop_last=drop_last, train=train, seed=seed, **ranks
         )
         self._loader = DataLoader(
             _FolderImages(split, folder_transform(preprocess, train=train)),

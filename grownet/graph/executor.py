@@ -10,12 +10,22 @@ edge post-dominates them). A closed edge's branch is left out of the step's sche
 costs nothing forward or backward. Schedules are cached per set of closed edges. Execution is
 a flat loop over a topological order: no Python recursion, so ResNet-1202 runs as easily as
 LeNet.
+
+``torch.compile``: :meth:`GraphNet.compile_segments` compiles the straight chains of plain
+layers (a residual branch, a piece of trunk), never the gating. The loop above still decides
+in Python, per step, which chains run, so plans that change every step reuse compiled code
+instead of baking one draw in or recompiling (the pitfall of pytorch issue 95425).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import hashlib
+import json
+import types
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 import torch
@@ -69,6 +79,65 @@ def exclusive_branches(graph: NetGraph) -> dict[Edge, frozenset[str]]:
     return branches
 
 
+def linear_chains(graph: NetGraph) -> list[tuple[str, ...]]:
+    """The non-gating nodes, grouped into maximal straight chains, in topological order.
+
+    In a chain each node after the first has one input, the node before it, whose only consumer
+    it is: the chain is one function of its first node's inputs, and no other node reads its
+    inner values. The input node and the gating nodes belong to no chain. A chain never crosses
+    the edge of an exclusive branch (its inner edges are not gated), so a step runs all of a
+    chain or none of it.
+
+    Example:
+        >>> from grownet.zoo import convnet
+        >>> linear_chains(convnet(widths=(4,), batchnorm=False))
+        [('conv1_1', 'relu1_1', 'pool1', 'gap', 'fc', 'output')]
+    """
+    chains: list[list[str]] = []
+    chain_of: dict[str, int] = {}
+    for node in graph.topological_order():
+        if node == graph.input_node or OPS[graph.op(node)].gating:
+            continue
+        ins = graph.inputs(node)
+        if len(ins) == 1 and ins[0] in chain_of and graph.consumers(ins[0]) == [node]:
+            # ins[0] has no other consumer, so it is still the last node of its chain
+            chain_of[node] = chain_of[ins[0]]
+            chains[chain_of[node]].append(node)
+        else:
+            chain_of[node] = len(chains)
+            chains.append([node])
+    return [tuple(chain) for chain in chains]
+
+
+class _Segment(nn.Module):
+    """A straight chain of modules run as one: the unit that ``torch.compile`` sees."""
+
+    def __init__(self, modules: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.chain = nn.ModuleList(modules)
+
+    def forward(self, *xs: Tensor) -> Tensor:
+        x = self.chain[0](*xs)
+        for module in self.chain[1:]:
+            x = module(x)
+        return x
+
+
+@functools.cache
+def _segment_class(signature: str) -> type[_Segment]:
+    """A subclass of ``_Segment`` whose ``forward`` has its own code object, one per signature.
+
+    Dynamo keeps compiled versions per code object and falls back to eager after
+    ``recompile_limit`` (8) of them: the many equal chains of a ResNet stage share one version,
+    but a deep net has more than 8 different chains, which must not all share one code object.
+    """
+    base = _Segment.forward
+    tag = hashlib.blake2b(signature.encode(), digest_size=6).hexdigest()
+    code = base.__code__.replace(co_name=f"segment_{tag}")
+    forward = types.FunctionType(code, base.__globals__, code.co_name)
+    return type(f"_Segment_{tag}", (_Segment,), {"forward": forward})
+
+
 @dataclass(frozen=True)
 class _Step:
     node: str
@@ -111,12 +180,13 @@ class GraphNet(nn.Module):
                 self.layers[node] = OPS[spec.op].build(spec.params, ins)
         self.input_node, self.output_node = graph.input_node, graph.output_node
         kinds = {"dropin": _DROPIN, "gated_add": _GATED}
-        self._order = [
+        self._nodes = [
             (n, tuple(graph.inputs(n)), kinds.get(graph.op(n), _PLAIN))
             for n in order
             if n != self.input_node
         ]
-        self._gating = [(n, kind) for n, _, kind in self._order if kind != _PLAIN]
+        self._order = self._nodes  # becomes one row per compiled chain in compile_segments
+        self._gating = [(n, kind) for n, _, kind in self._nodes if kind != _PLAIN]
         self._dropin_schedule = {
             n: (graph.spec(n).params["length"], graph.spec(n).params["start"])
             for n, kind in self._gating
@@ -124,6 +194,12 @@ class GraphNet(nn.Module):
         }
         self.branches = exclusive_branches(graph)
         self._schedules: dict[frozenset[Edge], list[_Step]] = {}
+        # Compiled chains, keyed by their last node (whose value they produce). A plain dict,
+        # not a ModuleDict: the layers stay owned by self.layers, so state dict keys do not
+        # change and a layer is not saved twice.
+        self._segments: dict[str, nn.Module] = {}
+        self._members: dict[str, tuple[str, ...]] = {}
+        self._compile_options: dict[str, Any] | None = None
         self.plan = StepPlan()
 
     # ------------------------------------------------------------------ plan
@@ -170,7 +246,9 @@ class GraphNet(nn.Module):
             skipped |= self.branches[edge]
         rows = []
         for node, ins, kind in self._order:
-            if node in skipped:
+            inside = [n in skipped for n in self._members.get(node, (node,))]
+            if any(inside):
+                assert all(inside), f"{self._members[node]} crosses the edge of a gated branch"
                 continue
             rows.append((node, tuple(None if (u, node) in closed else u for u in ins), kind))
         last_use: dict[str, int] = {}
@@ -190,15 +268,67 @@ class GraphNet(nn.Module):
         self._schedules[closed] = schedule
         return schedule
 
+    # ------------------------------------------------------------------ compile
+
+    def compile_segments(self, **compile_options: Any) -> int:
+        """Compile each straight chain of two or more layers with ``torch.compile``.
+
+        ``compile_options`` go to ``torch.compile`` (``backend``, ``mode``, ...). The gating is
+        not compiled: ``forward`` still picks in Python which chains a step runs (see
+        :func:`linear_chains`), so a plan that changes every step causes no recompilation.
+        Chains of equal layers and input shapes share compiled code. The layers stay in
+        ``self.layers``: the state dict is unchanged. Returns the number of compiled chains.
+
+        Compile after replacing a layer by hand (:meth:`rebuilt` does so after surgery).
+
+        Example:
+            >>> import torch
+            >>> from grownet.zoo import build
+            >>> net = GraphNet(build("cifar_resnet", depth=8, depth_dropout=0.5))
+            >>> net.compile_segments(backend="eager")  # stem, 3 branches, 2 pool-pads, head
+            7
+        """
+        chains = [c for c in linear_chains(self.graph) if len(c) > 1]
+        self._segments, self._members = {}, {}
+        for chain in chains:
+            segment = _segment_class(self._signature(chain))([self.layers[n] for n in chain])
+            self._segments[chain[-1]] = torch.compile(segment, **compile_options)
+            self._members[chain[-1]] = chain
+        heads = {chain[0]: chain for chain in chains}
+        inner = {n for chain in chains for n in chain[1:]}
+        self._order = [
+            (heads[n][-1], ins, kind) if n in heads else (n, ins, kind)
+            for n, ins, kind in self._nodes
+            if n not in inner
+        ]
+        self._schedules.clear()
+        self._compile_options = dict(compile_options)
+        return len(chains)
+
+    @property
+    def compiled_chains(self) -> list[tuple[str, ...]]:
+        """The chains :meth:`compile_segments` compiled (none before it is called)."""
+        return list(self._members.values())
+
+    def _signature(self, chain: tuple[str, ...]) -> str:
+        """What makes two chains run the same code: their specs and input shapes."""
+        rows = [
+            [self.graph.spec(n).to_dict(), [list(self.shapes[u]) for u in self.graph.inputs(n)]]
+            for n in chain
+        ]
+        return json.dumps(rows, sort_keys=True)
+
     # ------------------------------------------------------------------ run
 
     def forward(self, x: Tensor, plan: StepPlan | None = None) -> Tensor:
         plan = self.plan if plan is None else plan
-        layers = self.layers
+        layers, segments = self.layers, self._segments
         values: dict[str, Tensor] = {self.input_node: x}
         for step in self._schedule(self.closed_edges(plan)):
             ins = [None if u is None else values[u] for u in step.inputs]
-            module = layers[step.node]
+            module = segments.get(step.node)
+            if module is None:
+                module = layers[step.node]
             if step.kind == _PLAIN:
                 out = module(*ins)
             elif step.kind == _DROPIN:
@@ -220,8 +350,8 @@ class GraphNet(nn.Module):
 
         A node is unchanged when it has the same id, spec and input shapes as here; ``modules``
         supplies replacements built by surgery (e.g. a narrowed conv with its kept weights).
-        New modules are moved to this executor's device and dtype; train/eval mode and the plan
-        carry over.
+        New modules are moved to this executor's device and dtype; train/eval mode, the plan
+        and compilation (:meth:`compile_segments`) carry over.
         """
         shapes = graph.validate()
         reuse = dict(modules or {})
@@ -240,6 +370,8 @@ class GraphNet(nn.Module):
             net.to(device=reference.device, dtype=reference.dtype)
         net.train(self.training)
         net.plan = self.plan
+        if self._compile_options is not None:
+            net.compile_segments(**self._compile_options)
         return net
 
 

@@ -54,6 +54,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool | None = None
     channels_last: bool | None = None
+    compile: bool = False
     threads: int | None = None
     checkpoint_interval: int = 0
     give_up_at_chance_after: int | None = None
@@ -141,6 +142,8 @@ HELP: dict[str, str] = {
     "device": "auto (CUDA if available), cpu or cuda[:N]",
     "amp": "bf16 autocast (default: on for CUDA, off on CPU)",
     "channels_last": "channels-last memory format (default: on for image inputs)",
+    "compile": "torch.compile the straight chains of layers (residual branches, trunk pieces); "
+    "the per-step gating stays in Python, so changing plans do not recompile",
     "threads": "CPU threads for PyTorch (default: PyTorch's choice)",
     "checkpoint_interval": "also checkpoint every this many iterations (always at the end)",
     "give_up_at_chance_after": "end the run as 'did not converge' if test accuracy is still "

@@ -59,17 +59,23 @@ class RunDir:
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """All metric records; a corrupt or partial line is skipped with a warning."""
-        path = self.file("metrics.jsonl")
+        return self.read_jsonl("metrics.jsonl")
+
+    def read_jsonl(self, name: str) -> list[Any]:
+        """One JSON value per line of ``name`` ([] if absent); a corrupt or partial line (a
+        run still writing it) is skipped with a warning."""
+        path = self.file(name)
         if not path.exists():
             return []
         records = []
-        for number, line in enumerate(path.read_text().splitlines(), 1):
+        # errors="replace": a torn multi-byte character fails JSON parsing, not decoding.
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError:
-                warnings.warn(f"{path}:{number}: skipped a corrupt metrics line", stacklevel=2)
+                warnings.warn(f"{path}:{number}: skipped a corrupt line", stacklevel=2)
         return records
 
     def truncate_metrics(self, after_iteration: int) -> None:

@@ -5,6 +5,12 @@ from the schedule, take the next batch, forward under autocast on CUDA, backward
 Every ``display_interval`` a train record and every ``test_interval`` a test record go to
 ``metrics.jsonl``. A diverged loss or a net stuck at chance ends the run with a status, not a
 crash. Checkpoints resume exactly.
+
+Under ``torchrun`` every rank runs this loop on its own shard of the data, draws the same plan
+and averages the gradients that exist (:mod:`grownet.train.distributed`); the global batch is
+``batch_size * world_size``. Logged loss, accuracy and images/s are over all ranks. Every rank
+evaluates the whole split with rank 0's BatchNorm statistics. Rank 0 alone writes the run
+directory and shows progress; every rank resumes from the same checkpoint.
 """
 
 from __future__ import annotations
@@ -12,6 +18,9 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
+import os
+import shutil
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,14 +28,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from torch import Tensor
 
 from grownet import data as gdata
 from grownet.graph import NetGraph
 from grownet.graph.executor import GraphNet
 from grownet.graph.plan import Planner, StepPlan
 from grownet.provenance import environment
-from grownet.train import checkpoint
+from grownet.train import checkpoint, distributed
 from grownet.train.config import ConfigError, TrainConfig
 from grownet.train.progress import Progress
 from grownet.train.rundir import RunDir
@@ -68,13 +79,28 @@ class TrainResult:
     reason: str = ""
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device cuda was asked for, but no CUDA device is available")
-    return device
+def check_compile_support(device: torch.device) -> None:
+    """Raise a one-line :class:`ConfigError` where ``torch.compile``'s default backend
+    (inductor) cannot run, instead of a traceback at the first step."""
+    import torch._dynamo
+
+    if not torch._dynamo.is_dynamo_supported():
+        raise ConfigError(
+            f"--compile: torch {torch.__version__} cannot compile on Python "
+            f"{sys.version.split()[0]} on this platform; drop --compile"
+        )
+    if device.type == "cuda":
+        from torch.utils._triton import has_triton
+
+        if not has_triton():
+            raise ConfigError("--compile on CUDA needs Triton (pip install triton); or drop it")
+    elif device.type == "cpu":
+        compilers = (os.environ.get("CXX"), "g++", "clang++", "c++")
+        if not any(shutil.which(c) for c in compilers if c):
+            raise ConfigError(
+                "--compile on the CPU needs a C++ compiler (g++ or clang++, or $CXX) on PATH; "
+                "install one or drop --compile"
+            )
 
 
 def build_graph(config: TrainConfig, in_shape: tuple[int, ...], num_classes: int) -> NetGraph:
@@ -105,7 +131,14 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, *, graph: NetGraph | None = None) -> None:
         self.config = config
-        self.device = resolve_device(config.device)
+        self.world = distributed.current_world()
+        self.device = distributed.rank_device(config.device, self.world)
+        if config.compile:
+            check_compile_support(self.device)
+        if self.world.distributed and self.device.type == "cuda":
+            # before anything touches CUDA (pinned copies included): else every rank would also
+            # open a context on GPU 0
+            torch.cuda.set_device(self.device)
         if config.threads:
             torch.set_num_threads(config.threads)
         cuda = self.device.type == "cuda"
@@ -129,8 +162,7 @@ class Trainer:
         # 2-core CPU, and they are the fast path for tensor cores on CUDA.
         images = len(self.graph.input_shape) == 3
         self.channels_last = images if config.channels_last is None else config.channels_last
-        memory = torch.channels_last if self.channels_last else torch.preserve_format
-        self.net = GraphNet(self.graph).to(self.device, memory_format=memory)
+        self.net = self._executor(self.graph)
         self.planner = Planner(self.graph, seed=config.seed)
         self.schedule = LRSchedule(
             config.lr_policy,
@@ -142,18 +174,7 @@ class Trainer:
             stepvalues=tuple(config.stepvalues),
             warmup=config.warmup,
         )
-        biases = [p for name, p in self.net.named_parameters() if name.endswith(".bias")]
-        weights = [p for name, p in self.net.named_parameters() if not name.endswith(".bias")]
-        groups = [{"params": weights, "lr_mult": 1.0}]
-        if biases:
-            groups.append({"params": biases, "lr_mult": config.bias_lr_mult})
-        self.optimizer = torch.optim.SGD(
-            groups,
-            lr=config.base_lr,
-            momentum=config.momentum,
-            weight_decay=config.weight_decay,
-            nesterov=config.nesterov,
-        )
+        self.optimizer = self._make_optimizer()
         loader_options = {"device": self.device, "channels_last": self.channels_last}
         self.train_loader = gdata.make_loader(
             self.dataset.train,
@@ -161,6 +182,8 @@ class Trainer:
             preprocess=self.dataset.preprocess,
             train=True,
             seed=config.seed,
+            rank=self.world.rank,
+            world_size=self.world.world_size,
             **loader_options,
         )
         self.test_loader = gdata.make_loader(
@@ -172,6 +195,14 @@ class Trainer:
         )
         self.run_dir = RunDir(Path(config.runs_dir) / (config.name or self._default_name()))
         self.iteration = 0
+
+    def _executor(self, graph: NetGraph) -> GraphNet:
+        """``graph``'s executor on this run's device and memory format, compiled if asked."""
+        memory = torch.channels_last if self.channels_last else torch.preserve_format
+        net = GraphNet(graph).to(self.device, memory_format=memory)
+        if self.config.compile:
+            net.compile_segments()
+        return net
 
     def _default_name(self) -> str:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -191,9 +222,16 @@ class Trainer:
         return lr
 
     def evaluate(self, plan: StepPlan) -> tuple[float, float]:
-        """Test loss and accuracy over the whole evaluation split, in eval mode."""
+        """Test loss and accuracy over the whole evaluation split, in eval mode.
+
+        Under DDP every rank evaluates the whole split with rank 0's BatchNorm statistics (the
+        simplest way to the same numbers everywhere; the split is small next to training), and
+        every rank returns rank 0's numbers, so decisions taken on them agree bit for bit.
+        """
+        if self.world.distributed:
+            distributed.broadcast(self.net.buffers())
         self.net.eval()
-        total, correct, loss_sum = 0, torch.zeros((), device=self.device), 0.0
+        total, correct = 0, torch.zeros((), device=self.device)
         loss_acc = torch.zeros((), device=self.device)
         with torch.no_grad(), self._autocast():
             for x, y in self.test_loader:
@@ -202,8 +240,15 @@ class Trainer:
                 correct += (out.argmax(1) == y).sum()
                 total += y.numel()
         self.net.train()
-        loss_sum = loss_acc.item()
-        return loss_sum / total, correct.item() / total
+        numbers = torch.tensor(
+            [loss_acc.item() / total, correct.item() / total],
+            dtype=torch.float64,
+            device=self.device,
+        )
+        if self.world.distributed:
+            dist.broadcast(numbers, src=0)
+        loss, accuracy = numbers.tolist()
+        return loss, accuracy
 
     def _record_plan(self, plan: StepPlan) -> dict[str, Any]:
         record: dict[str, Any] = {}
@@ -216,17 +261,36 @@ class Trainer:
     # ------------------------------------------------------------------ run
 
     def run(self, *, resume: bool = True) -> TrainResult:
-        cfg = self.config
-        self.run_dir.create()
+        """Train to ``max_iter`` or a verdict; ``resume`` continues from the run's checkpoint.
+
+        Under torchrun the process group lives for this call (unless the caller set one up).
+        """
+        with distributed.process_group(self.world, self.device):
+            return self._run(resume=resume)
+
+    def _run(self, *, resume: bool) -> TrainResult:
+        cfg, main = self.config, self.world.is_main
+        if main:
+            self.run_dir.create()
         ckpt = self.run_dir.file("checkpoint.pt")
-        if resume and ckpt.exists():
+        resuming = resume and ckpt.exists()
+        if resuming:
             self._restore(ckpt)
-            finished = self.run_dir.file("result.json")
-            if self.iteration >= cfg.max_iter and finished.exists():
-                return TrainResult(**self.run_dir.read_json("result.json"))
         else:
             self._start_fresh()
-        progress = Progress(total=cfg.max_iter, initial=self.iteration, quiet=cfg.quiet)
+        if self.world.distributed:
+            distributed.check_agreement(
+                self.iteration,
+                what="the iteration to start from",
+                fix=f"every rank must see the same {self.run_dir.path} (a shared file system)",
+            )
+            # Equal seeds (or one checkpoint) already make the ranks start alike; broadcasting
+            # rank 0's weights, as DDP does, makes it so whatever an initialiser does.
+            distributed.broadcast(self.net.state_dict().values())
+        finished = self.run_dir.file("result.json")
+        if resuming and self.iteration >= cfg.max_iter and finished.exists():
+            return TrainResult(**self.run_dir.read_json("result.json"))
+        progress = Progress(total=cfg.max_iter, initial=self.iteration, quiet=cfg.quiet or not main)
         start_wall, status, reason = time.perf_counter(), None, ""
         window_loss = torch.zeros((), device=self.device)
         window_correct = torch.zeros((), device=self.device)
@@ -242,6 +306,8 @@ class Trainer:
                     loss = F.cross_entropy(out.float(), y)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if self.world.distributed:
+                    distributed.average_gradients(self.net.parameters())
                 self.optimizer.step()
                 self.iteration = it + 1
                 window_loss += loss.detach()
@@ -249,17 +315,19 @@ class Trainer:
                 window_seen += y.numel()
                 done = self.iteration
                 if done % cfg.display_interval == 0 or done == cfg.max_iter:
-                    steps = max(1, window_seen // cfg.batch_size)
-                    mean_loss = window_loss.item() / steps
+                    loss_sum, correct, seen = self._window_totals(
+                        window_loss, window_correct, window_seen
+                    )
+                    mean_loss = loss_sum / max(1, seen // cfg.batch_size)  # mean of step losses
                     elapsed = time.perf_counter() - window_start
-                    self.run_dir.append_metrics(
+                    self._log(
                         {
                             "kind": "train",
                             "iteration": done,
                             "loss": mean_loss,
-                            "accuracy": window_correct.item() / window_seen,
+                            "accuracy": correct / seen,
                             "lr": lr,
-                            "images_per_s": window_seen / elapsed,
+                            "images_per_s": seen / elapsed,
                             "wall_time_s": time.perf_counter() - start_wall,
                             **self._record_plan(plan),
                         }
@@ -273,7 +341,7 @@ class Trainer:
                 if done % cfg.test_interval == 0 or done == cfg.max_iter:
                     last_loss, last_acc = self.evaluate(plan)
                     best = last_acc if best is None else max(best, last_acc)
-                    self.run_dir.append_metrics(
+                    self._log(
                         {
                             "kind": "test",
                             "iteration": done,
@@ -292,7 +360,8 @@ class Trainer:
                 if cfg.checkpoint_interval and done % cfg.checkpoint_interval == 0:
                     self._save(ckpt)
         except KeyboardInterrupt:
-            self._save(ckpt)
+            # No collective here: the other ranks may be stopped anywhere, or still running.
+            self._save(ckpt, sync=False)
             status, reason = INTERRUPTED, f"interrupted at iteration {self.iteration}"
         finally:
             progress.close()
@@ -311,8 +380,25 @@ class Trainer:
             run_dir=str(self.run_dir.path),
             reason=reason,
         )
-        self.run_dir.write_json("result.json", result.__dict__)
+        if main:
+            self.run_dir.write_json("result.json", result.__dict__)
+            from grownet.report import try_write_report  # late: plotly loads when a run ends
+
+            try_write_report(self.run_dir.path)  # a failure warns; the finished run is kept
         return result
+
+    def _window_totals(self, loss: Tensor, correct: Tensor, seen: int) -> tuple[float, float, int]:
+        """A display window's summed step losses, correct answers and samples, over all ranks."""
+        seen_t = torch.tensor(seen, dtype=torch.float64, device=loss.device)
+        totals = torch.stack([loss.double(), correct.double(), seen_t])
+        if self.world.distributed:
+            dist.all_reduce(totals)
+        loss_sum, correct_sum, seen_sum = totals.tolist()
+        return loss_sum, correct_sum, int(seen_sum)
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.world.is_main:
+            self.run_dir.append_metrics(record)
 
     def _plans(self) -> Iterator[StepPlan]:
         for it in range(self.iteration, self.config.max_iter):
@@ -321,13 +407,22 @@ class Trainer:
             yield plan
 
     def _start_fresh(self) -> None:
+        if not self.world.is_main:
+            return
         self.run_dir.file("metrics.jsonl").unlink(missing_ok=True)
         self.run_dir.write_json("config.json", self.config.to_dict())
-        self.run_dir.write_json("env.json", environment(self.device))
+        env = {**environment(self.device), "world_size": self.world.world_size}
+        self.run_dir.write_json("env.json", env)
         self.graph.to_json(self.run_dir.file("graph.json"))
         self.run_dir.write_json("dataset.json", self.dataset.source)
 
-    def _save(self, path: Path) -> None:
+    def _save(self, path: Path, *, sync: bool = True) -> None:
+        """Rank 0 writes the checkpoint; ``sync`` first gives every rank its BatchNorm
+        statistics (a collective: every rank must call it)."""
+        if sync and self.world.distributed:
+            distributed.broadcast(self.net.buffers())
+        if not self.world.is_main:
+            return
         checkpoint.save(
             path,
             model=self.net,
@@ -336,6 +431,22 @@ class Trainer:
             loader_state=self.train_loader.state_dict(),
             config=self.config.to_dict(),
             graph=self.graph.to_dict(),
+            extra={"world_size": self.world.world_size},
+        )
+
+    def _make_optimizer(self) -> torch.optim.SGD:
+        """SGD over the current net; biases in their own group for Caffe's ``lr_mult``."""
+        named = list(self.net.named_parameters())
+        groups = [{"params": [p for n, p in named if not n.endswith(".bias")], "lr_mult": 1.0}]
+        biases = [p for n, p in named if n.endswith(".bias")]
+        if biases:
+            groups.append({"params": biases, "lr_mult": self.config.bias_lr_mult})
+        return torch.optim.SGD(
+            groups,
+            lr=self.config.base_lr,
+            momentum=self.config.momentum,
+            weight_decay=self.config.weight_decay,
+            nesterov=self.config.nesterov,
         )
 
     def _restore(self, path: Path) -> None:
@@ -348,18 +459,34 @@ class Trainer:
                 f"{self.run_dir.path} was run with a different config ({', '.join(changed)}); "
                 "use another --name or drop --resume"
             )
+        world_size = state["extra"].get("world_size", 1)
+        if world_size != self.world.world_size:
+            raise ConfigError(
+                f"{self.run_dir.path} was trained by {world_size} process(es), this run has "
+                f"{self.world.world_size}: its data order would change; resume it with "
+                f"{world_size} process(es) in all, or use another --name"
+            )
         graph = NetGraph.from_dict(state["graph"])
         if graph != self.graph:
             self.graph = graph
-            self.net = GraphNet(graph).to(self.device)
+            self.net = self._executor(graph)
             self.planner = Planner(graph, seed=self.config.seed)
+            self.optimizer = self._make_optimizer()  # over the restored graph's parameters
         self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.train_loader.load_state_dict(state["loader"])
         checkpoint.set_rng_states(state["rng"])
         self.iteration = state["iteration"]
-        self.run_dir.truncate_metrics(self.iteration)
+        if self.world.is_main:
+            self.run_dir.truncate_metrics(self.iteration)
 
 
 # Settings that may differ between a run and its resumption without changing its results.
-_RESUMABLE_CHANGES = {"quiet", "max_iter", "checkpoint_interval", "threads", "download"}
+_RESUMABLE_CHANGES = {
+    "quiet",
+    "max_iter",
+    "checkpoint_interval",
+    "threads",
+    "download",
+    "compile",
+}

@@ -87,20 +87,6 @@ def test_exact_resume(split, first, preprocess):
     assert resumed.state_dict() == original.state_dict()
 
 
-def test_training_batch_matches_a_per_image_reference(split):
-    ld = loader(split, seed=3)
-    take(ld, 2)
-    x, y = ld.next_batch()  # epoch 0, position 2
-    raw = split.x[y].double() / 255 - 0.5
-    g = torch.Generator().manual_seed(derive_seed(3, 2, 0, 2))  # the loader's augmentation seed
-    aug = draw_augmentation(B, pad=2, flip=True, generator=g)
-    for i in range(B):
-        oy, ox = int(aug.oy[i]), int(aug.ox[i])
-        img = F.pad(raw[i], (2, 2, 2, 2))[:, oy : oy + 8, ox : ox + 8]
-        img = img.flip(-1) if aug.flip[i] else img
-        assert torch.allclose(x[i].double(), img, atol=1e-6)
-
-
 def test_flip_only_mirrors_whole_images(split):
     ld = loader(split, preprocess=Preprocess(scale=1 / 255, flip=True))
     x, y = ld.next_batch()
@@ -119,6 +105,52 @@ def test_eval_is_one_ordered_pass_without_augmentation(split, batch_size):
     assert torch.equal(torch.cat([b[1] for b in batches]), torch.arange(N))
     assert torch.allclose(x, split.x.float() / 255 - 0.5)  # normalised only: no crop, no flip
     assert same(batches, list(ld)) and ld.state_dict() == {"epoch": 0, "position": 0}
+
+
+def test_ranks_take_disjoint_shards_of_one_permutation(split):
+    ranks = [loader(split, rank=r, world_size=3, batch_size=4) for r in range(3)]
+    assert [len(ld) for ld in ranks] == [4, 4, 4]  # 48 of 50 samples: 16 per rank, 4 batches
+    single = loader(split, batch_size=4)
+    for epoch in range(2):
+        seen = [torch.cat([y for _, y in ld]) for ld in ranks]
+        expected = single.order(epoch)[:48]
+        for r in range(3):
+            assert torch.equal(seen[r], expected[r::3])  # the label is the sample's index
+    assert ranks[0].state_dict() == {"epoch": 2, "position": 0}
+
+
+@pytest.mark.parametrize(("rank", "world_size"), [(0, 1), (1, 2)])
+def test_training_batch_matches_a_per_image_reference(split, rank, world_size):
+    ld = loader(split, seed=3, rank=rank, world_size=world_size)
+    take(ld, 2)
+    x, y = ld.next_batch()  # epoch 0, position 2
+    raw = split.x[y].double() / 255 - 0.5
+    # the loader's augmentation seed: batches numbered as if the ranks' were interleaved
+    g = torch.Generator().manual_seed(derive_seed(3, 2, 0, 2 * world_size + rank))
+    aug = draw_augmentation(B, pad=2, flip=True, generator=g)
+    for i in range(B):
+        oy, ox = int(aug.oy[i]), int(aug.ox[i])
+        img = F.pad(raw[i], (2, 2, 2, 2))[:, oy : oy + 8, ox : ox + 8]
+        img = img.flip(-1) if aug.flip[i] else img
+        assert torch.allclose(x[i].double(), img, atol=1e-6)
+
+
+def test_rank_resumes_exactly(split):
+    original = loader(split, rank=1, world_size=2)
+    take(original, 4)
+    expected = take(original, 3)  # crosses into epoch 1 (3 batches per epoch per rank)
+    resumed = loader(split, rank=1, world_size=2)
+    resumed.load_state_dict({"epoch": 1, "position": 2})  # where expected[1] starts
+    assert same(take(resumed, 2), expected[1:])
+
+
+def test_eval_shards_cover_every_sample_once(split):
+    ys = [
+        torch.cat([y for _, y in loader(split, train=False, rank=r, world_size=3)])
+        for r in range(3)
+    ]
+    assert [len(y) for y in ys] == [17, 17, 16]
+    assert torch.equal(torch.cat(ys).sort().values, torch.arange(N))
 
 
 def test_channels_last_and_float_input(split):
@@ -141,6 +173,9 @@ def test_channels_last_and_float_input(split):
         ({"drop_last": "yes"}, "drop_last"),
         ({"preprocess": None}, "preprocess"),
         ({"channels_last": None}, "channels_last"),
+        ({"world_size": 0}, "world_size must be an int >= 1, got 0"),
+        ({"rank": 2, "world_size": 2}, r"rank must be < world_size \(2\), got 2"),
+        ({"batch_size": 26, "world_size": 2}, "leaves no batch from 25 samples"),
     ],
 )
 def test_bad_options_are_rejected(split, kw, match):

@@ -60,6 +60,16 @@ def test_stream_exact_resume_and_worker_independence(imagenet):
     assert torch.equal(before, torch.get_rng_state())
 
 
+def test_stream_ranks_take_disjoint_shards(imagenet):
+    ranks = [stream(imagenet, batch_size=2, rank=r, world_size=5) for r in range(5)]
+    assert [len(ld) for ld in ranks] == [1] * 5  # 10 of 12 images: 2 per rank
+    # an image keeps its place in the epoch's order, so its seed: the crops of one process
+    x_all, y_all = stream(imagenet, batch_size=10).next_batch()
+    for r, ld in enumerate(ranks):
+        x, y = ld.next_batch()
+        assert torch.equal(x, x_all[r::5]) and torch.equal(y, y_all[r::5])
+
+
 def test_stream_eval_is_one_ordered_pass(imagenet):
     ld = make_loader(
         imagenet.test, batch_size=3, preprocess=imagenet.preprocess, train=False, num_workers=0

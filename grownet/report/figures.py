@@ -1,0 +1,345 @@
+"""Plotly figures of a run's numbers: learning curves, growth stages, sweeps and benchmarks.
+
+Each builder takes loaded runs (:class:`grownet.report.load.Run`) and returns its figures keyed
+by an id that is stable across reports (``accuracy``, ``sweep-0-1`` ...), and nothing when no
+run has the data. A run keeps one colour in every figure; its legend entries share a group, so
+one click hides all of a run's lines.
+
+Example:
+    >>> from pathlib import Path
+    >>> from grownet.report.load import Run
+    >>> run = Run(path=Path("r"), label="r", test=[
+    ...     {"kind": "test", "iteration": 20, "loss": 1.4, "accuracy": 0.4, "wall_time_s": 0.3},
+    ...     {"kind": "test", "iteration": 40, "loss": 0.4, "accuracy": 0.9, "wall_time_s": 0.6}])
+    >>> fig = learning_curves([run])["accuracy"]
+    >>> [(t.name, list(t.x), list(t.y)) for t in fig.data]
+    [('r test', [20, 40], [0.4, 0.9])]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from grownet.report.load import Run, number
+
+PALETTE = qualitative.Plotly + qualitative.D3
+SWEEP_AXES = {
+    "width": "width dropout ratio",
+    "depth": "depth dropout ratio",
+    "dropin": "DropIn ratio",
+}
+_UNITS = {"width": "channels", "depth": "weighted layers", "dropin": "weighted layers"}
+
+
+def colours(runs: Sequence[Run]) -> dict[str, str]:
+    """One colour per run label, the same in every figure of a report."""
+    return {run.label: PALETTE[i % len(PALETTE)] for i, run in enumerate(runs)}
+
+
+def styled(fig: go.Figure, *, title: str, x: str, y: str, height: int = 440) -> go.Figure:
+    """The report's common look; titles the x axis and the (first) y axis."""
+    fig.update_layout(
+        template="plotly_white",
+        title={"text": title, "x": 0.01},
+        height=height,
+        margin={"l": 70, "r": 30, "t": 60, "b": 55},
+        legend={"groupclick": "togglegroup"},
+        hovermode="closest",
+        xaxis_title_text=x,
+        yaxis_title_text=y,
+    )
+    return fig
+
+
+def _series(records: Sequence[dict[str, Any]], key: str) -> tuple[list[int], list[float | None]]:
+    """Iterations and values of ``key``; a non-finite value (a diverged loss) becomes a gap."""
+    return [r["iteration"] for r in records], [number(r.get(key)) for r in records]
+
+
+# --------------------------------------------------------------------------- learning curves
+
+
+def _q_groups(train: Sequence[dict[str, Any]]) -> list[tuple[list[str], list[int], list[float]]]:
+    """DropIn units with identical q schedules, merged: usually one line per run, not eight."""
+    units: dict[str, None] = {}
+    for record in train:
+        units.update(dict.fromkeys(record.get("dropin_q") or {}))
+    groups: dict[tuple[tuple[int, float], ...], list[str]] = {}
+    for unit in units:
+        points = tuple(
+            (r["iteration"], q)
+            for r in train
+            if (q := number((r.get("dropin_q") or {}).get(unit))) is not None
+        )
+        groups.setdefault(points, []).append(unit)
+    return [([*names], [i for i, _ in pts], [q for _, q in pts]) for pts, names in groups.items()]
+
+
+def _add_curves(fig: go.Figure, run: Run, colour: str, key: str) -> None:
+    for kind, records, dash in (("test", run.test, "solid"), ("train", run.train, "dot")):
+        if not records:
+            continue
+        x, y = _series(records, key)
+        extra = ""
+        if kind == "train":
+            custom = [[number(r.get("lr")), number(r.get("images_per_s"))] for r in records]
+            extra = "<br>lr %{customdata[0]:.3g}<br>%{customdata[1]:.0f} images/s"
+        else:
+            custom = None
+        fig.add_scatter(
+            x=x,
+            y=y,
+            name=f"{run.label} {kind}",
+            legendgroup=run.label,
+            mode="lines+markers" if kind == "test" else "lines",
+            line={"color": colour, "dash": dash, "width": 2 if kind == "test" else 1.5},
+            customdata=custom,
+            hovertemplate=f"{run.label} {kind}<br>iteration %{{x}}<br>{key} %{{y:.4f}}{extra}"
+            "<extra></extra>",
+        )
+
+
+def learning_curves(runs: Sequence[Run]) -> dict[str, go.Figure]:
+    """Test (solid) and train (dotted) accuracy and loss vs iteration, one colour per run;
+    the DropIn ratio q (share of units still taking the old layer) on a secondary axis."""
+    shown = [r for r in runs if r.train or r.test]
+    if not shown:
+        return {}
+    palette = colours(runs)
+    q_groups = {run.label: _q_groups(run.train) for run in shown}
+    has_q = any(q_groups.values())
+    accuracy = make_subplots(specs=[[{"secondary_y": True}]]) if has_q else go.Figure()
+    loss = go.Figure()
+    for run in shown:
+        colour = palette[run.label]
+        _add_curves(accuracy, run, colour, "accuracy")
+        _add_curves(loss, run, colour, "loss")
+        for names, x, q in q_groups[run.label]:
+            more = f" (+{len(names) - 1} units)" if len(names) > 1 else ""
+            accuracy.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=q,
+                    name=f"{run.label} q {names[0]}{more}",
+                    legendgroup=run.label,
+                    mode="lines",
+                    line={"color": colour, "dash": "dash", "width": 1},
+                    opacity=0.7,
+                    hovertemplate=f"{run.label}: DropIn q of {', '.join(names)}"
+                    "<br>iteration %{x}<br>q %{y:.4f}<extra></extra>",
+                ),
+                secondary_y=True,
+            )
+    styled(accuracy, title="Accuracy (test solid, train dotted)", x="iteration", y="accuracy")
+    accuracy.update_layout(yaxis_range=[-0.02, 1.02])
+    if has_q:
+        accuracy.update_layout(
+            yaxis2={"title_text": "DropIn q (dashed)", "range": [-0.02, 1.02], "showgrid": False}
+        )
+    styled(loss, title="Loss (test solid, train dotted)", x="iteration", y="cross-entropy loss")
+    return {"accuracy": accuracy, "loss": loss}
+
+
+def error_vs_time(runs: Sequence[Run]) -> dict[str, go.Figure]:
+    """Test error (1 - accuracy) vs training wall time: what a faster variant buys."""
+    fig = go.Figure()
+    palette = colours(runs)
+    for run in runs:
+        points = [
+            (t, 1 - a)
+            for r in run.test
+            if (t := number(r.get("wall_time_s"))) is not None
+            and (a := number(r.get("accuracy"))) is not None
+        ]
+        if points:
+            fig.add_scatter(
+                x=[t for t, _ in points],
+                y=[e for _, e in points],
+                name=run.label,
+                legendgroup=run.label,
+                mode="lines+markers",
+                line={"color": palette[run.label]},
+                hovertemplate=f"{run.label}<br>%{{x:.1f}} s<br>test error %{{y:.4f}}"
+                "<extra></extra>",
+            )
+    if not fig.data:
+        return {}
+    return {"error-time": styled(fig, title="Test error vs training time", x="wall time (s)",
+                                 y="test error")}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- growth
+
+
+def accuracy_vs_depth(runs: Sequence[Run]) -> dict[str, go.Figure]:
+    """Test accuracy after each growth stage vs depth; parameters and FLOPs on hover."""
+    fig = go.Figure()
+    palette = colours(runs)
+    for run in runs:
+        if not run.stages:
+            continue
+        stages = sorted(run.stages, key=lambda s: s["stage"])
+        custom = [
+            [s["stage"], s["params"], s["flops"], s["wall_time_s"], _extras(s)] for s in stages
+        ]
+        fig.add_scatter(
+            x=[s["depth"] for s in stages],
+            y=[s["test_accuracy"] for s in stages],
+            name=run.label,
+            legendgroup=run.label,
+            mode="lines+markers+text",
+            text=[f"s{s['stage']}" for s in stages],
+            textposition="top center",
+            line={"color": palette[run.label]},
+            customdata=custom,
+            hovertemplate=f"{run.label} stage %{{customdata[0]}}<br>depth %{{x}}"
+            "<br>test accuracy %{y:.4f}<br>params %{customdata[1]:,}"
+            "<br>FLOPs %{customdata[2]:,}<br>wall %{customdata[3]:.1f} s"
+            "<br>%{customdata[4]}<extra></extra>",
+        )
+    if not fig.data:
+        return {}
+    styled(fig, title="Test accuracy vs depth (growth stages)", x="depth (weighted layers)",
+           y="test accuracy")  # fmt: skip
+    return {"depth": fig}
+
+
+def _extras(stage: dict[str, Any]) -> str:
+    """The stage's other scalar keys, for hover (``action=insert after relu1``)."""
+    known = {"stage", "depth", "params", "flops", "test_accuracy", "wall_time_s"}
+    return "<br>".join(
+        f"{k}={v}" for k, v in stage.items() if k not in known and isinstance(v, str | int | float)
+    )
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+def _sweep_figure(sweep: dict[str, Any], title: str) -> go.Figure:
+    points = sorted(sweep["points"], key=lambda p: p["ratio"])
+    errors = [p["error"] for p in points]
+    fig = go.Figure()
+    fig.add_scatter(
+        x=[p["ratio"] for p in points],
+        y=errors,
+        name="test error",
+        mode="lines+markers",
+        hovertemplate="ratio %{x:.3f}<br>error %{y:.4f}<extra></extra>",
+    )
+    if knee := sweep.get("knee"):
+        fig.add_scatter(
+            x=[knee["ratio"]],
+            y=[knee["error"]],
+            name=f"knee at {knee['ratio']:.3g}",
+            mode="markers",
+            marker={"symbol": "star", "size": 16, "color": "#d62728"},
+        )
+    if estimate := sweep.get("estimate"):
+        size, full = estimate.get("size"), estimate.get("full_size")
+        what = f" → {size}" + (f" of {full}" if full else "") + f" {_UNITS[sweep['kind']]}"
+        fig.add_scatter(
+            x=[estimate["ratio"]] * 2,
+            y=[min(errors), max(errors)],
+            name=f"estimate at {estimate['ratio']:.3g}" + (what if size is not None else ""),
+            mode="lines",
+            line={"dash": "dash", "color": "#2ca02c"},
+        )
+    if check := sweep.get("verification"):
+        fig.add_annotation(
+            text=f"verification: {'passed' if check['passed'] else 'FAILED'}<br>"
+            f"full {100 * check['full_accuracy']:.2f} %, "
+            f"reduced {100 * check['reduced_accuracy']:.2f} %",
+            xref="paper",
+            yref="paper",
+            x=0.99,
+            y=0.97,
+            xanchor="right",
+            showarrow=False,
+            align="right",
+            bordercolor="#2ca02c" if check["passed"] else "#d62728",
+            borderwidth=2,
+            bgcolor="white",
+        )
+    return styled(fig, title=title, x=SWEEP_AXES[sweep["kind"]], y="test error")
+
+
+def sweep_figures(runs: Sequence[Run]) -> dict[str, go.Figure]:
+    """Error vs ratio for each width, depth or DropIn sweep: knee, estimate and check marked."""
+    figures = {}
+    for r, run in enumerate(runs):
+        for i, sweep in enumerate(run.sweeps):
+            layer = f" of {sweep['layer']}" if sweep.get("layer") else ""
+            who = f"{run.label}: " if len(runs) > 1 else ""
+            title = f"{who}{sweep['kind']} sweep{layer}: error vs ratio"
+            figures[f"sweep-{r}-{i}"] = _sweep_figure(sweep, title)
+    return figures
+
+
+# --------------------------------------------------------------------------- benchmarks
+
+
+def _saving_figure(bench: dict[str, Any]) -> go.Figure:
+    fig = go.Figure()
+    rows = sorted(bench["rows"], key=lambda row: row["ratio"])
+    for i, mode in enumerate(dict.fromkeys(row["mode"] for row in rows)):
+        mine = [row for row in rows if row["mode"] == mode]
+        fig.add_scatter(
+            x=[row["ratio"] for row in mine],
+            y=[row["saving"] for row in mine],
+            name="baseline" if mode == "-" else f"measured, {mode}",
+            mode="lines+markers",
+            marker={"size": 9, "color": PALETTE[i % len(PALETTE)]},
+            customdata=[
+                [row.get("variant", ""), row["forward_ms"], row["backward_ms"], row["total_ms"]]
+                for row in mine
+            ],
+            hovertemplate="%{customdata[0]}<br>ratio %{x}<br>saving %{y:.1%}"
+            "<br>forward %{customdata[1]:.1f} ms<br>backward %{customdata[2]:.1f} ms"
+            "<br>total %{customdata[3]:.1f} ms<extra></extra>",
+        )
+    for key, name, dash in (("theory_saving", "theory", "dash"),
+                            ("paper_theory_saving", "paper's theory", "dot")):  # fmt: skip
+        theory = {row["ratio"]: row[key] for row in rows if row.get(key) is not None}
+        if theory:
+            fig.add_scatter(
+                x=list(theory),
+                y=list(theory.values()),
+                name=name,
+                mode="lines+markers",
+                line={"dash": dash, "color": "black"},
+                marker={"symbol": "x"},
+                hovertemplate=f"{name}<br>ratio %{{x}}<br>saving %{{y:.1%}}<extra></extra>",
+            )
+    title = f"Time saving vs dropout ratio: {bench['benchmark']} on {bench.get('model', '?')}"
+    styled(fig, title=title, x="dropout ratio", y="time saving per step")
+    fig.update_yaxes(tickformat=".0%")
+    return fig
+
+
+def _time_figure(bench: dict[str, Any]) -> go.Figure:
+    rows = bench["rows"]
+    names = [row.get("variant") or f"{row['ratio']:g} {row['mode']}" for row in rows]
+    fig = go.Figure()
+    for key, colour in (("forward_ms", "#1f77b4"), ("backward_ms", "#ff7f0e")):
+        fig.add_bar(
+            x=names,
+            y=[row[key] for row in rows],
+            name=key.removesuffix("_ms"),
+            marker_color=colour,
+            hovertemplate="%{x}<br>" + key.removesuffix("_ms") + " %{y:.1f} ms<extra></extra>",
+        )
+    fig.update_layout(barmode="stack")
+    return styled(fig, title=f"Time per training step: {bench['benchmark']}", x="variant",
+                  y="ms per step (median)")  # fmt: skip
+
+
+def bench_figures(bench: dict[str, Any], *, key: str) -> dict[str, go.Figure]:
+    """A benchmark with rows: saving vs ratio beside the theory, and time per step."""
+    if not bench.get("rows"):
+        return {}
+    return {f"bench-saving-{key}": _saving_figure(bench), f"bench-time-{key}": _time_figure(bench)}

@@ -1,0 +1,245 @@
+"""The report page: sections of tables and figures, one HTML file that opens offline.
+
+plotly.js is written beside the page as ``plotly.min.js`` (from the installed plotly package)
+and loaded by relative path: nothing is fetched from the network, and reports in one directory
+share the file. The page is replaced atomically, so a browser reloading a run's report while
+the run writes it never sees half a page.
+
+Example:
+    >>> import tempfile
+    >>> run = Path(tempfile.mkdtemp())
+    >>> _ = (run / "metrics.jsonl").write_text(
+    ...     '{"kind": "test", "iteration": 10, "loss": 0.9, "accuracy": 0.7}\\n')
+    >>> out = write_report([run])
+    >>> out.name, (run / "plotly.min.js").exists()
+    ('report.html', True)
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
+
+from grownet.graph import GraphError, NetGraph
+from grownet.report import figures, tables
+from grownet.report.load import Evidence, Run, load_evidence
+from grownet.report.network import graph_title, network_figure
+from grownet.report.studies import study_figures
+
+PLOTLY_JS = "plotly.min.js"
+# plotly.js shows a "Share chart" button that uploads the figure to plotly's cloud by default:
+# off, with no server to send to, and no logo link; nothing on the page points off the machine.
+PLOT_CONFIG = {
+    "displaylogo": False,
+    "showSendToCloud": False,
+    "plotlyServerURL": "",
+    "responsive": True,
+}
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5em 2em; color: #222; }
+h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+nav a { margin-right: 1em; } p.meta { color: #666; margin-top: 0; }
+table { border-collapse: collapse; margin: 0.6em 0 1em; font-size: 0.9em; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; } table.provenance td:first-child { font-weight: 600; }
+.good { color: #1a7f37; font-weight: 600; } .bad { color: #c62828; font-weight: 600; }
+.figure { margin: 0.5em 0 1.2em; } ul.notes { color: #8a5a00; } div.wide { overflow-x: auto; }
+"""
+
+Figures = dict[str, go.Figure]
+
+
+@dataclass
+class Section:
+    """A titled part of the page: HTML snippets and figures ``(id, figure)``, in order."""
+
+    id: str
+    title: str
+    content: list[str | tuple[str, go.Figure]] = field(default_factory=list)
+
+    @property
+    def figures(self) -> Figures:
+        return {item[0]: item[1] for item in self.content if isinstance(item, tuple)}
+
+    def add(self, figs: Figures) -> Section:
+        self.content += list(figs.items())
+        return self
+
+
+def _not_drawn(section: Section, text: str) -> None:
+    """Say on the page, and as a warning, what could not be drawn; the rest still is."""
+    warnings.warn(text, stacklevel=3)
+    section.content.append(f"<p class='bad'>{html.escape(text)}</p>")
+
+
+def _paper_section(i: int, source: Path, summary: dict[str, Any]) -> Section:
+    title = f"Paper vs measured: {summary.get('recipe') or source.name}"
+    section = Section(f"paper-{i}", title)
+    if summary.get("paper"):
+        section.content.append(f"<p>{html.escape(summary['paper'])}</p>")
+    section.content.append(tables.paper_table(summary))
+    if summary.get("notes"):
+        notes = html.escape(summary["notes"].strip())
+        section.content.append(f"<details><summary>notes</summary><pre>{notes}</pre></details>")
+    return section
+
+
+def _network_section(runs: Sequence[Run]) -> Section:
+    """Each graph file of each run, drawn once: runs sharing a network share the drawing."""
+    section = Section("network", "Network")
+    graphs: dict[str, tuple[dict, list[str]]] = {}
+    for run in runs:
+        for file, data in run.graphs:
+            key = json.dumps(data, sort_keys=True)
+            graphs.setdefault(key, (data, []))[1].append(f"{run.label}: {file}")
+    for i, (data, where) in enumerate(graphs.values()):
+        names = ", ".join(where)
+        try:
+            graph = NetGraph.from_dict(data)
+            fig = network_figure(graph, title=graph_title(names, graph))
+        except (GraphError, KeyError, TypeError) as err:  # a hand-edited or foreign file
+            _not_drawn(section, f"{names}: not drawn: {err}")
+            continue
+        section.add({f"network-{i}": fig})
+    return section
+
+
+def _bench_section(runs: Sequence[Run]) -> Section:
+    section = Section("bench", "Benchmarks")
+    for r, run in enumerate(runs):
+        for i, (file, bench) in enumerate(run.benches):
+            section.content.append(tables.bench_table(f"{run.label}: {file}", bench))
+            section.add(figures.bench_figures(bench, key=f"{r}-{i}"))
+    return section
+
+
+def _study_section(runs: Sequence[Run]) -> Section:
+    section = Section("studies", "Optuna studies")
+    for r, run in enumerate(runs):
+        if run.study is None:
+            continue
+        try:
+            figs = study_figures(run.study, label=run.label)
+        except Exception as err:  # a foreign or locked SQLite file: draw the rest
+            _not_drawn(section, f"{run.label}: {run.study} not read: {err}")
+            continue
+        section.add({f"study-{r}-{key}": fig for key, fig in figs.items()})
+    return section
+
+
+def build_sections(evidence: Evidence) -> list[Section]:
+    """Every section the evidence has data for, in reading order."""
+    runs = evidence.runs
+    sections = []
+    if runs:
+        sections.append(Section("runs", "Runs", [tables.runs_table(runs), tables.notes_list(runs)]))
+    sections += [_paper_section(i, *item) for i, item in enumerate(evidence.summaries)]
+    curves = figures.learning_curves(runs) | figures.error_vs_time(runs)
+    sections += [
+        Section("curves", "Learning curves").add(curves),
+        Section("growth", "Growth: accuracy vs depth").add(figures.accuracy_vs_depth(runs)),
+        Section("sweeps", "Depth and width sweeps").add(figures.sweep_figures(runs)),
+        _bench_section(runs),
+        _network_section(runs),
+        _study_section(runs),
+    ]
+    if any(run.env or run.config or run.result for run in runs):
+        sections.append(Section("provenance", "Provenance", [tables.provenance_table(runs)]))
+    return [s for s in sections if any(s.content)]
+
+
+def _figure_html(key: str, fig: go.Figure) -> str:
+    div = pio.to_html(
+        fig, full_html=False, include_plotlyjs=False, div_id=f"fig-{key}", config=PLOT_CONFIG
+    )
+    return f"<div class='figure'>{div}</div>"
+
+
+def render(sections: Sequence[Section], evidence: Evidence) -> str:
+    """The whole page as HTML text; it loads ``plotly.min.js`` from its own directory."""
+    labels = ", ".join(run.label for run in evidence.runs) or ", ".join(
+        p.name for p in evidence.sources
+    )
+    nav = "".join(f"<a href='#{s.id}'>{html.escape(s.title)}</a>" for s in sections)
+    body = []
+    for s in sections:
+        body.append(f"<section id='{s.id}'><h2>{html.escape(s.title)}</h2>")
+        body += [item if isinstance(item, str) else _figure_html(*item) for item in s.content]
+        body.append("</section>")
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            "<html lang='en'><head><meta charset='utf-8'>",
+            f"<title>grownet report: {html.escape(labels)}</title>",
+            f"<script src='{PLOTLY_JS}' charset='utf-8'></script>",
+            f"<style>{STYLE}</style></head><body>",
+            f"<h1>grownet report: {html.escape(labels)}</h1>",
+            f"<p class='meta'>Drawn {stamp} from {tables.source_list(evidence.sources)} "
+            "(regenerate with <code>grownet report</code> at any time).</p>",
+            f"<nav>{nav}</nav>",
+            *body,
+            "</body></html>",
+        ]
+    )
+
+
+def _write_plotlyjs(directory: Path) -> None:
+    """plotly.js of the installed plotly, beside the page; rewritten only when it differs."""
+    path = directory / PLOTLY_JS
+    text = get_plotlyjs()
+    if path.exists() and path.stat().st_size == len(text.encode()) and path.read_text() == text:
+        return
+    tmp = path.with_name(PLOTLY_JS + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def default_output(paths: Sequence[Path]) -> Path:
+    """``RUN_DIR/report.html`` for one path; ``report.html`` here for several."""
+    return paths[0] / "report.html" if len(paths) == 1 else Path("report.html")
+
+
+def write_report(
+    run_dirs: str | Path | Sequence[str | Path], out: str | Path | None = None
+) -> Path:
+    """Draw the report of one or more run (or recipe) directories; returns the page's path.
+
+    One directory: ``RUN_DIR/report.html``; several: their overlay in ``out`` (default
+    ``report.html`` in the current directory). ``plotly.min.js`` is written beside the page.
+    Raises :class:`grownet.report.load.ReportError` for a path that is not a run directory.
+    """
+    paths = [Path(run_dirs)] if isinstance(run_dirs, str | Path) else [Path(p) for p in run_dirs]
+    evidence = load_evidence(paths)
+    target = Path(out) if out is not None else default_output(paths)
+    if target.is_dir():
+        target = target / "report.html"
+    page = render(build_sections(evidence), evidence)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _write_plotlyjs(target.parent)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(page)
+    tmp.replace(target)
+    return target
+
+
+def try_write_report(
+    run_dirs: str | Path | Sequence[str | Path], out: str | Path | None = None
+) -> Path | None:
+    """:func:`write_report`, but a failure is a warning: the run it reports on has finished
+    and its files are safe, and ``grownet report`` can draw it again later."""
+    try:
+        return write_report(run_dirs, out)
+    except Exception as err:  # a report is a view; it must not fail the run
+        warnings.warn(f"report not written for {run_dirs}: {err}", stacklevel=2)
+        return None
