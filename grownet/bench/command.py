@@ -31,10 +31,14 @@ def _common(p: argparse.ArgumentParser, *, depth: int, iters: str) -> None:
 
 
 def _write(result: dict[str, Any], out: str | None, default: str) -> Path:
+    """Write ``bench.json`` into the run directory, then its report beside it."""
+    from grownet.report import try_write_report
+
     run = Path(out or Path("runs") / default)
     run.mkdir(parents=True, exist_ok=True)
     path = run / "bench.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
+    try_write_report(run)  # a failure warns; the measurements are already saved
     return path
 
 

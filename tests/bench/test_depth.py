@@ -58,6 +58,7 @@ def test_depth_dropout_run_and_cli_write_the_table(tmp_path, capsys):
             "--out", str(tmp_path)]  # fmt: skip
     assert main(argv) == 0
     result = json.loads((tmp_path / "bench.json").read_text())
+    assert (tmp_path / "report.html").exists()
     assert [r["variant"] for r in result["rows"]] == [
         "baseline", "p=0 skip", "p=0.5 skip", "p=0.5 mask"
     ]  # fmt: skip
