@@ -103,7 +103,11 @@ class CaseResult:
 
     @property
     def matches_paper(self) -> bool | None:
-        return None if self.expect is None else self.status == self.expect
+        """A diverged run did not converge either: it matches a paper that says so."""
+        if self.expect is None:
+            return None
+        failed = ("did not converge", "diverged")
+        return self.status == self.expect or (self.expect in failed and self.status in failed)
 
 
 def _network_label(config: TrainConfig) -> str:

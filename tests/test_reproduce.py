@@ -60,3 +60,20 @@ def test_recipe_mistakes(tmp_path, text, match):
     path.write_text(text)
     with pytest.raises(ConfigError, match=match):
         load_recipe(path)
+
+
+@pytest.mark.parametrize(
+    ("expect", "status", "matches"),
+    [
+        ("did not converge", "diverged", True),
+        ("did not converge", "did not converge", True),
+        ("did not converge", "converged", False),
+        ("converged", "diverged", False),
+        (None, "converged", None),
+    ],
+)
+def test_a_diverged_run_did_not_converge_either(expect, status, matches):
+    from grownet.reproduce import CaseResult
+
+    row = CaseResult("c", "LeNet(30)", None, status, None, 10, 1.0, expect, "runs/x")
+    assert row.matches_paper is matches
