@@ -19,6 +19,8 @@ demo: install
 	$(BIN)/grownet --help
 	$(BIN)/grownet graph lenet2n -o n=5
 	$(BIN)/grownet graph cifar_resnet -o depth=56 --json runs/demo/resnet56.graph.json
+	$(BIN)/grownet train --model convnet --dataset digits --max-iter 300 --test-interval 100 \
+		--batch-size 32 --base-lr 0.1 --name demo-digits --no-resume
 
 test: install
 	$(BIN)/ruff check grownet tests

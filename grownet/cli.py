@@ -81,6 +81,7 @@ def cmd_graph(args: argparse.Namespace) -> None:
     print(f"parameters  {graph.num_params():,d}")
     print(f"MACs        {graph.macs():,d} per sample forward ({2 * graph.macs() / 1e9:.3f} GFLOP)")
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         graph.to_json(args.json)
         print(f"graph       written to {args.json}")
 
