@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from grownet.graph import NetGraph
-from grownet.zoo._common import Chain, check_bool, check_init, check_int, check_shape, weights
+from grownet.zoo._common import (
+    Chain,
+    check_bool,
+    check_choice,
+    check_init,
+    check_int,
+    check_shape,
+    weights,
+)
 
 _POOL = {"kernel_size": 2, "stride": 2, "ceil_mode": True}  # Caffe rounds pooled sizes up
 
@@ -55,6 +63,7 @@ def lenet2n(
     n: int,
     dropin: bool = True,
     dropin_length: int = 2500,
+    dropin_layout: str = "sample",
     conv_relu: bool = False,
     in_shape: Sequence[int] | str = (1, 28, 28),
     num_classes: int = 10,
@@ -71,6 +80,8 @@ def lenet2n(
     net starts as LeNet and the new layers are mixed in over ``dropin_length`` iterations
     (gradual mode; the paper used 2,500 and 7,500 for N = 5, 15, 25). ``dropin=False`` gives
     the plain LeNet(2N) the paper could not train; ``n=1`` is LeNet (with these node names).
+    ``dropin_layout`` "sample" applies the old-path prefix per sample (the paper's equations),
+    "blob" over the whole N x C x H x W batch (the memorandum's Caffe code).
     ``conv_relu`` adds ``reluk_j`` after every conv (off, as in Caffe's LeNet); the DropIn
     then mixes the ReLU outputs. Parameters: 431,080 + 26,170 (N - 1).
 
@@ -84,6 +95,7 @@ def lenet2n(
     check_int(fn, "n", n)
     check_bool(fn, "dropin", dropin)
     check_int(fn, "dropin_length", dropin_length)
+    check_choice(fn, "dropin_layout", dropin_layout, ("sample", "blob"))
     check_bool(fn, "conv_relu", conv_relu)
     shape = check_shape(fn, in_shape)
     check_int(fn, "num_classes", num_classes)
@@ -97,7 +109,8 @@ def lenet2n(
             if conv_relu:
                 b(f"relu{stage}_{j}", "relu")
             if dropin and j > 1:
-                b(f"dropin{stage}_{j}", "dropin", [b.last, trunk], length=dropin_length)
+                b(f"dropin{stage}_{j}", "dropin", [b.last, trunk], length=dropin_length,
+                  layout=dropin_layout)  # fmt: skip
         b(f"pool{stage}", "maxpool", **_POOL)
     b("flatten", "flatten")
     b("fc3", "linear", out_features=500, **w)

@@ -137,3 +137,14 @@ def test_vgg16_dropin_follows_table6():
     assert g.inputs("conv2_1") == ["pool1"] and g.inputs("pool1") == ["dropin1_2"]
     vgg8 = build("vgg8")
     assert [n for n in vgg8.nodes_of("conv")] == [f"conv{s}_1" for s in range(1, 6)]
+
+
+@pytest.mark.parametrize("layout", ["sample", "blob"])
+def test_lenet2n_dropin_layout_reaches_every_dropin(layout):
+    g = build("lenet2n", n=3, dropin_layout=layout)
+    assert {g.spec(d).params["layout"] for d in g.nodes_of("dropin")} == {layout}
+
+
+def test_lenet2n_rejects_unknown_layout():
+    with pytest.raises(ValueError, match="dropin_layout must be one of 'sample', 'blob'"):
+        build("lenet2n", n=2, dropin_layout="nchw")
