@@ -37,7 +37,7 @@ from grownet.graph.plan import StepPlan
 from grownet.layers import gradual_q
 
 Edge = tuple[str, str]
-_PLAIN, _DROPIN, _GATED = 0, 1, 2
+_PLAIN, _DROPIN, _GATED, _PASS = 0, 1, 2, 3
 _SCHEDULE_CACHE_LIMIT = 4096  # 2**k gate patterns are possible; keep memory bounded
 
 
@@ -250,6 +250,8 @@ class GraphNet(nn.Module):
             if any(inside):
                 assert all(inside), f"{self._members[node]} crosses the edge of a gated branch"
                 continue
+            if kind == _PLAIN and self._relu_of_relu(node, closed):
+                kind = _PASS
             rows.append((node, tuple(None if (u, node) in closed else u for u in ins), kind))
         last_use: dict[str, int] = {}
         for i, (_, ins, _) in enumerate(rows):
@@ -267,6 +269,23 @@ class GraphNet(nn.Module):
             self._schedules.clear()
         self._schedules[closed] = schedule
         return schedule
+
+    def _relu_of_relu(self, node: str, closed: frozenset[Edge]) -> bool:
+        """Is ``node`` a ReLU that this step would apply to a ReLU's output?
+
+        A residual unit whose branch is skipped passes its shortcut on unchanged; with an
+        identity shortcut that is the previous unit's ReLU output, so the unit's own ReLU is
+        the identity and can be skipped too, forward and backward. Exact, gradients included:
+        the earlier ReLU already zeroes the gradient wherever its output is 0.
+        """
+        graph = self.graph
+        if node in self._members or graph.op(node) != "relu":
+            return False
+        (add,) = graph.inputs(node)
+        if graph.op(add) != "gated_add":
+            return False
+        branch, shortcut = graph.inputs(add)
+        return (branch, add) in closed and graph.op(shortcut) == "relu"
 
     # ------------------------------------------------------------------ compile
 
@@ -331,6 +350,8 @@ class GraphNet(nn.Module):
                 module = layers[step.node]
             if step.kind == _PLAIN:
                 out = module(*ins)
+            elif step.kind == _PASS:
+                out = ins[0]
             elif step.kind == _DROPIN:
                 q = self.dropin_q(step.node, plan) if module.mode == "gradual" else None
                 out = module(ins[0], ins[1], q)

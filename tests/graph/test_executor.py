@@ -187,3 +187,29 @@ def test_sync_optimizer_keeps_param_groups():
     assert new.param_groups[1]["params"] == no_decay
     with pytest.raises(ValueError, match="new_params_group"):
         sync_optimizer(opt, net, new_params_group=5)
+
+
+def test_relu_after_a_skipped_identity_unit_is_skipped_exactly():
+    from grownet.zoo import build
+
+    torch.manual_seed(0)
+    graph = build("resnet20", stochastic_depth="uniform", p_last=0.5)
+    net = GraphNet(graph)
+    relu = net.layers["layer1_1_relu"]
+    calls = []
+    relu.register_forward_hook(lambda *a: calls.append(1))
+    plan = StepPlan(gates={"layer1_1_add": False})
+    x = torch.randn(2, 3, 32, 32, requires_grad=True)
+    out = net(x, plan)
+    assert calls == []  # the unit's ReLU of the previous ReLU's output was not run
+    out.square().sum().backward()
+    grad = x.grad.clone()
+    # the same step with that ReLU forced to run gives the same output and gradient
+    x.grad = None
+    net._relu_of_relu = lambda node, closed: False
+    net._schedules.clear()
+    again = net(x, plan)
+    again.square().sum().backward()
+    assert calls == [1]
+    torch.testing.assert_close(out, again, rtol=0, atol=0)
+    torch.testing.assert_close(x.grad, grad, rtol=0, atol=0)
