@@ -1,11 +1,11 @@
-# Two set-up commands for a fresh machine (see README): `make demo` and `make test`.
+# Two set-up commands for a fresh machine (see README): `make search` and `make test`.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Tests read datasets from here; the real MNIST sits in ../shared/data beside the checkout.
 export GROWNET_DATA ?= $(abspath ../shared/data)
 
-.PHONY: install demo test lint bench clean
+.PHONY: install search demo test lint bench clean
 
 $(BIN)/grownet: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(BIN)/grownet: pyproject.toml
 	touch $@
 
 install: $(BIN)/grownet
+
+# The main job: a growth search on the embedded digits (offline, a few minutes on 2 cores).
+search: install
+	$(BIN)/grownet search
 
 demo: install
 	$(BIN)/grownet --help

@@ -188,6 +188,28 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         print(f"report written to {report}")
 
 
+def default_spec() -> Path:
+    """``search/digits.toml`` here, else beside the grownet checkout running this code."""
+    here = Path("search/digits.toml")
+    return here if here.exists() else Path(__file__).resolve().parents[1] / here
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    from grownet.search.runner import Search, format_summary
+    from grownet.search.runs import SearchInterrupted
+    from grownet.search.spec import load_spec
+
+    spec = load_spec(args.spec or default_spec(), name=args.name, runs_dir=args.runs_dir)
+    print(f"growth search {spec.name} on {spec.dataset} from {spec.model} ({spec.source})")
+    try:
+        summary = Search(spec, quiet=args.quiet).run()
+    except SearchInterrupted as err:
+        print(f"grownet: {err}; rerun the same command to resume", file=sys.stderr)
+        raise KeyboardInterrupt from None
+    print()
+    print(format_summary(summary))
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from grownet.report import write_report
 
@@ -265,6 +287,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--summary-only", action="store_true", help="train nothing; rebuild the table from runs"
     )
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser(
+        "search",
+        help="grow a network on a dataset, estimate its minimum depth and width, verify, report",
+        description="Run a growth search spec (search/*.toml): grow by gradual DropIn while "
+        "depth pays, sweep depth and width ratios for their knees, check every estimate by "
+        "training the smaller network, write the run directory and report.html. Ctrl-C and "
+        "rerun: finished stages and sweep points are not redone.",
+    )
+    p.add_argument("spec", nargs="?", help="a search spec (default: search/digits.toml)")
+    p.add_argument("--name", help="run directory name (default: the spec's name)")
+    p.add_argument("--runs-dir", help="where run directories go (default: the spec's, runs)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_search)
 
     p = sub.add_parser(
         "report",

@@ -47,7 +47,9 @@ class Planner:
         True
     """
 
-    def __init__(self, graph: NetGraph, *, seed: int = 0) -> None:
+    def __init__(
+        self, graph: NetGraph, *, seed: int = 0, fixed_q: Mapping[str, float] | None = None
+    ) -> None:
         if not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         self.seed = seed
@@ -62,6 +64,13 @@ class Planner:
             for n in graph.nodes_of("dropin")
             if graph.spec(n).params["mode"] == "gradual"
         }
+        # A ratio sweep holds chosen DropIns at one q instead of their schedules.
+        self._fixed_q = dict(fixed_q or {})
+        for node, q in self._fixed_q.items():
+            if node not in self._dropins:
+                raise ValueError(f"fixed_q: {node!r} is not a gradual dropin node of the graph")
+            if not 0.0 <= q <= 1.0:
+                raise ValueError(f"fixed_q[{node!r}] must be in [0, 1], got {q!r}")
 
     @property
     def gated_units(self) -> int:
@@ -75,7 +84,9 @@ class Planner:
             drawn = draw_gates(self._survival, generator=generator).tolist()
             gates = dict(zip(self._gate_nodes, drawn, strict=True))
         q = {
-            n: gradual_q(iteration, length=p["length"], start=p["start"])
+            n: self._fixed_q[n]
+            if n in self._fixed_q
+            else gradual_q(iteration, length=p["length"], start=p["start"])
             for n, p in self._dropins.items()
         }
         return StepPlan(iteration=iteration, gates=gates, dropin_q=q)

@@ -74,6 +74,8 @@ class Run:
     sweeps: list[dict[str, Any]] = field(default_factory=list)
     benches: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     study: Path | None = None
+    search_summary: str = ""
+    """``summary.txt`` of a growth search: the recommendation in words."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -362,6 +364,8 @@ def load_run(path: str | Path, *, label: str | None = None) -> Run:
                 _skip(run, f"skipped: {err}")
     if (path / "study.db").exists():
         run.study = path / "study.db"
+    if (path / "search_summary.json").exists() and (path / "summary.txt").exists():
+        run.search_summary = (path / "summary.txt").read_text(errors="replace")
     return run
 
 

@@ -144,6 +144,13 @@ def build_sections(evidence: Evidence) -> list[Section]:
     if runs:
         sections.append(Section("runs", "Runs", [tables.runs_table(runs), tables.notes_list(runs)]))
     sections += [_paper_section(i, *item) for i, item in enumerate(evidence.summaries)]
+    searches = [r for r in runs if r.search_summary]
+    if searches:
+        texts = [
+            f"<h3>{html.escape(r.label)}</h3><pre>{html.escape(r.search_summary)}</pre>"
+            for r in searches
+        ]
+        sections.append(Section("search", "Growth search: what the network needs", texts))
     curves = figures.learning_curves(runs) | figures.error_vs_time(runs)
     sections += [
         Section("curves", "Learning curves").add(curves),

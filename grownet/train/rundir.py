@@ -54,7 +54,10 @@ class RunDir:
         return json.loads(self.file(name).read_text())
 
     def append_metrics(self, record: dict[str, Any]) -> None:
-        with self.file("metrics.jsonl").open("a") as f:
+        self.append_jsonl("metrics.jsonl", record)
+
+    def append_jsonl(self, name: str, record: Any) -> None:
+        with self.file(name).open("a") as f:
             f.write(json.dumps(_jsonable(record)) + "\n")
 
     def read_metrics(self) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,6 +118,21 @@ def build_graph(config: TrainConfig, in_shape: tuple[int, ...], num_classes: int
     return build(config.model, **options)
 
 
+def load_matching(net: torch.nn.Module, state: Mapping[str, Tensor]) -> None:
+    """Copy ``state`` into ``net``: every entry must exist there with the same shape; entries
+    ``net`` has and ``state`` lacks (layers added since) keep their values."""
+    own = net.state_dict()
+    for key, value in state.items():
+        if key not in own:
+            raise ConfigError(f"initial weights: {key!r} is not in the network; wrong graph?")
+        if own[key].shape != value.shape:
+            raise ConfigError(
+                f"initial weights: {key!r} has shape {tuple(value.shape)}, the network's "
+                f"{tuple(own[key].shape)}; narrow or widen the weights with the graph"
+            )
+    net.load_state_dict(state, strict=False)
+
+
 class Trainer:
     """Trains one graph under one :class:`TrainConfig`, writing ``runs/<name>/``.
 
@@ -129,8 +144,22 @@ class Trainer:
         True
     """
 
-    def __init__(self, config: TrainConfig, *, graph: NetGraph | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        graph: NetGraph | None = None,
+        init_state: Mapping[str, Tensor] | None = None,
+        fixed_dropin_q: Mapping[str, float] | None = None,
+        report: bool = True,
+    ) -> None:
+        """``init_state`` starts a fresh run from these weights (a state dict of an executor of
+        ``graph``, or of one it grew from: new nodes keep their initialisation);
+        ``fixed_dropin_q`` holds those DropIn nodes at one ratio (a DropIn ratio sweep);
+        ``report=False`` writes no ``report.html`` at the end (runs inside a search)."""
         self.config = config
+        self.report = report
+        self.fixed_dropin_q = dict(fixed_dropin_q or {})
         self.world = distributed.current_world()
         self.device = distributed.rank_device(config.device, self.world)
         if config.compile:
@@ -163,7 +192,9 @@ class Trainer:
         images = len(self.graph.input_shape) == 3
         self.channels_last = images if config.channels_last is None else config.channels_last
         self.net = self._executor(self.graph)
-        self.planner = Planner(self.graph, seed=config.seed)
+        if init_state is not None:
+            load_matching(self.net, init_state)
+        self.planner = self._planner(self.graph)
         self.schedule = LRSchedule(
             config.lr_policy,
             base_lr=config.base_lr,
@@ -203,6 +234,9 @@ class Trainer:
         if self.config.compile:
             net.compile_segments()
         return net
+
+    def _planner(self, graph: NetGraph) -> Planner:
+        return Planner(graph, seed=self.config.seed, fixed_q=self.fixed_dropin_q)
 
     def _default_name(self) -> str:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -249,6 +283,18 @@ class Trainer:
             dist.broadcast(numbers, src=0)
         loss, accuracy = numbers.tolist()
         return loss, accuracy
+
+    def test_correctness(self) -> Tensor:
+        """Per-sample correctness (bool, on the CPU) of the current net on the evaluation split,
+        in eval mode under the plan of the last step: what paired comparisons of two nets use."""
+        plan = self.planner.draw(max(0, self.iteration - 1))
+        self.net.eval()
+        flags = []
+        with torch.no_grad(), self._autocast():
+            for x, y in self.test_loader:
+                flags.append((self.net(x, plan).argmax(1) == y).cpu())
+        self.net.train()
+        return torch.cat(flags)
 
     def _record_plan(self, plan: StepPlan) -> dict[str, Any]:
         record: dict[str, Any] = {}
@@ -382,6 +428,7 @@ class Trainer:
         )
         if main:
             self.run_dir.write_json("result.json", result.__dict__)
+        if main and self.report:
             from grownet.report import try_write_report  # late: plotly loads when a run ends
 
             try_write_report(self.run_dir.path)  # a failure warns; the finished run is kept
@@ -470,7 +517,7 @@ class Trainer:
         if graph != self.graph:
             self.graph = graph
             self.net = self._executor(graph)
-            self.planner = Planner(graph, seed=self.config.seed)
+            self.planner = self._planner(graph)
             self.optimizer = self._make_optimizer()  # over the restored graph's parameters
         self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])

@@ -1,0 +1,373 @@
+"""``grownet search``: grow, estimate minimum depth and width, verify, report.
+
+Layout of ``runs/<name>/``::
+
+    search.json         the spec as run          env.json     provenance
+    config.json         the [train] settings     stages.jsonl one record per growth stage
+    metrics.jsonl       every stage's curves, end to end (iteration counts on across stages)
+    graphs/stage_K.json the network after stage K
+    stages/stage_K/     stage K's run directory  sweeps/      one run directory per ratio
+    verify/             the checks' run directories
+    sweeps.json         the sweeps, knees, estimates and checks
+    graph.json, weights.pt   the recommended network and its weights
+    summary.json, summary.txt, result.json, report.html
+
+Everything is recomputed from the run directories on a rerun, so a rerun after Ctrl-C redoes
+nothing that finished.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from grownet import data as gdata
+from grownet.graph import NetGraph
+from grownet.provenance import environment
+from grownet.search.decide import Decision, StageOutcome, decide
+from grownet.search.grow import Growth, collapse_all, grow_stage, weighted_depth
+from grownet.search.runs import Echo, Trained, state_for, train_run
+from grownet.search.spec import SearchSpec, SpecError
+from grownet.search.sweeps import (
+    SweepResult,
+    depth_sweep,
+    make_verifier,
+    narrowable,
+    width_sweep,
+)
+from grownet.train.rundir import RunDir
+from grownet.train.trainer import build_graph
+
+
+def _base_graph(spec: SearchSpec) -> NetGraph:
+    config = spec.train_config(name="base")
+    info = gdata.load_dataset(config.dataset, data_dir=config.data_dir, download=config.download,
+                              train_size=config.train_size, val_size=config.val_size,
+                              seed=config.seed)  # fmt: skip
+    return build_graph(config, info.in_shape, info.num_classes)
+
+
+class Search:
+    """One growth search over one spec, in ``runs_dir/name``."""
+
+    def __init__(self, spec: SearchSpec, *, echo: Echo = print, quiet: bool = False) -> None:
+        self.spec = spec
+        self.echo = echo
+        self.quiet = quiet
+        self.dir = RunDir(Path(spec.runs_dir) / spec.name)
+        self.started = time.perf_counter()
+
+    # ------------------------------------------------------------------ setup
+
+    def _prepare(self) -> None:
+        saved = self.dir.file("search.json")
+        mine = json.loads(json.dumps(self.spec.to_dict()))
+        del mine["source"]  # the same spec may be read from another path
+        if saved.exists():
+            theirs = self.dir.read_json("search.json")
+            theirs.pop("source", None)
+            if theirs != mine:
+                changed = sorted(k for k in mine if theirs.get(k) != mine[k])
+                raise SpecError(
+                    f"{self.dir.path} holds a search with another spec (differs in "
+                    f"{', '.join(changed)}); pass another --name, or delete that directory"
+                )
+            self.echo(f"resuming the search in {self.dir.path}")
+        self.dir.create()
+        self.dir.write_json("search.json", {**mine, "source": self.spec.source})
+        self.dir.write_json("config.json", self.spec.train_config(name=self.spec.name).to_dict())
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.dir.write_json("env.json", environment(device))
+
+    # ------------------------------------------------------------------ growth
+
+    def _stage(self, k: int, graph: NetGraph, growth: Growth, init: Trained | None) -> Trained:
+        g = self.spec.growth
+        fixed = dict.fromkeys(growth.dropins(before_stage=k), 0.0)  # grown in already
+        return train_run(
+            self.spec,
+            self.dir.path / "stages" / f"stage_{k}",
+            graph,
+            iters=g.stage_iters,
+            init_state=init.state if init else None,
+            fixed_q=fixed,
+            quiet=self.quiet,
+        )
+
+    def grow(self) -> tuple[list[Trained], list[Growth], Decision]:
+        """Train the base, then grow stage by stage until the rule says stop."""
+        g = self.spec.growth
+        records = {r["stage"]: r for r in self.dir.read_jsonl("stages.jsonl")}
+        runs: list[Trained] = []
+        growths: list[Growth] = []
+        outcomes: list[StageOutcome] = []
+        graph, growth = _base_graph(self.spec), Growth.start(g.insert_after)
+        for position in g.insert_after:
+            if position not in graph:
+                raise SpecError(
+                    f"{self.spec.source} [growth] insert_after: {position!r} is not a node of "
+                    f"{self.spec.model}; see `grownet graph {self.spec.model}`"
+                )
+        k = 0
+        while True:
+            if k > 0:
+                graph, growth = grow_stage(
+                    runs[-1].graph, growths[-1], stage=k, mode=g.mode,
+                    dropin_length=g.dropin_length, stagger=g.stagger, stage_iters=g.stage_iters,
+                )  # fmt: skip
+            done = k in records
+            if not done:
+                what = "the base" if k == 0 else f"{len(growth.blocks)} grown block(s)"
+                self.echo(
+                    f"stage {k}: training {what}, depth {weighted_depth(graph)}, "
+                    f"{g.stage_iters} iterations ..."
+                )
+            run = self._stage(k, graph, growth, runs[-1] if runs else None)
+            runs.append(run)
+            growths.append(growth)
+            spent = sum(r.wall_time_s for r in runs)
+            outcomes.append(
+                StageOutcome(
+                    k,
+                    weighted_depth(run.graph),
+                    run.accuracy,
+                    run.n_test,
+                    run.status,
+                    run.wall_time_s,
+                    run.correct,
+                )
+            )
+            next_depth = weighted_depth(run.graph) + self._growth_per_stage(growth)
+            decision = decide(
+                outcomes, min_gain=g.min_gain, confidence=g.confidence, patience=g.patience,
+                max_stages=g.max_stages, max_depth=g.max_depth, next_depth=next_depth,
+                elapsed_s=spent, time_budget_s=g.time_budget_s,
+            )  # fmt: skip
+            if not done:
+                self._record_stage(k, run, growth, decision, spent)
+            self.echo(
+                f"stage {k}: depth {weighted_depth(run.graph)}, "
+                f"{run.graph.num_params():,} params, test accuracy {100 * run.accuracy:.2f} % "
+                f"({run.wall_time_s:.1f} s) - {decision.reason}"
+            )
+            if not decision.grow:
+                return runs, growths, decision
+            k += 1
+
+    def _growth_per_stage(self, growth: Growth) -> int:
+        if self.spec.growth.mode == "append":
+            return len(growth.ends)
+        return sum(len(ends) for ends in growth.ends.values())
+
+    def _record_stage(
+        self, k: int, run: Trained, growth: Growth, decision: Decision, spent: float
+    ) -> None:
+        self.dir.file("graphs").mkdir(exist_ok=True)
+        run.graph.to_json(self.dir.file("graphs") / f"stage_{k}.json")
+        new = [b for b in growth.blocks if b["stage"] == k]
+        offset = k * self.spec.growth.stage_iters
+        for r in RunDir(run.path).read_metrics():  # one curve across stages, for the report
+            self.dir.append_metrics({**r, "iteration": r["iteration"] + offset, "stage": k})
+        record = {
+            "stage": k,
+            "depth": weighted_depth(run.graph),
+            "params": run.graph.num_params(),
+            "flops": 2 * run.graph.macs(),
+            "test_accuracy": run.accuracy,
+            "wall_time_s": spent,
+            "stage_time_s": run.wall_time_s,
+            "status": run.status,
+            "action": "train the base network" if k == 0 else
+            f"grow {len(new)} block(s) after {', '.join(sorted({b['position'] for b in new}))}",
+            "decision": decision.reason,
+            "growth": growth.to_dict(),
+        }  # fmt: skip
+        self.dir.append_jsonl("stages.jsonl", record)
+
+    # ------------------------------------------------------------------ estimates
+
+    def run(self) -> dict[str, Any]:
+        self._prepare()
+        runs, growths, decision = self.grow()
+        chosen = runs[decision.chosen]
+        verify = make_verifier(self.spec, self.dir.path / "verify", echo=self.echo,
+                               quiet=self.quiet)  # fmt: skip
+        sweeps: list[SweepResult] = []
+        deepest, growth = runs[-1], growths[-1]
+        base = collapse_all(chosen.graph)
+        full = verify(f"full-stage{decision.chosen}", base, state_for(base, chosen.state))
+        start = full  # the widths are swept on the chosen depth's network
+        if self.spec.depth.enabled and self.spec.depth.method != "off" and growth.blocks:
+            plain = collapse_all(deepest.graph)
+            reference = (
+                full
+                if len(runs) - 1 == decision.chosen
+                else verify(f"full-stage{len(runs) - 1}", plain, deepest.state)
+            )
+            result = depth_sweep(
+                self.spec, self.dir.path / "sweeps" / "depth", deepest, growth, reference,
+                verify, echo=self.echo, quiet=self.quiet,
+            )  # fmt: skip
+            sweeps.append(result)
+            shallower = result.reduced
+            if (
+                result.passed
+                and shallower
+                and weighted_depth(shallower.graph) < weighted_depth(base)
+            ):
+                start = shallower
+        if self.spec.width.enabled:
+            sweeps += self._width(start, verify)
+        self.dir.write_json("sweeps.json", {"sweeps": [s.record for s in sweeps]})
+        recommended = self._recommend(start, sweeps, verify)
+        return self._finish(runs, decision, full, start, recommended, sweeps)
+
+    def _width(self, start: Trained, verify: Any) -> list[SweepResult]:
+        spec = self.spec.width
+        layers = narrowable(start.graph, spec.layers)
+        if not layers:
+            self.echo("width sweep: no layer can be narrowed; skipped")
+            return []
+        groups = [[n] for n in layers] if spec.per_layer else [layers]
+        folder = self.dir.path / "sweeps"
+        return [
+            width_sweep(
+                self.spec,
+                folder / f"width-{group[0] if spec.per_layer else 'all'}",
+                start,
+                group,
+                start,
+                verify,
+                echo=self.echo,
+                quiet=self.quiet,
+            )
+            for group in groups
+        ]
+
+    def _recommend(self, start: Trained, sweeps: list[SweepResult], verify: Any) -> Trained:
+        """``start`` narrowed by every width estimate that passed its check, verified."""
+        from grownet.search.sweeps import thinned
+
+        keep: dict[str, int] = {}
+        for s in sweeps:
+            if s.passed and s.record["kind"] == "width":
+                keep |= s.record["estimate"]["channels"]
+        if not keep:
+            return start
+        passed = [s for s in sweeps if s.passed and s.record["kind"] == "width"]
+        if len(passed) == 1 and len(keep) == len(passed[0].record["layers"]):
+            return passed[0].reduced  # the recommended network is the one that check trained
+        return verify("recommended", *thinned(start, keep))
+
+    # ------------------------------------------------------------------ summary
+
+    def _finish(
+        self,
+        runs: list[Trained],
+        decision: Decision,
+        full: Trained,
+        start: Trained,
+        rec: Trained,
+        sweeps: list[SweepResult],
+    ) -> dict[str, Any]:
+        best = max([*runs, full, start, rec], key=lambda r: r.accuracy)
+        graph = rec.graph
+        graph.to_json(self.dir.file("graph.json"))
+        torch.save(rec.state, self.dir.file("weights.pt"))
+        widths = {n: graph.shapes()[n][0] for n in graph.nodes_of("conv", "linear")}
+        biggest = max(runs, key=lambda r: r.graph.num_params())
+        summary = {
+            "name": self.spec.name,
+            "dataset": self.spec.dataset,
+            "stages": len(runs),
+            "chosen_stage": decision.chosen,
+            "growth_decision": decision.reason,
+            "depth_pays": decision.chosen > 0,
+            "recommended": {
+                "depth": weighted_depth(graph),
+                "widths": widths,
+                "params": graph.num_params(),
+                "flops": 2 * graph.macs(),
+                "accuracy": rec.accuracy,
+                "run": str(rec.path),
+            },
+            "best": {
+                "depth": weighted_depth(best.graph),
+                "params": best.graph.num_params(),
+                "flops": 2 * best.graph.macs(),
+                "accuracy": best.accuracy,
+                "run": str(best.path),
+            },
+            "largest": {"params": biggest.graph.num_params(), "flops": 2 * biggest.graph.macs()},
+            "within_tolerance": best.accuracy - rec.accuracy <= self.spec.verify.tolerance,
+            "sweeps": [
+                {
+                    "kind": s.record["kind"],
+                    "layer": s.record["layer"],
+                    "finding": s.record["finding"],
+                    "passed": s.passed,
+                    "checked_ratio": (s.record["estimate"] or {}).get("ratio"),
+                }
+                for s in sweeps
+            ],
+            "n_test": rec.n_test,
+            "wall_time_s": time.perf_counter() - self.started,
+            "report": str(self.dir.file("report.html")),
+        }
+        self.dir.write_json("search_summary.json", summary)
+        self.dir.file("summary.txt").write_text(format_summary(summary) + "\n")
+        self.dir.write_json(
+            "result.json",
+            {
+                "status": "search finished",
+                "iterations": len(runs) * self.spec.growth.stage_iters,
+                "final_test_accuracy": rec.accuracy,
+                "best_test_accuracy": best.accuracy,
+                "final_test_loss": None,
+                "wall_time_s": summary["wall_time_s"],
+                "run_dir": str(self.dir.path),
+                "reason": decision.reason,
+            },
+        )
+        from grownet.report import try_write_report
+
+        try_write_report(self.dir.path)
+        return summary
+
+
+def _sweep_line(w: dict[str, Any]) -> str:
+    line = f"{w['kind']} sweep{' of ' + w['layer'] if w['layer'] else ''}: {w['finding']}"
+    if w.get("checked_ratio") is None:
+        return line
+    verdict = "passed" if w["passed"] else "FAILED"
+    return f"{line}; check {verdict} at ratio {w['checked_ratio']:g}"
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """The short text a user reads at the end of ``grownet search``."""
+    rec, best = s["recommended"], s["best"]
+    saved = 1.0 - rec["params"] / best["params"]
+    flops = 1.0 - rec["flops"] / best["flops"]
+    depth = (
+        "depth pays: the grown network is kept"
+        if s["depth_pays"]
+        else "depth does not pay on this data: the base depth is kept"
+    )
+    widths = ", ".join(f"{n}={c}" for n, c in rec["widths"].items())
+    lines = [
+        f"search {s['name']} on {s['dataset']}: {s['stages']} stage(s), {s['wall_time_s']:.0f} s",
+        f"growth: {s['growth_decision']}",
+        depth,
+        *(_sweep_line(w) for w in s["sweeps"]),
+        f"recommended: depth {rec['depth']}, widths {widths}",
+        f"accuracy: recommended {100 * rec['accuracy']:.2f} % vs best seen "
+        f"{100 * best['accuracy']:.2f} % (depth {best['depth']}; {s['n_test']} test samples)",
+        f"parameters: {rec['params']:,} vs {best['params']:,} ({100 * saved:+.1f} % saved); "
+        f"FLOPs per sample: {rec['flops']:,} vs {best['flops']:,} ({100 * flops:+.1f} % saved)",
+        f"report: {s['report']}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,269 @@
+"""A growth search spec: one TOML file in ``search/`` says what to grow, how, and how to check it.
+
+Tables (every key optional except ``dataset`` and ``[base]``'s ``model``)::
+
+    name = "digits"              # run directory under runs_dir (default: the file's stem)
+    runs_dir = "runs"
+    dataset = "digits"
+
+    [base]                       # the network the search starts from: a zoo model
+    model = "convnet"
+    options = {widths = [16, 32]}
+
+    [train]                      # TrainConfig keys for every training run of the search
+    batch_size = 32
+
+    [growth]                     # see GrowthSpec
+    [width]                      # see SweepSpec (a width-dropout retention sweep)
+    [depth]                      # see SweepSpec (a DropIn or depth-dropout ratio sweep)
+    [verify]                     # see VerifySpec
+
+Mistakes raise :class:`SpecError` with one line naming the key and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grownet.train.config import ConfigError, TrainConfig
+
+GROWTH_MODES = ("append", "double")
+DEPTH_METHODS = ("auto", "dropin", "off")
+DEFAULT_RATIOS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
+
+
+class SpecError(ValueError):
+    """A search spec mistake; the message names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class GrowthSpec:
+    """Growth by gradual DropIn, in stages.
+
+    ``insert_after``: the nodes after which new blocks go (each block mirrors the conv, BN and
+    ReLU that end at that node). ``mode="append"`` adds one block per position per stage;
+    ``"double"`` adds one after every block already there (LeNet(2N), VGG8 to VGG16).
+    ``stage_iters`` trains each stage (stage 0 trains the base); ``dropin_length`` mixes the new
+    blocks in; ``stagger`` > 0 starts each new block's DropIn that many iterations after the
+    previous one's (asynchronous DropIn). The search stops growing when the gain of a stage is
+    not above ``min_gain`` with confidence ``confidence`` (see :mod:`grownet.search.decide`),
+    after ``patience`` such stages in a row, when a stage diverges, or at ``max_stages``,
+    ``max_depth`` or ``time_budget_s``.
+    """
+
+    insert_after: tuple[str, ...] = ()
+    mode: str = "append"
+    stage_iters: int = 1000
+    dropin_length: int = 500
+    stagger: int = 0
+    max_stages: int = 4
+    max_depth: int = 64
+    time_budget_s: float = 3600.0
+    min_gain: float = 0.0
+    confidence: float = 0.9
+    patience: int = 1
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A ratio sweep from the chosen network's weights: fine-tune ``iters_per_ratio`` at each
+    ratio in turn (from the largest), measure the error, find the knee (see
+    :mod:`grownet.search.knee`; ``max_rise`` is the error rise accepted over the plateau).
+
+    Width: ``ratio`` is the share of channels kept; ``per_layer`` sweeps each layer alone,
+    else all of ``layers`` (default: every conv and hidden linear layer that can be narrowed)
+    together. Depth: ``ratio`` is the DropIn ratio q of every grown block (``method="dropin"``,
+    also what ``"auto"`` picks); ``"off"`` skips the depth sweep.
+    """
+
+    ratios: tuple[float, ...] = DEFAULT_RATIOS
+    iters_per_ratio: int = 200
+    max_rise: float = 0.01
+    confidence: float = 0.9
+    per_layer: bool = False
+    layers: tuple[str, ...] = ()
+    method: str = "auto"
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class VerifySpec:
+    """Each estimate is checked: the thinner or shallower network, built by surgery from the
+    trained weights, is fine-tuned ``iters`` and must come within ``tolerance`` of the full
+    network's accuracy (or within the noise of the test set, whichever is larger). A failed
+    check backs off one swept ratio towards the full network and checks again, at most
+    ``backoff`` times."""
+
+    iters: int = 1000
+    tolerance: float = 0.01
+    confidence: float = 0.9
+    backoff: int = 2
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    name: str
+    dataset: str
+    model: str
+    model_options: dict[str, Any]
+    train: dict[str, Any]
+    growth: GrowthSpec
+    width: SweepSpec
+    depth: SweepSpec
+    verify: VerifySpec
+    runs_dir: str = "runs"
+    source: str = ""
+
+    def train_config(self, **overrides: Any) -> TrainConfig:
+        """The TrainConfig of one run of this search (``overrides``: name, max_iter ...)."""
+        data = {
+            **self.train,
+            "dataset": self.dataset,
+            "model": self.model,
+            "model_options": self.model_options,
+            **overrides,
+        }
+        try:
+            return TrainConfig.from_dict(data, source=f"{self.source} [train]")
+        except ConfigError as err:
+            raise SpecError(str(err)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _section(data: dict[str, Any], key: str, source: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise SpecError(f"{source}: [{key}] must be a table, got {value!r}")
+    return value
+
+
+def _fill(cls: type, table: dict[str, Any], where: str) -> Any:
+    """``cls`` from a TOML table, each value checked against the field's default's type."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        raise SpecError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(fields)}")
+    values = {}
+    for key, value in table.items():
+        default = fields[key].default
+        want = type(default)
+        if want is tuple:
+            if not isinstance(value, list):
+                raise SpecError(f"{where}: {key} must be a list, got {value!r}")
+            value = tuple(value)
+        elif want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        elif not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            raise SpecError(f"{where}: {key} must be {want.__name__}, got {value!r}")
+        values[key] = value
+    return cls(**values)
+
+
+def _check_growth(g: GrowthSpec, where: str) -> None:
+    if g.mode not in GROWTH_MODES:
+        raise SpecError(f"{where}: mode must be one of {GROWTH_MODES}, got {g.mode!r}")
+    for key in ("stage_iters", "dropin_length", "max_depth"):
+        if getattr(g, key) < 1:
+            raise SpecError(f"{where}: {key} must be >= 1, got {getattr(g, key)!r}")
+    for key in ("stagger", "max_stages"):
+        if getattr(g, key) < 0:
+            raise SpecError(f"{where}: {key} must be >= 0, got {getattr(g, key)!r}")
+    if g.patience < 1:
+        raise SpecError(f"{where}: patience must be >= 1, got {g.patience!r}")
+    if g.dropin_length > g.stage_iters:
+        raise SpecError(
+            f"{where}: dropin_length {g.dropin_length} is longer than stage_iters "
+            f"{g.stage_iters}; new layers must finish mixing in within their stage"
+        )
+    if not 0.5 <= g.confidence < 1.0:
+        raise SpecError(f"{where}: confidence must be in [0.5, 1), got {g.confidence!r}")
+    if g.time_budget_s <= 0:
+        raise SpecError(f"{where}: time_budget_s must be > 0, got {g.time_budget_s!r}")
+    if g.max_stages > 0 and not g.insert_after:
+        raise SpecError(f"{where}: insert_after names no node to grow after; or max_stages = 0")
+
+
+def _check_sweep(s: SweepSpec, where: str, kind: str) -> None:
+    if not s.ratios or any(not 0.0 < r < 1.0 for r in s.ratios):
+        raise SpecError(f"{where}: ratios must be a non-empty list in (0, 1), got {s.ratios!r}")
+    if len(set(s.ratios)) != len(s.ratios):
+        raise SpecError(f"{where}: ratios has duplicates: {s.ratios!r}")
+    if s.iters_per_ratio < 1:
+        raise SpecError(f"{where}: iters_per_ratio must be >= 1, got {s.iters_per_ratio!r}")
+    if not 0.0 <= s.max_rise < 1.0:
+        raise SpecError(f"{where}: max_rise must be in [0, 1), got {s.max_rise!r}")
+    if not 0.5 <= s.confidence < 1.0:
+        raise SpecError(f"{where}: confidence must be in [0.5, 1), got {s.confidence!r}")
+    if kind == "depth" and s.method not in DEPTH_METHODS:
+        raise SpecError(f"{where}: method must be one of {DEPTH_METHODS}, got {s.method!r}")
+
+
+def load_spec(path: str | Path, **overrides: Any) -> SearchSpec:
+    """Read and check a search spec; ``overrides`` replace top-level keys (``name``, ``runs_dir``).
+
+    Example:
+        >>> spec = load_spec("search/digits.toml")
+        >>> spec.dataset, spec.model
+        ('digits', 'convnet')
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"search spec {path} does not exist; see search/ for examples") from None
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"{path} is not valid TOML: {err}") from None
+    source = str(path)
+    known = {"name", "runs_dir", "dataset", "base", "train", "growth", "width", "depth", "verify"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise SpecError(f"{source}: unknown key {unknown[0]!r}; known: {', '.join(sorted(known))}")
+    data |= {k: v for k, v in overrides.items() if v is not None}
+    base = _section(data, "base", source)
+    if not isinstance(base.get("model"), str):
+        raise SpecError(f'{source}: [base] needs model = "<zoo model>" (see `grownet models`)')
+    if set(base) - {"model", "options"}:
+        extra = sorted(set(base) - {"model", "options"})[0]
+        raise SpecError(f"{source}: [base] unknown key {extra!r}; known keys: model, options")
+    if not isinstance(data.get("dataset"), str):
+        raise SpecError(f'{source}: dataset = "..." is required (e.g. "digits")')
+    growth = _fill(GrowthSpec, _section(data, "growth", source), f"{source} [growth]")
+    width = _fill(SweepSpec, _section(data, "width", source), f"{source} [width]")
+    depth = _fill(SweepSpec, _section(data, "depth", source), f"{source} [depth]")
+    verify = _fill(VerifySpec, _section(data, "verify", source), f"{source} [verify]")
+    _check_growth(growth, f"{source} [growth]")
+    _check_sweep(width, f"{source} [width]", "width")
+    _check_sweep(depth, f"{source} [depth]", "depth")
+    if verify.iters < 1 or verify.backoff < 0 or not 0.0 <= verify.tolerance < 1.0:
+        raise SpecError(
+            f"{source} [verify]: need iters >= 1, backoff >= 0 and tolerance in [0, 1); got "
+            f"iters={verify.iters}, backoff={verify.backoff}, tolerance={verify.tolerance}"
+        )
+    train = _section(data, "train", source)
+    clash = sorted(set(train) & {"dataset", "model", "model_options", "name", "max_iter"})
+    if clash:
+        raise SpecError(
+            f"{source} [train]: {clash[0]!r} is set by the search itself; remove it "
+            "(dataset and model are top-level and [base] keys; iterations are [growth] keys)"
+        )
+    spec = SearchSpec(
+        name=str(data.get("name") or path.stem),
+        dataset=data["dataset"],
+        model=base["model"],
+        model_options=dict(base.get("options", {})),
+        train=train,
+        growth=growth,
+        width=width,
+        depth=depth,
+        verify=verify,
+        runs_dir=str(data.get("runs_dir", "runs")),
+        source=source,
+    )
+    spec.train_config(name="check")  # every [train] key checked now, not at stage 3
+    return spec

@@ -1,0 +1,330 @@
+"""Minimum width and depth from ratio sweeps (memorandum Sec. 5), each estimate verified.
+
+Width: prefix width-dropout layers after each swept layer's activation keep the first
+``ceil(ratio * channels)`` channels, in training and test alike, so the net at a ratio *is* the
+thinner net. Starting from the trained weights, the sweep fine-tunes at each ratio in turn,
+largest first (progressive thinning), and measures the test error. Minimum channels:
+``ceil(channels * knee ratio)``.
+
+Depth (grown networks): every grown block's DropIn is held at ratio q, the share of its units
+taken from the old path, as q rises ("letting the DropIn ratio increase": a shallower net).
+Minimum depth: the base layers plus the grown ones a knee at q* still needs,
+``grown - floor(grown * q*)``.
+
+Verification: the estimate is built by surgery from the trained weights (:func:`narrow` keeps
+the same prefix channels the sweep kept; removed blocks collapse onto their old path),
+fine-tuned for the spec's ``[verify] iters`` beside the full network fine-tuned the same, and
+passes if it comes within ``max(tolerance, z * paired se)`` of the full network's accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grownet.graph import GraphError, LayerSpec, NetGraph
+from grownet.graph.executor import GraphNet
+from grownet.graph.surgery import insert_after
+from grownet.graph.weights import narrow
+from grownet.layers import kept_channels
+from grownet.search.decide import StageOutcome, gain_bound
+from grownet.search.grow import Growth, removal_order, shallower, weighted_depth
+from grownet.search.knee import Knee, find_knee
+from grownet.search.runs import Echo, Trained, train_run
+from grownet.search.spec import SearchSpec, SweepSpec
+
+_ACTIVATIONS = ("batchnorm", "relu", "lrn")
+
+Verifier = Callable[[str, NetGraph, dict[str, Any]], Trained]
+
+
+def width(graph: NetGraph, node: str) -> int:
+    """Output channels (conv) or features (linear) of ``node``."""
+    return graph.shapes()[node][0]
+
+
+def narrowable(graph: NetGraph, layers: Sequence[str] = ()) -> list[str]:
+    """The conv and linear layers a width sweep may thin: ``layers`` if given (each checked),
+    else every one whose channels :func:`narrow` can drop (not the classifier, not into an
+    add or a DropIn)."""
+    net = GraphNet(graph)
+    wanted = list(layers) or graph.nodes_of("conv", "linear")
+    found = []
+    for node in wanted:
+        if node not in graph or graph.op(node) not in ("conv", "linear"):
+            raise GraphError(f"[width] layers: {node!r} is not a conv or linear node")
+        try:
+            narrow(net, node, 1)
+        except GraphError:
+            if layers:
+                raise
+            continue
+        found.append(node)
+    return found
+
+
+def activation_end(graph: NetGraph, node: str) -> str:
+    """The last of the BatchNorm / ReLU / LRN nodes straight after ``node`` (or ``node``):
+    zeroing channels there is what removing them does."""
+    while (nxt := graph.consumers(node)) and len(nxt) == 1 and graph.op(nxt[0]) in _ACTIVATIONS:
+        node = nxt[0]
+    return node
+
+
+def with_width_dropout(graph: NetGraph, layers: Sequence[str], retain: float) -> NetGraph:
+    """``graph`` with a prefix width-dropout at ``retain`` after each layer's activation."""
+    g = graph
+    for node in layers:
+        spec = LayerSpec("width_dropout", retain=retain, mode="prefix")
+        g = insert_after(g, activation_end(g, node), [(f"{node}_wd", spec)], join="plain")
+    return g
+
+
+@dataclass
+class SweepResult:
+    """One sweep as ``sweeps.json`` holds it (see :func:`grownet.report.load.check_sweeps`)."""
+
+    record: dict[str, Any]
+    reduced: Trained | None
+    passed: bool
+
+
+def _verify(
+    record: dict[str, Any],
+    full: Trained,
+    reduced: Trained,
+    tolerance: float,
+    confidence: float,
+) -> bool:
+    gain, low = gain_bound(_outcome(reduced), _outcome(full), confidence)
+    allowed = max(tolerance, gain - low)  # the larger of the tolerance and the test set's noise
+    passed = gain >= -allowed
+    record["verification"] = {
+        "full_accuracy": full.accuracy,
+        "reduced_accuracy": reduced.accuracy,
+        "passed": passed,
+        "allowed_drop": allowed,
+        "full_params": full.graph.num_params(),
+        "reduced_params": reduced.graph.num_params(),
+        "run": str(reduced.path),
+    }
+    return passed
+
+
+def _outcome(run: Trained) -> StageOutcome:
+    return StageOutcome(0, 0, run.accuracy, run.n_test, run.status, correct=run.correct)
+
+
+def _points(
+    spec: SearchSpec,
+    sweep: SweepSpec,
+    folder: Path,
+    start: Trained,
+    build: Callable[[float], tuple[NetGraph, dict[str, float] | None]],
+    ratios: Sequence[float],
+    echo: Echo,
+    quiet: bool,
+) -> list[dict[str, Any]]:
+    """Fine-tune progressively through ``ratios``; one point (ratio, error) per ratio."""
+    points, state = [], start.state
+    for ratio in ratios:
+        graph, fixed_q = build(ratio)
+        run = train_run(
+            spec,
+            folder / f"r{ratio:.3f}",
+            graph,
+            iters=sweep.iters_per_ratio,
+            init_state=state,
+            fixed_q=fixed_q,
+            quiet=quiet,
+        )
+        state = run.state
+        points.append({"ratio": ratio, "error": 1.0 - run.accuracy, "status": run.status})
+        echo(f"  ratio {ratio:g}: test error {100 * (1 - run.accuracy):.2f} %")
+    return points
+
+
+def width_sweep(
+    spec: SearchSpec,
+    folder: Path,
+    start: Trained,
+    layers: Sequence[str],
+    full: Trained,
+    verify: Verifier,
+    *,
+    echo: Echo,
+    quiet: bool = False,
+) -> SweepResult:
+    """Sweep the width of ``layers`` together (a single layer: that layer alone)."""
+    sweep = spec.width
+    label = layers[0] if len(layers) == 1 else None
+    ratios = sorted(sweep.ratios, reverse=True)
+    echo(f"width sweep of {label or f'{len(layers)} layers'}: {len(ratios)} ratios")
+    points = _points(
+        spec, sweep, folder, start,
+        lambda r: (with_width_dropout(start.graph, layers, r), None),
+        ratios, echo, quiet,
+    )  # fmt: skip
+    knee = find_knee(
+        [p["ratio"] for p in points],
+        [p["error"] for p in points],
+        n_test=start.n_test,
+        plateau=1.0 - start.accuracy,
+        max_rise=sweep.max_rise,
+        confidence=sweep.confidence,
+    )
+    sizes = {node: width(start.graph, node) for node in layers}
+    record: dict[str, Any] = {
+        "kind": "width",
+        "layer": label,
+        "layers": list(layers),
+        "points": points,
+        "knee": {"ratio": knee.ratio, "error": knee.error} if knee.found else None,
+        "finding": knee.describe(),
+        "estimate": None,
+        "verification": None,
+    }
+    echo(f"  {knee.describe()}")
+    if not knee.found:
+        return SweepResult(record, None, False)
+
+    def attempt(ratio: float) -> tuple[dict[str, Any], Trained]:
+        keep = {node: kept_channels(n, ratio) for node, n in sizes.items()}
+        estimate = {"ratio": ratio, "size": sum(keep.values()),
+                    "full_size": sum(sizes.values()), "channels": keep}  # fmt: skip
+        return estimate, verify(f"width-{label or 'all'}-r{ratio:.3f}", *thinned(start, keep))
+
+    return _estimate_and_check(spec, record, full, attempt, _plateau(points, knee), echo)
+
+
+def _plateau(points: list[dict[str, Any]], knee: Knee) -> list[float]:
+    """Ratios on the plateau, the knee first, then back towards the full network."""
+    ratios = [p["ratio"] for p in points]
+    at = ratios.index(knee.ratio) if knee.ratio in ratios else 0
+    return ratios[at::-1]
+
+
+def _estimate_and_check(
+    spec: SearchSpec,
+    record: dict[str, Any],
+    full: Trained,
+    attempt: Callable[[float], tuple[dict[str, Any], Trained]],
+    candidates: Sequence[float],
+    echo: Echo,
+) -> SweepResult:
+    """Check the estimate at the knee; if it fails, back off one ratio towards the full
+    network and check again, up to ``[verify] backoff`` times. Every attempt is recorded; the
+    record's estimate is the last one tried, shown as failed if none passed."""
+    tries = []
+    reduced = None
+    for ratio in candidates[: 1 + spec.verify.backoff]:
+        estimate, reduced = attempt(ratio)
+        record["estimate"] = estimate
+        passed = _verify(record, full, reduced, spec.verify.tolerance, spec.verify.confidence)
+        echo(f"  check at ratio {ratio:g}: {_said(record)}")
+        tries.append({"ratio": ratio, **record["verification"]})
+        if passed:
+            break
+    record["attempts"] = tries
+    return SweepResult(record, reduced, bool(tries) and tries[-1]["passed"])
+
+
+def thinned(start: Trained, keep: dict[str, int]) -> tuple[NetGraph, dict[str, Any]]:
+    """``start``'s network with each layer narrowed to its first ``keep[layer]`` channels."""
+    net = GraphNet(start.graph)
+    net.load_state_dict(start.state)
+    for node, count in keep.items():
+        net = narrow(net, node, count)
+    return net.graph, net.state_dict()
+
+
+def depth_sweep(
+    spec: SearchSpec,
+    folder: Path,
+    grown: Trained,
+    growth: Growth,
+    full: Trained,
+    verify: Verifier,
+    *,
+    echo: Echo,
+    quiet: bool = False,
+) -> SweepResult:
+    """Raise the DropIn ratio of every grown block; the knee says how many it needs."""
+    sweep = spec.depth
+    blocks = removal_order(growth)
+    ratios = sorted(sweep.ratios)  # q rising: ever shallower
+    echo(f"depth sweep (DropIn ratio) over {len(blocks)} grown blocks: {len(ratios)} ratios")
+    points = _points(
+        spec, sweep, folder, grown,
+        lambda q: (grown.graph, dict.fromkeys(blocks, q)),
+        ratios, echo, quiet,
+    )  # fmt: skip
+    # The knee finder reads "larger ratio = more network": the share kept is 1 - q.
+    knee = find_knee(
+        [1.0 - p["ratio"] for p in points],
+        [p["error"] for p in points],
+        n_test=grown.n_test,
+        plateau=1.0 - grown.accuracy,
+        max_rise=sweep.max_rise,
+        confidence=sweep.confidence,
+    )
+    q_star = None if knee.ratio is None else round(1.0 - knee.ratio, 9)
+    depth = weighted_depth(grown.graph)
+    record: dict[str, Any] = {
+        "kind": "dropin",
+        "layer": None,
+        "points": points,
+        "knee": {"ratio": q_star, "error": knee.error} if knee.found else None,
+        "finding": knee.describe().replace(f"ratio {knee.ratio:g}", f"ratio {q_star:g}")
+        if knee.found
+        else knee.describe(),
+        "estimate": None,
+        "verification": None,
+    }
+    echo(f"  {record['finding']}")
+    if q_star is None:
+        return SweepResult(record, None, False)
+
+    def attempt(keep_ratio: float) -> tuple[dict[str, Any], Trained]:
+        q = round(1.0 - keep_ratio, 9)
+        remove = math.floor(round(len(blocks) * q, 9))
+        estimate = {"ratio": q, "size": depth - remove, "full_size": depth,
+                    "blocks_removed": remove}  # fmt: skip
+        graph = shallower(grown.graph, growth, remove)
+        return estimate, verify(f"depth-q{q:.3f}", graph, grown.state)
+
+    # Removing no block is no estimate: only ratios that take at least one block out count.
+    kept = [1.0 - p["ratio"] for p in points]
+    candidates = [
+        r for r in _plateau([{"ratio": r} for r in kept], knee)
+        if math.floor(round(len(blocks) * (1.0 - r), 9)) >= 1
+    ]  # fmt: skip
+    if not candidates:
+        record["finding"] += "; fewer than one grown block can go"
+        return SweepResult(record, None, False)
+    return _estimate_and_check(spec, record, full, attempt, candidates, echo)
+
+
+def _said(record: dict[str, Any]) -> str:
+    v = record["verification"]
+    verdict = "passed" if v["passed"] else "FAILED"
+    return (
+        f"{verdict}: reduced {100 * v['reduced_accuracy']:.2f} % vs full "
+        f"{100 * v['full_accuracy']:.2f} % (allowed drop {100 * v['allowed_drop']:.2f} points), "
+        f"{v['reduced_params']:,} vs {v['full_params']:,} parameters"
+    )
+
+
+def make_verifier(spec: SearchSpec, folder: Path, *, echo: Echo, quiet: bool) -> Verifier:
+    """Fine-tune a reduced network for ``[verify] iters`` in ``folder/<label>``."""
+
+    def verify(label: str, graph: NetGraph, state: dict[str, Any]) -> Trained:
+        echo(f"  verifying {label}: {weighted_depth(graph)} layers, {graph.num_params():,} params")
+        return train_run(
+            spec, folder / label, graph, iters=spec.verify.iters, init_state=state, quiet=quiet
+        )
+
+    return verify

@@ -1,0 +1,60 @@
+"""Search specs: the shipped ones load; mistakes are one line naming the key and the fix."""
+
+from pathlib import Path
+
+import pytest
+
+from grownet.search.spec import SpecError, load_spec
+
+SPECS = sorted(Path("search").glob("*.toml"))
+GOOD = """
+dataset = "digits"
+[base]
+model = "convnet"
+[growth]
+insert_after = ["relu1_1"]
+"""
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_shipped_specs_load(path):
+    spec = load_spec(path)
+    assert spec.name == path.stem and spec.growth.insert_after
+
+
+def test_defaults_and_overrides(tmp_path):
+    (tmp_path / "s.toml").write_text(GOOD)
+    spec = load_spec(tmp_path / "s.toml", name="x", runs_dir=str(tmp_path))
+    assert (spec.name, spec.runs_dir, spec.growth.mode, spec.verify.iters) == (
+        "x", str(tmp_path), "append", 1000)  # fmt: skip
+    assert spec.train_config(name="a", max_iter=5).max_iter == 5
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("dataset = ", "is not valid TOML"),
+        (GOOD + "colour = 1\n", "unknown key 'colour'"),
+        (GOOD.replace('model = "convnet"', ""), "[base] needs model"),
+        (GOOD + "stage_iters = 'many'\n", "stage_iters must be int"),
+        (GOOD + "mode = 'triple'\n", "mode must be one of"),
+        (GOOD + "dropin_length = 5000\n", "longer than stage_iters"),
+        (GOOD + "[width]\nratios = [0.5, 1.5]\n", "ratios must be a non-empty list"),
+        (GOOD + "[depth]\nmethod = 'guess'\n", "method must be one of"),
+        (GOOD + "[train]\nmax_iter = 3\n", "set by the search itself"),
+        (GOOD + "[train]\nbatch_size = 0\n", "batch_size must be >= 1"),
+        (GOOD + "[verify]\nbackoff = -1\n", "backoff >= 0"),
+        (GOOD.replace('insert_after = ["relu1_1"]', ""), "insert_after names no node"),
+    ],
+)
+def test_mistakes_name_the_key(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_spec_says_where_to_look(tmp_path):
+    with pytest.raises(SpecError, match="does not exist; see search/"):
+        load_spec(tmp_path / "nope.toml")
