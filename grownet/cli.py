@@ -202,7 +202,7 @@ def cmd_search(args: argparse.Namespace) -> None:
     spec = load_spec(args.spec or default_spec(), name=args.name, runs_dir=args.runs_dir)
     print(f"growth search {spec.name} on {spec.dataset} from {spec.model} ({spec.source})")
     try:
-        summary = Search(spec, quiet=args.quiet).run()
+        summary = Search(spec, quiet=args.quiet, echo=lambda line: print(line, flush=True)).run()
     except SearchInterrupted as err:
         print(f"grownet: {err}; rerun the same command to resume", file=sys.stderr)
         raise KeyboardInterrupt from None
