@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from grownet.search.knee import noise_z
+from grownet.train.trainer import CONVERGED, NOT_CONVERGED
 
-HEALTHY = ("converged", "did not converge")
+HEALTHY = (CONVERGED, NOT_CONVERGED)
 
 
 @dataclass(frozen=True)

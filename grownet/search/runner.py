@@ -37,6 +37,7 @@ from grownet.search.sweeps import (
     depth_sweep,
     make_verifier,
     narrowable,
+    thinned,
     width_sweep,
 )
 from grownet.train.rundir import RunDir
@@ -250,8 +251,6 @@ class Search:
 
     def _recommend(self, start: Trained, sweeps: list[SweepResult], verify: Any) -> Trained:
         """``start`` narrowed by every width estimate that passed its check, verified."""
-        from grownet.search.sweeps import thinned
-
         keep: dict[str, int] = {}
         for s in sweeps:
             if s.passed and s.record["kind"] == "width":

@@ -12,12 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
 from grownet.graph import NetGraph
 from grownet.search.spec import SearchSpec
-from grownet.train import checkpoint
 from grownet.train.trainer import INTERRUPTED, Trainer
 
 Echo = Callable[[str], None]
@@ -89,8 +87,3 @@ def train_run(
         wall_time_s=result.wall_time_s,
         path=path,
     )
-
-
-def final_state(path: Path) -> dict[str, Tensor]:
-    """The weights a finished run directory ended with (its checkpoint)."""
-    return checkpoint.load(path / "checkpoint.pt", map_location=torch.device("cpu"))["model"]
