@@ -231,6 +231,15 @@ def _sweep_figure(sweep: dict[str, Any], title: str) -> go.Figure:
         mode="lines+markers",
         hovertemplate="ratio %{x:.3f}<br>error %{y:.4f}<extra></extra>",
     )
+    if all("full_error" in p for p in points):  # a depth-dropout sweep: every branch added
+        fig.add_scatter(
+            x=[p["ratio"] for p in points],
+            y=[p["full_error"] for p in points],
+            name="all units (test-time rule)",
+            mode="lines+markers",
+            line={"dash": "dot"},
+            hovertemplate="ratio %{x:.3f}<br>error, all units %{y:.4f}<extra></extra>",
+        )
     if knee := sweep.get("knee"):
         fig.add_scatter(
             x=[knee["ratio"]],

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from grownet.graph import NetGraph
 from grownet.provenance import environment
 from grownet.search.decide import Decision, StageOutcome, decide
 from grownet.search.grow import Growth, collapse_all, grow_stage, weighted_depth
+from grownet.search.residual import residual_depth_sweep, residual_units
 from grownet.search.runs import Echo, Trained, state_for, train_run
 from grownet.search.spec import SearchSpec, SpecError
 from grownet.search.sweeps import (
@@ -44,14 +46,6 @@ from grownet.train.rundir import RunDir
 from grownet.train.trainer import build_graph
 
 
-def _base_graph(spec: SearchSpec) -> NetGraph:
-    config = spec.train_config(name="base")
-    info = gdata.load_dataset(config.dataset, data_dir=config.data_dir, download=config.download,
-                              train_size=config.train_size, val_size=config.val_size,
-                              seed=config.seed)  # fmt: skip
-    return build_graph(config, info.in_shape, info.num_classes)
-
-
 class Search:
     """One growth search over one spec, in ``runs_dir/name``."""
 
@@ -63,6 +57,15 @@ class Search:
         self.started = time.perf_counter()
 
     # ------------------------------------------------------------------ setup
+
+    @cached_property
+    def base(self) -> NetGraph:
+        """The spec's base network, shaped for its dataset."""
+        config = self.spec.train_config(name="base")
+        info = gdata.load_dataset(config.dataset, data_dir=config.data_dir,
+                                  download=config.download, train_size=config.train_size,
+                                  val_size=config.val_size, seed=config.seed)  # fmt: skip
+        return build_graph(config, info.in_shape, info.num_classes)
 
     def _prepare(self) -> None:
         saved = self.dir.file("search.json")
@@ -78,11 +81,27 @@ class Search:
                     f"{', '.join(changed)}); pass another --name, or delete that directory"
                 )
             self.echo(f"resuming the search in {self.dir.path}")
+        self._check_positions(self.base)
+        depth = self.spec.depth
+        if depth.enabled and depth.method == "depth_dropout" and not residual_units(self.base):
+            raise SpecError(
+                f'{self.spec.source} [depth] method = "depth_dropout" needs a residual network '
+                f"with units that keep their shape; {self.spec.model} has none: use "
+                '"dropin" or "auto"'
+            )
         self.dir.create()
         self.dir.write_json("search.json", {**mine, "source": self.spec.source})
         self.dir.write_json("config.json", self.spec.train_config(name=self.spec.name).to_dict())
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.dir.write_json("env.json", environment(device))
+
+    def _check_positions(self, graph: NetGraph) -> None:
+        for position in self.spec.growth.insert_after:
+            if position not in graph:
+                raise SpecError(
+                    f"{self.spec.source} [growth] insert_after: {position!r} is not a node of "
+                    f"{self.spec.model}; see `grownet graph {self.spec.model}`"
+                )
 
     # ------------------------------------------------------------------ growth
 
@@ -106,13 +125,7 @@ class Search:
         runs: list[Trained] = []
         growths: list[Growth] = []
         outcomes: list[StageOutcome] = []
-        graph, growth = _base_graph(self.spec), Growth.start(g.insert_after)
-        for position in g.insert_after:
-            if position not in graph:
-                raise SpecError(
-                    f"{self.spec.source} [growth] insert_after: {position!r} is not a node of "
-                    f"{self.spec.model}; see `grownet graph {self.spec.model}`"
-                )
+        graph, growth = self.base, Growth.start(g.insert_after)
         k = 0
         while True:
             if k > 0:
@@ -202,7 +215,14 @@ class Search:
         base = collapse_all(chosen.graph)
         full = verify(f"full-stage{decision.chosen}", base, state_for(base, chosen.state))
         start = full  # the widths are swept on the chosen depth's network
-        if self.spec.depth.enabled and self.spec.depth.method != "off" and growth.blocks:
+        method = self._depth_method(base, growth)
+        if method == "depth_dropout":
+            result = residual_depth_sweep(
+                self.spec, self.dir.path / "sweeps" / "depth", full, verify,
+                echo=self.echo, quiet=self.quiet,
+            )  # fmt: skip
+            sweeps.append(result)
+        elif method == "dropin":
             plain = collapse_all(deepest.graph)
             reference = (
                 full
@@ -214,18 +234,27 @@ class Search:
                 verify, echo=self.echo, quiet=self.quiet,
             )  # fmt: skip
             sweeps.append(result)
-            shallower = result.reduced
-            if (
-                result.passed
-                and shallower
-                and weighted_depth(shallower.graph) < weighted_depth(base)
-            ):
-                start = shallower
+        shallower = sweeps[-1].reduced if sweeps and sweeps[-1].passed else None
+        if shallower and weighted_depth(shallower.graph) < weighted_depth(base):
+            start = shallower
         if self.spec.width.enabled:
             sweeps += self._width(start, verify)
         self.dir.write_json("sweeps.json", {"sweeps": [s.record for s in sweeps]})
         recommended = self._recommend(start, sweeps, verify)
         return self._finish(runs, decision, full, start, recommended, sweeps)
+
+    def _depth_method(self, chosen: NetGraph, growth: Growth) -> str | None:
+        """Which depth sweep runs: depth dropout on a residual network, the DropIn ratio on a
+        grown one ("auto" picks in that order), or none."""
+        method = self.spec.depth.method
+        if not self.spec.depth.enabled or method == "off":
+            return None
+        if method in ("auto", "depth_dropout") and residual_units(chosen):
+            return "depth_dropout"
+        if method in ("auto", "dropin") and growth.blocks:
+            return "dropin"
+        self.echo(f"depth sweep ({method}): nothing to sweep on this network; skipped")
+        return None
 
     def _width(self, start: Trained, verify: Any) -> list[SweepResult]:
         spec = self.spec.width
@@ -301,6 +330,13 @@ class Search:
                 "accuracy": best.accuracy,
                 "run": str(best.path),
             },
+            "full": {
+                "depth": weighted_depth(full.graph),
+                "params": full.graph.num_params(),
+                "flops": 2 * full.graph.macs(),
+                "accuracy": full.accuracy,
+                "run": str(full.path),
+            },
             "largest": {"params": biggest.graph.num_params(), "flops": 2 * biggest.graph.macs()},
             "within_tolerance": best.accuracy - rec.accuracy <= self.spec.verify.tolerance,
             "sweeps": [
@@ -348,14 +384,15 @@ def _sweep_line(w: dict[str, Any]) -> str:
 
 def format_summary(s: dict[str, Any]) -> str:
     """The short text a user reads at the end of ``grownet search``."""
-    rec, best = s["recommended"], s["best"]
-    saved = 1.0 - rec["params"] / best["params"]
-    flops = 1.0 - rec["flops"] / best["flops"]
-    depth = (
-        "depth pays: the grown network is kept"
-        if s["depth_pays"]
-        else "depth does not pay on this data: the base depth is kept"
-    )
+    rec, best, full = s["recommended"], s["best"], s["full"]
+    saved = 1.0 - rec["params"] / full["params"]
+    flops = 1.0 - rec["flops"] / full["flops"]
+    if s["depth_pays"]:
+        depth = "depth pays: the grown network is kept"
+    elif s["stages"] == 1:
+        depth = "no growth stage ran: the base depth is kept"
+    else:
+        depth = "depth does not pay on this data: the base depth is kept"
     widths = ", ".join(f"{n}={c}" for n, c in rec["widths"].items())
     lines = [
         f"search {s['name']} on {s['dataset']}: {s['stages']} stage(s), {s['wall_time_s']:.0f} s",
@@ -363,10 +400,12 @@ def format_summary(s: dict[str, Any]) -> str:
         depth,
         *(_sweep_line(w) for w in s["sweeps"]),
         f"recommended: depth {rec['depth']}, widths {widths}",
-        f"accuracy: recommended {100 * rec['accuracy']:.2f} % vs best seen "
-        f"{100 * best['accuracy']:.2f} % (depth {best['depth']}; {s['n_test']} test samples)",
-        f"parameters: {rec['params']:,} vs {best['params']:,} ({100 * saved:+.1f} % saved); "
-        f"FLOPs per sample: {rec['flops']:,} vs {best['flops']:,} ({100 * flops:+.1f} % saved)",
+        f"accuracy: recommended {100 * rec['accuracy']:.2f} % vs full {100 * full['accuracy']:.2f} "
+        f"% (depth {full['depth']}); best seen {100 * best['accuracy']:.2f} % (depth "
+        f"{best['depth']}); {s['n_test']} test samples",
+        f"parameters: {rec['params']:,} vs {full['params']:,} of the full network "
+        f"({100 * saved:.1f} % saved); FLOPs per sample: {rec['flops']:,} vs {full['flops']:,} "
+        f"({100 * flops:.1f} % saved)",
         f"report: {s['report']}",
     ]
     return "\n".join(lines)

@@ -87,3 +87,11 @@ def train_run(
         wall_time_s=result.wall_time_s,
         path=path,
     )
+
+
+def test_accuracy(spec: SearchSpec, graph: NetGraph, state: Mapping[str, Tensor]) -> float:
+    """Test accuracy of ``graph`` holding ``state``'s weights, without training it (the
+    spec's [train] device, batch and data settings)."""
+    config = spec.train_config(name="evaluate", max_iter=1, quiet=True)
+    trainer = Trainer(config, graph=graph, init_state=state_for(graph, state), report=False)
+    return float(trainer.test_correctness().float().mean())

@@ -32,7 +32,7 @@ from typing import Any
 from grownet.train.config import ConfigError, TrainConfig
 
 GROWTH_MODES = ("append", "double")
-DEPTH_METHODS = ("auto", "dropin", "off")
+DEPTH_METHODS = ("auto", "depth_dropout", "dropin", "off")
 DEFAULT_RATIOS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
 
 
@@ -76,8 +76,10 @@ class SweepSpec:
 
     Width: ``ratio`` is the share of channels kept; ``per_layer`` sweeps each layer alone,
     else all of ``layers`` (default: every conv and hidden linear layer that can be narrowed)
-    together. Depth: ``ratio`` is the DropIn ratio q of every grown block (``method="dropin"``,
-    also what ``"auto"`` picks); ``"off"`` skips the depth sweep.
+    together. Depth: ``method="depth_dropout"`` sweeps the drop probability p of every residual
+    unit that keeps its shape (residual networks; see :mod:`grownet.search.residual`);
+    ``"dropin"`` the DropIn ratio q of every grown block (grown networks); ``"auto"`` picks
+    depth dropout on a residual network, else DropIn; ``"off"`` skips the depth sweep.
     """
 
     ratios: tuple[float, ...] = DEFAULT_RATIOS

@@ -9,7 +9,12 @@ largest first (progressive thinning), and measures the test error. Minimum chann
 Depth (grown networks): every grown block's DropIn is held at ratio q, the share of its units
 taken from the old path, as q rises ("letting the DropIn ratio increase": a shallower net).
 Minimum depth: the base layers plus the grown ones a knee at q* still needs,
-``grown - floor(grown * q*)``.
+``grown - floor(grown * q*)``. Residual networks sweep the depth-dropout ratio instead
+(:mod:`grownet.search.residual`).
+
+Reading a sweep (:func:`read_knee`): the knee is the estimate. A flat curve has no knee, and
+none is invented, but its smallest network bounds the minimum from above, so it is the
+estimate checked; a curve with no plateau gives no estimate.
 
 Verification: the estimate is built by surgery from the trained weights (:func:`narrow` keeps
 the same prefix channels the sweep kept; removed blocks collapse onto their old path),
@@ -32,7 +37,7 @@ from grownet.graph.weights import narrow
 from grownet.layers import kept_channels
 from grownet.search.decide import StageOutcome, gain_bound
 from grownet.search.grow import Growth, removal_order, shallower, weighted_depth
-from grownet.search.knee import Knee, find_knee
+from grownet.search.knee import FLAT, KNEE, find_knee
 from grownet.search.runs import Echo, Trained, train_run
 from grownet.search.spec import SearchSpec, SweepSpec
 
@@ -118,7 +123,7 @@ def _outcome(run: Trained) -> StageOutcome:
     return StageOutcome(0, 0, run.accuracy, run.n_test, run.status, correct=run.correct)
 
 
-def _points(
+def fine_tune_points(
     spec: SearchSpec,
     sweep: SweepSpec,
     folder: Path,
@@ -127,8 +132,12 @@ def _points(
     ratios: Sequence[float],
     echo: Echo,
     quiet: bool,
+    measure: Callable[[float, Trained], dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Fine-tune progressively through ``ratios``; one point (ratio, error) per ratio."""
+    """Fine-tune progressively through ``ratios``; one point (ratio, error) per ratio.
+
+    The point's error is the fine-tuned network's test error, unless ``measure`` (given the
+    ratio and the run) says otherwise; its other keys join the point's record."""
     points, state = [], start.state
     for ratio in ratios:
         graph, fixed_q = build(ratio)
@@ -142,8 +151,10 @@ def _points(
             quiet=quiet,
         )
         state = run.state
-        points.append({"ratio": ratio, "error": 1.0 - run.accuracy, "status": run.status})
-        echo(f"  ratio {ratio:g}: test error {100 * (1 - run.accuracy):.2f} %")
+        point = {"ratio": ratio, "error": 1.0 - run.accuracy, "status": run.status}
+        point |= measure(ratio, run) if measure else {}
+        points.append(point)
+        echo(f"  ratio {ratio:g}: test error {100 * point['error']:.2f} %")
     return points
 
 
@@ -163,33 +174,17 @@ def width_sweep(
     label = layers[0] if len(layers) == 1 else None
     ratios = sorted(sweep.ratios, reverse=True)
     echo(f"width sweep of {label or f'{len(layers)} layers'}: {len(ratios)} ratios")
-    points = _points(
+    points = fine_tune_points(
         spec, sweep, folder, start,
         lambda r: (with_width_dropout(start.graph, layers, r), None),
         ratios, echo, quiet,
     )  # fmt: skip
-    knee = find_knee(
-        [p["ratio"] for p in points],
-        [p["error"] for p in points],
-        n_test=start.n_test,
-        plateau=1.0 - start.accuracy,
-        max_rise=sweep.max_rise,
-        confidence=sweep.confidence,
-    )
-    sizes = {node: width(start.graph, node) for node in layers}
-    record: dict[str, Any] = {
-        "kind": "width",
-        "layer": label,
-        "layers": list(layers),
-        "points": points,
-        "knee": {"ratio": knee.ratio, "error": knee.error} if knee.found else None,
-        "finding": knee.describe(),
-        "estimate": None,
-        "verification": None,
-    }
-    echo(f"  {knee.describe()}")
-    if not knee.found:
+    record, candidates = read_knee("width", points, start, sweep)
+    record |= {"layer": label, "layers": list(layers)}
+    echo(f"  {record['finding']}")
+    if not candidates:
         return SweepResult(record, None, False)
+    sizes = {node: width(start.graph, node) for node in layers}
 
     def attempt(ratio: float) -> tuple[dict[str, Any], Trained]:
         keep = {node: kept_channels(n, ratio) for node, n in sizes.items()}
@@ -197,17 +192,52 @@ def width_sweep(
                     "full_size": sum(sizes.values()), "channels": keep}  # fmt: skip
         return estimate, verify(f"width-{label or 'all'}-r{ratio:.3f}", *thinned(start, keep))
 
-    return _estimate_and_check(spec, record, full, attempt, _plateau(points, knee), echo)
+    return estimate_and_check(spec, record, full, attempt, candidates, echo)
 
 
-def _plateau(points: list[dict[str, Any]], knee: Knee) -> list[float]:
-    """Ratios on the plateau, the knee first, then back towards the full network."""
+def read_knee(
+    kind: str, points: list[dict[str, Any]], reference: Trained, sweep: SweepSpec
+) -> tuple[dict[str, Any], list[float]]:
+    """The sweep's record with its knee, and the ratios to check, best estimate first.
+
+    Width ratios are the share kept; depth ratios (DropIn q, depth-dropout p) the share taken
+    out, so the knee finder, which reads "larger ratio = more network", sees ``1 - ratio``.
+    The ratios to check: the knee, then each ratio back towards the full network. A flat
+    curve has no knee, but its smallest network is an upper bound on the minimum worth
+    checking: it is checked first, the same way. A curve with no plateau gives none.
+    """
+    removal = kind != "width"
     ratios = [p["ratio"] for p in points]
-    at = ratios.index(knee.ratio) if knee.ratio in ratios else 0
-    return ratios[at::-1]
+    kept = [1.0 - r if removal else r for r in ratios]
+    knee = find_knee(
+        kept,
+        [p["error"] for p in points],
+        n_test=reference.n_test,
+        plateau=1.0 - reference.accuracy,
+        max_rise=sweep.max_rise,
+        confidence=sweep.confidence,
+    )
+    at = {KNEE: knee.ratio, FLAT: min(kept)}.get(knee.kind)
+    on_plateau = sorted(k for k in kept if at is not None and k >= at)
+    candidates = [ratios[kept.index(k)] for k in on_plateau]
+    finding = knee.describe()
+    if knee.found and removal:
+        finding = finding.replace(f"ratio {knee.ratio:g}", f"ratio {candidates[0]:g}")
+    if knee.kind == FLAT:
+        finding += f"; the smallest network (ratio {candidates[0]:g}) is checked as a bound"
+    record = {
+        "kind": kind,
+        "layer": None,
+        "points": points,
+        "knee": {"ratio": candidates[0], "error": knee.error} if knee.found else None,
+        "finding": finding,
+        "estimate": None,
+        "verification": None,
+    }
+    return record, candidates
 
 
-def _estimate_and_check(
+def estimate_and_check(
     spec: SearchSpec,
     record: dict[str, Any],
     full: Trained,
@@ -257,55 +287,46 @@ def depth_sweep(
     blocks = removal_order(growth)
     ratios = sorted(sweep.ratios)  # q rising: ever shallower
     echo(f"depth sweep (DropIn ratio) over {len(blocks)} grown blocks: {len(ratios)} ratios")
-    points = _points(
+    points = fine_tune_points(
         spec, sweep, folder, grown,
         lambda q: (grown.graph, dict.fromkeys(blocks, q)),
         ratios, echo, quiet,
     )  # fmt: skip
-    # The knee finder reads "larger ratio = more network": the share kept is 1 - q.
-    knee = find_knee(
-        [1.0 - p["ratio"] for p in points],
-        [p["error"] for p in points],
-        n_test=grown.n_test,
-        plateau=1.0 - grown.accuracy,
-        max_rise=sweep.max_rise,
-        confidence=sweep.confidence,
-    )
-    q_star = None if knee.ratio is None else round(1.0 - knee.ratio, 9)
-    depth = weighted_depth(grown.graph)
-    record: dict[str, Any] = {
-        "kind": "dropin",
-        "layer": None,
-        "points": points,
-        "knee": {"ratio": q_star, "error": knee.error} if knee.found else None,
-        "finding": knee.describe().replace(f"ratio {knee.ratio:g}", f"ratio {q_star:g}")
-        if knee.found
-        else knee.describe(),
-        "estimate": None,
-        "verification": None,
-    }
+    record, candidates = read_knee("dropin", points, grown, sweep)
     echo(f"  {record['finding']}")
-    if q_star is None:
-        return SweepResult(record, None, False)
+    depth = weighted_depth(grown.graph)
 
-    def attempt(keep_ratio: float) -> tuple[dict[str, Any], Trained]:
-        q = round(1.0 - keep_ratio, 9)
-        remove = math.floor(round(len(blocks) * q, 9))
-        estimate = {"ratio": q, "size": depth - remove, "full_size": depth,
-                    "blocks_removed": remove}  # fmt: skip
-        graph = shallower(grown.graph, growth, remove)
+    def removes(q: float) -> int:
+        return math.floor(round(len(blocks) * q, 9))
+
+    def attempt(q: float) -> tuple[dict[str, Any], Trained]:
+        estimate = {"ratio": q, "size": depth - removes(q), "full_size": depth,
+                    "blocks_removed": removes(q)}  # fmt: skip
+        graph = shallower(grown.graph, growth, removes(q))
         return estimate, verify(f"depth-q{q:.3f}", graph, grown.state)
 
-    # Removing no block is no estimate: only ratios that take at least one block out count.
-    kept = [1.0 - p["ratio"] for p in points]
-    candidates = [
-        r for r in _plateau([{"ratio": r} for r in kept], knee)
-        if math.floor(round(len(blocks) * (1.0 - r), 9)) >= 1
-    ]  # fmt: skip
+    return check_removal(spec, record, full, attempt, candidates, removes, "grown block", echo)
+
+
+def check_removal(
+    spec: SearchSpec,
+    record: dict[str, Any],
+    full: Trained,
+    attempt: Callable[[float], tuple[dict[str, Any], Trained]],
+    candidates: Sequence[float],
+    removes: Callable[[float], int],
+    what: str,
+    echo: Echo,
+) -> SweepResult:
+    """:func:`estimate_and_check` over the depth ratios that take out at least one ``what``:
+    removing none is no estimate."""
     if not candidates:
-        record["finding"] += "; fewer than one grown block can go"
         return SweepResult(record, None, False)
-    return _estimate_and_check(spec, record, full, attempt, candidates, echo)
+    candidates = [r for r in candidates if removes(r) >= 1]
+    if not candidates:
+        record["finding"] += f"; fewer than one {what} can go"
+        return SweepResult(record, None, False)
+    return estimate_and_check(spec, record, full, attempt, candidates, echo)
 
 
 def _said(record: dict[str, Any]) -> str:

@@ -1,0 +1,41 @@
+"""Reading a sweep: which ratios get checked, in which order, for width and depth sweeps."""
+
+from pathlib import Path
+
+import pytest
+
+from grownet.search.runs import Trained
+from grownet.search.spec import SweepSpec
+from grownet.search.sweeps import read_knee
+
+FULL = Trained(None, {}, 0.98, (True,) * 9800 + (False,) * 200, "converged", 1.0, Path("."))
+SWEEP = SweepSpec(max_rise=0.01)
+
+
+def points(ratios, errors):
+    return [{"ratio": r, "error": e} for r, e in zip(ratios, errors, strict=True)]
+
+
+@pytest.mark.parametrize(
+    ("kind", "ratios", "errors", "candidates", "knee"),
+    [
+        # width: ratio = share kept; checked from the knee back towards the full network
+        ("width", [0.9, 0.5, 0.25, 0.1], [0.02, 0.021, 0.022, 0.2], [0.25, 0.5, 0.9], 0.25),
+        # flat: no knee, but the smallest network is checked first, as a bound
+        ("width", [0.9, 0.5, 0.25], [0.02, 0.021, 0.02], [0.25, 0.5, 0.9], None),
+        # no plateau: nothing to check
+        ("width", [0.9, 0.5], [0.2, 0.3], [], None),
+        # depth: ratio = share taken out, so the knee is the largest ratio on the plateau
+        ("depth", [0.25, 0.5, 0.75], [0.02, 0.021, 0.3], [0.5, 0.25], 0.5),
+        ("dropin", [0.25, 0.5, 0.75], [0.02, 0.02, 0.021], [0.75, 0.5, 0.25], None),
+    ],
+)
+def test_read_knee_orders_the_checks(kind, ratios, errors, candidates, knee):
+    record, found = read_knee(kind, points(ratios, errors), FULL, SWEEP)
+    assert found == candidates
+    assert (record["knee"] or {}).get("ratio") == knee
+    assert record["kind"] == kind and record["estimate"] is None
+    if knee is not None:
+        assert f"knee at ratio {knee:g}" in record["finding"]
+    elif candidates:
+        assert "no knee found" in record["finding"] and "checked as a bound" in record["finding"]
