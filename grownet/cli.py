@@ -199,7 +199,13 @@ def cmd_search(args: argparse.Namespace) -> None:
     from grownet.search.runs import SearchInterrupted
     from grownet.search.spec import load_spec
 
-    spec = load_spec(args.spec or default_spec(), name=args.name, runs_dir=args.runs_dir)
+    spec = load_spec(
+        args.spec or default_spec(),
+        name=args.name,
+        runs_dir=args.runs_dir,
+        data_dir=args.data_dir,
+        device=args.device,
+    )
     print(f"growth search {spec.name} on {spec.dataset} from {spec.model} ({spec.source})")
     try:
         summary = Search(spec, quiet=args.quiet, echo=lambda line: print(line, flush=True)).run()
@@ -299,6 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", nargs="?", help="a search spec (default: search/digits.toml)")
     p.add_argument("--name", help="run directory name (default: the spec's name)")
     p.add_argument("--runs-dir", help="where run directories go (default: the spec's, runs)")
+    p.add_argument(
+        "--data-dir", help="dataset root for every run (default: the spec's, else $GROWNET_DATA)"
+    )
+    p.add_argument(
+        "--device", help="cpu, cuda, cuda:N (default: the spec's, else cuda if available)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_search)
 

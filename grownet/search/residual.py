@@ -30,7 +30,7 @@ from grownet.search.spec import SearchSpec
 from grownet.search.sweeps import (
     SweepResult,
     Verifier,
-    check_removal,
+    estimate_and_check,
     fine_tune_points,
     read_knee,
 )
@@ -133,4 +133,6 @@ def residual_depth_sweep(
                     "full_units": total, "units_removed": removes(p)}  # fmt: skip
         return estimate, verify(f"depth-p{p:.3f}", graph, state_for(graph, start.state))
 
-    return check_removal(spec, record, start, attempt, candidates, removes, "unit", echo)
+    return estimate_and_check(
+        spec, record, start, attempt, candidates, echo, removes=removes, what="unit"
+    )

@@ -42,6 +42,7 @@ from grownet.search.sweeps import (
     thinned,
     width_sweep,
 )
+from grownet.train.distributed import current_world, rank_device
 from grownet.train.rundir import RunDir
 from grownet.train.trainer import build_graph
 
@@ -70,10 +71,12 @@ class Search:
     def _prepare(self) -> None:
         saved = self.dir.file("search.json")
         mine = json.loads(json.dumps(self.spec.to_dict()))
-        del mine["source"]  # the same spec may be read from another path
+        for key in ("source", "data_dir", "device"):  # where it runs, not what it is
+            del mine[key]
         if saved.exists():
             theirs = self.dir.read_json("search.json")
-            theirs.pop("source", None)
+            for key in ("source", "data_dir", "device"):
+                theirs.pop(key, None)
             if theirs != mine:
                 changed = sorted(k for k in mine if theirs.get(k) != mine[k])
                 raise SpecError(
@@ -91,9 +94,9 @@ class Search:
             )
         self.dir.create()
         self.dir.write_json("search.json", {**mine, "source": self.spec.source})
-        self.dir.write_json("config.json", self.spec.train_config(name=self.spec.name).to_dict())
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.dir.write_json("env.json", environment(device))
+        config = self.spec.train_config(name=self.spec.name)
+        self.dir.write_json("config.json", config.to_dict())
+        self.dir.write_json("env.json", environment(rank_device(config.device, current_world())))
 
     def _check_positions(self, graph: NetGraph) -> None:
         for position in self.spec.growth.insert_after:
@@ -238,7 +241,7 @@ class Search:
         if shallower and weighted_depth(shallower.graph) < weighted_depth(base):
             start = shallower
         if self.spec.width.enabled:
-            sweeps += self._width(start, verify)
+            sweeps += self._width(start, full, verify)
         self.dir.write_json("sweeps.json", {"sweeps": [s.record for s in sweeps]})
         recommended = self._recommend(start, sweeps, verify)
         return self._finish(runs, decision, full, start, recommended, sweeps)
@@ -256,7 +259,9 @@ class Search:
         self.echo(f"depth sweep ({method}): nothing to sweep on this network; skipped")
         return None
 
-    def _width(self, start: Trained, verify: Any) -> list[SweepResult]:
+    def _width(self, start: Trained, full: Trained, verify: Any) -> list[SweepResult]:
+        """Width sweeps on ``start``; every check is against ``full``, the chosen depth's
+        network, so a recommendation thinned after a depth check is still held to it."""
         spec = self.spec.width
         layers = narrowable(start.graph, spec.layers)
         if not layers:
@@ -270,7 +275,7 @@ class Search:
                 folder / f"width-{group[0] if spec.per_layer else 'all'}",
                 start,
                 group,
-                start,
+                full,
                 verify,
                 echo=self.echo,
                 quiet=self.quiet,
@@ -292,6 +297,12 @@ class Search:
         return verify("recommended", *thinned(start, keep))
 
     # ------------------------------------------------------------------ summary
+
+    def _train_time(self) -> float:
+        """Seconds spent training, summed over every stage, sweep point and check (the same
+        however many calls and resumptions the search took)."""
+        results = self.dir.path.glob("*/**/result.json")
+        return sum(RunDir(r.parent).read_json("result.json")["wall_time_s"] for r in results)
 
     def _finish(
         self,
@@ -351,6 +362,7 @@ class Search:
             ],
             "n_test": rec.n_test,
             "wall_time_s": time.perf_counter() - self.started,
+            "train_time_s": self._train_time(),
             "report": str(self.dir.file("report.html")),
         }
         self.dir.write_json("search_summary.json", summary)
@@ -388,14 +400,15 @@ def format_summary(s: dict[str, Any]) -> str:
     saved = 1.0 - rec["params"] / full["params"]
     flops = 1.0 - rec["flops"] / full["flops"]
     if s["depth_pays"]:
-        depth = "depth pays: the grown network is kept"
+        depth = f"depth pays: growth kept stage {s['chosen_stage']} (depth {full['depth']})"
     elif s["stages"] == 1:
         depth = "no growth stage ran: the base depth is kept"
     else:
         depth = "depth does not pay on this data: the base depth is kept"
     widths = ", ".join(f"{n}={c}" for n, c in rec["widths"].items())
     lines = [
-        f"search {s['name']} on {s['dataset']}: {s['stages']} stage(s), {s['wall_time_s']:.0f} s",
+        f"search {s['name']} on {s['dataset']}: {s['stages']} stage(s), {s['wall_time_s']:.0f} s "
+        f"this call, {s['train_time_s']:.0f} s of training in all runs",
         f"growth: {s['growth_decision']}",
         depth,
         *(_sweep_line(w) for w in s["sweeps"]),

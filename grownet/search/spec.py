@@ -119,11 +119,17 @@ class SearchSpec:
     verify: VerifySpec
     runs_dir: str = "runs"
     source: str = ""
+    data_dir: str | None = None
+    device: str | None = None
+    """Where the search reads its data and runs (command-line choices, not part of the spec:
+    a search may resume from another data directory or device)."""
 
     def train_config(self, **overrides: Any) -> TrainConfig:
         """The TrainConfig of one run of this search (``overrides``: name, max_iter ...)."""
+        place = {"data_dir": self.data_dir, "device": self.device}
         data = {
             **self.train,
+            **{k: v for k, v in place.items() if v is not None},
             "dataset": self.dataset,
             "model": self.model,
             "model_options": self.model_options,
@@ -206,8 +212,15 @@ def _check_sweep(s: SweepSpec, where: str, kind: str) -> None:
         raise SpecError(f"{where}: method must be one of {DEPTH_METHODS}, got {s.method!r}")
 
 
-def load_spec(path: str | Path, **overrides: Any) -> SearchSpec:
-    """Read and check a search spec; ``overrides`` replace top-level keys (``name``, ``runs_dir``).
+def load_spec(
+    path: str | Path,
+    *,
+    data_dir: str | None = None,
+    device: str | None = None,
+    **overrides: Any,
+) -> SearchSpec:
+    """Read and check a search spec; ``overrides`` replace top-level keys (``name``, ``runs_dir``);
+    ``data_dir`` and ``device`` override ``[train]``'s for every run.
 
     Example:
         >>> spec = load_spec("search/digits.toml")
@@ -266,6 +279,8 @@ def load_spec(path: str | Path, **overrides: Any) -> SearchSpec:
         verify=verify,
         runs_dir=str(data.get("runs_dir", "runs")),
         source=source,
+        data_dir=data_dir,
+        device=device,
     )
     spec.train_config(name="check")  # every [train] key checked now, not at stage 3
     return spec

@@ -244,10 +244,18 @@ def estimate_and_check(
     attempt: Callable[[float], tuple[dict[str, Any], Trained]],
     candidates: Sequence[float],
     echo: Echo,
+    *,
+    removes: Callable[[float], int] | None = None,
+    what: str = "",
 ) -> SweepResult:
     """Check the estimate at the knee; if it fails, back off one ratio towards the full
     network and check again, up to ``[verify] backoff`` times. Every attempt is recorded; the
-    record's estimate is the last one tried, shown as failed if none passed."""
+    record's estimate is the last one tried, shown as failed if none passed.
+
+    Depth sweeps pass ``removes`` (how many of their ``what`` a ratio takes out): a ratio
+    that removes none is no estimate and is not checked."""
+    if removes and candidates and not (candidates := [r for r in candidates if removes(r)]):
+        record["finding"] += f"; fewer than one {what} can go"
     tries = []
     reduced = None
     for ratio in candidates[: 1 + spec.verify.backoff]:
@@ -305,28 +313,9 @@ def depth_sweep(
         graph = shallower(grown.graph, growth, removes(q))
         return estimate, verify(f"depth-q{q:.3f}", graph, grown.state)
 
-    return check_removal(spec, record, full, attempt, candidates, removes, "grown block", echo)
-
-
-def check_removal(
-    spec: SearchSpec,
-    record: dict[str, Any],
-    full: Trained,
-    attempt: Callable[[float], tuple[dict[str, Any], Trained]],
-    candidates: Sequence[float],
-    removes: Callable[[float], int],
-    what: str,
-    echo: Echo,
-) -> SweepResult:
-    """:func:`estimate_and_check` over the depth ratios that take out at least one ``what``:
-    removing none is no estimate."""
-    if not candidates:
-        return SweepResult(record, None, False)
-    candidates = [r for r in candidates if removes(r) >= 1]
-    if not candidates:
-        record["finding"] += f"; fewer than one {what} can go"
-        return SweepResult(record, None, False)
-    return estimate_and_check(spec, record, full, attempt, candidates, echo)
+    return estimate_and_check(
+        spec, record, full, attempt, candidates, echo, removes=removes, what="grown block"
+    )
 
 
 def _said(record: dict[str, Any]) -> str:

@@ -185,6 +185,7 @@ class Trainer:
             val_size=config.val_size,
             seed=config.seed,
         )
+        self.graph_given = graph is not None
         self.graph = graph or build_graph(config, self.dataset.in_shape, self.dataset.num_classes)
         self.graph.validate()
         # Channels-last convolutions measured about 2x faster for LeNet(10) on this project's
@@ -226,6 +227,8 @@ class Trainer:
         )
         self.run_dir = RunDir(Path(config.runs_dir) / (config.name or self._default_name()))
         self.iteration = 0
+        self.trained_s = 0.0  # training seconds before this call (a resumed run's)
+        self.started = time.perf_counter()
 
     def _executor(self, graph: NetGraph) -> GraphNet:
         """``graph``'s executor on this run's device and memory format, compiled if asked."""
@@ -337,7 +340,9 @@ class Trainer:
         if resuming and self.iteration >= cfg.max_iter and finished.exists():
             return TrainResult(**self.run_dir.read_json("result.json"))
         progress = Progress(total=cfg.max_iter, initial=self.iteration, quiet=cfg.quiet or not main)
-        start_wall, status, reason = time.perf_counter(), None, ""
+        # A resumed run's clock goes on from the checkpoint: wall times cover the whole run.
+        start_wall, status, reason = time.perf_counter() - self.trained_s, None, ""
+        self.started = start_wall
         window_loss = torch.zeros((), device=self.device)
         window_correct = torch.zeros((), device=self.device)
         window_seen, window_start = 0, time.perf_counter()
@@ -478,7 +483,10 @@ class Trainer:
             loader_state=self.train_loader.state_dict(),
             config=self.config.to_dict(),
             graph=self.graph.to_dict(),
-            extra={"world_size": self.world.world_size},
+            extra={
+                "world_size": self.world.world_size,
+                "wall_time_s": time.perf_counter() - self.started,
+            },
         )
 
     def _make_optimizer(self) -> torch.optim.SGD:
@@ -514,7 +522,12 @@ class Trainer:
                 f"{world_size} process(es) in all, or use another --name"
             )
         graph = NetGraph.from_dict(state["graph"])
-        if graph != self.graph:
+        if graph != self.graph and self.graph_given:
+            raise ConfigError(
+                f"{self.run_dir.path} holds a run of another network than the one given; "
+                "use another --name, or delete that directory to train this one"
+            )
+        if graph != self.graph:  # built from the config: the run's own graph wins
             self.graph = graph
             self.net = self._executor(graph)
             self.planner = self._planner(graph)
@@ -524,6 +537,7 @@ class Trainer:
         self.train_loader.load_state_dict(state["loader"])
         checkpoint.set_rng_states(state["rng"])
         self.iteration = state["iteration"]
+        self.trained_s = state["extra"].get("wall_time_s", 0.0)
         if self.world.is_main:
             self.run_dir.truncate_metrics(self.iteration)
 
@@ -535,5 +549,6 @@ _RESUMABLE_CHANGES = {
     "checkpoint_interval",
     "threads",
     "download",
+    "data_dir",  # the same files, found elsewhere
     "compile",
 }

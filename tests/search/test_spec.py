@@ -31,6 +31,15 @@ def test_defaults_and_overrides(tmp_path):
     assert spec.train_config(name="a", max_iter=5).max_iter == 5
 
 
+def test_where_it_runs_overrides_train_but_is_not_the_spec(tmp_path):
+    (tmp_path / "s.toml").write_text(GOOD + '[train]\ndata_dir = "/spec"\ndevice = "cpu"\n')
+    spec = load_spec(tmp_path / "s.toml")
+    assert (spec.train_config().data_dir, spec.train_config().device) == ("/spec", "cpu")
+    moved = load_spec(tmp_path / "s.toml", data_dir="/elsewhere", device="cpu")
+    assert moved.train_config().data_dir == "/elsewhere"
+    assert moved.train == spec.train  # a search resumed from another data directory is the same
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

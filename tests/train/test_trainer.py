@@ -11,6 +11,7 @@ from grownet.cli import main
 from grownet.train import checkpoint
 from grownet.train.config import ConfigError, TrainConfig
 from grownet.train.trainer import Trainer
+from grownet.zoo import build
 
 DATA = Path(os.environ.get("GROWNET_DATA", Path(__file__).parents[3] / "shared" / "data"))
 pytestmark = pytest.mark.skipif(
@@ -85,6 +86,23 @@ def test_resume_refuses_a_different_config(tmp_path):
     Trainer(mnist_config(tmp_path, max_iter=10, test_interval=10)).run()
     with pytest.raises(ConfigError, match=r"different config.*base_lr"):
         Trainer(mnist_config(tmp_path, max_iter=10, test_interval=10, base_lr=0.5)).run()
+
+
+def test_resume_refuses_another_given_network(tmp_path):
+    config = mnist_config(tmp_path, max_iter=10, test_interval=10)
+    Trainer(config).run()
+    other = build("lenet2n", n=1, dropin_length=20)
+    with pytest.raises(ConfigError, match="holds a run of another network"):
+        Trainer(config, graph=other).run()
+
+
+def test_resume_accepts_the_same_files_found_elsewhere_and_keeps_the_clock(tmp_path):
+    first = Trainer(mnist_config(tmp_path, max_iter=10, test_interval=10)).run()
+    (tmp_path / "data").symlink_to(DATA)
+    moved = mnist_config(tmp_path, max_iter=20, test_interval=10, data_dir=str(tmp_path / "data"))
+    second = Trainer(moved).run()
+    assert second.iterations == 20
+    assert second.wall_time_s > first.wall_time_s  # the first 10 iterations' time is counted
 
 
 @pytest.mark.parametrize(
