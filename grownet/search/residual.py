@@ -44,7 +44,7 @@ def residual_units(graph: NetGraph) -> list[str]:
         >>> from grownet.zoo import cifar_resnet
         >>> units = residual_units(cifar_resnet(depth=20))
         >>> len(units), units[0], "layer2_0_add" in units
-        (6, 'layer1_0_add', False)
+        (7, 'layer1_0_add', False)
     """
     shapes = graph.shapes()
     found = []
