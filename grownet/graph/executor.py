@@ -37,7 +37,10 @@ from grownet.graph.plan import StepPlan
 from grownet.layers import gradual_q
 
 Edge = tuple[str, str]
-_PLAIN, _DROPIN, _GATED, _PASS = 0, 1, 2, 3
+_PLAIN, _DROPIN, _GATED, _PASS, _RELU_INPLACE = 0, 1, 2, 3, 4
+# Producers whose backward does not read their own output, so a ReLU that is their only
+# consumer may overwrite it.
+_OUTPUT_NOT_SAVED = ("batchnorm", "conv", "linear")
 _SCHEDULE_CACHE_LIMIT = 4096  # 2**k gate patterns are possible; keep memory bounded
 
 
@@ -252,6 +255,8 @@ class GraphNet(nn.Module):
                 continue
             if kind == _PLAIN and self._relu_of_relu(node, closed):
                 kind = _PASS
+            elif kind == _PLAIN and self._relu_owns_input(node):
+                kind = _RELU_INPLACE
             rows.append((node, tuple(None if (u, node) in closed else u for u in ins), kind))
         last_use: dict[str, int] = {}
         for i, (_, ins, _) in enumerate(rows):
@@ -269,6 +274,22 @@ class GraphNet(nn.Module):
             self._schedules.clear()
         self._schedules[closed] = schedule
         return schedule
+
+    def _relu_owns_input(self, node: str) -> bool:
+        """May ReLU ``node`` run in place on its input? Yes when the input is the output of a
+        BatchNorm, conv or linear layer run eagerly that feeds nothing else: no later step
+        and no backward reads it (a compiled chain's output is left alone). In place saves a
+        pass over memory and an allocation per ReLU, which on a CPU costs as much as the ReLU
+        itself (the page faults of fresh memory)."""
+        graph = self.graph
+        if node in self._members or graph.op(node) != "relu":
+            return False
+        (source,) = graph.inputs(node)
+        return (
+            graph.op(source) in _OUTPUT_NOT_SAVED
+            and source not in self._members
+            and graph.consumers(source) == [node]
+        )
 
     def _relu_of_relu(self, node: str, closed: frozenset[Edge]) -> bool:
         """Is ``node`` a ReLU that this step would apply to a ReLU's output?
@@ -352,6 +373,8 @@ class GraphNet(nn.Module):
                 out = module(*ins)
             elif step.kind == _PASS:
                 out = ins[0]
+            elif step.kind == _RELU_INPLACE:
+                out = torch.relu_(ins[0])
             elif step.kind == _DROPIN:
                 q = self.dropin_q(step.node, plan) if module.mode == "gradual" else None
                 out = module(ins[0], ins[1], q)

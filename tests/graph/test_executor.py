@@ -213,3 +213,44 @@ def test_relu_after_a_skipped_identity_unit_is_skipped_exactly():
     assert calls == [1]
     torch.testing.assert_close(out, again, rtol=0, atol=0)
     torch.testing.assert_close(x.grad, grad, rtol=0, atol=0)
+
+
+def fan_out_net() -> NetGraph:
+    """conv1 feeds a ReLU *and* an add: that ReLU must not overwrite conv1's output."""
+    g = NetGraph()
+    x = g.add("input", LayerSpec("input", shape=[3, 6, 6]))
+    c1 = g.add("conv1", conv(4), [x])
+    r1 = g.add("relu1", LayerSpec("relu"), [c1])
+    bn = g.add("bn", LayerSpec("batchnorm"), [g.add("conv2", conv(4), [r1])])
+    r2 = g.add("relu2", LayerSpec("relu"), [bn])
+    a = g.add("add", LayerSpec("add"), [r2, c1])
+    x = g.add(
+        "fc", LayerSpec("linear", out_features=3), [g.add("gap", LayerSpec("global_avgpool"), [a])]
+    )
+    g.add("output", LayerSpec("output"), [x])
+    return g
+
+
+@pytest.mark.parametrize("build_graph", [fan_out_net, residual_net])
+def test_in_place_relus_change_no_value_or_gradient(build_graph):
+    torch.manual_seed(0)
+    net = GraphNet(build_graph())
+    x = torch.randn(2, *net.graph.input_shape, requires_grad=True)
+    out = net(x, StepPlan())
+    out.square().sum().backward()
+    grads = [x.grad.clone(), *(p.grad.clone() for p in net.parameters())]
+    net.zero_grad()
+    x.grad = None
+    net._relu_owns_input = lambda node: False  # every ReLU out of place
+    net._schedules.clear()
+    again = net(x, StepPlan())
+    again.square().sum().backward()
+    torch.testing.assert_close(out, again, rtol=0, atol=0)
+    for before, after in zip(grads, [x.grad, *(p.grad for p in net.parameters())], strict=True):
+        torch.testing.assert_close(before, after, rtol=0, atol=0)
+
+
+def test_only_a_relu_that_owns_its_input_runs_in_place():
+    net = GraphNet(fan_out_net())
+    assert not net._relu_owns_input("relu1")  # conv1 also feeds the add
+    assert net._relu_owns_input("relu2")  # the BatchNorm output feeds it alone
