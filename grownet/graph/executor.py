@@ -203,6 +203,7 @@ class GraphNet(nn.Module):
         self._segments: dict[str, nn.Module] = {}
         self._members: dict[str, tuple[str, ...]] = {}
         self._compile_options: dict[str, Any] | None = None
+        self._inplace_relus = self._relus_in_place()
         self.plan = StepPlan()
 
     # ------------------------------------------------------------------ plan
@@ -255,7 +256,7 @@ class GraphNet(nn.Module):
                 continue
             if kind == _PLAIN and self._relu_of_relu(node, closed):
                 kind = _PASS
-            elif kind == _PLAIN and self._relu_owns_input(node):
+            elif kind == _PLAIN and node in self._inplace_relus:
                 kind = _RELU_INPLACE
             rows.append((node, tuple(None if (u, node) in closed else u for u in ins), kind))
         last_use: dict[str, int] = {}
@@ -274,6 +275,11 @@ class GraphNet(nn.Module):
             self._schedules.clear()
         self._schedules[closed] = schedule
         return schedule
+
+    def _relus_in_place(self) -> frozenset[str]:
+        """The ReLUs that run in place: fixed by the graph and the compiled chains, so found
+        once here rather than for every gate pattern a step draws."""
+        return frozenset(n for n, _, _ in self._order if self._relu_owns_input(n))
 
     def _relu_owns_input(self, node: str) -> bool:
         """May ReLU ``node`` run in place on its input? Yes when the input is the output of a
@@ -341,6 +347,7 @@ class GraphNet(nn.Module):
             for n, ins, kind in self._nodes
             if n not in inner
         ]
+        self._inplace_relus = self._relus_in_place()
         self._schedules.clear()
         self._compile_options = dict(compile_options)
         return len(chains)

@@ -109,11 +109,13 @@ def residual_depth_sweep(
     echo(f"depth sweep (depth dropout) over {len(units)} of {total} residual units: "
          f"{len(ratios)} ratios")  # fmt: skip
 
+    def removes(p: float) -> int:
+        return units_removed(p, len(units))
+
     def measure(p: float, run: Trained) -> dict[str, Any]:
-        removed = units_removed(p, len(units))
         sub = without_units(run.graph, units, p)
         error = 1.0 - test_accuracy(spec, sub, state_for(sub, run.state))
-        return {"error": error, "full_error": 1.0 - run.accuracy, "units_removed": removed}
+        return {"error": error, "full_error": 1.0 - run.accuracy, "units_removed": removes(p)}
 
     points = fine_tune_points(
         spec, sweep, folder, start,
@@ -122,9 +124,6 @@ def residual_depth_sweep(
     )  # fmt: skip
     record, candidates = read_knee("depth", points, start, sweep)
     echo(f"  {record['finding']}")
-
-    def removes(p: float) -> int:
-        return units_removed(p, len(units))
 
     def attempt(p: float) -> tuple[dict[str, Any], Trained]:
         graph = without_units(start.graph, units, p)

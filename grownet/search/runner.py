@@ -46,6 +46,9 @@ from grownet.train.distributed import current_world, rank_device
 from grownet.train.rundir import RunDir
 from grownet.train.trainer import build_graph
 
+# Spec fields that say where a search runs, not what it is: a rerun may change them.
+_WHERE_IT_RUNS = ("source", "data_dir", "device")
+
 
 class Search:
     """One growth search over one spec, in ``runs_dir/name``."""
@@ -71,11 +74,11 @@ class Search:
     def _prepare(self) -> None:
         saved = self.dir.file("search.json")
         mine = json.loads(json.dumps(self.spec.to_dict()))
-        for key in ("source", "data_dir", "device"):  # where it runs, not what it is
+        for key in _WHERE_IT_RUNS:
             del mine[key]
         if saved.exists():
             theirs = self.dir.read_json("search.json")
-            for key in ("source", "data_dir", "device"):
+            for key in _WHERE_IT_RUNS:
                 theirs.pop(key, None)
             if theirs != mine:
                 changed = sorted(k for k in mine if theirs.get(k) != mine[k])

@@ -341,8 +341,7 @@ class Trainer:
             return TrainResult(**self.run_dir.read_json("result.json"))
         progress = Progress(total=cfg.max_iter, initial=self.iteration, quiet=cfg.quiet or not main)
         # A resumed run's clock goes on from the checkpoint: wall times cover the whole run.
-        start_wall, status, reason = time.perf_counter() - self.trained_s, None, ""
-        self.started = start_wall
+        self.started, status, reason = time.perf_counter() - self.trained_s, None, ""
         window_loss = torch.zeros((), device=self.device)
         window_correct = torch.zeros((), device=self.device)
         window_seen, window_start = 0, time.perf_counter()
@@ -379,7 +378,7 @@ class Trainer:
                             "accuracy": correct / seen,
                             "lr": lr,
                             "images_per_s": seen / elapsed,
-                            "wall_time_s": time.perf_counter() - start_wall,
+                            "wall_time_s": time.perf_counter() - self.started,
                             **self._record_plan(plan),
                         }
                     )
@@ -398,7 +397,7 @@ class Trainer:
                             "iteration": done,
                             "loss": last_loss,
                             "accuracy": last_acc,
-                            "wall_time_s": time.perf_counter() - start_wall,
+                            "wall_time_s": time.perf_counter() - self.started,
                         }
                     )
                     progress.update(done, test_acc=last_acc)
@@ -427,7 +426,7 @@ class Trainer:
             final_test_accuracy=last_acc,
             best_test_accuracy=best,
             final_test_loss=last_loss,
-            wall_time_s=time.perf_counter() - start_wall,
+            wall_time_s=time.perf_counter() - self.started,
             run_dir=str(self.run_dir.path),
             reason=reason,
         )
