@@ -16,14 +16,17 @@ def _device(name: str) -> str:
     return name
 
 
-def _common(p: argparse.ArgumentParser, *, depth: int, iters: str) -> None:
+def _common(p: argparse.ArgumentParser, *, depth: int, iters: str, rounds: int | None) -> None:
     p.add_argument("--depth", type=int, default=depth, help=f"CIFAR ResNet depth 6n+2 ({depth})")
     p.add_argument("--batch", type=int, default=64, help="mini-batch size (64)")
     p.add_argument(
         "--iters", type=int, default=None, help=f"timed iterations per variant ({iters})"
     )
     p.add_argument("--warmup", type=int, default=None, help="untimed iterations per variant first")
-    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds the iterations span")
+    p.add_argument(
+        "--rounds", type=int, default=rounds,
+        help=f"interleaved rounds the iterations span ({rounds or 'one per iteration'})",
+    )  # fmt: skip
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda[:N]")
     p.add_argument("--channels-last", action="store_true", help="channels-last tensors")
     p.add_argument("--seed", type=int, default=0, help="seed of weights and gate draws")
@@ -69,7 +72,7 @@ def cmd_depth(args: argparse.Namespace) -> None:
     timing = depth.Timing(
         batch=args.batch, rounds=args.rounds, device=device, channels_last=args.channels_last,
         seed=args.seed,
-        iters=args.iters or (500 if gpu else 30 if args.kind == "depth-dropout" else 20),
+        iters=args.iters or (500 if gpu else 30),
         warmup=args.warmup if args.warmup is not None else (20 if gpu else 3),
     )  # fmt: skip
     options: dict[str, Any] = {"timing": timing, "modes": tuple(args.modes), "progress": print}
@@ -93,14 +96,14 @@ def register(sub: Any) -> None:
     p = kinds.add_parser(
         "executor", help="a ResNet as a NetGraph vs the same ResNet as a hand-written nn.Module"
     )
-    _common(p, depth=56, iters="3 per round")
+    _common(p, depth=56, iters="3 per round", rounds=5)
     p.set_defaults(func=cmd_executor)
 
     p = kinds.add_parser(
         "depth-dropout",
         help="Guo & Gould's Table II: time per step vs dropout ratio, skip vs mask, vs theory",
     )
-    _common(p, depth=56, iters="500 on GPU, 30 on CPU")
+    _common(p, depth=56, iters="500 on GPU, 30 on CPU", rounds=None)
     p.add_argument("--ratios", type=float, nargs="+", default=[0.25, 0.5, 0.75])
     p.add_argument("--modes", nargs="+", default=["skip", "mask"], choices=["skip", "mask"])
     p.set_defaults(func=cmd_depth, kind="depth-dropout")
@@ -109,7 +112,7 @@ def register(sub: Any) -> None:
         "stochastic-depth",
         help="Huang et al.: time per step with linear-decay or uniform survival vs constant depth",
     )
-    _common(p, depth=110, iters="500 on GPU, 20 on CPU")
+    _common(p, depth=110, iters="500 on GPU, 30 on CPU", rounds=None)
     p.add_argument(
         "--rules", nargs="+", default=["linear", "uniform"], choices=["linear", "uniform"]
     )

@@ -20,93 +20,42 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from grownet.bench.timing import median, sync
+from grownet.bench.theory import (
+    Unit,
+    shortcut_cost,
+    skip_saving,
+    theoretical_saving,
+    unit_costs,
+)
+from grownet.bench.timing import StepClock, median
 from grownet.graph import NetGraph
 from grownet.graph.executor import GraphNet, exclusive_branches
 from grownet.graph.plan import Planner, StepPlan
+from grownet.graph.surgery import remove_layer
 from grownet.provenance import environment
 from grownet.zoo import build
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One residual unit: its gate node, branch and shortcut MACs, and drop probability."""
-
-    node: str
-    branch_macs: int
-    shortcut_macs: int
-    drop_prob: float
-
-
-def residual_units(graph: NetGraph) -> list[Unit]:
-    """The gated residual units of ``graph`` with the MACs of their exclusive paths."""
-    branches = exclusive_branches(graph)
-    costs = graph.costs()
-    units = []
-    for node in graph.nodes_of("gated_add"):
-        branch_in, shortcut_in = graph.inputs(node)
-        branch = branches[(branch_in, node)]
-        shortcut = branches[(shortcut_in, node)]
-        units.append(
-            Unit(
-                node=node,
-                branch_macs=sum(costs[n].macs for n in branch),
-                shortcut_macs=sum(costs[n].macs for n in shortcut),
-                drop_prob=graph.spec(node).params["drop_prob"],
-            )
-        )
-    return units
-
-
-def theoretical_saving(
-    units: Sequence[Unit], *, shortcut_share: float | None = None, baseline_shortcuts: bool = False
-) -> float:
-    """The papers' expected saving over the baseline ResNet, from per-unit MACs.
-
-    Guo & Gould's formula: a droppable unit costs ``(1 - p) B + S`` (its branch when it runs,
-    its trainable shortcut always), an exempt unit ``B``, the baseline unit ``B``; everything
-    outside the units and the element-wise ops are ignored. For ResNet-56 with 3 exempt units
-    and S = B / 9 this gives 12.3 / 34.6 / 56.7 % at p = 0.25 / 0.5 / 0.75. For stochastic
-    depth the shortcuts are identities or parameter-free (S = 0), so the saving is the
-    expected share of branch work dropped. ``baseline_shortcuts`` counts the shortcuts in the
-    baseline too (a baseline that has them, such as the same net at p = 0).
-
-    S and B come from the graph's MACs, where a 1x1 shortcut is 1/18 of a two-conv branch.
-    The paper sets S = B / 9 (Sec. IV-A: "24 (1/9) tau", tau being the whole primary path);
-    ``shortcut_share=1/9`` applies that, and with it the paper's 12.3 / 34.6 / 56.7 % follow.
-
-    Example:
-        >>> units = [Unit("a", 9, 1, 0.0)] * 3 + [Unit("b", 9, 1, 0.5)] * 24
-        >>> round(100 * theoretical_saving(units), 1)
-        34.6
-    """
-    base = sum(u.branch_macs + (u.shortcut_macs if baseline_shortcuts else 0) for u in units)
-
-    def cost(u: Unit) -> float:
-        if u.drop_prob == 0:
-            return u.branch_macs
-        shortcut = u.shortcut_macs if shortcut_share is None else shortcut_share * u.branch_macs
-        return (1 - u.drop_prob) * u.branch_macs + shortcut
-
-    return 1.0 - sum(cost(u) for u in units) / base
 
 
 @dataclass(frozen=True)
 class Timing:
     """How to time: batch, timed and warm-up iterations per variant, rounds, device, seed.
 
-    The paper averaged 500 iterations on one GPU; a 2-core CPU affords a few dozen.
+    The paper averaged 500 iterations on one GPU; a 2-core CPU affords a few dozen. ``rounds``
+    (default: one per iteration) is how often the variants take turns: the finer the turns,
+    the less a slow spell of a shared machine lands on one variant alone.
     """
 
     batch: int = 64
     iters: int = 30
     warmup: int = 3
-    rounds: int = 5
+    rounds: int | None = None
     device: str = "cpu"
     channels_last: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.rounds is None:
+            object.__setattr__(self, "rounds", self.iters)
         for key in ("batch", "iters", "rounds"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)!r}")
@@ -141,25 +90,27 @@ class _Timed:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.planner = Planner(graph, seed=seed)
         self.units = len(graph.nodes_of("gated_add"))
-        self.device = device
+        self.clock = StepClock(device)
         self.forward_s: list[float] = []
         self.backward_s: list[float] = []
         self.active: list[int] = []
 
     def step(self, x: Tensor, y: Tensor, plan: StepPlan, *, record: bool) -> None:
         self.net.zero_grad(set_to_none=True)
-        sync(self.device)
-        t0 = time.perf_counter()
+        self.clock.start()
         loss = F.cross_entropy(self.net(x, plan), y)
-        sync(self.device)
-        t1 = time.perf_counter()
+        self.clock.mark()
         loss.backward()
-        sync(self.device)
-        t2 = time.perf_counter()
+        self.clock.mark()
+        forward, backward = self.clock.intervals()
         if record:
-            self.forward_s.append(t1 - t0)
-            self.backward_s.append(t2 - t1)
+            self.forward_s.append(forward)
+            self.backward_s.append(backward)
             self.active.append(self.units - len(plan.closed_gates))
+
+    @property
+    def total_s(self) -> float:
+        return median([f + b for f, b in zip(self.forward_s, self.backward_s, strict=True)])
 
 
 def _interleave(
@@ -169,12 +120,11 @@ def _interleave(
     for t in timed.values():
         for i in range(warmup):
             t.step(x, y, t.planner.draw(10_000_000 + i), record=False)
-    per_round = max(1, iters // rounds)
     for r in range(rounds):
         names = list(timed) if r % 2 == 0 else list(reversed(timed))
         for name in names:
             t = timed[name]
-            for i in range(r * per_round, (r + 1) * per_round):
+            for i in range(r * iters // rounds, (r + 1) * iters // rounds):
                 t.step(x, y, t.planner.draw(i), record=True)
 
 
@@ -183,21 +133,20 @@ Spec = tuple[float, str, float | None, float | None]
 
 
 def _rows(timed: dict[str, _Timed], specs: dict[str, Spec], baseline: str) -> list[Row]:
-    base_total = median([f + b for f, b in zip(*_fb(timed[baseline]), strict=True)])
+    base_total = timed[baseline].total_s
     rows = []
-    for name, t in timed.items():
-        fwd, bwd = _fb(t)
-        total = median([f + b for f, b in zip(fwd, bwd, strict=True)])
-        ratio, mode, theory, paper_theory = specs[name]
+    for name, spec in specs.items():
+        t = timed[name]
+        ratio, mode, theory, paper_theory = spec
         rows.append(
             Row(
                 variant=name,
                 ratio=ratio,
                 mode=mode,
-                forward_ms=median(fwd) * 1e3,
-                backward_ms=median(bwd) * 1e3,
-                total_ms=total * 1e3,
-                saving=1.0 - total / base_total,
+                forward_ms=median(t.forward_s) * 1e3,
+                backward_ms=median(t.backward_s) * 1e3,
+                total_ms=t.total_s * 1e3,
+                saving=1.0 - t.total_s / base_total,
                 theory_saving=theory,
                 paper_theory_saving=paper_theory,
                 active_units=sum(t.active) / len(t.active) if t.active else 0.0,
@@ -206,8 +155,8 @@ def _rows(timed: dict[str, _Timed], specs: dict[str, Spec], baseline: str) -> li
     return rows
 
 
-def _fb(t: _Timed) -> tuple[list[float], list[float]]:
-    return t.forward_s, t.backward_s
+# The shortcut's layers the breakdown takes away one at a time, last first.
+_SHORTCUT_PARTS = (("relu", "ReLU"), ("batchnorm", "BatchNorm"))
 
 
 def run_depth_dropout(
@@ -222,22 +171,69 @@ def run_depth_dropout(
 
     Baseline: the original ResNet (option-A identity shortcuts), as in the paper. Variants: the
     depth-dropout network (1x1 conv + BN + ReLU shortcut on every unit, the 3 first-of-stage
-    units never dropped) at each ratio, in each mode.
+    units never dropped) at each ratio, in each mode. Beside them, timed in the same rounds,
+    the p = 0 network without its shortcuts' ReLUs and then without their BatchNorms: what each
+    part of the shortcut costs, which the theory counts as 1/9 of a branch (or 1/18 by MACs).
     """
     _check_ratios(ratios, modes)
     graphs: dict[str, NetGraph] = {"baseline": build("cifar_resnet", depth=depth, shortcut="A")}
     specs: dict[str, Spec] = {"baseline": (0.0, "-", 0.0, 0.0)}
+    units = {}
     for p in (0.0, *ratios):
         for mode in modes if p > 0 else ("skip",):
             g = build("cifar_resnet", depth=depth, shortcut="conv1x1", depth_dropout=p, mode=mode)
             name = f"p={p:g} {mode}"
             graphs[name] = g
-            units = residual_units(g)
-            paper = theoretical_saving(units, shortcut_share=1 / 9)
+            units[name] = unit_costs(g)
+            paper = theoretical_saving(units[name], shortcut_share=1 / 9)
             # At p = 0 nothing is dropped: the row shows what the 1x1 shortcuts cost.
-            theories = (theoretical_saving(units), paper) if p > 0 else (None, None)
+            theories = (theoretical_saving(units[name]), paper) if p > 0 else (None, None)
             specs[name] = (p, mode, *theories)
-    return _measure("depth_dropout", f"resnet{depth}", graphs, specs, timing, progress)
+    parts = _shortcut_parts(graphs["p=0 skip"])
+    timed, batch = _time_all({**graphs, **parts}, timing, progress)
+    result = _result("depth_dropout", f"resnet{depth}", timed, batch, specs, timing)
+    # Which units the paper charges a shortcut to depends on which may drop: ask a p > 0 net.
+    droppable = units[next(n for n in specs if specs[n][0] > 0)]
+    result["shortcut_cost"] = _shortcut_breakdown(timed, droppable, list(parts))
+    skip_rows = [n for n in specs if specs[n][1] == "skip" and specs[n][0] > 0]
+    result["skip_efficiency"] = {
+        n: {"saving": 1.0 - timed[n].total_s / timed["p=0 skip"].total_s,
+            "theory": skip_saving(units[n])}
+        for n in skip_rows
+    }  # fmt: skip
+    result["findings"] = findings(result)
+    return result
+
+
+def _shortcut_parts(p0: NetGraph) -> dict[str, NetGraph]:
+    """The p = 0 network without its shortcuts' ReLUs, then also without their BatchNorms."""
+    branches = exclusive_branches(p0)
+    shortcuts = [branches[(p0.inputs(add)[1], add)] for add in p0.nodes_of("gated_add")]
+    parts, graph, kept = {}, p0, ["conv", "BatchNorm", "ReLU"]
+    for op, label in _SHORTCUT_PARTS:
+        for node in sorted(n for nodes in shortcuts for n in nodes if p0.op(n) == op):
+            graph = remove_layer(graph, node)
+        kept.remove(label)
+        parts[f"p=0 shortcut {'+'.join(kept)}"] = graph
+    return parts
+
+
+def _shortcut_breakdown(
+    timed: dict[str, _Timed], units: Sequence[Unit], part_names: Sequence[str]
+) -> dict[str, float]:
+    """Milliseconds each part of the shortcuts adds to a step, and all of them as a share."""
+    base = timed["baseline"].total_s
+    with_all = timed["p=0 skip"].total_s
+    without_relu, conv_only = (timed[n].total_s for n in part_names)
+    return {
+        "conv_ms": (conv_only - base) * 1e3,
+        "batchnorm_ms": (without_relu - conv_only) * 1e3,
+        "relu_ms": (with_all - without_relu) * 1e3,
+        "total_ms": (with_all - base) * 1e3,
+        "share_of_baseline": with_all / base - 1.0,
+        "theory_share": shortcut_cost(units),
+        "paper_theory_share": shortcut_cost(units, shortcut_share=1 / 9),
+    }
 
 
 def run_stochastic_depth(
@@ -246,7 +242,7 @@ def run_stochastic_depth(
     rules: Sequence[str] = ("linear", "uniform"),
     p_last: float = 0.5,
     modes: Sequence[str] = ("skip", "mask"),
-    timing: Timing = Timing(iters=20, warmup=2),
+    timing: Timing = Timing(),
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Huang et al.: CIFAR ResNet-``depth`` with stochastic depth vs the constant-depth net.
@@ -264,12 +260,17 @@ def run_stochastic_depth(
             )  # fmt: skip
             name = f"{rule} p_L={p_last:g} {mode}"
             graphs[name] = g
-            theory = theoretical_saving(residual_units(g))
+            theory = theoretical_saving(unit_costs(g))
             specs[name] = (1.0 - p_last, mode, theory, theory)
-    return _measure("stochastic_depth", f"resnet{depth}", graphs, specs, timing, progress)
+    timed, batch = _time_all(graphs, timing, progress)
+    result = _result("stochastic_depth", f"resnet{depth}", timed, batch, specs, timing)
+    result["findings"] = findings(result)
+    return result
 
 
 def _check_ratios(ratios: Sequence[float], modes: Sequence[str]) -> None:
+    if not ratios or not modes:
+        raise ValueError(f"give at least one ratio and one mode, got {ratios!r} and {modes!r}")
     for p in ratios:
         if not 0.0 < p < 1.0:
             raise ValueError(f"dropout ratios must be in (0, 1), got {p!r}")
@@ -278,38 +279,45 @@ def _check_ratios(ratios: Sequence[float], modes: Sequence[str]) -> None:
             raise ValueError(f"modes must be skip or mask, got {mode!r}")
 
 
-def _measure(
-    benchmark: str,
-    model: str,
-    graphs: dict[str, NetGraph],
-    specs: dict[str, Spec],
-    timing: Timing,
-    progress: Callable[[str], None] | None,
-) -> dict[str, Any]:
+def _time_all(
+    graphs: dict[str, NetGraph], timing: Timing, progress: Callable[[str], None] | None
+) -> tuple[dict[str, _Timed], tuple[Tensor, Tensor]]:
+    """Every network's steps, timed in the same interleaved rounds on the same batch."""
     device = torch.device(timing.device)
-    batch, iters, channels_last = timing.batch, timing.iters, timing.channels_last
-    seed = timing.seed
     timed = {
-        name: _Timed(g, seed=seed, device=device, channels_last=channels_last)
+        name: _Timed(g, seed=timing.seed, device=device, channels_last=timing.channels_last)
         for name, g in graphs.items()
     }
-    x = torch.randn(batch, *graphs["baseline" if "baseline" in graphs else next(iter(graphs))]
-                    .input_shape, device=device)  # fmt: skip
-    if channels_last:
+    first = next(iter(graphs.values()))
+    x = torch.randn(timing.batch, *first.input_shape, device=device)
+    if timing.channels_last:
         x = x.to(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (batch,), device=device)
+    y = torch.randint(0, 10, (timing.batch,), device=device)
     if progress:
-        progress(f"timing {len(timed)} variants x {iters} iterations on {device}")
-    _interleave(timed, x, y, iters=iters, warmup=timing.warmup, rounds=timing.rounds)
-    baseline = next(iter(graphs))
+        progress(f"timing {len(timed)} variants x {timing.iters} iterations on {device}")
+    assert timing.rounds is not None  # set by Timing
+    _interleave(timed, x, y, iters=timing.iters, warmup=timing.warmup, rounds=timing.rounds)
+    return timed, (x, y)
+
+
+def _result(
+    benchmark: str,
+    model: str,
+    timed: dict[str, _Timed],
+    batch: tuple[Tensor, Tensor],
+    specs: dict[str, Spec],
+    timing: Timing,
+) -> dict[str, Any]:
+    device = torch.device(timing.device)
+    baseline = next(iter(specs))
     rows = _rows(timed, specs, baseline)
     memory = {
-        name: saved_activation_bytes(t.net, x, y, t.planner.draw(0), device)
+        name: saved_activation_bytes(t.net, *batch, t.planner.draw(0), device)
         for name, t in timed.items()
-        if specs[name][1] != "mask"
+        if name in specs and specs[name][1] != "mask"
     }
-    overhead = planning_overhead(timed[_reference(specs)], iters=200)
-    step_s = next(r.total_ms for r in rows if r.variant == _reference(specs)) / 1e3
+    reference = _reference(specs)
+    overhead = planning_overhead(timed[reference], iters=200)
     return {
         "benchmark": benchmark,
         "model": model,
@@ -317,8 +325,9 @@ def _measure(
         "provenance": environment(device),
         "rows": [asdict(r) for r in rows],
         "activation_bytes": memory,
-        "planning_overhead": {"seconds_per_step": overhead, "share_of_step": overhead / step_s,
-                              "variant": _reference(specs)},
+        "planning_overhead": {"seconds_per_step": overhead,
+                              "share_of_step": overhead / timed[reference].total_s,
+                              "variant": reference},
     }  # fmt: skip
 
 
@@ -393,13 +402,37 @@ def format_table(result: dict[str, Any]) -> str:
             f"{ratio(r, 'theory_saving'):>7s} {pct(r['paper_theory_saving']):>8s} "
             f"{ratio(r, 'paper_theory_saving'):>8s} {r['active_units']:8.1f}"
         )
+    return "\n".join(lines + result["findings"])
+
+
+def findings(result: dict[str, Any]) -> list[str]:
+    """One line each: saved activations, the shortcuts' cost by part, how much of the theory
+    the skipping itself delivers, and the planning overhead."""
+    pct = "{:.1%}".format
     mem = result["activation_bytes"]
-    lines.append(
-        "saved activations: " + ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in mem.items())
-    )
+    lines = ["saved activations: " + ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in mem.items())]
+    cost = result.get("shortcut_cost")
+    if cost:
+        lines.append(
+            f"1x1 shortcuts at p=0 add {cost['total_ms']:.1f} ms = "
+            f"{pct(cost['share_of_baseline'])} of a baseline step (conv {cost['conv_ms']:.1f}, "
+            f"BatchNorm {cost['batchnorm_ms']:.1f}, ReLU {cost['relu_ms']:.1f} ms); theory "
+            f"{pct(cost['theory_share'])} by MACs, {pct(cost['paper_theory_share'])} by the "
+            "paper's 1/9"
+        )
+    efficiency = result.get("skip_efficiency")
+    if efficiency:
+        lines.append(
+            "skipping vs the same net at p=0: "
+            + ", ".join(
+                f"{name.split()[0]} {pct(e['saving'])} of {pct(e['theory'])} "
+                f"({e['saving'] / e['theory']:.2f})"
+                for name, e in efficiency.items()
+            )
+        )
     o = result["planning_overhead"]
     lines.append(
         f"planning + gating overhead: {o['seconds_per_step'] * 1e6:.0f} us/step = "
         f"{100 * o['share_of_step']:.2f}% of a '{o['variant']}' step"
     )
-    return "\n".join(lines)
+    return lines

@@ -1,8 +1,9 @@
 """Side-by-side timing: interleaved rounds, warm-up excluded, medians reported.
 
 Timings on a shared machine are noisy, so competing variants are timed in alternating rounds
-within one process and compared by their medians; CUDA work is synchronised before each clock
-read so that asynchronous kernels are counted where they run.
+within one process and compared by their medians. On CUDA the clock is a pair of CUDA events on
+the device's stream, read after synchronising, so asynchronous kernels are counted where they
+run rather than when Python launched them.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 import torch
@@ -20,14 +22,52 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+class StepClock:
+    """Marks within one piece of work and the seconds between them.
+
+    CUDA: a timing event recorded on the device's current stream at each mark, read once at
+    the end. CPU: ``time.perf_counter``.
+
+    Example:
+        >>> clock = StepClock(torch.device("cpu"))
+        >>> clock.start(); clock.mark(); clock.mark()
+        >>> len(clock.intervals())
+        2
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._marks: list[Any] = []
+
+    def start(self) -> None:
+        self._marks = []
+        self.mark()
+
+    def mark(self) -> None:
+        if self.device.type == "cuda":
+            event = torch.cuda.Event(enable_timing=True)
+            event.record(torch.cuda.current_stream(self.device))
+            self._marks.append(event)
+        else:
+            self._marks.append(time.perf_counter())
+
+    def intervals(self) -> list[float]:
+        """Seconds between consecutive marks (waits for the device to reach the last one)."""
+        if self.device.type == "cuda":
+            self._marks[-1].synchronize()
+            return [a.elapsed_time(b) / 1e3 for a, b in pairwise(self._marks)]
+        return [b - a for a, b in pairwise(self._marks)]
+
+
 def time_call(fn: Callable[[], Any], *, iters: int, device: torch.device) -> float:
     """Mean seconds per call of ``fn`` over ``iters`` calls."""
-    sync(device)
-    start = time.perf_counter()
+    sync(device)  # earlier work is not this call's
+    clock = StepClock(device)
+    clock.start()
     for _ in range(iters):
         fn()
-    sync(device)
-    return (time.perf_counter() - start) / iters
+    clock.mark()
+    return clock.intervals()[0] / iters
 
 
 def interleaved(

@@ -38,9 +38,10 @@ from grownet.layers import gradual_q
 
 Edge = tuple[str, str]
 _PLAIN, _DROPIN, _GATED, _PASS, _RELU_INPLACE = 0, 1, 2, 3, 4
-# Producers whose backward does not read their own output, so a ReLU that is their only
-# consumer may overwrite it.
-_OUTPUT_NOT_SAVED = ("batchnorm", "conv", "linear")
+# Producers that return a fresh tensor whose backward does not read it, so a ReLU that is their
+# only consumer may overwrite it. An add is fresh only when it adds: a sum of one input, or a
+# gated add whose branch a step skips, passes its input on (see _find_relu_rules).
+_OUTPUT_NOT_SAVED = ("batchnorm", "conv", "linear", "add", "gated_add")
 _SCHEDULE_CACHE_LIMIT = 4096  # 2**k gate patterns are possible; keep memory bounded
 
 
@@ -203,7 +204,8 @@ class GraphNet(nn.Module):
         self._segments: dict[str, nn.Module] = {}
         self._members: dict[str, tuple[str, ...]] = {}
         self._compile_options: dict[str, Any] | None = None
-        self._inplace_relus = self._relus_in_place()
+        self._gate_inputs = {n: ins for n, ins, kind in self._nodes if kind != _PLAIN}
+        self._find_relu_rules()
         self.plan = StepPlan()
 
     # ------------------------------------------------------------------ plan
@@ -230,7 +232,7 @@ class GraphNet(nn.Module):
             else:
                 skip = self.training and module.mode == "skip" and not plan.gates.get(node, True)
                 needs = (not skip, True)
-            ins = self.graph.inputs(node)
+            ins = self._gate_inputs[node]
             closed.extend((ins[port], node) for port, need in enumerate(needs) if not need)
         return frozenset(closed)
 
@@ -250,15 +252,18 @@ class GraphNet(nn.Module):
             skipped |= self.branches[edge]
         rows = []
         for node, ins, kind in self._order:
-            inside = [n in skipped for n in self._members.get(node, (node,))]
-            if any(inside):
-                assert all(inside), f"{self._members[node]} crosses the edge of a gated branch"
+            members = self._members.get(node)
+            if members is None:
+                if node in skipped:
+                    continue
+            elif any(n in skipped for n in members):
+                assert all(n in skipped for n in members), f"{members} crosses a gated edge"
                 continue
-            if kind == _PLAIN and self._relu_of_relu(node, closed):
-                kind = _PASS
-            elif kind == _PLAIN and node in self._inplace_relus:
-                kind = _RELU_INPLACE
-            rows.append((node, tuple(None if (u, node) in closed else u for u in ins), kind))
+            if kind == _PLAIN:
+                kind = self._relu_kind(node, closed)
+            else:
+                ins = tuple(None if (u, node) in closed else u for u in ins)
+            rows.append((node, ins, kind))
         last_use: dict[str, int] = {}
         for i, (_, ins, _) in enumerate(rows):
             for u in ins:
@@ -276,43 +281,57 @@ class GraphNet(nn.Module):
         self._schedules[closed] = schedule
         return schedule
 
-    def _relus_in_place(self) -> frozenset[str]:
-        """The ReLUs that run in place: fixed by the graph and the compiled chains, so found
-        once here rather than for every gate pattern a step draws."""
-        return frozenset(n for n, _, _ in self._order if self._relu_owns_input(n))
-
-    def _relu_owns_input(self, node: str) -> bool:
-        """May ReLU ``node`` run in place on its input? Yes when the input is the output of a
-        BatchNorm, conv or linear layer run eagerly that feeds nothing else: no later step
-        and no backward reads it (a compiled chain's output is left alone). In place saves a
-        pass over memory and an allocation per ReLU, which on a CPU costs as much as the ReLU
-        itself (the page faults of fresh memory)."""
+    def _find_relu_rules(self) -> None:
+        """Which ReLUs a step may run in place or leave out, and under which open or closed
+        gated edge. Fixed by the graph and the compiled chains, so found once here (and again
+        after compiling) rather than for every gate pattern a step draws."""
+        self._inplace_relus: dict[str, Edge | None] = {}  # None: whatever the gates
+        self._passable_relus: dict[str, Edge] = {}
         graph = self.graph
-        if node in self._members or graph.op(node) != "relu":
-            return False
-        (source,) = graph.inputs(node)
+        for node, _, _ in self._order:
+            if node in self._members or graph.op(node) != "relu":
+                continue
+            (source,) = graph.inputs(node)
+            if self._owns(source, node):
+                gated = graph.op(source) == "gated_add"
+                self._inplace_relus[node] = (graph.inputs(source)[0], source) if gated else None
+            if graph.op(source) == "gated_add":
+                branch, shortcut = graph.inputs(source)
+                if graph.op(shortcut) == "relu":
+                    self._passable_relus[node] = (branch, source)
+
+    def _owns(self, source: str, relu: str) -> bool:
+        """May ``relu`` overwrite ``source``'s output? Yes when that output is fresh, feeds
+        nothing else and no backward reads it: a BatchNorm, conv or linear layer run eagerly,
+        a sum of two or more inputs, or a gated add in a step that runs its branch (a compiled
+        chain's output is left alone). In place saves a pass over memory and an allocation per
+        ReLU, which on a CPU costs as much as the ReLU itself (the page faults of fresh
+        memory)."""
+        graph = self.graph
         return (
             graph.op(source) in _OUTPUT_NOT_SAVED
             and source not in self._members
-            and graph.consumers(source) == [node]
+            and graph.consumers(source) == [relu]
+            and (graph.op(source) != "add" or len(graph.inputs(source)) > 1)
         )
 
-    def _relu_of_relu(self, node: str, closed: frozenset[Edge]) -> bool:
-        """Is ``node`` a ReLU that this step would apply to a ReLU's output?
+    def _relu_kind(self, node: str, closed: frozenset[Edge]) -> int:
+        """How plain node ``node`` runs in a step that closes ``closed``.
 
-        A residual unit whose branch is skipped passes its shortcut on unchanged; with an
-        identity shortcut that is the previous unit's ReLU output, so the unit's own ReLU is
-        the identity and can be skipped too, forward and backward. Exact, gradients included:
-        the earlier ReLU already zeroes the gradient wherever its output is 0.
+        A residual unit whose branch is skipped passes its shortcut on unchanged; when that is
+        a ReLU's output (an identity shortcut after the previous unit's ReLU, or depth
+        dropout's conv-BN-ReLU shortcut), the unit's own ReLU is the identity and is left out,
+        forward and backward. Exact, gradients included: the earlier ReLU already zeroes the
+        gradient wherever its output is 0.
         """
-        graph = self.graph
-        if node in self._members or graph.op(node) != "relu":
-            return False
-        (add,) = graph.inputs(node)
-        if graph.op(add) != "gated_add":
-            return False
-        branch, shortcut = graph.inputs(add)
-        return (branch, add) in closed and graph.op(shortcut) == "relu"
+        passable = self._passable_relus.get(node)
+        if passable is not None and passable in closed:
+            return _PASS
+        if node in self._inplace_relus:
+            needs_open = self._inplace_relus[node]
+            if needs_open is None or needs_open not in closed:
+                return _RELU_INPLACE
+        return _PLAIN
 
     # ------------------------------------------------------------------ compile
 
@@ -347,7 +366,7 @@ class GraphNet(nn.Module):
             for n, ins, kind in self._nodes
             if n not in inner
         ]
-        self._inplace_relus = self._relus_in_place()
+        self._find_relu_rules()
         self._schedules.clear()
         self._compile_options = dict(compile_options)
         return len(chains)

@@ -216,6 +216,7 @@ def check_bench(data: Any, where: str = "bench.json") -> dict[str, Any]:
                    "theory_saving": float | null,   # the expected saving, from MACs
                    "paper_theory_saving": float | null,  # the paper's own figure
                    "variant": str, ...}],
+         "findings": [str, ...],                    # optional: one line per finding
          "provenance": {...}}                       # env.json-like: device, versions
 
     A benchmark without ``rows`` (``grownet bench executor``) is valid: the report lists its
@@ -230,6 +231,9 @@ def check_bench(data: Any, where: str = "bench.json") -> dict[str, Any]:
     data = _check_object(where, data)
     if not isinstance(data.get("benchmark"), str):
         raise SchemaError(f"{where}: 'benchmark' must be a string, got {data.get('benchmark')!r}")
+    found = data.get("findings", [])
+    if not isinstance(found, list) or not all(isinstance(line, str) for line in found):
+        raise SchemaError(f"{where}: 'findings' must be a list of strings, got {found!r}")
     rows = data.get("rows")
     if rows is None:
         return data

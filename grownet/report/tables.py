@@ -213,6 +213,7 @@ def bench_table(file: str, bench: dict[str, Any]) -> str:
     if not bench.get("rows"):
         items |= {k: v for k, v in bench.items() if isinstance(v, int | float | str)}
     rows = [[k, v] for k, v in items.items() if v is not None]
+    rows += [["finding", line] for line in bench.get("findings") or ()]
     return table([file, ""], rows, cls="provenance")
 
 

@@ -1,11 +1,13 @@
 """Benchmarks are not tests: these check what the benchmarks compute, never how fast."""
 
 import json
+import time
 
 import pytest
 import torch
 
-from grownet.bench import depth, executor_overhead
+from grownet.bench import depth, executor_overhead, theory
+from grownet.bench.timing import StepClock
 from grownet.cli import main
 from grownet.graph.executor import GraphNet
 from grownet.graph.plan import StepPlan
@@ -14,19 +16,75 @@ from grownet.zoo import build
 
 @pytest.mark.parametrize(("p", "paper"), [(0.25, 0.123), (0.5, 0.346), (0.75, 0.567)])
 def test_paper_formula_on_resnet56_gives_the_papers_theory(p, paper):
-    units = depth.residual_units(build("resnet56", shortcut="conv1x1", depth_dropout=p))
+    units = theory.unit_costs(build("resnet56", shortcut="conv1x1", depth_dropout=p))
     assert len(units) == 27 and sum(u.drop_prob > 0 for u in units) == 24
     # Units differ a little in MACs (the strided ones), which the paper's 27-tau count ignores.
-    assert depth.theoretical_saving(units, shortcut_share=1 / 9) == pytest.approx(paper, abs=0.012)
+    assert theory.theoretical_saving(units, shortcut_share=1 / 9) == pytest.approx(paper, abs=0.012)
     # From the graph's own MACs a 1x1 shortcut is 1/18 of a branch, so more is saved.
-    assert depth.theoretical_saving(units) > paper + 0.04
+    assert theory.theoretical_saving(units) > paper + 0.04
 
 
 def test_units_measure_branch_and_shortcut():
-    units = depth.residual_units(build("resnet20", shortcut="conv1x1"))
+    units = theory.unit_costs(build("resnet20", shortcut="conv1x1"))
     first = units[0]
     assert first.branch_macs == 2 * 16 * 16 * 9 * 32 * 32
     assert first.shortcut_macs == 16 * 16 * 32 * 32
+
+
+UNITS = [theory.Unit("a", 9, 1, 0.0)] * 3 + [theory.Unit("b", 9, 1, 0.5)] * 24
+
+
+@pytest.mark.parametrize(
+    ("fn", "kwargs", "expected"),
+    [
+        (theory.theoretical_saving, {}, 1 - (27 + 24 * 5.5) / 243),
+        (theory.theoretical_saving, {"shortcut_share": 1 / 9}, 1 - (27 + 24 * 5.5) / 243),
+        (theory.theoretical_saving, {"shortcut_share": 0.0}, 24 * 4.5 / 243),
+        (theory.shortcut_cost, {}, 27 / 243),  # every unit's shortcut, by MACs
+        (theory.shortcut_cost, {"shortcut_share": 1 / 9}, 24 / 243),  # droppable ones only
+        (theory.skip_saving, {}, 24 * 4.5 / 270),  # both networks have their shortcuts
+    ],
+)
+def test_theory_formulas(fn, kwargs, expected):
+    assert fn(UNITS, **kwargs) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("fn", [theory.theoretical_saving, theory.shortcut_cost])
+def test_shortcut_share_is_checked(fn):
+    with pytest.raises(ValueError, match="shortcut_share must be in"):
+        fn(UNITS, shortcut_share=9.0)
+
+
+def test_shortcut_parts_take_away_relus_then_batchnorms():
+    p0 = build("resnet20", shortcut="conv1x1", depth_dropout=0.0)
+    parts = depth._shortcut_parts(p0)
+    assert list(parts) == ["p=0 shortcut conv+BatchNorm", "p=0 shortcut conv"]
+    counts = [(len(g.nodes_of("relu")), len(g.nodes_of("batchnorm"))) for g in parts.values()]
+    relus, bns = len(p0.nodes_of("relu")), len(p0.nodes_of("batchnorm"))
+    assert counts == [(relus - 9, bns), (relus - 9, bns - 9)]  # 9 units, one shortcut each
+
+
+@pytest.mark.parametrize(("iters", "rounds"), [(5, 2), (7, 7), (30, 4)])
+def test_every_iteration_is_timed_once_across_rounds(iters, rounds):
+    graph = build("cifar_resnet", depth=8, depth_dropout=0.5)
+    timed = {"a": depth._Timed(graph, seed=0, device=torch.device("cpu"), channels_last=False)}
+    x, y = torch.randn(1, 3, 32, 32), torch.randint(0, 10, (1,))
+    depth._interleave(timed, x, y, iters=iters, warmup=0, rounds=rounds)
+    assert len(timed["a"].forward_s) == len(timed["a"].backward_s) == iters
+
+
+def test_rounds_default_to_one_per_iteration():
+    assert depth.Timing(iters=12).rounds == 12 and depth.Timing(iters=12, rounds=3).rounds == 3
+
+
+def test_step_clock_on_cpu_gives_one_interval_per_pair_of_marks():
+    clock = StepClock(torch.device("cpu"))
+    clock.start()
+    time.sleep(0.02)
+    clock.mark()
+    clock.mark()
+    slept, instant = clock.intervals()
+    assert slept >= 0.02 > instant >= 0
 
 
 def test_skipped_branches_store_no_activations():
@@ -66,8 +124,17 @@ def test_depth_dropout_run_and_cli_write_the_table(tmp_path, capsys):
     assert {"forward_ms", "backward_ms", "total_ms", "saving", "theory_saving"} <= set(row)
     assert result["provenance"]["device"] == "cpu" and result["config"]["iters"] == 2
     assert result["planning_overhead"]["seconds_per_step"] > 0
+    cost = result["shortcut_cost"]
+    assert cost["total_ms"] == pytest.approx(
+        cost["conv_ms"] + cost["batchnorm_ms"] + cost["relu_ms"]
+    )
+    assert cost["theory_share"] == pytest.approx(1 / 18, rel=0.1)  # strided ones are cheaper
+    assert cost["paper_theory_share"] == pytest.approx(6 / 9 / 9, rel=0.1)  # 6 of 9 droppable
+    assert set(result["skip_efficiency"]) == {"p=0.5 skip"}
     out = capsys.readouterr().out
     assert "p=0.5 skip" in out and "planning + gating overhead" in out
+    assert "1x1 shortcuts at p=0 add" in out and "skipping vs the same net at p=0" in out
+    assert result["findings"] == out.split("\n")[-len(result["findings"]) - 2 : -2]
 
 
 def test_stochastic_depth_variants():
@@ -85,7 +152,11 @@ def test_executor_bench_compares_identical_networks():
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"ratios": (1.0,)}, "ratios must be in"), ({"modes": ("drop",)}, "skip or mask")],
+    [
+        ({"ratios": (1.0,)}, "ratios must be in"),
+        ({"modes": ("drop",)}, "skip or mask"),
+        ({"ratios": ()}, "at least one ratio"),
+    ],
 )
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

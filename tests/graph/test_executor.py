@@ -3,7 +3,13 @@ import torch
 from torch import nn
 
 from grownet.graph import LayerSpec, NetGraph
-from grownet.graph.executor import GraphNet, exclusive_branches, sync_optimizer
+from grownet.graph.executor import (
+    _PLAIN,
+    _RELU_INPLACE,
+    GraphNet,
+    exclusive_branches,
+    sync_optimizer,
+)
 from grownet.graph.plan import Planner, StepPlan
 
 
@@ -206,7 +212,7 @@ def test_relu_after_a_skipped_identity_unit_is_skipped_exactly():
     grad = x.grad.clone()
     # the same step with that ReLU forced to run gives the same output and gradient
     x.grad = None
-    net._relu_of_relu = lambda node, closed: False
+    net._passable_relus = {}
     net._schedules.clear()
     again = net(x, plan)
     again.square().sum().backward()
@@ -231,26 +237,42 @@ def fan_out_net() -> NetGraph:
     return g
 
 
-@pytest.mark.parametrize("build_graph", [fan_out_net, residual_net])
-def test_in_place_relus_change_no_value_or_gradient(build_graph):
+MIXED_GATES = StepPlan(gates={"u0_add": False, "u1_add": True, "u2_add": False})
+
+
+@pytest.mark.parametrize(
+    ("build_graph", "plan"),
+    [(fan_out_net, StepPlan()), (residual_net, StepPlan()), (residual_net, MIXED_GATES)],
+)
+def test_in_place_relus_change_no_value_or_gradient(build_graph, plan):
     torch.manual_seed(0)
     net = GraphNet(build_graph())
     x = torch.randn(2, *net.graph.input_shape, requires_grad=True)
-    out = net(x, StepPlan())
+    out = net(x, plan)
     out.square().sum().backward()
-    grads = [x.grad.clone(), *(p.grad.clone() for p in net.parameters())]
+    grads = [x.grad.clone(), *(p.grad.clone() for p in net.parameters() if p.grad is not None)]
     net.zero_grad()
     x.grad = None
-    net._inplace_relus = frozenset()  # every ReLU out of place
+    net._inplace_relus = {}  # every ReLU out of place
     net._schedules.clear()
-    again = net(x, StepPlan())
+    again = net(x, plan)
     again.square().sum().backward()
     torch.testing.assert_close(out, again, rtol=0, atol=0)
-    for before, after in zip(grads, [x.grad, *(p.grad for p in net.parameters())], strict=True):
-        torch.testing.assert_close(before, after, rtol=0, atol=0)
+    after = [x.grad, *(p.grad for p in net.parameters() if p.grad is not None)]
+    for before, now in zip(grads, after, strict=True):
+        torch.testing.assert_close(before, now, rtol=0, atol=0)
+
+
+def test_relu_after_a_gated_add_runs_in_place_only_when_the_add_adds():
+    net = GraphNet(residual_net())
+    kinds = {s.node: s.kind for s in net._schedule(net.closed_edges(MIXED_GATES))}
+    # u1 adds its branch: a fresh sum the ReLU may overwrite; u0 and u2 hand on their
+    # shortcut's output, a tensor the add does not own
+    assert kinds["u1_out"] == _RELU_INPLACE
+    assert kinds["u0_out"] == kinds["u2_out"] == _PLAIN
 
 
 def test_only_a_relu_that_owns_its_input_runs_in_place():
     net = GraphNet(fan_out_net())
-    assert not net._relu_owns_input("relu1")  # conv1 also feeds the add
-    assert net._relu_owns_input("relu2")  # the BatchNorm output feeds it alone
+    assert "relu1" not in net._inplace_relus  # conv1 also feeds the add
+    assert "relu2" in net._inplace_relus  # the BatchNorm output feeds it alone

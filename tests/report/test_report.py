@@ -122,6 +122,8 @@ def test_stages_sweeps_benchmarks_and_studies_have_figures(demo):
     rows = json.loads((run / "bench.json").read_text())["rows"]
     assert len(trace(figs["bench-time-0-1"], "forward").x) == len(rows)
     assert "bench-saving-0-0" not in figs  # the executor benchmark has no rows: a table only
+    bench = next(s for s in build_sections(load_evidence([run])) if s.id == "bench")
+    assert any("1x1 shortcuts at p=0 add 3.0 ms" in c for c in bench.content)
 
     studies = {k for k in figs if k.startswith("study-")}
     assert studies == {
@@ -211,6 +213,7 @@ def test_off_schema_files_are_skipped_and_the_rest_drawn(demo, tmp_path):
          "'passed' must be true or false, got 'yes'"),
         (check_bench, {"rows": []}, "'benchmark' must be a string"),
         (check_bench, {"benchmark": "b", "rows": [{"ratio": 0.5}]}, "row 0: 'forward_ms'"),
+        (check_bench, {"benchmark": "b", "findings": "slow"}, "'findings' must be a list"),
     ],
 )  # fmt: skip
 def test_schema_mistakes_are_named(check, data, match):
