@@ -110,7 +110,27 @@ class _Timed:
 
     @property
     def total_s(self) -> float:
-        return median([f + b for f, b in zip(self.forward_s, self.backward_s, strict=True)])
+        return median(self._totals())
+
+    def _totals(self) -> list[float]:
+        return [f + b for f, b in zip(self.forward_s, self.backward_s, strict=True)]
+
+    def per_round(self, rounds: int) -> list[float]:
+        """Mean seconds per step in each round (the iterations are recorded in order)."""
+        totals = self._totals()
+        n = len(totals)
+        spans = [totals[r * n // rounds : (r + 1) * n // rounds] for r in range(rounds)]
+        return [sum(span) / len(span) for span in spans]
+
+
+def paired(a: _Timed, b: _Timed, rounds: int, *, diff: bool = False) -> float:
+    """Median over rounds of ``a``'s step time over ``b``'s (or minus it, in seconds).
+
+    Both ran in the same round, one right after the other, so a slow spell of a shared machine
+    slows both: pairing by round cancels it, where a ratio of two overall medians does not.
+    """
+    pairs = zip(a.per_round(rounds), b.per_round(rounds), strict=True)
+    return median([x - y if diff else x / y for x, y in pairs])
 
 
 def _interleave(
@@ -132,8 +152,8 @@ Spec = tuple[float, str, float | None, float | None]
 """(ratio, mode, theory from graph MACs, theory by the paper's own formula) of a variant."""
 
 
-def _rows(timed: dict[str, _Timed], specs: dict[str, Spec], baseline: str) -> list[Row]:
-    base_total = timed[baseline].total_s
+def _rows(timed: dict[str, _Timed], specs: dict[str, Spec], rounds: int) -> list[Row]:
+    baseline = timed[next(iter(specs))]
     rows = []
     for name, spec in specs.items():
         t = timed[name]
@@ -146,7 +166,7 @@ def _rows(timed: dict[str, _Timed], specs: dict[str, Spec], baseline: str) -> li
                 forward_ms=median(t.forward_s) * 1e3,
                 backward_ms=median(t.backward_s) * 1e3,
                 total_ms=t.total_s * 1e3,
-                saving=1.0 - t.total_s / base_total,
+                saving=1.0 - paired(t, baseline, rounds),
                 theory_saving=theory,
                 paper_theory_saving=paper_theory,
                 active_units=sum(t.active) / len(t.active) if t.active else 0.0,
@@ -194,10 +214,11 @@ def run_depth_dropout(
     result = _result("depth_dropout", f"resnet{depth}", timed, batch, specs, timing)
     # Which units the paper charges a shortcut to depends on which may drop: ask a p > 0 net.
     droppable = units[next(n for n in specs if specs[n][0] > 0)]
-    result["shortcut_cost"] = _shortcut_breakdown(timed, droppable, list(parts))
+    rounds = result["config"]["rounds"]
+    result["shortcut_cost"] = _shortcut_breakdown(timed, droppable, list(parts), rounds)
     skip_rows = [n for n in specs if specs[n][1] == "skip" and specs[n][0] > 0]
     result["skip_efficiency"] = {
-        n: {"saving": 1.0 - timed[n].total_s / timed["p=0 skip"].total_s,
+        n: {"saving": 1.0 - paired(timed[n], timed["p=0 skip"], rounds),
             "theory": skip_saving(units[n])}
         for n in skip_rows
     }  # fmt: skip
@@ -219,18 +240,21 @@ def _shortcut_parts(p0: NetGraph) -> dict[str, NetGraph]:
 
 
 def _shortcut_breakdown(
-    timed: dict[str, _Timed], units: Sequence[Unit], part_names: Sequence[str]
+    timed: dict[str, _Timed], units: Sequence[Unit], part_names: Sequence[str], rounds: int
 ) -> dict[str, float]:
     """Milliseconds each part of the shortcuts adds to a step, and all of them as a share."""
-    base = timed["baseline"].total_s
-    with_all = timed["p=0 skip"].total_s
-    without_relu, conv_only = (timed[n].total_s for n in part_names)
+    base, with_all = timed["baseline"], timed["p=0 skip"]
+    without_relu, conv_only = (timed[n] for n in part_names)
+
+    def ms(a: _Timed, b: _Timed) -> float:
+        return paired(a, b, rounds, diff=True) * 1e3
+
     return {
-        "conv_ms": (conv_only - base) * 1e3,
-        "batchnorm_ms": (without_relu - conv_only) * 1e3,
-        "relu_ms": (with_all - without_relu) * 1e3,
-        "total_ms": (with_all - base) * 1e3,
-        "share_of_baseline": with_all / base - 1.0,
+        "conv_ms": ms(conv_only, base),
+        "batchnorm_ms": ms(without_relu, conv_only),
+        "relu_ms": ms(with_all, without_relu),
+        "total_ms": ms(with_all, base),
+        "share_of_baseline": paired(with_all, base, rounds) - 1.0,
         "theory_share": shortcut_cost(units),
         "paper_theory_share": shortcut_cost(units, shortcut_share=1 / 9),
     }
@@ -309,8 +333,7 @@ def _result(
     timing: Timing,
 ) -> dict[str, Any]:
     device = torch.device(timing.device)
-    baseline = next(iter(specs))
-    rows = _rows(timed, specs, baseline)
+    rows = _rows(timed, specs, timing.rounds)
     memory = {
         name: saved_activation_bytes(t.net, *batch, t.planner.draw(0), device)
         for name, t in timed.items()
@@ -381,7 +404,8 @@ def format_table(result: dict[str, Any]) -> str:
     lines = [
         f"{result['benchmark']} on {result['model']}, batch {result['config']['batch']}, "
         f"{prov['device']} ({prov['device_name']}), {prov['threads']} threads, "
-        f"torch {prov['torch']}; medians over {result['config']['iters']} iterations",
+        f"torch {prov['torch']}; medians over {result['config']['iters']} iterations, savings "
+        f"paired by round ({result['config']['rounds']} rounds)",
         f"{'variant':24s} {'fwd ms':>8s} {'bwd ms':>8s} {'total ms':>9s} {'saving':>7s} "
         f"{'theory':>7s} {'meas/th':>7s} {'paper th':>8s} {'meas/pth':>8s} {'units on':>8s}",
     ]
