@@ -118,9 +118,17 @@ class _Timed:
     def per_round(self, rounds: int) -> list[float]:
         """Mean seconds per step in each round (the iterations are recorded in order)."""
         totals = self._totals()
-        n = len(totals)
-        spans = [totals[r * n // rounds : (r + 1) * n // rounds] for r in range(rounds)]
+        spans = [totals[span.start : span.stop] for span in round_spans(len(totals), rounds)]
         return [sum(span) / len(span) for span in spans]
+
+
+def round_spans(iters: int, rounds: int) -> list[range]:
+    """The iterations of each round: ``iters`` split as evenly as whole numbers allow.
+
+    >>> round_spans(5, 2)
+    [range(0, 2), range(2, 5)]
+    """
+    return [range(r * iters // rounds, (r + 1) * iters // rounds) for r in range(rounds)]
 
 
 def paired(a: _Timed, b: _Timed, rounds: int, *, diff: bool = False) -> float:
@@ -140,11 +148,11 @@ def _interleave(
     for t in timed.values():
         for i in range(warmup):
             t.step(x, y, t.planner.draw(10_000_000 + i), record=False)
-    for r in range(rounds):
+    for r, span in enumerate(round_spans(iters, rounds)):
         names = list(timed) if r % 2 == 0 else list(reversed(timed))
         for name in names:
             t = timed[name]
-            for i in range(r * iters // rounds, (r + 1) * iters // rounds):
+            for i in span:
                 t.step(x, y, t.planner.draw(i), record=True)
 
 
@@ -211,19 +219,19 @@ def run_depth_dropout(
             specs[name] = (p, mode, *theories)
     parts = _shortcut_parts(graphs["p=0 skip"])
     timed, batch = _time_all({**graphs, **parts}, timing, progress)
-    result = _result("depth_dropout", f"resnet{depth}", timed, batch, specs, timing)
+    rounds = timing.rounds
     # Which units the paper charges a shortcut to depends on which may drop: ask a p > 0 net.
     droppable = units[next(n for n in specs if specs[n][0] > 0)]
-    rounds = result["config"]["rounds"]
-    result["shortcut_cost"] = _shortcut_breakdown(timed, droppable, list(parts), rounds)
     skip_rows = [n for n in specs if specs[n][1] == "skip" and specs[n][0] > 0]
-    result["skip_efficiency"] = {
-        n: {"saving": 1.0 - paired(timed[n], timed["p=0 skip"], rounds),
-            "theory": skip_saving(units[n])}
-        for n in skip_rows
+    extra = {
+        "shortcut_cost": _shortcut_breakdown(timed, droppable, list(parts), rounds),
+        "skip_efficiency": {
+            n: {"saving": 1.0 - paired(timed[n], timed["p=0 skip"], rounds),
+                "theory": skip_saving(units[n])}
+            for n in skip_rows
+        },
     }  # fmt: skip
-    result["findings"] = findings(result)
-    return result
+    return _result("depth_dropout", f"resnet{depth}", timed, batch, specs, timing, extra)
 
 
 def _shortcut_parts(p0: NetGraph) -> dict[str, NetGraph]:
@@ -287,9 +295,7 @@ def run_stochastic_depth(
             theory = theoretical_saving(unit_costs(g))
             specs[name] = (1.0 - p_last, mode, theory, theory)
     timed, batch = _time_all(graphs, timing, progress)
-    result = _result("stochastic_depth", f"resnet{depth}", timed, batch, specs, timing)
-    result["findings"] = findings(result)
-    return result
+    return _result("stochastic_depth", f"resnet{depth}", timed, batch, specs, timing)
 
 
 def _check_ratios(ratios: Sequence[float], modes: Sequence[str]) -> None:
@@ -331,7 +337,10 @@ def _result(
     batch: tuple[Tensor, Tensor],
     specs: dict[str, Spec],
     timing: Timing,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The result document: rows, memory, overhead, ``extra`` measurements, and the findings
+    drawn from all of them."""
     device = torch.device(timing.device)
     rows = _rows(timed, specs, timing.rounds)
     memory = {
@@ -341,7 +350,7 @@ def _result(
     }
     reference = _reference(specs)
     overhead = planning_overhead(timed[reference], iters=200)
-    return {
+    result = {
         "benchmark": benchmark,
         "model": model,
         "config": {**asdict(timing), "statistic": "median"},
@@ -351,7 +360,10 @@ def _result(
         "planning_overhead": {"seconds_per_step": overhead,
                               "share_of_step": overhead / timed[reference].total_s,
                               "variant": reference},
+        **(extra or {}),
     }  # fmt: skip
+    result["findings"] = findings(result)
+    return result
 
 
 def _reference(specs: dict[str, Spec]) -> str:

@@ -47,6 +47,24 @@ def _check_int(name: str, value: object, *, low: int) -> int:
     return value
 
 
+def check_loader_inputs(
+    split: object,
+    split_type: type,
+    preprocess: object,
+    channels_last: object,
+    rank: object,
+    world_size: object,
+) -> None:
+    """Shared type checks of a loader's split, preprocessing, layout and rank."""
+    if not isinstance(split, split_type):
+        raise ValueError(f"split must be a {split_type.__name__}, got {type(split).__name__}")
+    if not isinstance(preprocess, Preprocess):
+        raise ValueError(f"preprocess must be a Preprocess, got {type(preprocess).__name__}")
+    if not isinstance(channels_last, bool):
+        raise ValueError(f"channels_last must be a bool, got {channels_last!r}")
+    check_rank(rank, world_size)
+
+
 def check_rank(rank: object, world_size: object) -> None:
     """Check a (``rank``, ``world_size``) pair of keyword options."""
     _check_int("world_size", world_size, low=1)
@@ -142,13 +160,7 @@ class BatchLoader:
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
-        if not isinstance(split, Split):
-            raise ValueError(f"split must be a Split, got {type(split).__name__}")
-        if not isinstance(preprocess, Preprocess):
-            raise ValueError(f"preprocess must be a Preprocess, got {type(preprocess).__name__}")
-        if not isinstance(channels_last, bool):
-            raise ValueError(f"channels_last must be a bool, got {channels_last!r}")
-        check_rank(rank, world_size)
+        check_loader_inputs(split, Split, preprocess, channels_last, rank, world_size)
         self.rank, self.world_size = rank, world_size
         self._n = len(shard(range(len(split)), rank=rank, world_size=world_size, even=train))
         self.drop_last = check_loader_options(self._n, batch_size, train, seed, drop_last)

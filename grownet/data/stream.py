@@ -24,8 +24,8 @@ from grownet.data.augment import normalize
 from grownet.data.loader import (
     AUGMENTATION,
     PERMUTATION,
+    check_loader_inputs,
     check_loader_options,
-    check_rank,
     check_state,
     derive_seed,
     shard,
@@ -165,15 +165,9 @@ class StreamLoader:
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
-        if not isinstance(split, FolderSplit):
-            raise ValueError(f"split must be a FolderSplit, got {type(split).__name__}")
-        if not isinstance(preprocess, Preprocess):
-            raise ValueError(f"preprocess must be a Preprocess, got {type(preprocess).__name__}")
-        if not isinstance(channels_last, bool):
-            raise ValueError(f"channels_last must be a bool, got {channels_last!r}")
+        check_loader_inputs(split, FolderSplit, preprocess, channels_last, rank, world_size)
         if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
             raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
-        check_rank(rank, world_size)
         ranks = {"rank": rank, "world_size": world_size}
         n = len(shard(range(len(split)), **ranks, even=train))
         drop_last = check_loader_options(n, batch_size, train, seed, drop_last)

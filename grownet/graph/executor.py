@@ -190,10 +190,10 @@ class GraphNet(nn.Module):
             if n != self.input_node
         ]
         self._order = self._nodes  # becomes one row per compiled chain in compile_segments
-        self._gating = [(n, kind) for n, _, kind in self._nodes if kind != _PLAIN]
+        self._gating = [(n, ins, kind) for n, ins, kind in self._nodes if kind != _PLAIN]
         self._dropin_schedule = {
             n: (graph.spec(n).params["length"], graph.spec(n).params["start"])
-            for n, kind in self._gating
+            for n, _, kind in self._gating
             if kind == _DROPIN
         }
         self.branches = exclusive_branches(graph)
@@ -204,7 +204,6 @@ class GraphNet(nn.Module):
         self._segments: dict[str, nn.Module] = {}
         self._members: dict[str, tuple[str, ...]] = {}
         self._compile_options: dict[str, Any] | None = None
-        self._gate_inputs = {n: ins for n, ins, kind in self._nodes if kind != _PLAIN}
         self._find_relu_rules()
         self.plan = StepPlan()
 
@@ -223,7 +222,7 @@ class GraphNet(nn.Module):
     def closed_edges(self, plan: StepPlan) -> frozenset[Edge]:
         """The gated edges whose inputs this step does not need, under ``plan``."""
         closed = []
-        for node, kind in self._gating:
+        for node, ins, kind in self._gating:
             module = self.layers[node]
             if kind == _DROPIN:
                 needs = module.needs(
@@ -232,7 +231,6 @@ class GraphNet(nn.Module):
             else:
                 skip = self.training and module.mode == "skip" and not plan.gates.get(node, True)
                 needs = (not skip, True)
-            ins = self._gate_inputs[node]
             closed.extend((ins[port], node) for port, need in enumerate(needs) if not need)
         return frozenset(closed)
 
