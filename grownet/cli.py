@@ -7,20 +7,30 @@ stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from grownet.graph import GraphError, NetGraph
+from grownet.errors import BadValueError, UserError
+from grownet.graph import NetGraph
 
 
-class UsageError(Exception):
+class UsageError(BadValueError):
     """A mistake the user can fix; printed as one line, exit code 2."""
 
 
-def _parse_value(text: str) -> Any:
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its mistakes as one line like every other (its usage is in --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"grownet: error: {message}; see {self.prog} --help\n")
+
+
+def _parse_scalar(text: str) -> Any:
     lowered = text.lower()
     if lowered in ("true", "false"):
         return lowered == "true"
@@ -32,6 +42,22 @@ def _parse_value(text: str) -> Any:
         except ValueError:
             pass
     return text
+
+
+def _parse_value(text: str) -> Any:
+    """A builder option's value: a number, true/false, none, a string, or a list written
+    ``12,24`` or ``[12,24]`` (how list options such as convnet's widths are given).
+
+    >>> _parse_value("56"), _parse_value("A"), _parse_value("12,24"), _parse_value("[0.5]")
+    (56, 'A', [12, 24], [0.5])
+    """
+    text = text.strip()
+    if text.startswith("[") and text.endswith("]"):
+        inner = text[1:-1].strip()
+        return [_parse_scalar(v.strip()) for v in inner.split(",")] if inner else []
+    if "," in text:
+        return [_parse_scalar(v.strip()) for v in text.split(",")]
+    return _parse_scalar(text)
 
 
 def parse_options(items: Sequence[str]) -> dict[str, Any]:
@@ -147,7 +173,7 @@ def cmd_train(args: argparse.Namespace, extra: Sequence[str] = ()) -> None:
 
     config = _train_config(args, extra)
     trainer = Trainer(config)
-    result = trainer.run(resume=args.resume)
+    result = trainer.run(resume=args.resume, overwrite=args.overwrite, extend=args.extend)
     if not trainer.world.is_main:
         return  # under torchrun rank 0 speaks for the run
     acc = result.final_test_accuracy
@@ -162,13 +188,21 @@ def cmd_train(args: argparse.Namespace, extra: Sequence[str] = ()) -> None:
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
     from grownet.report import try_write_report
-    from grownet.reproduce import format_table, load_recipe, run_recipe, write_summary
+    from grownet.reproduce import (
+        format_table,
+        load_recipe,
+        plan_recipe,
+        run_recipe,
+        write_summary,
+    )
+    from grownet.shipped import resolve_recipe
 
-    recipe = load_recipe(args.recipe)
+    recipe = load_recipe(resolve_recipe(args.recipe))
     overrides: dict[str, Any] = {"runs_dir": args.runs_dir, "quiet": args.quiet}
     for key in ("max_iter", "data_dir", "device", "threads", "seed"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
+    plan_recipe(recipe, cases=args.case, overrides=overrides)  # every mistake before any output
     print(f"{recipe.name}: {recipe.paper}")
 
     def show(row: Any) -> None:
@@ -188,19 +222,14 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         print(f"report written to {report}")
 
 
-def default_spec() -> Path:
-    """``search/digits.toml`` here, else beside the grownet checkout running this code."""
-    here = Path("search/digits.toml")
-    return here if here.exists() else Path(__file__).resolve().parents[1] / here
-
-
 def cmd_search(args: argparse.Namespace) -> None:
     from grownet.search.runner import Search, format_summary
     from grownet.search.runs import SearchInterrupted
     from grownet.search.spec import load_spec
+    from grownet.shipped import resolve_spec
 
     spec = load_spec(
-        args.spec or default_spec(),
+        resolve_spec(args.spec),
         name=args.name,
         runs_dir=args.runs_dir,
         data_dir=args.data_dir,
@@ -208,7 +237,8 @@ def cmd_search(args: argparse.Namespace) -> None:
     )
     print(f"growth search {spec.name} on {spec.dataset} from {spec.model} ({spec.source})")
     try:
-        summary = Search(spec, quiet=args.quiet, echo=lambda line: print(line, flush=True)).run()
+        search = Search(spec, quiet=args.quiet, echo=lambda line: print(line, flush=True))
+        summary = search.run(overwrite=args.overwrite)
     except SearchInterrupted as err:
         print(f"grownet: {err}; rerun the same command to resume", file=sys.stderr)
         raise KeyboardInterrupt from None
@@ -223,8 +253,10 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="grownet",
+        epilog="A mistake prints one line and exits 2; --debug (or GROWNET_DEBUG=1) anywhere "
+        "on the line shows its traceback.",
         description="Grow networks with gradual DropIn, thin them with depth and width dropout, "
         "and estimate the minimum depth and width your data needs.",
     )
@@ -244,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="builder option, repeatable (e.g. -o depth=56 -o shortcut=A)",
+        help="builder option, repeatable (e.g. -o depth=56 -o shortcut=A; a list: "
+        "-o widths=12,24 or -o widths=[12,24])",
     )
     p.add_argument("--nodes", action="store_true", help="print a per-node table")
     p.add_argument("--json", metavar="PATH", help="write the graph as node-link JSON")
@@ -265,13 +298,26 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="builder option, repeatable (same as --KEY VALUE)",
+        help="builder option, repeatable (same as --KEY VALUE; a list: --widths 12,24 or "
+        "-o widths=[12,24])",
     )
     p.add_argument(
         "--resume",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="continue from runs/<name>/checkpoint.pt when it exists (default: yes)",
+        help="continue from runs/<name>/checkpoint.pt when it exists (default: yes); with "
+        "--no-resume a name that already holds a run is refused",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete what runs/<name>/ holds and train afresh (the only way a run is deleted)",
+    )
+    p.add_argument(
+        "--extend",
+        action="store_true",
+        help="train a run on to a larger --max-iter (recorded in its config.json); refused "
+        "for schedules that depend on max_iter (cosine)",
     )
     _add_config_flags(p)
     p.set_defaults(func=cmd_train, takes_extra=True)
@@ -280,7 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
         "reproduce",
         help="run a paper recipe (recipes/*.toml) and print the paper-vs-measured table",
     )
-    p.add_argument("recipe", help="a recipe TOML file, e.g. recipes/dropin_mnist_lenet.toml")
+    p.add_argument(
+        "recipe",
+        help="a shipped recipe's name (dropin_mnist_lenet) or the path of a recipe TOML file",
+    )
     p.add_argument("--case", action="append", help="run only this case (repeatable)")
     p.add_argument("--max-iter", type=int, help="override every case's iteration budget")
     p.add_argument("--runs-dir", default="runs")
@@ -302,7 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
         "training the smaller network, write the run directory and report.html. Ctrl-C and "
         "rerun: finished stages and sweep points are not redone.",
     )
-    p.add_argument("spec", nargs="?", help="a search spec (default: search/digits.toml)")
+    p.add_argument(
+        "spec",
+        nargs="?",
+        help="a shipped spec's name (digits, mnist, cifar10...; default: digits) or the path of "
+        "a spec TOML file; an existing file always wins",
+    )
     p.add_argument("--name", help="run directory name (default: the spec's name)")
     p.add_argument("--runs-dir", help="where run directories go (default: the spec's, runs)")
     p.add_argument(
@@ -312,6 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--device", help="cpu, cuda, cuda:N (default: the spec's, else cuda if available)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete what runs/<name>/ holds and search afresh (else a rerun resumes it)",
+    )
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser(
@@ -342,18 +401,69 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(err: BaseException) -> str:
+    """The one line a user reads for a mistake of theirs, by the error's class."""
+    if isinstance(err, UserError | ValueError):
+        return " ".join(str(err).split())
+    if isinstance(err, OSError):
+        where = f"{err.filename}: " if err.filename else ""
+        reason = (err.strerror or type(err).__name__).lower()
+        fix = _OS_FIXES.get(type(err), "check the path and try again")
+        return f"{where}{reason}; {fix}"
+    raise TypeError(err)  # unreachable: main catches only the classes above
+
+
+# File-system mistakes: what the user can do about each.
+_OS_FIXES: dict[type[OSError], str] = {
+    FileNotFoundError: "check the path",
+    PermissionError: "choose a location you can write (or read), or fix its permissions",
+    IsADirectoryError: "name a file, not a directory",
+    NotADirectoryError: "a part of the path is a file; name a directory",
+    FileExistsError: "choose another name",
+}
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    # A skipped file or a fallback is one line too; --debug shows where it was raised.
+    print(f"grownet: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``grownet`` command; every user mistake is one line on stderr and exit 2.
+
+    Mistakes are handled by class: any :class:`grownet.errors.UserError` (and the ValueErrors
+    of argument checks), and file-system errors. Anything else is a bug and keeps its
+    traceback; ``--debug`` or ``GROWNET_DEBUG=1`` shows the traceback of a mistake too.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get("GROWNET_DEBUG", "") not in ("", "0") or "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
     try:
-        if getattr(args, "takes_extra", False):
-            args.func(args, extra)
-        elif extra:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        else:
-            args.func(args)
-    except (UsageError, GraphError, ValueError, FileNotFoundError) as err:
-        print(f"grownet: error: {err}", file=sys.stderr)
+        args, extra = parser.parse_known_args(argv)
+    except SystemExit as done:  # --help, or argparse's one-line error (see _Parser)
+        return done.code if isinstance(done.code, int) else 2
+    try:
+        with warnings.catch_warnings():
+            if not debug:
+                warnings.showwarning = _show_warning
+            if getattr(args, "takes_extra", False):
+                args.func(args, extra)
+            elif extra:
+                raise UsageError(f"unrecognized arguments: {' '.join(extra)}; see grownet --help")
+            else:
+                args.func(args)
+    except (UserError, ValueError, OSError) as err:
+        if debug:
+            raise
+        print(f"grownet: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("grownet: interrupted", file=sys.stderr)

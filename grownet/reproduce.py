@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grownet.files import atomic_write_text
 from grownet.train.config import ConfigError, TrainConfig
 from grownet.train.rundir import RunDir
 
@@ -52,8 +53,11 @@ def load_recipe(path: str | Path) -> Recipe:
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
+        from grownet.shipped import shipped_names
+
         raise ConfigError(
-            f"recipe {path} does not exist; see recipes/ for the shipped ones"
+            f"recipe {path} does not exist; the shipped recipes, which `grownet reproduce NAME` "
+            f"runs, are: {', '.join(shipped_names('recipe'))}"
         ) from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path} is not valid TOML: {err}") from None
@@ -133,6 +137,25 @@ def _case_result(case: Case, config: TrainConfig, result: dict[str, Any]) -> Cas
     )
 
 
+def plan_recipe(
+    recipe: Recipe,
+    *,
+    cases: Sequence[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> list[tuple[Case, TrainConfig]]:
+    """Every (selected) case with its checked config: all mistakes surface before any run."""
+    chosen = recipe.cases
+    if cases:
+        known = {c.name for c in recipe.cases}
+        unknown = [c for c in cases if c not in known]
+        if unknown:
+            raise ConfigError(
+                f"recipe {recipe.name} has no case {unknown[0]!r}; cases: {sorted(known)}"
+            )
+        chosen = [c for c in recipe.cases if c.name in cases]
+    return [(case, recipe.config(case, **(overrides or {}))) for case in chosen]
+
+
 def run_recipe(
     recipe: Recipe,
     *,
@@ -143,18 +166,8 @@ def run_recipe(
     """Train every (selected) case in order; ``on_result`` sees each as it finishes."""
     from grownet.train.trainer import Trainer
 
-    chosen = recipe.cases
-    if cases:
-        known = {c.name for c in recipe.cases}
-        unknown = [c for c in cases if c not in known]
-        if unknown:
-            raise ConfigError(
-                f"recipe {recipe.name} has no case {unknown[0]!r}; cases: {sorted(known)}"
-            )
-        chosen = [c for c in recipe.cases if c.name in cases]
     results = []
-    for case in chosen:
-        config = recipe.config(case, **(overrides or {}))
+    for case, config in plan_recipe(recipe, cases=cases, overrides=overrides):
         row = _case_result(case, config, Trainer(config).run().__dict__)
         results.append(row)
         if on_result:
@@ -207,5 +220,5 @@ def write_summary(recipe: Recipe, runs_dir: str | Path) -> tuple[Path, list[Case
             "cases": [r.__dict__ | {"matches_paper": r.matches_paper} for r in rows],
         },
     )
-    out.file("summary.txt").write_text(format_table(rows) + "\n")
+    atomic_write_text(out.file("summary.txt"), format_table(rows) + "\n")
     return out.path, rows

@@ -1,4 +1,8 @@
-"""``grownet bench``: the benchmarks as subcommands, each printing a table and writing JSON."""
+"""``grownet bench``: the benchmarks as subcommands, each printing a table and writing JSON.
+
+Every argument and the output directory are checked before any timing starts
+(:mod:`grownet.bench.args`): a mistake costs one line and exit code 2, never minutes.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,24 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
+from grownet.bench.args import bench_device, check_count
+from grownet.errors import BadValueError
+from grownet.files import atomic_write_text, check_output_dir
 
 
-def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
+def _device(args: argparse.Namespace) -> str:
+    """The device to time on, after checking the counts every benchmark takes."""
+    check_count("--batch", args.batch, low=1)
+    check_count("--iters", args.iters, low=1)
+    check_count("--rounds", args.rounds, low=1)
+    check_count("--warmup", args.warmup, low=0)
+    return bench_device(args.device)
+
+
+def _run_dir(args: argparse.Namespace, default: str) -> Path:
+    """The run directory, created and tried with a temporary file: the last check, so a
+    refused argument leaves nothing behind."""
+    return check_output_dir(Path(args.out or Path("runs") / default), label="--out")
 
 
 def _common(p: argparse.ArgumentParser, *, depth: int, iters: str, rounds: int | None) -> None:
@@ -33,14 +48,13 @@ def _common(p: argparse.ArgumentParser, *, depth: int, iters: str, rounds: int |
     p.add_argument("--out", metavar="DIR", default=None, help="run directory for bench.json")
 
 
-def _write(result: dict[str, Any], out: str | None, default: str) -> Path:
-    """Write ``bench.json`` into the run directory, then its report beside it."""
+def _write(result: dict[str, Any], run: Path) -> Path:
+    """Write ``bench.json`` into the run directory (checked already), then its report."""
     from grownet.report import try_write_report
 
-    run = Path(out or Path("runs") / default)
-    run.mkdir(parents=True, exist_ok=True)
+    run.mkdir(parents=True, exist_ok=True)  # again: it may have gone while timing ran
     path = run / "bench.json"
-    path.write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write_text(path, json.dumps(result, indent=1) + "\n")
     try_write_report(run)  # a failure warns; the measurements are already saved
     return path
 
@@ -48,9 +62,11 @@ def _write(result: dict[str, Any], out: str | None, default: str) -> Path:
 def cmd_executor(args: argparse.Namespace) -> None:
     from grownet.bench import executor_overhead
 
+    device = _device(args)
+    run = _run_dir(args, f"bench-executor-resnet{args.depth}")
     result = executor_overhead.run(
         depth=args.depth, batch=args.batch, rounds=args.rounds, iters=args.iters or 3,
-        warmup=args.warmup if args.warmup is not None else 2, device=_device(args.device),
+        warmup=args.warmup if args.warmup is not None else 2, device=device,
         channels_last=args.channels_last, seed=args.seed,
     )  # fmt: skip
     p = result["provenance"]
@@ -61,18 +77,25 @@ def cmd_executor(args: argparse.Namespace) -> None:
     print(f"  NetGraph executor   {result['graph_ms']:9.1f} ms/step (median of {args.rounds})")
     print(f"  hand-written module {result['hand_ms']:9.1f} ms/step")
     print(f"  ratio graph/hand    {result['ratio']:9.3f}")
-    print(f"  written to {_write(result, args.out, f'bench-executor-resnet{args.depth}')}")
+    print(f"  written to {_write(result, run)}")
 
 
 def cmd_depth(args: argparse.Namespace) -> None:
     from grownet.bench import depth
 
-    device = _device(args.device)
+    depth.check_ratios(args.ratios if args.kind == "depth-dropout" else [args.p_last], args.modes)
+    device = _device(args)
     gpu = device.startswith("cuda")
+    iters = args.iters or (500 if gpu else 30)
+    if args.rounds is not None and iters < args.rounds:
+        raise BadValueError(
+            f"--rounds {args.rounds}: must be at most --iters ({iters}): every round times at "
+            "least one iteration"
+        )
+    run = _run_dir(args, f"bench-{args.kind}-resnet{args.depth}")
     timing = depth.Timing(
         batch=args.batch, rounds=args.rounds, device=device, channels_last=args.channels_last,
-        seed=args.seed,
-        iters=args.iters or (500 if gpu else 30),
+        seed=args.seed, iters=iters,
         warmup=args.warmup if args.warmup is not None else (20 if gpu else 3),
     )  # fmt: skip
     options: dict[str, Any] = {"timing": timing, "modes": tuple(args.modes), "progress": print}
@@ -83,7 +106,7 @@ def cmd_depth(args: argparse.Namespace) -> None:
             depth=args.depth, rules=tuple(args.rules), p_last=args.p_last, **options
         )
     print(depth.format_table(result))
-    print(f"written to {_write(result, args.out, f'bench-{args.kind}-resnet{args.depth}')}")
+    print(f"written to {_write(result, run)}")
 
 
 def register(sub: Any) -> None:

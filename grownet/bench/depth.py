@@ -22,12 +22,15 @@ from torch import Tensor
 
 from grownet.bench.theory import (
     Unit,
+    paper_saving,
+    paper_shortcut_cost,
     shortcut_cost,
     skip_saving,
     theoretical_saving,
     unit_costs,
 )
 from grownet.bench.timing import StepClock, median
+from grownet.errors import BadValueError
 from grownet.graph import NetGraph
 from grownet.graph.executor import GraphNet, exclusive_branches
 from grownet.graph.plan import Planner, StepPlan
@@ -75,7 +78,11 @@ class Row:
     total_ms: float
     saving: float
     theory_saving: float | None
+    """From the graph's MACs: branches and shortcuts as they are."""
     paper_theory_saving: float | None
+    """The paper's formula as it states it: equal-cost units, a shortcut 1/9 of a branch."""
+    paper_theory_mac_saving: float | None
+    """The paper's formula with the units weighted by their MACs (shortcut 1/9 of a branch)."""
     active_units: float
 
 
@@ -156,8 +163,9 @@ def _interleave(
                 t.step(x, y, t.planner.draw(i), record=True)
 
 
-Spec = tuple[float, str, float | None, float | None]
-"""(ratio, mode, theory from graph MACs, theory by the paper's own formula) of a variant."""
+Spec = tuple[float, str, float | None, float | None, float | None]
+"""(ratio, mode, theory from graph MACs, the paper's formula, the paper's formula weighted by
+MACs) of a variant."""
 
 
 def _rows(timed: dict[str, _Timed], specs: dict[str, Spec], rounds: int) -> list[Row]:
@@ -165,7 +173,7 @@ def _rows(timed: dict[str, _Timed], specs: dict[str, Spec], rounds: int) -> list
     rows = []
     for name, spec in specs.items():
         t = timed[name]
-        ratio, mode, theory, paper_theory = spec
+        ratio, mode, theory, paper_theory, paper_mac = spec
         rows.append(
             Row(
                 variant=name,
@@ -177,6 +185,7 @@ def _rows(timed: dict[str, _Timed], specs: dict[str, Spec], rounds: int) -> list
                 saving=1.0 - paired(t, baseline, rounds),
                 theory_saving=theory,
                 paper_theory_saving=paper_theory,
+                paper_theory_mac_saving=paper_mac,
                 active_units=sum(t.active) / len(t.active) if t.active else 0.0,
             )
         )
@@ -203,9 +212,9 @@ def run_depth_dropout(
     the p = 0 network without its shortcuts' ReLUs and then without their BatchNorms: what each
     part of the shortcut costs, which the theory counts as 1/9 of a branch (or 1/18 by MACs).
     """
-    _check_ratios(ratios, modes)
+    check_ratios(ratios, modes)
     graphs: dict[str, NetGraph] = {"baseline": build("cifar_resnet", depth=depth, shortcut="A")}
-    specs: dict[str, Spec] = {"baseline": (0.0, "-", 0.0, 0.0)}
+    specs: dict[str, Spec] = {"baseline": (0.0, "-", 0.0, 0.0, 0.0)}
     units = {}
     for p in (0.0, *ratios):
         for mode in modes if p > 0 else ("skip",):
@@ -213,9 +222,13 @@ def run_depth_dropout(
             name = f"p={p:g} {mode}"
             graphs[name] = g
             units[name] = unit_costs(g)
-            paper = theoretical_saving(units[name], shortcut_share=1 / 9)
+            theories = (
+                theoretical_saving(units[name]),
+                paper_saving(units[name]),  # equal units, as the paper counts: 34.6 % at 0.5
+                theoretical_saving(units[name], shortcut_share=1 / 9),  # by MACs: 35.2 %
+            )
             # At p = 0 nothing is dropped: the row shows what the 1x1 shortcuts cost.
-            theories = (theoretical_saving(units[name]), paper) if p > 0 else (None, None)
+            theories = theories if p > 0 else (None, None, None)
             specs[name] = (p, mode, *theories)
     parts = _shortcut_parts(graphs["p=0 skip"])
     timed, batch = _time_all({**graphs, **parts}, timing, progress)
@@ -264,7 +277,8 @@ def _shortcut_breakdown(
         "total_ms": ms(with_all, base),
         "share_of_baseline": paired(with_all, base, rounds) - 1.0,
         "theory_share": shortcut_cost(units),
-        "paper_theory_share": shortcut_cost(units, shortcut_share=1 / 9),
+        "paper_theory_share": paper_shortcut_cost(units),
+        "paper_theory_mac_share": shortcut_cost(units, shortcut_share=1 / 9),
     }
 
 
@@ -281,9 +295,9 @@ def run_stochastic_depth(
 
     Both use the paper's transition shortcut (2x2 average pool + zero channel padding).
     """
-    _check_ratios((p_last,), modes)
+    check_ratios((p_last,), modes)
     graphs = {"constant depth": build("cifar_resnet", depth=depth, shortcut="avgpool")}
-    specs: dict[str, Spec] = {"constant depth": (0.0, "-", 0.0, 0.0)}
+    specs: dict[str, Spec] = {"constant depth": (0.0, "-", 0.0, 0.0, 0.0)}
     for rule in rules:
         for mode in modes:
             g = build(
@@ -292,21 +306,28 @@ def run_stochastic_depth(
             )  # fmt: skip
             name = f"{rule} p_L={p_last:g} {mode}"
             graphs[name] = g
+            # Huang et al. count ResBlocks as equal (expected depth); the MACs do not.
             theory = theoretical_saving(unit_costs(g))
-            specs[name] = (1.0 - p_last, mode, theory, theory)
+            paper = paper_saving(unit_costs(g), shortcut_share=0.0)
+            specs[name] = (1.0 - p_last, mode, theory, paper, theory)
     timed, batch = _time_all(graphs, timing, progress)
     return _result("stochastic_depth", f"resnet{depth}", timed, batch, specs, timing)
 
 
-def _check_ratios(ratios: Sequence[float], modes: Sequence[str]) -> None:
+def check_ratios(ratios: Sequence[float], modes: Sequence[str]) -> None:
+    """Dropout ratios in (0, 1) and modes skip / mask, at least one of each (checked before
+    anything is built or timed).
+
+    >>> check_ratios([0.5], ["skip"])
+    """
     if not ratios or not modes:
-        raise ValueError(f"give at least one ratio and one mode, got {ratios!r} and {modes!r}")
+        raise BadValueError(f"give at least one ratio and one mode, got {ratios!r} and {modes!r}")
     for p in ratios:
         if not 0.0 < p < 1.0:
-            raise ValueError(f"dropout ratios must be in (0, 1), got {p!r}")
+            raise BadValueError(f"dropout ratios must be in (0, 1), got {p!r}")
     for mode in modes:
         if mode not in ("skip", "mask"):
-            raise ValueError(f"modes must be skip or mask, got {mode!r}")
+            raise BadValueError(f"modes must be skip or mask, got {mode!r}")
 
 
 def _time_all(
@@ -411,7 +432,10 @@ def planning_overhead(t: _Timed, *, iters: int) -> float:
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """The paper's Table II layout, plus theory columns and measured/theory ratios."""
+    """The paper's Table II layout, plus theory columns and measured/theory ratios.
+
+    "theory" is from the graph's MACs; "paper th" the paper's formula as it states it (equal
+    units, shortcut 1/9 of a branch); "pth MACs" that formula with units weighted by MACs."""
     prov = result["provenance"]
     lines = [
         f"{result['benchmark']} on {result['model']}, batch {result['config']['batch']}, "
@@ -419,7 +443,8 @@ def format_table(result: dict[str, Any]) -> str:
         f"torch {prov['torch']}; medians over {result['config']['iters']} iterations, savings "
         f"paired by round ({result['config']['rounds']} rounds)",
         f"{'variant':24s} {'fwd ms':>8s} {'bwd ms':>8s} {'total ms':>9s} {'saving':>7s} "
-        f"{'theory':>7s} {'meas/th':>7s} {'paper th':>8s} {'meas/pth':>8s} {'units on':>8s}",
+        f"{'theory':>7s} {'meas/th':>7s} {'paper th':>8s} {'meas/pth':>8s} {'pth MACs':>8s} "
+        f"{'units on':>8s}",
     ]
 
     def pct(v: float | None) -> str:
@@ -436,7 +461,8 @@ def format_table(result: dict[str, Any]) -> str:
             f"{r['variant']:24s} {r['forward_ms']:8.1f} {r['backward_ms']:8.1f} "
             f"{r['total_ms']:9.1f} {pct(r['saving']):>7s} {pct(r['theory_saving']):>7s} "
             f"{ratio(r, 'theory_saving'):>7s} {pct(r['paper_theory_saving']):>8s} "
-            f"{ratio(r, 'paper_theory_saving'):>8s} {r['active_units']:8.1f}"
+            f"{ratio(r, 'paper_theory_saving'):>8s} "
+            f"{pct(r.get('paper_theory_mac_saving')):>8s} {r['active_units']:8.1f}"
         )
     return "\n".join(lines + result["findings"])
 
@@ -454,7 +480,7 @@ def findings(result: dict[str, Any]) -> list[str]:
             f"{pct(cost['share_of_baseline'])} of a baseline step (conv {cost['conv_ms']:.1f}, "
             f"BatchNorm {cost['batchnorm_ms']:.1f}, ReLU {cost['relu_ms']:.1f} ms); theory "
             f"{pct(cost['theory_share'])} by MACs, {pct(cost['paper_theory_share'])} by the "
-            "paper's 1/9"
+            "paper's 1/9 of equal units"
         )
     efficiency = result.get("skip_efficiency")
     if efficiency:

@@ -5,7 +5,8 @@
 - ``make_loader(split, ...)`` -> ``BatchLoader`` (in memory, batched on-device augmentation)
   or ``StreamLoader`` (image folders); both offer ``next_batch()``, ``state_dict()``,
   ``load_state_dict()`` and one ordered pass with ``iter()`` for evaluation.
-- ``resolve_data_dir`` picks the data directory; ``DatasetMissing`` says which files to place.
+- ``resolve_data_dir`` picks the data directory; ``DatasetMissing`` says which files to place;
+  ``DownloadFailed`` why ``--download`` could not fetch them.
 
 >>> ds = load_dataset("digits")
 >>> loader = BatchLoader(ds.train, batch_size=32, preprocess=ds.preprocess, train=True)
@@ -23,7 +24,7 @@ from grownet.data.augment import (
     random_flip,
 )
 from grownet.data.datasets import DATASETS, Dataset, DatasetInfo, load_dataset, make_loader
-from grownet.data.dirs import ENV_VAR, DatasetMissing, resolve_data_dir
+from grownet.data.dirs import ENV_VAR, DatasetMissing, DownloadFailed, resolve_data_dir
 from grownet.data.loader import BatchLoader, derive_seed
 from grownet.data.preprocess import PREPROCESSINGS, Preprocess, channel_stats, pixel_mean, recipe
 from grownet.data.splits import FolderSplit, Split, held_out, stratified_indices
@@ -38,6 +39,7 @@ __all__ = [
     "Dataset",
     "DatasetInfo",
     "DatasetMissing",
+    "DownloadFailed",
     "FolderSplit",
     "Preprocess",
     "Split",

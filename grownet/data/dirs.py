@@ -9,7 +9,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["ENV_VAR", "DatasetMissing", "missing_files", "resolve_data_dir"]
+from grownet.errors import UserError
+
+__all__ = ["ENV_VAR", "DatasetMissing", "DownloadFailed", "missing_files", "resolve_data_dir"]
 
 ENV_VAR = "GROWNET_DATA"
 
@@ -63,7 +65,7 @@ def _shown(name: str) -> str:
     return " or ".join(options)
 
 
-class DatasetMissing(FileNotFoundError):
+class DatasetMissing(UserError, FileNotFoundError):
     """A dataset's files are not where grownet looked for them.
 
     ``str(error)`` is a single line that names the dataset, the directory searched, the files
@@ -105,3 +107,21 @@ class DatasetMissing(FileNotFoundError):
     def __setstate__(self, state: dict) -> None:
         self.fix = state["fix"]
         self.args = state["args"]
+
+
+class DownloadFailed(UserError):
+    """``--download`` could not fetch a dataset (no network, a proxy, a failed checksum).
+
+    >>> print(DownloadFailed("MNIST", "https://x/", Path("/d/MNIST/raw"), "[Errno -3] no DNS"))
+    could not download MNIST from https://x/: [Errno -3] no DNS; place the files in /d/MNIST/raw yourself (see README)
+    """  # noqa: E501
+
+    def __init__(self, dataset: str, url: str, directory: str | os.PathLike, reason: str) -> None:
+        self.dataset, self.url, self.directory, self.reason = dataset, url, str(directory), reason
+        super().__init__(
+            f"could not download {dataset} from {url}: {reason}; "
+            f"place the files in {directory} yourself (see README)"
+        )
+
+    def __reduce__(self):  # exceptions travel between processes by pickling their arguments
+        return (type(self), (self.dataset, self.url, self.directory, self.reason))

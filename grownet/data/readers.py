@@ -5,17 +5,29 @@ uncompressed, CIFAR and SVHN only files whose md5 matches the official release. 
 mirror torchvision's parsing exactly (same arrays, same label conventions) without that check,
 so a gzip-only MNIST folder, a read-only shared copy, or a small fake used in tests all load.
 Integrity is checked once, when torchvision downloads the files.
+
+Without that check a file may be truncated, corrupt, foreign or planted: each reader turns
+every such case into one :class:`~grownet.errors.DataFileError` naming the file and the fix,
+and none runs code from a file (CIFAR pickles go through :mod:`grownet.data.safe_pickle`).
 """
 
 import gzip
-import pickle
+import math
+import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["read_cifar_batches", "read_idx", "read_svhn_mat"]
+from grownet.data.safe_pickle import REPLACE, load_pickle
+from grownet.errors import DataFileError
+
+__all__ = ["read_cifar_batches", "read_cifar_classes", "read_idx", "read_svhn_mat"]
+
+REDOWNLOAD = "delete it and run with --download, or replace it"
+"""The fix for a damaged dataset file (a download only fetches the files that are missing)."""
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/): 0x08 unsigned byte ... 0x0E double.
 _IDX_TYPES = {
@@ -28,14 +40,18 @@ _IDX_TYPES = {
 }
 
 
-def _open_either(path: Path) -> bytes:
-    """The bytes of ``path``, or of ``path.gz`` decompressed when only that exists."""
+def _open_either(path: Path) -> tuple[Path, bytes]:
+    """The file read (``path``, or ``path.gz`` when only that exists) and its bytes."""
     if path.is_file():
-        return path.read_bytes()
+        return path, path.read_bytes()
     gz = path.with_name(path.name + ".gz")
     if gz.is_file():
-        with gzip.open(gz, "rb") as f:
-            return f.read()
+        try:
+            with gzip.open(gz, "rb") as f:
+                return gz, f.read()
+        # BadGzipFile: not gzip or a failed CRC; EOFError: cut short; zlib.error: bad deflate.
+        except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+            raise DataFileError(gz, f"is not a readable gzip file ({err}); {REDOWNLOAD}") from None
     raise FileNotFoundError(f"neither {path} nor {gz} exists")
 
 
@@ -48,19 +64,42 @@ def read_idx(path: str | Path) -> Tensor:
     >>> read_idx(Path(d, "t")).tolist()
     [7, 8, 9]
     """
-    data = _open_either(Path(path))
+    source, data = _open_either(Path(path))
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
-        raise ValueError(f"{path} is not an IDX file (bad magic number {data[:4].hex()})")
+        raise DataFileError(
+            source, f"is not an IDX file (magic number {data[:4].hex() or 'missing'}); {REDOWNLOAD}"
+        )
     dtype = np.dtype(_IDX_TYPES[data[2]])
     ndim = data[3]
     header = 4 + 4 * ndim
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    # math.prod on Python ints: a corrupt header's huge dimensions must not overflow int64.
+    expected = header + math.prod(shape) * dtype.itemsize
     if len(data) != expected:
-        raise ValueError(f"{path} has {len(data)} bytes, its header implies {expected}")
+        size = "bytes" if source.suffix != ".gz" else "bytes once decompressed"
+        raise DataFileError(
+            source,
+            f"has {len(data)} {size}, its header implies {expected}: the file is truncated or "
+            f"corrupt; {REDOWNLOAD}",
+        )
     array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
     # Native byte order and a writable copy, so torch owns its memory.
     return torch.from_numpy(array.astype(dtype.newbyteorder("="), copy=True))
+
+
+def _cifar_dict(path: Path, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The dict a CIFAR file holds, with byte-string keys decoded, checked to have ``keys``."""
+    entry = load_pickle(path)
+    if not isinstance(entry, dict):
+        raise DataFileError(
+            path, f"holds a {type(entry).__name__}, not a CIFAR dict with {list(keys)}; {REPLACE}"
+        )
+    # Files re-pickled by Python 3 from the Python 2 originals may keep bytes keys.
+    entry = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in entry.items()}
+    missing = [k for k in keys if k not in entry]
+    if missing:
+        raise DataFileError(path, f"lacks the key {missing[0]!r} of a CIFAR file; {REPLACE}")
+    return entry
 
 
 def read_cifar_batches(
@@ -70,10 +109,10 @@ def read_cifar_batches(
 
     Each file is a pickled dict with ``data`` (N×3072 uint8, channel-major rows) and
     ``label_key`` (``labels`` for CIFAR-10, ``fine_labels`` for CIFAR-100), as torchvision's
-    CIFAR10/CIFAR100 read them. Pickles run code when loaded: only read files you trust
-    (torchvision does the same).
+    CIFAR10/CIFAR100 read them. Unlike torchvision, no code in a file runs (see
+    :mod:`grownet.data.safe_pickle`), and a damaged file raises ``DataFileError``.
 
-    >>> import tempfile
+    >>> import pickle, tempfile
     >>> d = Path(tempfile.mkdtemp())
     >>> with open(d / "b", "wb") as f:
     ...     pickle.dump({"data": np.zeros((2, 3072), np.uint8), "labels": [3, 1]}, f)
@@ -83,18 +122,41 @@ def read_cifar_batches(
     """
     images, labels = [], []
     for name in files:
-        with open(Path(directory) / name, "rb") as f:
-            # latin1: the official files are Python 2 pickles with byte-string keys and data.
-            entry = pickle.load(f, encoding="latin1")
-        if "data" not in entry or label_key not in entry:
-            raise ValueError(f"{Path(directory) / name} lacks 'data' or {label_key!r}")
-        data = np.asarray(entry["data"], dtype=np.uint8)
-        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(entry[label_key]) != len(data):
-            raise ValueError(f"{Path(directory) / name} is not a CIFAR batch: {data.shape}")
+        path = Path(directory) / name
+        entry = _cifar_dict(path, ("data", label_key))
+        data, batch_labels = entry["data"], entry[label_key]
+        if (
+            not isinstance(data, np.ndarray)
+            or data.dtype != np.uint8
+            or data.ndim != 2
+            or data.shape[1] != 3 * 32 * 32
+        ):
+            got = (
+                f"{data.dtype} {data.shape}"
+                if isinstance(data, np.ndarray)
+                else type(data).__name__
+            )
+            raise DataFileError(
+                path, f"is not a CIFAR batch: 'data' must be uint8 N x 3072, got {got}; {REPLACE}"
+            )
+        if not isinstance(batch_labels, list | np.ndarray) or len(batch_labels) != len(data):
+            count = len(batch_labels) if isinstance(batch_labels, list | np.ndarray) else "no"
+            raise DataFileError(path, f"has {len(data)} images but {count} {label_key}; {REPLACE}")
+        try:
+            labels.append(torch.as_tensor(np.asarray(batch_labels, dtype=np.int64)))
+        except (TypeError, ValueError, OverflowError):
+            raise DataFileError(path, f"its {label_key!r} are not integers; {REPLACE}") from None
         images.append(data)
-        labels.extend(entry[label_key])
     x = torch.from_numpy(np.concatenate(images).reshape(-1, 3, 32, 32))
-    return x, torch.tensor(labels, dtype=torch.int64)
+    return x, torch.cat(labels) if labels else torch.zeros(0, dtype=torch.int64)
+
+
+def read_cifar_classes(path: str | Path, key: str) -> tuple[str, ...]:
+    """The class names under ``key`` in a CIFAR meta file (``batches.meta`` or ``meta``)."""
+    names = _cifar_dict(Path(path), (key,))[key]
+    if not isinstance(names, list) or not all(isinstance(n, str | bytes) for n in names):
+        raise DataFileError(path, f"its {key!r} is not a list of names; {REPLACE}")
+    return tuple(n.decode("latin1") if isinstance(n, bytes) else n for n in names)
 
 
 def read_svhn_mat(path: str | Path) -> tuple[Tensor, Tensor]:
@@ -112,11 +174,38 @@ def read_svhn_mat(path: str | Path) -> tuple[Tensor, Tensor]:
     """
     import scipy.io  # optional dependency of torchvision; imported only when SVHN is used
 
-    mat = scipy.io.loadmat(str(path))
-    if "X" not in mat or "y" not in mat or mat["X"].ndim != 4:
-        raise ValueError(f"{path} is not an SVHN .mat file (needs X of 32x32x3xN and y)")
-    x = torch.from_numpy(np.ascontiguousarray(np.transpose(mat["X"], (3, 2, 0, 1)), np.uint8))
-    y = torch.from_numpy(mat["y"].astype(np.int64).reshape(-1))
+    mat = _loadmat(scipy.io, Path(path))
+    x, y = mat.get("X"), mat.get("y")
+    numeric = [isinstance(a, np.ndarray) and a.dtype.kind in "uif" for a in (x, y)]
+    if not all(numeric) or x.ndim != 4:
+        raise DataFileError(
+            path, f"is not an SVHN .mat file (needs X of 32x32x3xN and y); {REDOWNLOAD}"
+        )
+    x = torch.from_numpy(np.ascontiguousarray(np.transpose(x, (3, 2, 0, 1)), np.uint8))
+    y = torch.from_numpy(y.astype(np.int64).reshape(-1))
     if y.numel() != x.shape[0]:
-        raise ValueError(f"{path} has {x.shape[0]} images but {y.numel()} labels")
+        raise DataFileError(path, f"has {x.shape[0]} images but {y.numel()} labels; {REDOWNLOAD}")
     return x, torch.where(y == 10, 0, y)
+
+
+def _loadmat(scipy_io: Any, path: Path) -> dict[str, Any]:
+    """``scipy.io.loadmat(path)``, with every sign of a damaged file as a ``DataFileError``.
+
+    loadmat parses MATLAB v5 files itself (MATLAB objects come back as inert arrays, nothing
+    is unpickled or evaluated), so reading a foreign file is safe; it only fails in many ways.
+    """
+    try:
+        return scipy_io.loadmat(str(path))
+    except NotImplementedError:  # MATLAB v7.3 files are HDF5 underneath
+        raise DataFileError(
+            path, f"is a MATLAB v7.3 (HDF5) file; grownet reads the official v5 .mat; {REDOWNLOAD}"
+        ) from None
+    except OSError as err:
+        if err.errno is not None:  # a real file-system error (permissions...), not the content
+            raise
+        raise DataFileError(path, f"is truncated or corrupt ({err}); {REDOWNLOAD}") from None
+    # MatReadError: empty or cut short; ValueError: not a .mat; IndexError, TypeError: garbled
+    # headers; zlib.error: a damaged compressed variable.
+    except (scipy_io.matlab.MatReadError, ValueError, IndexError, TypeError, zlib.error) as err:
+        reason = f"{type(err).__name__}: {str(err)[:100]}"
+        raise DataFileError(path, f"is not a readable .mat file ({reason}); {REDOWNLOAD}") from None

@@ -5,6 +5,9 @@ they came from. Files are checked here first, so a missing dataset raises ``Data
 listing exactly the files to place; torchvision is used to download (it verifies md5 sums) and
 to read MNIST's uncompressed files, the other formats are read by ``readers`` (see there why).
 
+A file that is there but damaged raises ``DataFileError`` naming it (never "not found"), and
+a download that fails raises ``DownloadFailed`` with the URL and the reason.
+
 Where each dataset is looked for (torchvision's layout, under the data directory):
 
 ======================  =================================================================
@@ -16,17 +19,24 @@ imagenet                imagenet/train/<class>/*.JPEG, imagenet/val/<class>/*.JP
 ======================  =================================================================
 """
 
-import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.error import URLError
 
 import numpy as np
 import torch
 
-from grownet.data.dirs import DatasetMissing, missing_files
-from grownet.data.readers import read_cifar_batches, read_idx, read_svhn_mat
+from grownet.data.dirs import DatasetMissing, DownloadFailed, missing_files
+from grownet.data.readers import (
+    REDOWNLOAD,
+    read_cifar_batches,
+    read_cifar_classes,
+    read_idx,
+    read_svhn_mat,
+)
 from grownet.data.splits import FolderSplit, Split
+from grownet.errors import DataFileError
 
 __all__ = [
     "Raw",
@@ -61,10 +71,21 @@ def _sizes(directory: Path, names: list[str]) -> dict[str, int]:
     return sizes
 
 
-def _require(title: str, directory: Path, expected: list[str], download: Callable | None) -> None:
-    """Raise ``DatasetMissing`` unless every expected file is there (downloading if asked)."""
+def _require(
+    title: str, directory: Path, expected: list[str], download: Callable | None, url: str = ""
+) -> None:
+    """Raise ``DatasetMissing`` unless every expected file is there (downloading if asked).
+
+    A failed download (``url`` is where it fetches from) raises ``DownloadFailed``.
+    """
     if missing_files(directory, expected) and download is not None:
-        download()
+        try:
+            download()
+        # URLError (an OSError): no network or a refused connection; OSError: sockets, a
+        # read-only directory; RuntimeError: torchvision's "Error downloading" and checksums.
+        except (URLError, OSError, RuntimeError) as err:
+            reason = getattr(err, "reason", None) or err
+            raise DownloadFailed(title, url, directory, str(reason)[:300]) from err
     if missing_files(directory, expected):
         raise DatasetMissing(title, directory, expected)
 
@@ -126,20 +147,23 @@ def read_mnist_like(kind: str, data_dir: Path, *, download: bool) -> Raw:
         raise ValueError(f"kind must be 'mnist' or 'fashion_mnist', got {kind!r}")
     directory = Path(data_dir) / cls.__name__ / "raw"
     fetch = (lambda: cls(str(data_dir), train=True, download=True)) if download else None
-    _require(cls.__name__, directory, _IDX_FILES, fetch)
+    _require(cls.__name__, directory, _IDX_FILES, fetch, cls.mirrors[0])
     uncompressed = not missing_files(directory, [n.split("|")[0] for n in _IDX_FILES])
     splits = []
-    for train in (True, False):
+    for prefix in ("train", "t10k"):
         if uncompressed:
             try:
-                ds = cls(str(data_dir), train=train, download=False)
-            except RuntimeError as err:  # torchvision's "Dataset not found"
-                raise DatasetMissing(cls.__name__, directory, _IDX_FILES) from err
-            x, y = ds.data, ds.targets
+                ds = cls(str(data_dir), train=prefix == "train", download=False)
+                x, y = ds.data, ds.targets
+            # torchvision reports a damaged file as a shape RuntimeError, a failed assert or
+            # a KeyError: grownet's reader says which file is damaged and how.
+            except (RuntimeError, AssertionError, KeyError, ValueError, TypeError) as err:
+                _read_idx_pair(directory, prefix)  # raises DataFileError naming the file
+                raise DataFileError(
+                    directory, f"torchvision cannot read it ({err}); {REDOWNLOAD}"
+                ) from err
         else:
-            prefix = "train" if train else "t10k"
-            x = read_idx(directory / f"{prefix}-images-idx3-ubyte")
-            y = read_idx(directory / f"{prefix}-labels-idx1-ubyte")
+            x, y = _read_idx_pair(directory, prefix)
         splits.append(Split(x.unsqueeze(1).contiguous(), y.long()))
     return Raw(
         *splits,
@@ -148,6 +172,23 @@ def read_mnist_like(kind: str, data_dir: Path, *, download: bool) -> Raw:
         files=_sizes(directory, _IDX_FILES),
         reader=f"torchvision.datasets.{cls.__name__}" if uncompressed else "grownet IDX (.gz)",
     )
+
+
+def _read_idx_pair(directory: Path, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``prefix`` split's images (N×H×W) and labels (N), checked to match each other."""
+    names = [
+        directory / f"{prefix}-{kind}-idx{n}-ubyte" for kind, n in (("images", 3), ("labels", 1))
+    ]
+    x, y = (read_idx(name) for name in names)
+    # Name the file actually read: the raw one, or else its .gz.
+    images, labels = (p if p.is_file() else p.with_name(p.name + ".gz") for p in names)
+    if x.ndim != 3 or x.dtype != torch.uint8:
+        raise DataFileError(images, f"holds {x.dtype} {tuple(x.shape)}, not N images; {REDOWNLOAD}")
+    if y.ndim != 1 or len(y) != len(x):
+        raise DataFileError(
+            labels, f"holds {tuple(y.shape)} labels for {len(x)} images; {REDOWNLOAD}"
+        )
+    return x, y
 
 
 # --------------------------------------------------------------------------- CIFAR
@@ -188,17 +229,14 @@ def read_cifar(kind: str, data_dir: Path, *, download: bool) -> Raw:
     directory = Path(data_dir) / folder
     expected = [*train_files, *test_files, meta]
 
-    def fetch() -> None:
-        import torchvision.datasets as tvd
+    import torchvision.datasets as tvd
 
-        cls = tvd.CIFAR10 if kind == "cifar10" else tvd.CIFAR100
-        cls(str(data_dir), train=True, download=True)
-
-    _require(title, directory, expected, fetch if download else None)
+    cls = tvd.CIFAR10 if kind == "cifar10" else tvd.CIFAR100
+    fetch = (lambda: cls(str(data_dir), train=True, download=True)) if download else None
+    _require(title, directory, expected, fetch, cls.url)
     train = Split(*read_cifar_batches(directory, train_files, label_key=label_key))
     test = Split(*read_cifar_batches(directory, test_files, label_key=label_key))
-    with open(directory / meta, "rb") as f:
-        classes = tuple(pickle.load(f, encoding="latin1")[names_key])
+    classes = read_cifar_classes(directory / meta, names_key)
     return Raw(
         train,
         test,
@@ -222,14 +260,15 @@ def read_svhn(data_dir: Path, *, download: bool, extra: bool = False) -> Raw:
     parts = ["train", "test"] + (["extra"] if extra else [])
     expected = [f"{p}_32x32.mat" for p in parts]
 
-    def fetch() -> None:
-        import torchvision.datasets as tvd
+    import torchvision.datasets as tvd
 
+    def fetch() -> None:
         for p in parts:
             if missing_files(directory, [f"{p}_32x32.mat"]):
                 tvd.SVHN(str(directory), split=p, download=True)
 
-    _require("SVHN", directory, expected, fetch if download else None)
+    url = tvd.SVHN.split_list["train"][0].rsplit("/", 1)[0] + "/"
+    _require("SVHN", directory, expected, fetch if download else None, url)
     loaded = {p: read_svhn_mat(directory / f"{p}_32x32.mat") for p in parts}
     if extra:
         x = torch.cat([loaded["train"][0], loaded["extra"][0]])

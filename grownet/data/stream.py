@@ -13,7 +13,7 @@ depend on which worker made it, on the number of workers, or on where a run was 
 from collections.abc import Iterator
 
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import DataLoader, Sampler
 from torch.utils.data import Dataset as TorchDataset
@@ -32,8 +32,14 @@ from grownet.data.loader import (
 )
 from grownet.data.preprocess import Preprocess
 from grownet.data.splits import FolderSplit
+from grownet.errors import DataFileError
 
 __all__ = ["StreamLoader", "folder_transform"]
+
+# The formats of torchvision's IMG_EXTENSIONS (JPEG covers cameras' MPO files too). PIL picks
+# a decoder by the bytes, not the name: without this list a planted "x.jpg" holding EPS would
+# be handed to Ghostscript, an external interpreter.
+IMAGE_FORMATS = ("JPEG", "PNG", "PPM", "BMP", "TIFF", "WEBP")
 
 
 def folder_transform(preprocess: Preprocess, *, train: bool) -> T.Compose:
@@ -71,8 +77,19 @@ class _FolderImages(TorchDataset):
 
     def __getitem__(self, item: tuple[int, int]) -> tuple[Tensor, int]:
         index, seed = item
-        with Image.open(self.paths[index]) as image:
-            image = image.convert("RGB")
+        path = self.paths[index]
+        try:
+            with Image.open(path, formats=IMAGE_FORMATS) as image:
+                image = image.convert("RGB")
+        # UnidentifiedImageError: another format or not an image; OSError with no errno:
+        # a truncated or corrupt image (a real file-system error keeps its errno).
+        except UnidentifiedImageError:
+            formats = ", ".join(IMAGE_FORMATS)
+            raise DataFileError(path, f"is not a {formats} image; remove or replace it") from None
+        except OSError as err:
+            if err.errno is not None:
+                raise
+            raise DataFileError(path, f"is a damaged image ({err}); remove or replace it") from None
         # torchvision's v1 transforms draw from the global torch RNG; fork_rng confines the
         # reseeding to this call, so the caller's RNG (the main process with num_workers=0)
         # is left exactly as it was.

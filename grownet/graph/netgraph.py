@@ -16,6 +16,7 @@ from typing import Any
 
 import networkx as nx
 
+from grownet.files import atomic_write_text
 from grownet.graph.ops import INIT_KINDS, OPS
 from grownet.graph.spec import GraphError, LayerSpec, Shape
 
@@ -246,6 +247,13 @@ class NetGraph:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NetGraph:
+        """The graph :meth:`to_dict` wrote; a malformed one raises :class:`GraphError`.
+
+        >>> NetGraph.from_dict({"format": "grownet.netgraph", "version": 1, "nodes": [{}]})
+        Traceback (most recent call last):
+        ...
+        grownet.graph.spec.GraphError: nodes[0] must be a mapping with 'id' and 'op', got {}
+        """
         if not isinstance(data, dict) or data.get("format") != "grownet.netgraph":
             raise GraphError("not a grownet graph: expected 'format': 'grownet.netgraph'")
         if data.get("version") != FORMAT_VERSION:
@@ -253,35 +261,61 @@ class NetGraph:
                 f"graph format version {data.get('version')!r} is not supported "
                 f"(this grownet reads version {FORMAT_VERSION})"
             )
-        g = nx.DiGraph()
-        for item in data["nodes"]:
-            g.add_node(item["id"], spec=LayerSpec.from_dict(item))
-        for e in data["edges"]:
+        g = NetGraph()
+        for i, item in enumerate(_list_of(data, "nodes", ("id", "op"))):
+            node = item["id"]
+            if not isinstance(node, str) or not _NODE_ID.match(node):
+                raise GraphError(f"nodes[{i}]: 'id' {_short(node)} is not a valid node id")
+            try:
+                spec = LayerSpec.from_dict({k: v for k, v in item.items() if k != "id"})
+            except GraphError as err:
+                raise GraphError(f"node {node!r}: {err}") from None
+            g.add(node, spec)  # its inputs are wired below, from the edges
+        for e in _list_of(data, "edges", ("source", "target", "port")):
             for end in ("source", "target"):
-                if e[end] not in g:
-                    raise GraphError(f"edge {e} names unknown node {e[end]!r}")
-            g.add_edge(e["source"], e["target"], port=int(e["port"]))
-        return cls(g)
+                if not isinstance(e[end], str) or e[end] not in g.nx:
+                    raise GraphError(f"edge {_short(e)} names unknown node {_short(e[end])}")
+            if not isinstance(e["port"], int) or isinstance(e["port"], bool) or e["port"] < 0:
+                raise GraphError(f"edge {_short(e)}: 'port' must be an integer >= 0")
+            g.nx.add_edge(e["source"], e["target"], port=e["port"])
+        return g
 
     def to_json(self, path: str | Path | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=1)
         if path is not None:
-            Path(path).write_text(text + "\n")
+            atomic_write_text(path, text + "\n")  # a run's graph.json is never torn
         return text
 
     @classmethod
     def from_json(cls, source: str | Path) -> NetGraph:
-        """Read a graph from a JSON string or a path to a JSON file."""
+        """Read a graph from a JSON string or a path to a JSON file.
+
+        Every problem with a file (not UTF-8, empty, not JSON, not a graph) is one
+        :class:`GraphError` line that starts with the file's name.
+        """
         path = Path(source) if not str(source).lstrip().startswith("{") else None
+        where = str(path) if path is not None else "graph JSON"
         try:
-            text = path.read_text() if path is not None else str(source)
-            data = json.loads(text)
+            text = path.read_text(encoding="utf-8") if path is not None else str(source)
         except FileNotFoundError:
             raise GraphError(f"graph file {source} does not exist") from None
+        except UnicodeDecodeError as err:
+            raise GraphError(
+                f"{where}: not a text file (byte {err.start} is not UTF-8); "
+                "give a graph JSON file as written by grownet"
+            ) from None
+        if not text.strip():
+            raise GraphError(f"{where}: the file is empty; give a graph JSON file")
+        try:
+            data = json.loads(text)
         except json.JSONDecodeError as err:
-            where = path or "graph JSON"
             raise GraphError(f"{where} is not valid JSON: {err.msg} at line {err.lineno}") from None
-        return cls.from_dict(data)
+        except RecursionError:  # nesting too deep for the parser
+            raise GraphError(f"{where} is not valid JSON: nested too deeply") from None
+        try:
+            return cls.from_dict(data)
+        except GraphError as err:
+            raise GraphError(f"{where}: {err}") from None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, NetGraph) and self.to_dict() == other.to_dict()
@@ -307,3 +341,21 @@ class NetGraph:
         for node, spec in specs:
             last = self.add(node, spec, [last])
         return last
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to fit an error message that a file's content ends up in."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _list_of(data: dict[str, Any], key: str, fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    """``data[key]``, checked to be a list of mappings that each hold ``fields``."""
+    items = data.get(key)
+    if not isinstance(items, list):
+        raise GraphError(f"{key!r} must be a list, got {_short(items)}")
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or any(f not in item for f in fields):
+            need = " and ".join(repr(f) for f in fields)
+            raise GraphError(f"{key}[{i}] must be a mapping with {need}, got {_short(item)}")
+    return items

@@ -13,6 +13,7 @@ shortcut's BatchNorm and ReLU.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,72 @@ def _pool_out(size: int, kernel: int, stride: int, pad: int, dilation: int, ceil
     if ceil and (out - 1) * stride >= size + pad:
         out -= 1
     return out
+
+
+# --------------------------------------------------------------------------- parameter checks
+# Parameter names mean one thing across ops, so one table checks the types and ranges of every
+# op's parameters when a spec is made: a graph file's "kernel_size": "3" or "out_channels": -4
+# fails there, naming the op and the parameter, not deep in torch. Finer ranges (a dropout
+# probability, a DropIn length) are the layers' own checks, run by ``NetGraph.validate``.
+
+
+def _is_int(v: Any, low: int) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= low
+
+
+def _is_pair(v: Any, low: int) -> bool:
+    pair = isinstance(v, list) and len(v) == 2 and all(_is_int(x, low) for x in v)
+    return pair or _is_int(v, low)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "positive": (lambda v: _is_int(v, 1), "an integer >= 1"),
+    "int": (lambda v: _is_int(v, -(2**63)), "an integer"),
+    "pair": (lambda v: _is_pair(v, 1), "an integer >= 1 or a pair [h, w] of them"),
+    "pad": (lambda v: _is_pair(v, 0), "an integer >= 0 or a pair [h, w] of them"),
+    "shape": (
+        lambda v: isinstance(v, list) and len(v) > 0 and all(_is_int(x, 1) for x in v),
+        "a non-empty list of integers >= 1",
+    ),
+    "number": (_is_number, "a finite number"),
+    "positive_number": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+}
+
+PARAM_KINDS: dict[str, str] = {
+    **dict.fromkeys(["out_channels", "out_features", "channels", "dilation", "groups"], "positive"),
+    "size": "positive",
+    **dict.fromkeys(["kernel_size", "stride"], "pair"),
+    "padding": "pad",
+    "shape": "shape",
+    **dict.fromkeys(["start", "seed", "length"], "int"),
+    **dict.fromkeys(["init_std", "eps"], "positive_number"),
+    **dict.fromkeys(["bias_value", "momentum", "alpha", "beta", "k", "p", "retain"], "number"),
+    **dict.fromkeys(["drop_prob", "mxscale"], "number"),
+    **dict.fromkeys(["bias", "ceil_mode", "zero_init"], "bool"),
+    **dict.fromkeys(["init", "region", "mode", "method", "layout", "kind"], "str"),
+}
+
+
+def check_params(op: str, params: Params) -> None:
+    """Raise :class:`GraphError` naming the first parameter of the wrong type or range.
+
+    >>> check_params("conv", {"out_channels": 0, "kernel_size": 3})
+    Traceback (most recent call last):
+    ...
+    grownet.graph.spec.GraphError: op 'conv': out_channels must be an integer >= 1, got 0
+    """
+    for name, value in params.items():
+        if value is None and OPS[op].defaults.get(name, REQUIRED) is None:
+            continue  # an optional parameter left unset (a pool's stride)
+        ok, want = _KINDS[PARAM_KINDS[name]]
+        if not ok(value):
+            raise GraphError(f"op {op!r}: {name} must be {want}, got {value!r}")
 
 
 # --------------------------------------------------------------------------- init

@@ -13,12 +13,20 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from grownet.errors import BadValueError
+
 Shape = tuple[int, ...]
 """A per-sample tensor shape, batch dimension excluded: ``(C, H, W)`` or ``(F,)``."""
 
 
-class GraphError(ValueError):
+class GraphError(BadValueError):
     """A network graph is malformed; the message names the node and the fix."""
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to fit an error message that a file's content ends up in."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 class _Required:
@@ -58,11 +66,11 @@ class LayerSpec:
     params: dict[str, Any] = field(default_factory=dict)
 
     def __init__(self, op: str, /, **params: Any) -> None:
-        from grownet.graph.ops import OPS  # ops import this module
+        from grownet.graph.ops import OPS, check_params  # ops import this module
 
-        if op not in OPS:
+        if not isinstance(op, str) or op not in OPS:
             known = ", ".join(sorted(OPS))
-            raise GraphError(f"unknown layer op {op!r}; known ops: {known}")
+            raise GraphError(f"unknown layer op {_short(op)}; known ops: {known}")
         defaults = OPS[op].defaults
         unknown = sorted(set(params) - set(defaults))
         if unknown:
@@ -74,6 +82,7 @@ class LayerSpec:
             if value is REQUIRED:
                 raise GraphError(f"op {op!r} needs parameter {name!r}")
             full[name] = _canonical(value)
+        check_params(op, full)
         self.op = op
         self.params = full
 
@@ -86,9 +95,13 @@ class LayerSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LayerSpec:
+        """The spec ``{"op": ..., "params": {...}}`` describes (as :meth:`to_dict` writes it)."""
         if not isinstance(data, dict) or "op" not in data:
-            raise GraphError(f"a layer spec must be a mapping with an 'op' key, got {data!r}")
-        return cls(data["op"], **data.get("params", {}))
+            raise GraphError(f"a layer spec must be a mapping with an 'op' key, got {_short(data)}")
+        params = data.get("params", {})
+        if not isinstance(params, dict):
+            raise GraphError(f"'params' must be a mapping of names to values, got {_short(params)}")
+        return cls(data["op"], **params)
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={v!r}" for k, v in self.params.items())

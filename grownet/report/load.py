@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grownet.errors import BadValueError
 from grownet.train.rundir import RunDir
 
 # A directory holding any of these is a run directory.
@@ -49,11 +50,11 @@ SWEEP_KINDS = ("width", "depth", "dropin")
 _STAGE_GRAPH = re.compile(r"^stage_(\d+)\.json$")
 
 
-class ReportError(ValueError):
+class ReportError(BadValueError):
     """A path the report cannot use; one line, and exit code 2 at the command line."""
 
 
-class SchemaError(ValueError):
+class SchemaError(BadValueError):
     """A file or record that does not fit its documented schema."""
 
 
@@ -214,7 +215,8 @@ def check_bench(data: Any, where: str = "bench.json") -> dict[str, Any]:
                    "forward_ms": float, "backward_ms": float, "total_ms": float,
                    "saving": float,                 # 1 - total / baseline total
                    "theory_saving": float | null,   # the expected saving, from MACs
-                   "paper_theory_saving": float | null,  # the paper's own figure
+                   "paper_theory_saving": float | null,  # the paper's own formula
+                   "paper_theory_mac_saving": float | null,  # optional: it, by unit MACs
                    "variant": str, ...}],
          "findings": [str, ...],                    # optional: one line per finding
          "provenance": {...}}                       # env.json-like: device, versions
@@ -244,7 +246,8 @@ def check_bench(data: Any, where: str = "bench.json") -> dict[str, Any]:
         _check_object(at, row)
         for key in BENCH_ROW_KEYS:
             _check_number(at, row, key)
-        for key in ("theory_saving", "paper_theory_saving"):
+        # Optional: files written before the MAC-weighted column lack it and stay readable.
+        for key in ("theory_saving", "paper_theory_saving", "paper_theory_mac_saving"):
             if row.get(key) is not None:
                 _check_number(at, row, key)
         if not isinstance(row.get("mode"), str):

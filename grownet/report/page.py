@@ -30,9 +30,10 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from grownet.files import atomic_write_text, check_output_dir
 from grownet.graph import GraphError, NetGraph
 from grownet.report import figures, tables
-from grownet.report.load import Evidence, Run, load_evidence
+from grownet.report.load import Evidence, ReportError, Run, load_evidence
 from grownet.report.network import graph_title, network_figure
 from grownet.report.studies import study_figures
 
@@ -188,7 +189,7 @@ def render(sections: Sequence[Section], evidence: Evidence) -> str:
         [
             "<!DOCTYPE html>",
             "<html lang='en'><head><meta charset='utf-8'>",
-            f"<title>grownet report: {html.escape(labels)}</title>",
+            f"<title>{_MARK} {html.escape(labels)}</title>",
             f"<script src='{PLOTLY_JS}' charset='utf-8'></script>",
             f"<style>{STYLE}</style></head><body>",
             f"<h1>grownet report: {html.escape(labels)}</h1>",
@@ -201,15 +202,16 @@ def render(sections: Sequence[Section], evidence: Evidence) -> str:
     )
 
 
+_MARK = "grownet report:"  # in every page's title: what may be redrawn over
+
+
 def _write_plotlyjs(directory: Path) -> None:
     """plotly.js of the installed plotly, beside the page; rewritten only when it differs."""
     path = directory / PLOTLY_JS
     text = get_plotlyjs()
     if path.exists() and path.stat().st_size == len(text.encode()) and path.read_text() == text:
         return
-    tmp = path.with_name(PLOTLY_JS + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    atomic_write_text(path, text)
 
 
 def default_output(paths: Sequence[Path]) -> Path:
@@ -227,17 +229,43 @@ def write_report(
     Raises :class:`grownet.report.load.ReportError` for a path that is not a run directory.
     """
     paths = [Path(run_dirs)] if isinstance(run_dirs, str | Path) else [Path(p) for p in run_dirs]
-    evidence = load_evidence(paths)
     target = Path(out) if out is not None else default_output(paths)
     if target.is_dir():
         target = target / "report.html"
+    check_output(target, paths)
+    evidence = load_evidence(paths)
     page = render(build_sections(evidence), evidence)
-    target.parent.mkdir(parents=True, exist_ok=True)
     _write_plotlyjs(target.parent)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(page)
-    tmp.replace(target)
+    atomic_write_text(target, page)
     return target
+
+
+def check_output(target: Path, inputs: Sequence[Path]) -> None:
+    """Refuse a page that would replace anything but a report, before any drawing: inside a
+    run only ``report.html`` is the report's; elsewhere an existing file must be a report."""
+    if target.suffix.lower() not in (".html", ".htm"):
+        raise ReportError(f"-o {target}: a report is an .html file; name one, e.g. report.html")
+    where = target.resolve()
+    for path in inputs:
+        inside = where.parent == path.resolve() or path.resolve() in where.parents
+        if inside and target.name != "report.html":
+            raise ReportError(
+                f"-o {target} is inside the run {path}, where only report.html is the report's; "
+                "write report.html there, or the page somewhere outside the run"
+            )
+    if target.exists() and not _is_report(target):
+        raise ReportError(
+            f"-o {target} exists and is not a grownet report; choose another file name"
+        )
+    check_output_dir(target.parent, label="the report's directory")
+
+
+def _is_report(path: Path) -> bool:
+    try:
+        with path.open(errors="replace") as f:
+            return _MARK in f.read(4096)
+    except OSError:
+        return False
 
 
 def try_write_report(

@@ -17,11 +17,16 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
 
+_SQLITE = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 MIN_TRIALS = 2  # importances and parallel coordinates need at least two finished trials
 
 
@@ -75,11 +80,38 @@ def _multi(study: Any, where: str, objectives: list[str]) -> dict[str, go.Figure
     return figures
 
 
+@contextlib.contextmanager
+def _read_only(path: Path) -> Iterator[str]:
+    """A storage URL of a private copy of the SQLite file ``path``.
+
+    A report only reads: opened in place, Optuna would create its schema in an empty or
+    foreign file and may migrate an old one. So a file that is not SQLite is refused, and the
+    rest is read from a copy (with its write-ahead log) that is thrown away.
+    """
+    with path.open("rb") as f:
+        header = f.read(len(_SQLITE))
+    if header != _SQLITE:
+        what = "an empty file" if not header else "not an SQLite database"
+        raise ValueError(f"{path} is {what}, not an Optuna storage; left as it is")
+    with tempfile.TemporaryDirectory(prefix="grownet-study-") as tmp:
+        copy = Path(tmp) / path.name
+        shutil.copyfile(path, copy)
+        for suffix in ("-wal", "-shm"):
+            if (side := path.with_name(path.name + suffix)).exists():
+                shutil.copyfile(side, copy.with_name(copy.name + suffix))
+        yield f"sqlite:///{copy}"
+
+
 def study_figures(path: Path, *, label: str) -> dict[str, go.Figure]:
-    """Figures of every study in the SQLite storage ``path``, keyed ``<study>-<kind>``."""
+    """Figures of every study in the SQLite storage ``path``, keyed ``<study>-<kind>``;
+    the file is never written (see :func:`_read_only`)."""
+    with _read_only(Path(path)) as storage:
+        return _figures(storage, label)
+
+
+def _figures(storage: str, label: str) -> dict[str, go.Figure]:
     import optuna
 
-    storage = f"sqlite:///{Path(path).resolve()}"
     figures: dict[str, go.Figure] = {}
     for name in optuna.get_all_study_names(storage):
         study = optuna.load_study(study_name=name, storage=storage)

@@ -200,7 +200,8 @@ def provenance_table(runs: Sequence[Run]) -> str:
 
 
 def bench_table(file: str, bench: dict[str, Any]) -> str:
-    """A benchmark's settings and provenance, and its numbers when it has no rows to plot."""
+    """A benchmark's settings and provenance, its numbers when it has no rows to plot, and its
+    rows' savings beside the theories when it has (:func:`bench_rows_table`)."""
     prov = bench.get("provenance") or {}
     items = {
         "model": bench.get("model"),
@@ -214,7 +215,41 @@ def bench_table(file: str, bench: dict[str, Any]) -> str:
         items |= {k: v for k, v in bench.items() if isinstance(v, int | float | str)}
     rows = [[k, v] for k, v in items.items() if v is not None]
     rows += [["finding", line] for line in bench.get("findings") or ()]
-    return table([file, ""], rows, cls="provenance")
+    return table([file, ""], rows, cls="provenance") + bench_rows_table(bench)
+
+
+# The theory columns of a benchmark row: the key, and the column's head.
+BENCH_THEORIES = (
+    ("theory_saving", "theory (MACs)"),
+    ("paper_theory_saving", "paper's formula"),
+    ("paper_theory_mac_saving", "paper's formula by MACs"),
+)
+
+
+def bench_rows_table(bench: dict[str, Any]) -> str:
+    """A timing benchmark's rows: time per step, measured saving, and each theory beside it.
+
+    "paper's formula" is the paper's count as it states it (equal units); a file written before
+    the MAC-weighted column existed shows that column only if some row has it.
+
+    Example:
+        >>> doc = {"rows": [{"variant": "p=0.5 skip", "total_ms": 30, "saving": 0.3,
+        ...                  "theory_saving": 0.4, "paper_theory_saving": 0.346}]}
+        >>> html_text = bench_rows_table(doc)
+        >>> "34.60 %" in html_text, "by MACs" in html_text
+        (True, False)
+    """
+    rows = bench.get("rows") or []
+    if not rows:
+        return ""
+    theories = [(k, h) for k, h in BENCH_THEORIES if any(k in r for r in rows)]
+    head = ["variant", "total ms", "saving", *(h for _, h in theories)]
+    body = [
+        [r.get("variant", ""), f"{number(r.get('total_ms')) or 0:.1f}", percent(r.get("saving")),
+         *(percent(r.get(k)) for k, _ in theories)]
+        for r in rows
+    ]  # fmt: skip
+    return table(head, body, cls="bench")
 
 
 def notes_list(runs: Sequence[Run]) -> str:

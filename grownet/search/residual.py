@@ -117,12 +117,13 @@ def residual_depth_sweep(
         error = 1.0 - test_accuracy(spec, sub, state_for(sub, run.state))
         return {"error": error, "full_error": 1.0 - run.accuracy, "units_removed": removes(p)}
 
-    points = fine_tune_points(
+    points, correct = fine_tune_points(
         spec, sweep, folder, start,
         lambda p: (with_drop(start.graph, units, p), None),
         ratios, echo, quiet, measure,
     )  # fmt: skip
-    record, candidates = read_knee("depth", points, start, sweep)
+    # The sub-networks' errors are measured without per-sample correctness: an unpaired test.
+    record, candidates = read_knee("depth", points, start, sweep, correct)
     echo(f"  {record['finding']}")
 
     def attempt(p: float) -> tuple[dict[str, Any], Trained]:

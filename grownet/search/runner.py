@@ -27,6 +27,8 @@ from typing import Any
 import torch
 
 from grownet import data as gdata
+from grownet.errors import RunDirError
+from grownet.files import atomic_save, atomic_write_text
 from grownet.graph import NetGraph
 from grownet.provenance import environment
 from grownet.search.decide import Decision, StageOutcome, decide
@@ -71,22 +73,14 @@ class Search:
                                   val_size=config.val_size, seed=config.seed)  # fmt: skip
         return build_graph(config, info.in_shape, info.num_classes)
 
-    def _prepare(self) -> None:
-        saved = self.dir.file("search.json")
+    def _check(self, *, existing: bool = True) -> dict[str, Any]:
+        """Every check of the spec against its base network and (``existing``) against what
+        the directory holds, before anything is written; returns the spec as it is saved."""
         mine = json.loads(json.dumps(self.spec.to_dict()))
         for key in _WHERE_IT_RUNS:
             del mine[key]
-        if saved.exists():
-            theirs = self.dir.read_json("search.json")
-            for key in _WHERE_IT_RUNS:
-                theirs.pop(key, None)
-            if theirs != mine:
-                changed = sorted(k for k in mine if theirs.get(k) != mine[k])
-                raise SpecError(
-                    f"{self.dir.path} holds a search with another spec (differs in "
-                    f"{', '.join(changed)}); pass another --name, or delete that directory"
-                )
-            self.echo(f"resuming the search in {self.dir.path}")
+        if existing:
+            self._check_directory(mine)
         self._check_positions(self.base)
         depth = self.spec.depth
         if depth.enabled and depth.method == "depth_dropout" and not residual_units(self.base):
@@ -95,7 +89,29 @@ class Search:
                 f"with units that keep their shape; {self.spec.model} has none: use "
                 '"dropin" or "auto"'
             )
-        self.dir.create()
+        return mine
+
+    def _check_directory(self, mine: dict[str, Any]) -> None:
+        """A search already here must be this spec's; a training run is not a search."""
+        if self.dir.file("search.json").exists():
+            theirs = self.dir.read_json("search.json")
+            for key in _WHERE_IT_RUNS:
+                theirs.pop(key, None)
+            if theirs != mine:
+                changed = sorted(k for k in mine if theirs.get(k) != mine[k])
+                raise SpecError(
+                    f"{self.dir.path} holds a search with another spec (differs in "
+                    f"{', '.join(changed)}); pass another --name, or --overwrite to delete it"
+                )
+        elif self.dir.holds_run():
+            raise RunDirError(
+                f"{self.dir.path} holds a training run, not a search; pass another --name"
+            )
+
+    def _prepare(self) -> None:
+        mine = self._check()
+        if self.dir.file("search.json").exists():
+            self.echo(f"resuming the search in {self.dir.path}")
         self.dir.write_json("search.json", {**mine, "source": self.spec.source})
         config = self.spec.train_config(name=self.spec.name)
         self.dir.write_json("config.json", config.to_dict())
@@ -190,8 +206,14 @@ class Search:
         run.graph.to_json(self.dir.file("graphs") / f"stage_{k}.json")
         new = [b for b in growth.blocks if b["stage"] == k]
         offset = k * self.spec.growth.stage_iters
-        for r in RunDir(run.path).read_metrics():  # one curve across stages, for the report
-            self.dir.append_metrics({**r, "iteration": r["iteration"] + offset, "stage": k})
+        # One curve across stages, for the report. Rewritten whole, without any stage-k records
+        # a killed earlier call left: recording a stage twice gives the same file.
+        curve = [r for r in self.dir.read_metrics() if r.get("stage") != k]
+        curve += [
+            {**r, "iteration": r["iteration"] + offset, "stage": k}
+            for r in RunDir(run.path).read_metrics()
+        ]
+        self.dir.write_jsonl("metrics.jsonl", curve)
         record = {
             "stage": k,
             "depth": weighted_depth(run.graph),
@@ -210,7 +232,17 @@ class Search:
 
     # ------------------------------------------------------------------ estimates
 
-    def run(self) -> dict[str, Any]:
+    def run(self, *, overwrite: bool = False) -> dict[str, Any]:
+        """Run (or resume) the search as the one writer of its directory; ``overwrite``
+        first deletes what the directory holds (the user named it for that)."""
+        # A mistake in the spec writes (or, with --overwrite, deletes) nothing.
+        self._check(existing=not overwrite)
+        with self.dir.lock():
+            if overwrite:
+                self.dir.clear()
+            return self._run()
+
+    def _run(self) -> dict[str, Any]:
         self._prepare()
         runs, growths, decision = self.grow()
         chosen = runs[decision.chosen]
@@ -319,7 +351,7 @@ class Search:
         best = max([*runs, full, start, rec], key=lambda r: r.accuracy)
         graph = rec.graph
         graph.to_json(self.dir.file("graph.json"))
-        torch.save(rec.state, self.dir.file("weights.pt"))
+        atomic_save(self.dir.file("weights.pt"), lambda f: torch.save(rec.state, f))
         widths = {n: graph.shapes()[n][0] for n in graph.nodes_of("conv", "linear")}
         biggest = max(runs, key=lambda r: r.graph.num_params())
         summary = {
@@ -369,7 +401,7 @@ class Search:
             "report": str(self.dir.file("report.html")),
         }
         self.dir.write_json("search_summary.json", summary)
-        self.dir.file("summary.txt").write_text(format_summary(summary) + "\n")
+        atomic_write_text(self.dir.file("summary.txt"), format_summary(summary) + "\n")
         self.dir.write_json(
             "result.json",
             {

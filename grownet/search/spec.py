@@ -29,14 +29,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grownet.errors import BadValueError
 from grownet.train.config import ConfigError, TrainConfig
+from grownet.train.rundir import check_run_name
 
 GROWTH_MODES = ("append", "double")
 DEPTH_METHODS = ("auto", "depth_dropout", "dropin", "off")
 DEFAULT_RATIOS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
 
 
-class SpecError(ValueError):
+class SpecError(BadValueError):
     """A search spec mistake; the message names the key and the fix."""
 
 
@@ -282,5 +284,6 @@ def load_spec(
         data_dir=data_dir,
         device=device,
     )
+    check_run_name(spec.name, what=f"{source}: name")
     spec.train_config(name="check")  # every [train] key checked now, not at stage 3
     return spec

@@ -12,7 +12,9 @@ Minimum depth: the base layers plus the grown ones a knee at q* still needs,
 ``grown - floor(grown * q*)``. Residual networks sweep the depth-dropout ratio instead
 (:mod:`grownet.search.residual`).
 
-Reading a sweep (:func:`read_knee`): the knee is the estimate. A flat curve has no knee, and
+Reading a sweep (:func:`read_knee`): the knee (a test against the full network at the sweep's
+confidence over all its ratios, paired by sample where the points' correctness is known; see
+:mod:`grownet.search.knee`) is the estimate. A flat curve has no knee, and
 none is invented, but its smallest network bounds the minimum from above, so it is the
 estimate checked; a curve with no plateau gives no estimate.
 
@@ -133,12 +135,16 @@ def fine_tune_points(
     echo: Echo,
     quiet: bool,
     measure: Callable[[float, Trained], dict[str, Any]] | None = None,
-) -> list[dict[str, Any]]:
-    """Fine-tune progressively through ``ratios``; one point (ratio, error) per ratio.
+) -> tuple[list[dict[str, Any]], list[tuple[bool, ...] | None]]:
+    """Fine-tune progressively through ``ratios``; one point (ratio, error) per ratio, and the
+    per-sample test correctness behind each error (for the knee's paired test).
 
     The point's error is the fine-tuned network's test error, unless ``measure`` (given the
-    ratio and the run) says otherwise; its other keys join the point's record."""
-    points, state = [], start.state
+    ratio and the run) says otherwise; its other keys join the point's record. A measured
+    error has no correctness here (None): the knee finder then tests the rates unpaired."""
+    points: list[dict[str, Any]] = []
+    correct: list[tuple[bool, ...] | None] = []
+    state = start.state
     for ratio in ratios:
         graph, fixed_q = build(ratio)
         run = train_run(
@@ -152,10 +158,13 @@ def fine_tune_points(
         )
         state = run.state
         point = {"ratio": ratio, "error": 1.0 - run.accuracy, "status": run.status}
-        point |= measure(ratio, run) if measure else {}
+        extra = measure(ratio, run) if measure else {}
+        point |= extra
         points.append(point)
+        # Kept out of the point: sweeps.json would hold a test set's worth of booleans each.
+        correct.append(None if "error" in extra else run.correct)
         echo(f"  ratio {ratio:g}: test error {100 * point['error']:.2f} %")
-    return points
+    return points, correct
 
 
 def width_sweep(
@@ -174,12 +183,12 @@ def width_sweep(
     label = layers[0] if len(layers) == 1 else None
     ratios = sorted(sweep.ratios, reverse=True)
     echo(f"width sweep of {label or f'{len(layers)} layers'}: {len(ratios)} ratios")
-    points = fine_tune_points(
+    points, correct = fine_tune_points(
         spec, sweep, folder, start,
         lambda r: (with_width_dropout(start.graph, layers, r), None),
         ratios, echo, quiet,
     )  # fmt: skip
-    record, candidates = read_knee("width", points, start, sweep)
+    record, candidates = read_knee("width", points, start, sweep, correct)
     record |= {"layer": label, "layers": list(layers)}
     echo(f"  {record['finding']}")
     if not candidates:
@@ -196,9 +205,17 @@ def width_sweep(
 
 
 def read_knee(
-    kind: str, points: list[dict[str, Any]], reference: Trained, sweep: SweepSpec
+    kind: str,
+    points: list[dict[str, Any]],
+    reference: Trained,
+    sweep: SweepSpec,
+    correct: Sequence[Sequence[bool] | None] | None = None,
 ) -> tuple[dict[str, Any], list[float]]:
     """The sweep's record with its knee, and the ratios to check, best estimate first.
+
+    The knee is tested against ``reference`` (the full network) at ``sweep.confidence`` over
+    all the swept ratios (:func:`grownet.search.knee.find_knee`), paired sample by sample when
+    ``correct`` holds every point's per-sample correctness, else from the error rates.
 
     Width ratios are the share kept; depth ratios (DropIn q, depth-dropout p) the share taken
     out, so the knee finder, which reads "larger ratio = more network", sees ``1 - ratio``.
@@ -216,13 +233,14 @@ def read_knee(
         plateau=1.0 - reference.accuracy,
         max_rise=sweep.max_rise,
         confidence=sweep.confidence,
+        correct=correct,
+        plateau_correct=reference.correct,
     )
     at = {KNEE: knee.ratio, FLAT: min(kept)}.get(knee.kind)
     on_plateau = sorted(k for k in kept if at is not None and k >= at)
     candidates = [ratios[kept.index(k)] for k in on_plateau]
-    finding = knee.describe()
-    if knee.found and removal:
-        finding = finding.replace(f"ratio {knee.ratio:g}", f"ratio {candidates[0]:g}")
+    # The finding names the ratios the user swept, not the finder's "share kept".
+    finding = knee.describe(lambda k: ratios[kept.index(k)])
     if knee.kind == FLAT:
         finding += f"; the smallest network (ratio {candidates[0]:g}) is checked as a bound"
     record = {
@@ -295,12 +313,12 @@ def depth_sweep(
     blocks = removal_order(growth)
     ratios = sorted(sweep.ratios)  # q rising: ever shallower
     echo(f"depth sweep (DropIn ratio) over {len(blocks)} grown blocks: {len(ratios)} ratios")
-    points = fine_tune_points(
+    points, correct = fine_tune_points(
         spec, sweep, folder, grown,
         lambda q: (grown.graph, dict.fromkeys(blocks, q)),
         ratios, echo, quiet,
     )  # fmt: skip
-    record, candidates = read_knee("dropin", points, grown, sweep)
+    record, candidates = read_knee("dropin", points, grown, sweep, correct)
     echo(f"  {record['finding']}")
     depth = weighted_depth(grown.graph)
 

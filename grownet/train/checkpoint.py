@@ -5,17 +5,44 @@ A checkpoint holds tensors, numbers, strings, lists and dicts only, so ``torch.l
 and config travel as JSON text inside it. What makes resume exact: model and optimizer state,
 the iteration (the plan and the learning rate are pure functions of it), the data loader's
 position, and the global RNG states that dropout draws from.
+
+Any file that is not one (truncated, empty, text, another program's torch file, a pickle with
+a payload) raises one ``DataFileError`` line; ``save`` never leaves a torn file behind.
 """
 
 from __future__ import annotations
 
 import json
+import pickle
+import struct
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from grownet.errors import DataFileError
+from grownet.files import atomic_save
+
 FORMAT = "grownet.checkpoint/1"
+FIX = "give a checkpoint.pt written by grownet, or start the run afresh"
+
+# What torch.load raises on a file that is not a checkpoint: EOFError (empty or cut short),
+# RuntimeError (a damaged zip), BadZipFile, UnpicklingError (foreign globals under
+# weights_only, or not a pickle), KeyError/ValueError/TypeError/IndexError (garbled legacy data).
+_NOT_A_CHECKPOINT = (
+    EOFError,
+    RuntimeError,
+    zipfile.BadZipFile,
+    pickle.UnpicklingError,
+    KeyError,
+    ValueError,
+    TypeError,
+    IndexError,
+    AttributeError,
+    struct.error,
+)
 
 
 def rng_states() -> dict[str, Any]:
@@ -54,16 +81,41 @@ def save(
         "graph": json.dumps(graph),
         "extra": json.dumps(extra or {}),
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)  # a crash mid-save leaves the previous checkpoint intact
+    # A unique temporary file in the same directory, fsync'ed, then renamed over ``path``: a
+    # crash leaves the previous checkpoint or the new one, never a torn file.
+    atomic_save(path, lambda f: torch.save(payload, f))
+
+
+def _first_line(err: BaseException) -> str:
+    """A short reason from a torch.load error (its messages run to many lines of advice)."""
+    text = str(err)
+    # weights_only refusals bury the cause ("Unsupported global: GLOBAL posix.system") deep down
+    text = text.split("WeightsUnpickler error:", 1)[-1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0][:120] if lines else type(err).__name__
 
 
 def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``; JSON fields come back decoded."""
-    payload = torch.load(Path(path), map_location=map_location, weights_only=True)
-    if payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a grownet checkpoint (format {payload.get('format')!r})")
+    """Read a checkpoint with ``weights_only=True``; JSON fields come back decoded.
+
+    A file that is not a grownet checkpoint raises ``DataFileError``; nothing in it runs.
+    """
+    try:
+        with warnings.catch_warnings():
+            # A foreign pickle's protocol draws a warning before the refusal: noise, not news.
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            payload = torch.load(Path(path), map_location=map_location, weights_only=True)
+    except _NOT_A_CHECKPOINT as err:
+        name = type(err).__name__
+        name = f"{type(err).__module__}.{name}" if name == "error" else name  # struct.error
+        problem = f"{name}: {_first_line(err)}"
+        raise DataFileError(path, f"not a grownet checkpoint ({problem}); {FIX}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise DataFileError(path, f"not a grownet checkpoint (format {found!r}); {FIX}")
     for key in ("config", "graph", "extra"):
-        payload[key] = json.loads(payload[key])
+        try:
+            payload[key] = json.loads(payload[key])
+        except (KeyError, TypeError, json.JSONDecodeError):
+            raise DataFileError(path, f"not a grownet checkpoint (bad {key!r}); {FIX}") from None
     return payload

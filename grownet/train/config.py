@@ -9,6 +9,7 @@ command-line flags, and the resolved config is saved as ``config.json`` beside t
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import types
 import typing
@@ -16,8 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grownet.errors import BadValueError
+from grownet.train.rundir import check_run_name
+from grownet.train.schedule import LRSchedule
 
-class ConfigError(ValueError):
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+class ConfigError(BadValueError):
     """A config mistake; the message names the key and the fix."""
 
 
@@ -59,27 +66,45 @@ class TrainConfig:
     checkpoint_interval: int = 0
     give_up_at_chance_after: int | None = None
     quiet: bool = False
+    extensions: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        positive = ("batch_size", "test_batch_size", "max_iter", "test_interval")
+        positive = ("batch_size", "test_batch_size", "max_iter", "test_interval",
+                    "display_interval", "threads", "train_size")  # fmt: skip
         for key in positive:
-            if getattr(self, key) < 1:
+            if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)!r}")
-        nonneg = (
-            "momentum",
-            "weight_decay",
-            "bias_lr_mult",
-            "seed",
-            "checkpoint_interval",
-            "val_size",
-        )
+        nonneg = ("momentum", "weight_decay", "bias_lr_mult", "seed", "checkpoint_interval",
+                  "val_size", "warmup", "give_up_at_chance_after", "gamma", "power",
+                  "stepsize")  # fmt: skip
         for key in nonneg:
-            if getattr(self, key) < 0:
+            if getattr(self, key) is not None and getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)!r}")
         if self.nesterov and self.momentum == 0:
             raise ConfigError("nesterov needs momentum > 0")
-        if self.device != "auto" and not self.device.startswith(("cpu", "cuda", "mps")):
-            raise ConfigError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
+        if not _DEVICE.fullmatch(self.device):
+            raise ConfigError(
+                f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}"
+            )
+        if self.name:
+            check_run_name(self.name, what="name")
+        self.schedule()  # refuses a policy its settings cannot run (multistep without steps)
+
+    def schedule(self) -> LRSchedule:
+        """The learning-rate schedule these settings define."""
+        try:
+            return LRSchedule(
+                self.lr_policy,
+                base_lr=self.base_lr,
+                max_iter=self.max_iter,
+                gamma=self.gamma,
+                power=self.power,
+                stepsize=self.stepsize,
+                stepvalues=tuple(self.stepvalues),
+                warmup=self.warmup,
+            )
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -149,6 +174,7 @@ HELP: dict[str, str] = {
     "give_up_at_chance_after": "end the run as 'did not converge' if test accuracy is still "
     "at chance at or after this iteration",
     "quiet": "no progress bar",
+    "extensions": "the max_iter values this run had before each --extend (kept by the trainer)",
 }
 
 

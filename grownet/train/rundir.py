@@ -8,17 +8,59 @@ Layout of ``runs/<name>/``::
     metrics.jsonl      one JSON object per line: train records and test records
     result.json        final status and numbers, written when the run ends
     checkpoint.pt      the latest checkpoint (weights_only-loadable)
+    .lock              held (an OS file lock) by the one process writing the run
 
 Readers (reports, resume) get everything from here, never from the process that wrote it.
+A run directory has one writer: :meth:`RunDir.lock` takes an exclusive ``flock`` that the
+operating system releases when the process ends however it ends, so a SIGKILL leaves no
+stale lock. Files are replaced whole (:mod:`grownet.files`); appends are whole lines.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
 import math
+import os
+import shutil
 import warnings
-from pathlib import Path
+from collections.abc import Iterator
+from pathlib import Path, PurePath
 from typing import Any
+
+from grownet.errors import BadValueError, RunDirError
+from grownet.files import atomic_write_text
+
+LOCK = ".lock"
+# What makes a directory hold a run that --overwrite would destroy.
+RUN_FILES = ("checkpoint.pt", "metrics.jsonl", "result.json", "config.json", "search.json")
+
+
+def check_run_name(name: str, *, what: str = "--name") -> str:
+    """A run name is a plain relative path that stays inside the runs directory.
+
+    >>> check_run_name("lenet/seed0")
+    'lenet/seed0'
+    >>> check_run_name("../x")
+    Traceback (most recent call last):
+    ...
+    grownet.errors.BadValueError: --name '../x' leaves the runs directory; ...
+    """
+    parts = PurePath(name).parts
+    if PurePath(name).is_absolute() or name.startswith("~"):
+        raise BadValueError(
+            f"{what} {name!r} is an absolute path; give a name inside the runs directory and "
+            "--runs-dir for where runs go"
+        )
+    if ".." in parts:
+        raise BadValueError(
+            f"{what} {name!r} leaves the runs directory; use a plain name such as 'lenet-s0'"
+        )
+    if "\0" in name or "." in name.replace("\\", "/").split("/"):
+        raise BadValueError(f"{what} {name!r} is not a plain relative path; use e.g. 'lenet-s0'")
+    return name
 
 
 def _jsonable(value: Any) -> Any:
@@ -37,18 +79,69 @@ class RunDir:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._lock_fd: int | None = None
 
     def create(self) -> RunDir:
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"{self.path} is a file, not a run directory; pass another --name")
         self.path.mkdir(parents=True, exist_ok=True)
         return self
 
     def file(self, name: str) -> Path:
         return self.path / name
 
+    # ------------------------------------------------------------------ one writer
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[RunDir]:
+        """Hold the run directory's exclusive lock for the block (creating the directory).
+
+        A second writer, in this process or another, gets a :class:`RunDirError` naming the
+        holder's PID. The lock file stays; the lock itself dies with the holding process.
+        """
+        self.create()
+        fd = os.open(self.file(LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                raise
+            holder = self.file(LOCK).read_text().strip() or "unknown"
+            raise RunDirError(
+                f"{self.path} is being written by another grownet process (PID {holder}); "
+                "wait for it to finish, or pass another --name"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+        try:
+            yield self
+        finally:
+            self._lock_fd = None
+            os.close(fd)  # releases the flock
+
+    def holds_run(self) -> bool:
+        """Whether this directory holds (part of) a run that starting afresh would destroy."""
+        return any(self.file(name).exists() for name in RUN_FILES)
+
+    def clear(self) -> None:
+        """Delete everything in the directory but its lock (``--overwrite``: the user named
+        this run for deletion). Only while holding the lock."""
+        if self._lock_fd is None:
+            raise RuntimeError("RunDir.clear() needs the run's lock")
+        for entry in self.path.iterdir():
+            if entry.name == LOCK:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+    # ------------------------------------------------------------------ files
+
     def write_json(self, name: str, data: Any) -> None:
-        tmp = self.file(name + ".tmp")
-        tmp.write_text(json.dumps(_jsonable(data), indent=1) + "\n")
-        tmp.replace(self.file(name))  # atomic: a reader never sees half a file
+        atomic_write_text(self.file(name), json.dumps(_jsonable(data), indent=1) + "\n")
 
     def read_json(self, name: str) -> Any:
         return json.loads(self.file(name).read_text())
@@ -57,6 +150,8 @@ class RunDir:
         self.append_jsonl("metrics.jsonl", record)
 
     def append_jsonl(self, name: str, record: Any) -> None:
+        # One write of one whole line: a kill leaves at most a torn last line, which readers
+        # skip with a warning and a resumed run drops.
         with self.file(name).open("a") as f:
             f.write(json.dumps(_jsonable(record)) + "\n")
 
@@ -81,8 +176,13 @@ class RunDir:
                 warnings.warn(f"{path}:{number}: skipped a corrupt line", stacklevel=2)
         return records
 
+    def write_jsonl(self, name: str, records: list[Any]) -> None:
+        """Replace ``name`` with ``records``, one per line, in one step."""
+        lines = "".join(json.dumps(_jsonable(r)) + "\n" for r in records)
+        atomic_write_text(self.file(name), lines)
+
     def truncate_metrics(self, after_iteration: int) -> None:
-        """Drop records past ``after_iteration`` (a resumed run rewrites them identically)."""
+        """Drop records past ``after_iteration`` (a resumed run rewrites them identically).
+        The file is replaced whole: a kill during the rewrite loses nothing."""
         kept = [r for r in self.read_metrics() if r.get("iteration", 0) <= after_iteration]
-        with self.file("metrics.jsonl").open("w") as f:
-            f.writelines(json.dumps(_jsonable(r)) + "\n" for r in kept)
+        self.write_jsonl("metrics.jsonl", kept)

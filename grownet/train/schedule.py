@@ -43,14 +43,20 @@ class LRSchedule:
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise ValueError(f"lr_policy must be one of {', '.join(POLICIES)}, got {self.policy!r}")
-        if not self.base_lr > 0:
-            raise ValueError(f"base_lr must be > 0, got {self.base_lr!r}")
+        if not 0 < self.base_lr < math.inf:
+            raise ValueError(f"base_lr must be a number > 0, got {self.base_lr!r}")
         if self.max_iter < 1:
             raise ValueError(f"max_iter must be >= 1, got {self.max_iter!r}")
         if self.policy == "step" and self.stepsize < 1:
             raise ValueError(f"the step policy needs stepsize >= 1, got {self.stepsize!r}")
+        if self.policy == "multistep" and not self.stepvalues:
+            raise ValueError("the multistep policy needs stepvalues, e.g. --stepvalues 32000 48000")
         if self.policy == "multistep" and list(self.stepvalues) != sorted(self.stepvalues):
             raise ValueError(f"stepvalues must increase, got {list(self.stepvalues)}")
+        if self.policy == "inv" and (self.gamma < 0 or self.power < 0):
+            raise ValueError(
+                f"the inv policy needs gamma and power >= 0, got {self.gamma!r} and {self.power!r}"
+            )
         if self.warmup < 0:
             raise ValueError(f"warmup must be >= 0, got {self.warmup!r}")
 

@@ -33,15 +33,18 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from grownet import data as gdata
+from grownet.errors import RunDirError
 from grownet.graph import NetGraph
 from grownet.graph.executor import GraphNet
 from grownet.graph.plan import Planner, StepPlan
 from grownet.provenance import environment
 from grownet.train import checkpoint, distributed
 from grownet.train.config import ConfigError, TrainConfig
+from grownet.train.interrupt import StopRequest
 from grownet.train.progress import Progress
+from grownet.train.resume import changed_settings, check_resume
 from grownet.train.rundir import RunDir
-from grownet.train.schedule import LRSchedule
+from grownet.train.window import DisplayWindow
 from grownet.zoo import build
 
 CONVERGED, NOT_CONVERGED, DIVERGED, INTERRUPTED = (
@@ -196,16 +199,7 @@ class Trainer:
         if init_state is not None:
             load_matching(self.net, init_state)
         self.planner = self._planner(self.graph)
-        self.schedule = LRSchedule(
-            config.lr_policy,
-            base_lr=config.base_lr,
-            max_iter=config.max_iter,
-            gamma=config.gamma,
-            power=config.power,
-            stepsize=config.stepsize,
-            stepvalues=tuple(config.stepvalues),
-            warmup=config.warmup,
-        )
+        self.schedule = config.schedule()
         self.optimizer = self._make_optimizer()
         loader_options = {"device": self.device, "channels_last": self.channels_last}
         self.train_loader = gdata.make_loader(
@@ -229,6 +223,9 @@ class Trainer:
         self.iteration = 0
         self.trained_s = 0.0  # training seconds before this call (a resumed run's)
         self.started = time.perf_counter()
+        self.extended = False  # this call trains a finished run on to a larger max_iter
+        self.window = DisplayWindow(self.device)
+        self.scores: dict[str, float | None] = dict.fromkeys(("best", "last_acc", "last_loss"))
 
     def _executor(self, graph: NetGraph) -> GraphNet:
         """``graph``'s executor on this run's device and memory format, compiled if asked."""
@@ -309,23 +306,33 @@ class Trainer:
 
     # ------------------------------------------------------------------ run
 
-    def run(self, *, resume: bool = True) -> TrainResult:
-        """Train to ``max_iter`` or a verdict; ``resume`` continues from the run's checkpoint.
+    def run(
+        self, *, resume: bool = True, overwrite: bool = False, extend: bool = False
+    ) -> TrainResult:
+        """Train to ``max_iter`` or a verdict, as the one writer of the run directory.
 
+        ``resume`` continues the run's checkpoint when there is one (settings that change
+        results must match it); ``overwrite`` first deletes what the run directory holds (the
+        user named it for that); ``extend`` lets a resumed run train on to a larger
+        ``max_iter``. Otherwise a directory that already holds a run is never destroyed.
         Under torchrun the process group lives for this call (unless the caller set one up).
         """
-        with distributed.process_group(self.world, self.device):
-            return self._run(resume=resume)
+        lock = self.run_dir.lock() if self.world.is_main else contextlib.nullcontext()
+        with distributed.process_group(self.world, self.device), lock:
+            return self._run(resume=resume, overwrite=overwrite, extend=extend)
 
-    def _run(self, *, resume: bool) -> TrainResult:
+    def _run(self, *, resume: bool, overwrite: bool, extend: bool) -> TrainResult:
         cfg, main = self.config, self.world.is_main
-        if main:
-            self.run_dir.create()
+        if overwrite and main:
+            self.run_dir.clear()
+        if overwrite and self.world.distributed:
+            dist.barrier()  # no rank may look for a checkpoint rank 0 is deleting
         ckpt = self.run_dir.file("checkpoint.pt")
         resuming = resume and ckpt.exists()
         if resuming:
-            self._restore(ckpt)
+            self._restore(ckpt, extend=extend)
         else:
+            self._check_fresh_start(resume)
             self._start_fresh()
         if self.world.distributed:
             distributed.check_agreement(
@@ -336,96 +343,34 @@ class Trainer:
             # Equal seeds (or one checkpoint) already make the ranks start alike; broadcasting
             # rank 0's weights, as DDP does, makes it so whatever an initialiser does.
             distributed.broadcast(self.net.state_dict().values())
-        finished = self.run_dir.file("result.json")
-        if resuming and self.iteration >= cfg.max_iter and finished.exists():
-            return TrainResult(**self.run_dir.read_json("result.json"))
+        if resuming and (earlier := self._finished_result()) is not None:
+            return earlier
         progress = Progress(total=cfg.max_iter, initial=self.iteration, quiet=cfg.quiet or not main)
         # A resumed run's clock goes on from the checkpoint: wall times cover the whole run.
         self.started, status, reason = time.perf_counter() - self.trained_s, None, ""
-        window_loss = torch.zeros((), device=self.device)
-        window_correct = torch.zeros((), device=self.device)
-        window_seen, window_start = 0, time.perf_counter()
-        best = last_acc = last_loss = None
+        stop = StopRequest(announce=main)
         try:
-            for plan in self._plans():
-                it = plan.iteration
-                lr = self._set_lr(it)
-                x, y = self.train_loader.next_batch()
-                with self._autocast():
-                    out = self.net(x, plan)
-                    loss = F.cross_entropy(out.float(), y)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if self.world.distributed:
-                    distributed.average_gradients(self.net.parameters())
-                self.optimizer.step()
-                self.iteration = it + 1
-                window_loss += loss.detach()
-                window_correct += (out.detach().argmax(1) == y).sum()
-                window_seen += y.numel()
-                done = self.iteration
-                if done % cfg.display_interval == 0 or done == cfg.max_iter:
-                    loss_sum, correct, seen = self._window_totals(
-                        window_loss, window_correct, window_seen
-                    )
-                    mean_loss = loss_sum / max(1, seen // cfg.batch_size)  # mean of step losses
-                    elapsed = time.perf_counter() - window_start
-                    self._log(
-                        {
-                            "kind": "train",
-                            "iteration": done,
-                            "loss": mean_loss,
-                            "accuracy": correct / seen,
-                            "lr": lr,
-                            "images_per_s": seen / elapsed,
-                            "wall_time_s": time.perf_counter() - self.started,
-                            **self._record_plan(plan),
-                        }
-                    )
-                    progress.update(done, loss=mean_loss)
-                    window_loss.zero_(), window_correct.zero_()
-                    window_seen, window_start = 0, time.perf_counter()
-                    if not math.isfinite(mean_loss):
-                        status, reason = DIVERGED, f"loss became {mean_loss} by iteration {done}"
-                        break
-                if done % cfg.test_interval == 0 or done == cfg.max_iter:
-                    last_loss, last_acc = self.evaluate(plan)
-                    best = last_acc if best is None else max(best, last_acc)
-                    self._log(
-                        {
-                            "kind": "test",
-                            "iteration": done,
-                            "loss": last_loss,
-                            "accuracy": last_acc,
-                            "wall_time_s": time.perf_counter() - self.started,
-                        }
-                    )
-                    progress.update(done, test_acc=last_acc)
-                    patience = cfg.give_up_at_chance_after
-                    classes = self.dataset.num_classes
-                    if patience is not None and done >= patience and at_chance(last_acc, classes):
-                        status = NOT_CONVERGED
-                        reason = f"test accuracy {last_acc:.4f} still at chance at {done}"
-                        break
-                if cfg.checkpoint_interval and done % cfg.checkpoint_interval == 0:
-                    self._save(ckpt)
+            with stop.installed():
+                status, reason = self._loop(ckpt, progress, stop)
         except KeyboardInterrupt:
-            # No collective here: the other ranks may be stopped anywhere, or still running.
-            self._save(ckpt, sync=False)
-            status, reason = INTERRUPTED, f"interrupted at iteration {self.iteration}"
+            # A second Ctrl-C, anywhere in a step: nothing half-done is saved; the last
+            # checkpoint (or the start) is what a rerun resumes from.
+            status = INTERRUPTED
+            reason = f"stopped at once at iteration {self.iteration}; {self._resumes_from(ckpt)}"
         finally:
             progress.close()
         if status is None:
-            ok = last_acc is not None and converged(last_acc, self.dataset.num_classes)
+            acc = self.scores["last_acc"]
+            ok = acc is not None and converged(acc, self.dataset.num_classes)
             status = CONVERGED if ok else NOT_CONVERGED
         if status != INTERRUPTED:
             self._save(ckpt)
         result = TrainResult(
             status=status,
             iterations=self.iteration,
-            final_test_accuracy=last_acc,
-            best_test_accuracy=best,
-            final_test_loss=last_loss,
+            final_test_accuracy=self.scores["last_acc"],
+            best_test_accuracy=self.scores["best"],
+            final_test_loss=self.scores["last_loss"],
             wall_time_s=time.perf_counter() - self.started,
             run_dir=str(self.run_dir.path),
             reason=reason,
@@ -438,14 +383,104 @@ class Trainer:
             try_write_report(self.run_dir.path)  # a failure warns; the finished run is kept
         return result
 
-    def _window_totals(self, loss: Tensor, correct: Tensor, seen: int) -> tuple[float, float, int]:
-        """A display window's summed step losses, correct answers and samples, over all ranks."""
-        seen_t = torch.tensor(seen, dtype=torch.float64, device=loss.device)
-        totals = torch.stack([loss.double(), correct.double(), seen_t])
+    def _loop(self, ckpt: Path, progress: Progress, stop: StopRequest) -> tuple[str | None, str]:
+        """The training steps; returns a verdict (status, reason) or ``(None, "")`` at the end.
+
+        A stop request is honoured only between whole steps (logging, evaluation and the
+        checkpoint of the step included), so the state saved is the state of an iteration.
+        """
+        cfg, window, scores = self.config, self.window, self.scores
+        for plan in self._plans():
+            it = plan.iteration
+            lr = self._set_lr(it)
+            x, y = self.train_loader.next_batch()
+            with self._autocast():
+                out = self.net(x, plan)
+                loss = F.cross_entropy(out.float(), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.world.distributed:
+                distributed.average_gradients(self.net.parameters())
+            self.optimizer.step()
+            self.iteration = done = it + 1
+            window.add(loss.detach(), (out.detach().argmax(1) == y).sum(), y.numel())
+            agreed_stop = False  # under DDP a stop is agreed on at display records only
+            if done % cfg.display_interval == 0 or done == cfg.max_iter:
+                # Under DDP the ranks agree here on whether anyone was asked to stop.
+                loss_sum, correct, seen, agreed_stop = self._window_totals(window, stop.requested)
+                mean_loss = loss_sum / max(1, seen // cfg.batch_size)  # mean of step losses
+                self._log(
+                    {
+                        "kind": "train",
+                        "iteration": done,
+                        "loss": mean_loss,
+                        "accuracy": correct / seen,
+                        "lr": lr,
+                        "images_per_s": seen / window.elapsed(),
+                        "wall_time_s": time.perf_counter() - self.started,
+                        **self._record_plan(plan),
+                    }
+                )
+                progress.update(done, loss=mean_loss)
+                window.reset()
+                if not math.isfinite(mean_loss):
+                    return DIVERGED, f"loss became {mean_loss} by iteration {done}"
+            if done % cfg.test_interval == 0 or done == cfg.max_iter:
+                loss_value, acc = self.evaluate(plan)
+                scores.update(last_loss=loss_value, last_acc=acc)
+                scores["best"] = acc if scores["best"] is None else max(scores["best"], acc)
+                self._log(
+                    {
+                        "kind": "test",
+                        "iteration": done,
+                        "loss": loss_value,
+                        "accuracy": acc,
+                        "wall_time_s": time.perf_counter() - self.started,
+                    }
+                )
+                progress.update(done, test_acc=acc)
+                patience = cfg.give_up_at_chance_after
+                classes = self.dataset.num_classes
+                if patience is not None and done >= patience and at_chance(acc, classes):
+                    return NOT_CONVERGED, f"test accuracy {acc:.4f} still at chance at {done}"
+            if cfg.checkpoint_interval and done % cfg.checkpoint_interval == 0:
+                self._save(ckpt)
+            stopping = agreed_stop or (stop.requested and not self.world.distributed)
+            if stopping and done < cfg.max_iter:
+                self._save(ckpt)
+                return INTERRUPTED, f"interrupted at iteration {done}"
+        return None, ""
+
+    def _resumes_from(self, ckpt: Path) -> str:
+        if ckpt.exists():
+            return f"a rerun resumes from the checkpoint at iteration {_saved_iteration(ckpt)}"
+        return "no checkpoint yet: a rerun starts again"
+
+    def _finished_result(self) -> TrainResult | None:
+        """The saved result of a run that already ended (at ``max_iter`` or by a verdict);
+        ``None`` when it has more to train (it was interrupted, or is being extended)."""
+        if self.extended:
+            return None
+        try:
+            saved = TrainResult(**self.run_dir.read_json("result.json"))
+        except (OSError, ValueError, TypeError):
+            return None  # absent or unreadable: the checkpoint decides
+        if saved.status == INTERRUPTED or saved.iterations != self.iteration:
+            return None
+        return saved
+
+    def _window_totals(
+        self, window: DisplayWindow, stop_asked: bool
+    ) -> tuple[float, float, int, bool]:
+        """A display window's summed step losses, correct answers and samples over all ranks,
+        and whether any rank was asked to stop."""
+        extra = torch.tensor([window.seen, float(stop_asked)], dtype=torch.float64)
+        totals = torch.cat([torch.stack([window.loss.double(), window.correct.double()]),
+                            extra.to(window.loss.device)])  # fmt: skip
         if self.world.distributed:
             dist.all_reduce(totals)
-        loss_sum, correct_sum, seen_sum = totals.tolist()
-        return loss_sum, correct_sum, int(seen_sum)
+        loss_sum, correct_sum, seen_sum, asked = totals.tolist()
+        return loss_sum, correct_sum, int(seen_sum), asked > 0
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.world.is_main:
@@ -457,10 +492,38 @@ class Trainer:
             self.net.set_plan(plan)
             yield plan
 
+    def _check_fresh_start(self, resume: bool) -> None:
+        """Refuse to start afresh over a run the user did not name for deletion. A run that
+        saved no checkpoint yet (killed early) under the same settings restarts: it loses
+        nothing an identical rerun would not redo."""
+        if not self.run_dir.holds_run():
+            return
+        saved, result = self._read_or_none("config.json"), self._read_or_none("result.json")
+        ended = isinstance(result, dict) and result.get("status") != INTERRUPTED
+        same = isinstance(saved, dict) and not changed_settings(saved, self.config.to_dict())
+        if resume and same and not ended:
+            return
+        what = "an unfinished run"
+        if ended:
+            what = f"a finished run ({result.get('status')}, {result.get('iterations')} iterations)"
+        elif resume:
+            what += " with other settings and no checkpoint to resume"
+        raise RunDirError(
+            f"{self.run_dir.path} already holds {what}; pass another --name, or --overwrite "
+            "to delete it and train afresh"
+        )
+
+    def _read_or_none(self, name: str) -> Any:
+        try:
+            return self.run_dir.read_json(name)
+        except (OSError, ValueError):
+            return None
+
     def _start_fresh(self) -> None:
         if not self.world.is_main:
             return
         self.run_dir.file("metrics.jsonl").unlink(missing_ok=True)
+        self.run_dir.file("result.json").unlink(missing_ok=True)
         self.run_dir.write_json("config.json", self.config.to_dict())
         env = {**environment(self.device), "world_size": self.world.world_size}
         self.run_dir.write_json("env.json", env)
@@ -485,6 +548,8 @@ class Trainer:
             extra={
                 "world_size": self.world.world_size,
                 "wall_time_s": time.perf_counter() - self.started,
+                "window": self.window.state_dict(),
+                "scores": self.scores,
             },
         )
 
@@ -503,16 +568,14 @@ class Trainer:
             nesterov=self.config.nesterov,
         )
 
-    def _restore(self, path: Path) -> None:
+    def _restore(self, path: Path, *, extend: bool) -> None:
         state = checkpoint.load(path, map_location=self.device)
-        saved = {k: v for k, v in state["config"].items() if k not in _RESUMABLE_CHANGES}
-        now = {k: v for k, v in self.config.to_dict().items() if k not in _RESUMABLE_CHANGES}
-        if saved != now:
-            changed = sorted(k for k in now if saved.get(k) != now[k])
-            raise ConfigError(
-                f"{self.run_dir.path} was run with a different config ({', '.join(changed)}); "
-                "use another --name or drop --resume"
-            )
+        now = self.config.to_dict()
+        extensions = check_resume(
+            self.run_dir.path, state["config"], now, iteration=state["iteration"], extend=extend
+        )
+        self.extended = len(extensions) > len(state["config"].get("extensions", []))
+        self.config.extensions = extensions
         world_size = state["extra"].get("world_size", 1)
         if world_size != self.world.world_size:
             raise ConfigError(
@@ -524,7 +587,7 @@ class Trainer:
         if graph != self.graph and self.graph_given:
             raise ConfigError(
                 f"{self.run_dir.path} holds a run of another network than the one given; "
-                "use another --name, or delete that directory to train this one"
+                "use another --name, or --overwrite to replace that run"
             )
         if graph != self.graph:  # built from the config: the run's own graph wins
             self.graph = graph
@@ -536,18 +599,19 @@ class Trainer:
         self.train_loader.load_state_dict(state["loader"])
         checkpoint.set_rng_states(state["rng"])
         self.iteration = state["iteration"]
-        self.trained_s = state["extra"].get("wall_time_s", 0.0)
+        extra = state["extra"]
+        self.trained_s = extra.get("wall_time_s", 0.0)
+        if "window" in extra:  # checkpoints before the window travelled start a new one
+            self.window = DisplayWindow.from_state(extra["window"], self.device)
+        self.scores.update(extra.get("scores", {}))
         if self.world.is_main:
             self.run_dir.truncate_metrics(self.iteration)
+            if self.extended:
+                self.run_dir.write_json("config.json", self.config.to_dict())
 
 
-# Settings that may differ between a run and its resumption without changing its results.
-_RESUMABLE_CHANGES = {
-    "quiet",
-    "max_iter",
-    "checkpoint_interval",
-    "threads",
-    "download",
-    "data_dir",  # the same files, found elsewhere
-    "compile",
-}
+def _saved_iteration(path: Path) -> int | str:
+    try:
+        return checkpoint.load(path)["iteration"]
+    except Exception:  # only for a message: an unreadable checkpoint still gets one
+        return "?"

@@ -14,13 +14,20 @@ from grownet.graph.plan import StepPlan
 from grownet.zoo import build
 
 
-@pytest.mark.parametrize(("p", "paper"), [(0.25, 0.123), (0.5, 0.346), (0.75, 0.567)])
-def test_paper_formula_on_resnet56_gives_the_papers_theory(p, paper):
+@pytest.mark.parametrize(
+    ("p", "paper", "by_macs"), [(0.25, 0.123, 0.126), (0.5, 0.346, 0.352), (0.75, 0.567, 0.579)]
+)
+def test_paper_formula_on_resnet56_gives_the_papers_theory(p, paper, by_macs):
     units = theory.unit_costs(build("resnet56", shortcut="conv1x1", depth_dropout=p))
     assert len(units) == 27 and sum(u.drop_prob > 0 for u in units) == 24
-    # Units differ a little in MACs (the strided ones), which the paper's 27-tau count ignores.
-    assert theory.theoretical_saving(units, shortcut_share=1 / 9) == pytest.approx(paper, abs=0.012)
-    # From the graph's own MACs a 1x1 shortcut is 1/18 of a branch, so more is saved.
+    # The paper's count: 27 equal units, 3 never dropped, a shortcut 1/9 of a unit (it
+    # truncates 56.79 % to 56.7).
+    assert theory.paper_saving(units) == pytest.approx(paper, abs=0.001)
+    # Weighted by MACs the strided units are cheaper, so a little more is saved.
+    assert theory.theoretical_saving(units, shortcut_share=1 / 9) == pytest.approx(
+        by_macs, abs=0.0005
+    )
+    # From the graph's own MACs a 1x1 shortcut is 1/18 of a branch, so more still.
     assert theory.theoretical_saving(units) > paper + 0.04
 
 
@@ -43,13 +50,24 @@ UNITS = [theory.Unit("a", 9, 1, 0.0)] * 3 + [theory.Unit("b", 9, 1, 0.5)] * 24
         (theory.shortcut_cost, {}, 27 / 243),  # every unit's shortcut, by MACs
         (theory.shortcut_cost, {"shortcut_share": 1 / 9}, 24 / 243),  # droppable ones only
         (theory.skip_saving, {}, 24 * 4.5 / 270),  # both networks have their shortcuts
+        (theory.paper_saving, {}, 1 - (3 + 24 * (0.5 + 1 / 9)) / 27),  # equal units
+        (theory.paper_saving, {"shortcut_share": 0.0}, 24 * 0.5 / 27),
+        (theory.paper_shortcut_cost, {}, 24 / 9 / 27),
     ],
 )
 def test_theory_formulas(fn, kwargs, expected):
     assert fn(UNITS, **kwargs) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("fn", [theory.theoretical_saving, theory.shortcut_cost])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        theory.theoretical_saving,
+        theory.shortcut_cost,
+        theory.paper_saving,
+        theory.paper_shortcut_cost,
+    ],
+)
 def test_shortcut_share_is_checked(fn):
     with pytest.raises(ValueError, match="shortcut_share must be in"):
         fn(UNITS, shortcut_share=9.0)
@@ -122,16 +140,19 @@ def test_depth_dropout_run_and_cli_write_the_table(tmp_path, capsys):
     ]  # fmt: skip
     row = result["rows"][2]
     assert {"forward_ms", "backward_ms", "total_ms", "saving", "theory_saving"} <= set(row)
+    # The paper's formula counts 9 equal units, 6 droppable; the MAC-weighted one is its own.
+    assert row["paper_theory_saving"] == pytest.approx(1 - (3 + 6 * (0.5 + 1 / 9)) / 9)
+    assert row["paper_theory_mac_saving"] > row["paper_theory_saving"]
     assert result["provenance"]["device"] == "cpu" and result["config"]["iters"] == 2
     assert result["planning_overhead"]["seconds_per_step"] > 0
     cost = result["shortcut_cost"]
     assert {"conv_ms", "batchnorm_ms", "relu_ms", "total_ms"} <= set(cost)
     assert cost["share_of_baseline"] == pytest.approx(-result["rows"][1]["saving"])  # the p=0 row
     assert cost["theory_share"] == pytest.approx(1 / 18, rel=0.1)  # strided ones are cheaper
-    assert cost["paper_theory_share"] == pytest.approx(6 / 9 / 9, rel=0.1)  # 6 of 9 droppable
+    assert cost["paper_theory_share"] == pytest.approx(6 / 9 / 9)  # 6 of 9 droppable, 1/9 each
     assert set(result["skip_efficiency"]) == {"p=0.5 skip"}
     out = capsys.readouterr().out
-    assert "p=0.5 skip" in out and "planning + gating overhead" in out
+    assert "p=0.5 skip" in out and "planning + gating overhead" in out and "pth MACs" in out
     assert "1x1 shortcuts at p=0 add" in out and "skipping vs the same net at p=0" in out
     assert result["findings"] == out.split("\n")[-len(result["findings"]) - 2 : -2]
 
@@ -142,6 +163,8 @@ def test_stochastic_depth_variants():
     names = [r["variant"] for r in result["rows"]]
     assert names == ["constant depth", "linear p_L=0.5 skip"]
     assert result["rows"][1]["theory_saving"] == pytest.approx(0.5 * 10 / 18, abs=0.03)
+    # Huang et al.'s count: the expected share of 9 equal ResBlocks bypassed.
+    assert result["rows"][1]["paper_theory_saving"] == pytest.approx(0.5 * 10 / 18)
 
 
 def test_executor_bench_compares_identical_networks():

@@ -183,3 +183,66 @@ def test_unknown_init_fails_validation():
     g.add("output", LayerSpec("output"), [x])
     with pytest.raises(GraphError, match=r"'fc' \(linear\): unknown init 'he'"):
         g.validate()
+
+
+def _graph_with(**changes) -> dict:
+    """small_cnn's JSON data with the first conv node's fields replaced."""
+    data = small_cnn().to_dict()
+    conv = next(n for n in data["nodes"] if n["id"] == "conv1")
+    conv.update(changes)
+    return data
+
+
+def _conv_params(**params) -> dict:
+    return _graph_with(params={"out_channels": 4, "kernel_size": 3, **params})
+
+
+CONV = ": node 'conv1': op 'conv': "
+
+# (file content, expected message after "<file>")
+BAD_GRAPH_FILES = [
+    (b"\x89PNG\r\n\x1a\n\x00\xff", r": not a text file \(byte 0 is not UTF-8\)"),
+    (b"", ": the file is empty"),
+    (b"  \n", ": the file is empty"),
+    (b"{not json", " is not valid JSON: Expecting property name"),
+    (b"[1, 2]", ": not a grownet graph"),
+    ({"format": "grownet.netgraph", "version": 1}, ": 'nodes' must be a list, got None"),
+    ({**_graph_with(), "edges": {}}, ": 'edges' must be a list"),
+    ({**_graph_with(), "edges": [{"source": "input"}]}, r": edges\[0\] must be a mapping with"),
+    (_graph_with(id=7), r": nodes\[1\]: 'id' 7 is not a valid node id"),
+    (_graph_with(op="convolution"), ": node 'conv1': unknown layer op 'convolution'"),
+    (_graph_with(op=["conv"]), r": node 'conv1': unknown layer op \['conv'\]"),
+    (_graph_with(params=[4, 3]), ": node 'conv1': 'params' must be a mapping"),
+    (_conv_params(out_channels="4"), CONV + "out_channels must be an integer >= 1, got '4'"),
+    (_conv_params(out_channels=0), CONV + "out_channels must be an integer >= 1, got 0"),
+    (_conv_params(out_channels=-4), CONV + "out_channels must be an integer >= 1, got -4"),
+    (_conv_params(kernel_size=0), CONV + "kernel_size must be an integer >= 1 or a pair"),
+    (_conv_params(kernel_size=[3, -1]), CONV + "kernel_size must be an integer >= 1 or a pair"),
+    (_conv_params(padding=-1), CONV + "padding must be an integer >= 0"),
+    (_conv_params(bias="yes"), CONV + "bias must be true or false, got 'yes'"),
+    (_conv_params(out_channels=True), CONV + "out_channels must be an integer >= 1, got True"),
+]
+
+
+@pytest.mark.parametrize(("content", "problem"), BAD_GRAPH_FILES)
+def test_bad_graph_file_is_one_line_naming_it(tmp_path, content, problem):
+    path = tmp_path / "graph.json"
+    path.write_bytes(content if isinstance(content, bytes) else json.dumps(content).encode())
+    with pytest.raises(GraphError, match=f"^{path}{problem}") as info:
+        NetGraph.from_json(path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("op", "params", "match"),
+    [
+        ("linear", {"out_features": 0}, "out_features must be an integer >= 1"),
+        ("maxpool", {"kernel_size": 2, "stride": 0}, "stride must be an integer >= 1"),
+        ("channel_pad", {"channels": 2.5}, "channels must be an integer >= 1"),
+        ("input", {"shape": [3, 0, 4]}, "shape must be a non-empty list of integers >= 1"),
+        ("dropout", {"p": "half"}, "p must be a finite number"),
+    ],
+)
+def test_bad_parameter_types_and_ranges_fail_at_the_spec(op, params, match):
+    with pytest.raises(GraphError, match=f"op '{op}': {match}"):
+        LayerSpec(op, **params)

@@ -348,7 +348,8 @@ def test_narrow_through_flatten_slices_feature_blocks():
     thin = narrow(net, "c2", keep)
     blocks = net.layers["fc"].weight.detach().view(4, 5, 16)
     assert torch.equal(thin.layers["fc"].weight, blocks[:, keep].reshape(4, 32))
-    torch.testing.assert_close(thin(X), net(X), atol=1e-6, rtol=0)
+    # a shorter dot product sums in another order: equal up to float rounding
+    torch.testing.assert_close(thin(X), net(X), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize(

@@ -150,3 +150,41 @@ def test_another_spec_in_the_same_directory_is_refused(searched, tmp_path, capsy
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "holds a search with another spec (differs in verify)" in err and err.count("\n") == 1
+
+
+def test_a_stage_recorded_twice_leaves_one_curve(tmp_path, monkeypatch):
+    """Killed between writing a stage's curve and its stage record, a rerun records it again:
+    the top-level metrics must hold that stage's curve once."""
+    spec = tiny_spec(tmp_path)
+    real_append = runner.RunDir.append_jsonl
+    kills = {"left": 1}
+
+    def killed_before_the_stage_record(self, name, record):
+        if name == "stages.jsonl" and kills["left"]:
+            kills["left"] -= 1
+            raise KeyboardInterrupt  # the kill lands just before stage 0 is recorded
+        return real_append(self, name, record)
+
+    monkeypatch.setattr(runner.RunDir, "append_jsonl", killed_before_the_stage_record)
+    with pytest.raises(KeyboardInterrupt):
+        runner.Search(spec, echo=lambda s: None, quiet=True).run()
+    out = tmp_path / "runs" / "tiny"
+    first = (out / "metrics.jsonl").read_text()
+    assert first and not (out / "stages.jsonl").exists()
+    runner.Search(spec, echo=lambda s: None, quiet=True).run()
+    curve = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    keys = [(r["stage"], r["kind"], r["iteration"]) for r in curve]
+    assert len(keys) == len(set(keys)) and {r["stage"] for r in curve} == {0, 1}
+
+
+def test_a_held_search_directory_is_one_line(tmp_path, capsys):
+    spec_path = tmp_path / "tiny.toml"
+    spec_path.write_text(TINY.format(stagger=0, per_layer="false"))
+    out = tmp_path / "runs" / "tiny"
+    from grownet.train.rundir import RunDir
+
+    with RunDir(out).lock():  # another writer (here: this process, before the command)
+        argv = ["search", str(spec_path), "--runs-dir", str(tmp_path / "runs"), "--quiet"]
+        assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"(PID {os.getpid()})" in err and err.count("\n") == 1

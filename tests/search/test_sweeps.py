@@ -39,3 +39,16 @@ def test_read_knee_orders_the_checks(kind, ratios, errors, candidates, knee):
         assert f"knee at ratio {knee:g}" in record["finding"]
     elif candidates:
         assert "no knee found" in record["finding"] and "checked as a bound" in record["finding"]
+
+
+def test_read_knee_pairs_by_sample_and_names_the_swept_ratios():
+    """With every point's correctness the test is paired (McNemar); a depth sweep's finding
+    names its own ratios (share taken out), not the knee finder's share kept."""
+    full = FULL.correct
+    worse = (False,) * 1000 + full[1000:]  # 10 points worse, on samples the full net got right
+    correct = [full, full, worse]
+    errors = [1 - sum(c) / len(c) for c in correct]
+    record, found = read_knee("depth", points([0.25, 0.5, 0.75], errors), FULL, SWEEP, correct)
+    assert found == [0.5, 0.25] and record["knee"]["ratio"] == 0.5
+    assert "knee at ratio 0.5" in record["finding"] and "from ratio 0.75 on" in record["finding"]
+    assert "McNemar" in record["finding"]

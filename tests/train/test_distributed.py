@@ -23,6 +23,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from grownet.cli import main
+from grownet.errors import BadValueError
 from grownet.graph import LayerSpec, NetGraph
 from grownet.graph.executor import GraphNet
 from grownet.graph.plan import Planner
@@ -115,7 +116,7 @@ def worker(out: Path) -> None:
         with (out / "part" / "metrics.jsonl").open("a") as f:
             f.write('{"kind": "marker", "iteration": 0}\n')
     dist.barrier()
-    Trainer(trainer_config(out, "part", 24)).run()
+    Trainer(trainer_config(out, "part", 24)).run(extend=True)
     assert dist.is_initialized()
     dist.destroy_process_group()
 
@@ -202,7 +203,7 @@ def test_cli_under_torchrun_trains_and_rank0_alone_writes(tmp_path, capsys):
     assert json.loads((run / "env.json").read_text())["world_size"] == 2
     assert checkpoint.load(run / "checkpoint.pt")["extra"]["world_size"] == 2
     # one process cannot resume it: its data order would differ
-    assert main([*argv, "--max-iter", "48"]) == 2
+    assert main([*argv, "--max-iter", "48", "--extend"]) == 2
     assert "trained by 2 process(es), this run has 1" in capsys.readouterr().err
 
 
@@ -224,7 +225,9 @@ def test_world_from_the_environment():
 def test_rank_device_mistakes(device, match):
     if device.startswith("cuda") and not torch.cuda.is_available():
         match = "no CUDA device is available"
-    with pytest.raises(ConfigError, match=match):
+    if device == "mps" and not torch.backends.mps.is_available():
+        match = "MPS is not available"
+    with pytest.raises(BadValueError, match=match):
         distributed.rank_device(device, World(rank=0, world_size=2))
 
 

@@ -33,7 +33,9 @@ def test_policies(kwargs, iteration, expected):
     ("kwargs", "match"),
     [
         ({"policy": "poly"}, "lr_policy must be one of"),
-        ({"policy": "fixed", "base_lr": 0}, "base_lr must be > 0, got 0"),
+        ({"policy": "fixed", "base_lr": 0}, "base_lr must be a number > 0, got 0"),
+        ({"policy": "multistep"}, "multistep policy needs stepvalues"),
+        ({"policy": "inv", "power": -1.0}, "inv policy needs gamma and power >= 0"),
         ({"policy": "step"}, "stepsize >= 1"),
         ({"policy": "multistep", "stepvalues": (5, 2)}, r"stepvalues must increase, got \[5, 2\]"),
         ({"policy": "fixed", "warmup": -1}, "warmup must be >= 0"),

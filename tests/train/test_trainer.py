@@ -60,11 +60,13 @@ def test_run_writes_the_evidence(tmp_path):
     assert env["device"] == "cpu" and env["torch"] == torch.__version__
 
 
-def test_resume_gives_the_same_metrics(tmp_path):
+def test_an_extended_run_gives_the_same_metrics(tmp_path):
     full = Trainer(mnist_config(tmp_path / "a", max_iter=40)).run()
     Trainer(mnist_config(tmp_path / "b", max_iter=20)).run()
-    resumed = Trainer(mnist_config(tmp_path / "b", max_iter=40)).run()
+    resumed = Trainer(mnist_config(tmp_path / "b", max_iter=40)).run(extend=True)
     assert resumed.iterations == 40
+    config = json.loads((Path(resumed.run_dir) / "config.json").read_text())
+    assert config["max_iter"] == 40 and config["extensions"] == [20]
 
     def numbers(run_dir: str) -> list[tuple]:
         return [
@@ -84,7 +86,7 @@ def test_checkpoint_loads_weights_only(tmp_path):
 
 def test_resume_refuses_a_different_config(tmp_path):
     Trainer(mnist_config(tmp_path, max_iter=10, test_interval=10)).run()
-    with pytest.raises(ConfigError, match=r"different config.*base_lr"):
+    with pytest.raises(ConfigError, match=r"other settings that change results \(base_lr"):
         Trainer(mnist_config(tmp_path, max_iter=10, test_interval=10, base_lr=0.5)).run()
 
 
@@ -100,7 +102,7 @@ def test_resume_accepts_the_same_files_found_elsewhere_and_keeps_the_clock(tmp_p
     first = Trainer(mnist_config(tmp_path, max_iter=10, test_interval=10)).run()
     (tmp_path / "data").symlink_to(DATA)
     moved = mnist_config(tmp_path, max_iter=20, test_interval=10, data_dir=str(tmp_path / "data"))
-    second = Trainer(moved).run()
+    second = Trainer(moved).run(extend=True)
     assert second.iterations == 20
     assert second.wall_time_s > first.wall_time_s  # the first 10 iterations' time is counted
 

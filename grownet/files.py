@@ -1,0 +1,114 @@
+"""Files that hold results are replaced whole, never rewritten in place, and output locations
+are checked before any work starts.
+
+A reader (a report, a resumed run, a second process) sees the old file or the new one, never
+half of either: the new bytes go to a temporary file in the same directory, are flushed to the
+disk, and take the old name in one ``os.replace``. A crash, a SIGKILL or a full disk in between
+leaves the previous version intact.
+
+>>> import tempfile
+>>> d = Path(tempfile.mkdtemp())
+>>> atomic_write_text(d / "result.json", '{"ok": true}\\n')
+>>> (d / "result.json").read_text()
+'{"ok": true}\\n'
+>>> sorted(p.name for p in d.iterdir())  # no temporary file is left behind
+['result.json']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+from grownet.errors import BadValueError
+
+
+class OutputError(BadValueError):
+    """An output location that cannot be written (checked before the work that fills it)."""
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The rename itself lives in the directory: without this a power cut may forget it.
+    with contextlib.suppress(OSError):  # some file systems do not allow opening directories
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _default_mode() -> int:
+    # mkstemp makes 0600 files; a results file gets what open() would give it (the umask's).
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_MODE = _default_mode()
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike, *, binary: bool = False) -> Iterator[IO]:
+    """A file object whose contents replace ``path`` when the block ends without an error.
+
+    An error inside the block leaves ``path`` as it was and removes the temporary file.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, _MODE)
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step (see the module docstring)."""
+    with atomic_writer(path) as f:
+        f.write(text)
+
+
+def atomic_save(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
+    """Replace ``path`` with what ``write`` puts into a binary file object (``torch.save``)."""
+    with atomic_writer(path, binary=True) as f:
+        write(f)
+
+
+def check_output_dir(directory: str | os.PathLike, *, label: str = "output directory") -> Path:
+    """``directory``, created if missing, after proving a file can be written there: checked
+    before the work that will fill it starts. ``label`` names it in the one-line
+    :class:`OutputError` (a flag such as ``--out``, or words).
+
+    >>> check_output_dir("/proc/grownet-nowhere", label="--out")
+    Traceback (most recent call last):
+    ...
+    grownet.files.OutputError: --out /proc/grownet-nowhere: cannot create the directory (...)
+    """
+    path = Path(directory)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{label} {path}: is a file, not a directory; give a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(
+            f"{label} {path}: cannot create the directory ({err.strerror or err})"
+        ) from None
+    try:
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".grownet-write-check-"):
+            pass  # removed on closing
+    except OSError as err:
+        raise OutputError(
+            f"{label} {path}: cannot write into the directory ({err.strerror or err})"
+        ) from None
+    return path
