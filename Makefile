@@ -24,7 +24,7 @@ demo: install
 	$(BIN)/grownet graph lenet2n -o n=5
 	$(BIN)/grownet graph cifar_resnet -o depth=56 --json runs/demo/resnet56.graph.json
 	$(BIN)/grownet train --model convnet --dataset digits --max-iter 300 --test-interval 100 \
-		--batch-size 32 --base-lr 0.1 --name demo-digits --no-resume
+		--batch-size 32 --base-lr 0.1 --name demo-digits --overwrite
 
 test: install
 	$(BIN)/ruff check grownet tests

@@ -239,3 +239,17 @@ def test_command_line_report_and_its_one_line_errors(demo, tmp_path, capsys, mon
 def test_a_failed_report_never_fails_the_caller(tmp_path):
     with pytest.warns(UserWarning, match="report not written"):
         assert try_write_report(tmp_path / "missing") is None
+
+
+@pytest.mark.parametrize("study", [b"", None])  # an empty file, and the demo's real storage
+def test_a_report_never_writes_its_inputs(demo, tmp_path, study):
+    run = Path(shutil.copytree(demo / "grown", tmp_path / "grown"))
+    if study is not None:
+        (run / "study.db").write_bytes(study)
+    (run / "graph.json").write_text("")  # one bad file: skipped with a warning
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.iterdir() if p.is_file()}
+    with pytest.warns(UserWarning, match="graph.json: skipped"):
+        write_report(run)
+    after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.iterdir() if p.is_file()}
+    assert {k for k in after if after[k] != before.get(k)} <= {"report.html", "plotly.min.js"}
+    assert not list(run.glob("study.db-*"))  # no journal left beside the storage either

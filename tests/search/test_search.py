@@ -188,3 +188,40 @@ def test_a_held_search_directory_is_one_line(tmp_path, capsys):
         assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"(PID {os.getpid()})" in err and err.count("\n") == 1
+
+
+def test_ctrl_c_inside_a_search_then_rerun_is_exact(searched, tmp_path, monkeypatch, capsys):
+    """One Ctrl-C while stage 1 trains: the search stops after that step, and the rerun gives
+    the uninterrupted search's stages, curves and recommendation to the bit."""
+    import signal
+
+    from grownet.train.trainer import Trainer
+
+    spec_path = tmp_path / "tiny.toml"
+    spec_path.write_text(TINY.format(stagger=10, per_layer="false"))  # the fixture's
+    real, calls = Trainer.evaluate, {"n": 0}
+
+    def ctrl_c_in_stage_1(self, plan):
+        calls["n"] += 1
+        if self.run_dir.path.name == "stage_1" and calls["n"] < 100:
+            calls["n"] = 100  # once
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(self, plan)
+
+    monkeypatch.setattr(Trainer, "evaluate", ctrl_c_in_stage_1)
+    argv = ["search", str(spec_path), "--runs-dir", str(tmp_path / "runs"), "--quiet"]
+    assert main(argv) == 130
+    monkeypatch.undo()
+    assert main(argv) == 0
+    out, full = tmp_path / "runs" / "tiny", searched[3]
+    for name in ("stages.jsonl", "metrics.jsonl"):
+        mine = [json.loads(x) for x in (out / name).read_text().splitlines()]
+        theirs = [json.loads(x) for x in (full / name).read_text().splitlines()]
+        drop = {"wall_time_s", "stage_time_s", "images_per_s"}
+        assert [{k: v for k, v in r.items() if k not in drop} for r in mine] == [
+            {k: v for k, v in r.items() if k not in drop} for r in theirs
+        ]
+    summary = json.loads((out / "search_summary.json").read_text())
+    expected = json.loads((full / "search_summary.json").read_text())
+    for key in ("depth", "widths", "params", "accuracy"):
+        assert summary["recommended"][key] == expected["recommended"][key]

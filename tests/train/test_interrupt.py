@@ -66,6 +66,7 @@ def interrupt_at(monkeypatch, owner, attr, *, call: int, signals: int) -> None:
         ("step", 12, 1, 12),
         ("evaluate", 2, 1, 20),  # inside evaluation: it finishes, then the run stops
         ("save", 1, 1, 10),  # inside the periodic checkpoint at 10
+        ("save", 2, 2, 10),  # twice inside the checkpoint at 20: the one at 10 stands
         ("evaluate", 2, 2, 10),  # twice: stops at once, resumes from the checkpoint at 10
         ("step", 5, 2, 0),  # twice before any checkpoint: a rerun starts again
     ],
