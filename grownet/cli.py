@@ -169,10 +169,11 @@ def _model_flags(extra: Sequence[str]) -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace, extra: Sequence[str] = ()) -> None:
+    from grownet.report.callback import WriteReport
     from grownet.train.trainer import Trainer
 
     config = _train_config(args, extra)
-    trainer = Trainer(config)
+    trainer = Trainer(config, callbacks=[WriteReport()])
     result = trainer.run(resume=args.resume, overwrite=args.overwrite, extend=args.extend)
     if not trainer.world.is_main:
         return  # under torchrun rank 0 speaks for the run

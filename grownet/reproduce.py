@@ -164,11 +164,13 @@ def run_recipe(
     on_result: Callable[[CaseResult], None] | None = None,
 ) -> list[CaseResult]:
     """Train every (selected) case in order; ``on_result`` sees each as it finishes."""
+    from grownet.report.callback import WriteReport
     from grownet.train.trainer import Trainer
 
     results = []
     for case, config in plan_recipe(recipe, cases=cases, overrides=overrides):
-        row = _case_result(case, config, Trainer(config).run().__dict__)
+        trainer = Trainer(config, callbacks=[WriteReport()])
+        row = _case_result(case, config, trainer.run().__dict__)
         results.append(row)
         if on_result:
             on_result(row)

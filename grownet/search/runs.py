@@ -72,7 +72,6 @@ def train_run(
         graph=graph,
         init_state=state_for(graph, init_state) if init_state is not None else None,
         fixed_dropin_q=fixed_q,
-        report=False,
     )
     result = trainer.run(resume=True)
     if result.status == INTERRUPTED:
@@ -93,5 +92,5 @@ def test_accuracy(spec: SearchSpec, graph: NetGraph, state: Mapping[str, Tensor]
     """Test accuracy of ``graph`` holding ``state``'s weights, without training it (the
     spec's [train] device, batch and data settings)."""
     config = spec.train_config(name="evaluate", max_iter=1, quiet=True)
-    trainer = Trainer(config, graph=graph, init_state=state_for(graph, state), report=False)
+    trainer = Trainer(config, graph=graph, init_state=state_for(graph, state))
     return float(trainer.test_correctness().float().mean())

@@ -22,7 +22,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from grownet.graph.executor import GraphNet
 from grownet.graph.plan import Planner, StepPlan
 from grownet.provenance import environment
 from grownet.train import checkpoint, distributed
+from grownet.train.callbacks import Callback
 from grownet.train.config import ConfigError, TrainConfig
 from grownet.train.interrupt import StopRequest
 from grownet.train.progress import Progress
@@ -154,14 +155,14 @@ class Trainer:
         graph: NetGraph | None = None,
         init_state: Mapping[str, Tensor] | None = None,
         fixed_dropin_q: Mapping[str, float] | None = None,
-        report: bool = True,
+        callbacks: Sequence[Callback] = (),
     ) -> None:
         """``init_state`` starts a fresh run from these weights (a state dict of an executor of
         ``graph``, or of one it grew from: new nodes keep their initialisation);
         ``fixed_dropin_q`` holds those DropIn nodes at one ratio (a DropIn ratio sweep);
-        ``report=False`` writes no ``report.html`` at the end (runs inside a search)."""
+        ``callbacks`` see every evaluation and the end of the run (pruning, reports)."""
         self.config = config
-        self.report = report
+        self.callbacks = list(callbacks)
         self.fixed_dropin_q = dict(fixed_dropin_q or {})
         self.world = distributed.current_world()
         self.device = distributed.rank_device(config.device, self.world)
@@ -377,10 +378,8 @@ class Trainer:
         )
         if main:
             self.run_dir.write_json("result.json", result.__dict__)
-        if main and self.report:
-            from grownet.report import try_write_report  # late: plotly loads when a run ends
-
-            try_write_report(self.run_dir.path)  # a failure warns; the finished run is kept
+            for callback in self.callbacks:
+                callback.on_end(self, result)
         return result
 
     def _loop(self, ckpt: Path, progress: Progress, stop: StopRequest) -> tuple[str | None, str]:
@@ -443,6 +442,9 @@ class Trainer:
                 classes = self.dataset.num_classes
                 if patience is not None and done >= patience and at_chance(acc, classes):
                     return NOT_CONVERGED, f"test accuracy {acc:.4f} still at chance at {done}"
+                for callback in self.callbacks:
+                    if (asked := callback.on_evaluate(self, done, acc)) is not None:
+                        return asked.status, asked.reason
             if cfg.checkpoint_interval and done % cfg.checkpoint_interval == 0:
                 self._save(ckpt)
             stopping = agreed_stop or (stop.requested and not self.world.distributed)

@@ -17,6 +17,7 @@ import pytest
 from grownet.cli import main
 from grownet.graph import LayerSpec
 from grownet.graph.surgery import insert_after
+from grownet.report.callback import WriteReport
 from grownet.train import TrainConfig, Trainer
 from grownet.zoo import convnet
 
@@ -94,7 +95,7 @@ def _train(runs: Path, name: str, graph=None) -> Path:
     config = TrainConfig(model="convnet", dataset="digits", max_iter=40, test_interval=20,
                          display_interval=10, batch_size=32, base_lr=0.1, quiet=True,
                          runs_dir=str(runs), name=name)  # fmt: skip
-    return Path(Trainer(config, graph=graph).run().run_dir)
+    return Path(Trainer(config, graph=graph, callbacks=[WriteReport()]).run().run_dir)
 
 
 def _study(db: Path) -> None:
