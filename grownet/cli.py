@@ -247,6 +247,34 @@ def cmd_search(args: argparse.Namespace) -> None:
     print(format_summary(summary))
 
 
+def cmd_study(args: argparse.Namespace) -> None:
+    from grownet.shipped import resolve
+    from grownet.study.runner import StudyRunner
+    from grownet.study.spec import load_study_spec
+
+    spec = load_study_spec(
+        resolve(args.spec, "spec"), name=args.name, runs_dir=args.runs_dir,
+        data_dir=args.data_dir, device=args.device, trials=args.trials, timeout_s=args.timeout,
+    )  # fmt: skip
+    prefix = "" if args.worker is None else f"[worker {args.worker}] "
+    runner = StudyRunner(spec, storage=args.storage, workers=args.workers, quiet=args.quiet,
+                         echo=lambda line: print(prefix + line, flush=True))  # fmt: skip
+    if args.worker is not None:
+        import torch
+
+        torch.set_num_threads(int(os.environ.get("GROWNET_WORKER_THREADS", "1")))
+        runner.run(worker=args.worker)
+        return
+    print(f"study {spec.name}: {spec.n_trials} trials of {spec.kind}, objectives "
+          f"{', '.join(spec.objectives)}, sampler {spec.sampler}, pruner {spec.pruner}; "
+          f"{args.workers} worker(s) on {runner.storage}", flush=True)  # fmt: skip
+    summary = runner.run(compare=[Path(p) for p in args.compare])
+    print()
+    print(summary["text"])
+    if "report" in summary:
+        print(f"report: {summary['report']}")
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from grownet.report import write_report
 
@@ -373,6 +401,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete what runs/<name>/ holds and search afresh (else a rerun resumes it)",
     )
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser(
+        "study",
+        help="an Optuna study over training runs or growth searches (many workers, any storage)",
+        description="Run a study spec (search/*_nas.toml): sample architectures and settings "
+        "with Optuna, train each trial as its own run directory under runs/<name>/trials/, "
+        "prune hopeless trials, and print the best trial or the Pareto set. Ctrl-C and rerun "
+        "the same command to continue; the same command on many machines with one --storage "
+        "URL shares one study.",
+    )
+    p.add_argument("spec", help="a study spec: a shipped name (digits_nas) or a TOML file")
+    p.add_argument("--name", help="study and run directory name (default: the spec's)")
+    p.add_argument("--runs-dir", help="where run directories go (default: runs)")
+    p.add_argument("--data-dir", help="dataset root for every trial (default: $GROWNET_DATA)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N (default: the spec's, else auto)")
+    p.add_argument("--trials", type=int, help="finished trials wanted, over all workers")
+    p.add_argument("--timeout", type=float, help="seconds each worker may start trials for")
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes on this machine (default 1; >1 uses a journal file)")
+    p.add_argument("--storage", help="an SQLAlchemy URL (postgresql://...) or a journal file "
+                   "(default: runs/<name>/study.db, or study.journal with --workers)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--compare", nargs="+", default=[], metavar="SEARCH_RUN",
+                   help="growth-search run directories to place on the study's Pareto front "
+                   "(dominated? by how much?), e.g. runs/digits")
+    p.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # a process --workers started
+    p.set_defaults(func=cmd_study)
 
     p = sub.add_parser(
         "report",

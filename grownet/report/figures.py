@@ -1,4 +1,7 @@
-"""Plotly figures of a run's numbers: learning curves, growth stages, sweeps and benchmarks.
+"""Plotly figures of a run's numbers: learning curves and benchmarks, and the common look.
+
+A growth search's figures (stages, sweeps, time on the search's clock) are in
+:mod:`grownet.report.growth`, an Optuna study's in :mod:`grownet.report.studies`.
 
 Each builder takes loaded runs (:class:`grownet.report.load.Run`) and returns its figures keyed
 by an id that is stable across reports (``accuracy``, ``sweep-0-1`` ...), and nothing when no
@@ -28,12 +31,6 @@ from plotly.subplots import make_subplots
 from grownet.report.load import Run, number
 
 PALETTE = qualitative.Plotly + qualitative.D3
-SWEEP_AXES = {
-    "width": "width dropout ratio",
-    "depth": "depth dropout ratio",
-    "dropin": "DropIn ratio",
-}
-_UNITS = {"width": "channels", "depth": "weighted layers", "dropin": "weighted layers"}
 
 
 def colours(runs: Sequence[Run]) -> dict[str, str]:
@@ -143,150 +140,6 @@ def learning_curves(runs: Sequence[Run]) -> dict[str, go.Figure]:
         )
     styled(loss, title="Loss (test solid, train dotted)", x="iteration", y="cross-entropy loss")
     return {"accuracy": accuracy, "loss": loss}
-
-
-def error_vs_time(runs: Sequence[Run]) -> dict[str, go.Figure]:
-    """Test error (1 - accuracy) vs training wall time: what a faster variant buys."""
-    fig = go.Figure()
-    palette = colours(runs)
-    for run in runs:
-        points = [
-            (t, 1 - a)
-            for r in run.test
-            if (t := number(r.get("wall_time_s"))) is not None
-            and (a := number(r.get("accuracy"))) is not None
-        ]
-        if points:
-            fig.add_scatter(
-                x=[t for t, _ in points],
-                y=[e for _, e in points],
-                name=run.label,
-                legendgroup=run.label,
-                mode="lines+markers",
-                line={"color": palette[run.label]},
-                hovertemplate=f"{run.label}<br>%{{x:.1f}} s<br>test error %{{y:.4f}}"
-                "<extra></extra>",
-            )
-    if not fig.data:
-        return {}
-    return {"error-time": styled(fig, title="Test error vs training time", x="wall time (s)",
-                                 y="test error")}  # fmt: skip
-
-
-# --------------------------------------------------------------------------- growth
-
-
-def accuracy_vs_depth(runs: Sequence[Run]) -> dict[str, go.Figure]:
-    """Test accuracy after each growth stage vs depth; parameters and FLOPs on hover."""
-    fig = go.Figure()
-    palette = colours(runs)
-    for run in runs:
-        if not run.stages:
-            continue
-        stages = sorted(run.stages, key=lambda s: s["stage"])
-        custom = [
-            [s["stage"], s["params"], s["flops"], s["wall_time_s"], _extras(s)] for s in stages
-        ]
-        fig.add_scatter(
-            x=[s["depth"] for s in stages],
-            y=[s["test_accuracy"] for s in stages],
-            name=run.label,
-            legendgroup=run.label,
-            mode="lines+markers+text",
-            text=[f"s{s['stage']}" for s in stages],
-            textposition="top center",
-            line={"color": palette[run.label]},
-            customdata=custom,
-            hovertemplate=f"{run.label} stage %{{customdata[0]}}<br>depth %{{x}}"
-            "<br>test accuracy %{y:.4f}<br>params %{customdata[1]:,}"
-            "<br>FLOPs %{customdata[2]:,}<br>wall %{customdata[3]:.1f} s"
-            "<br>%{customdata[4]}<extra></extra>",
-        )
-    if not fig.data:
-        return {}
-    styled(fig, title="Test accuracy vs depth (growth stages)", x="depth (weighted layers)",
-           y="test accuracy")  # fmt: skip
-    return {"depth": fig}
-
-
-def _extras(stage: dict[str, Any]) -> str:
-    """The stage's other scalar keys, for hover (``action=insert after relu1``)."""
-    known = {"stage", "depth", "params", "flops", "test_accuracy", "wall_time_s"}
-    return "<br>".join(
-        f"{k}={v}" for k, v in stage.items() if k not in known and isinstance(v, str | int | float)
-    )
-
-
-# --------------------------------------------------------------------------- sweeps
-
-
-def _sweep_figure(sweep: dict[str, Any], title: str) -> go.Figure:
-    points = sorted(sweep["points"], key=lambda p: p["ratio"])
-    errors = [p["error"] for p in points]
-    fig = go.Figure()
-    fig.add_scatter(
-        x=[p["ratio"] for p in points],
-        y=errors,
-        name="test error",
-        mode="lines+markers",
-        hovertemplate="ratio %{x:.3f}<br>error %{y:.4f}<extra></extra>",
-    )
-    if all("full_error" in p for p in points):  # a depth-dropout sweep: every branch added
-        fig.add_scatter(
-            x=[p["ratio"] for p in points],
-            y=[p["full_error"] for p in points],
-            name="all units (test-time rule)",
-            mode="lines+markers",
-            line={"dash": "dot"},
-            hovertemplate="ratio %{x:.3f}<br>error, all units %{y:.4f}<extra></extra>",
-        )
-    if knee := sweep.get("knee"):
-        fig.add_scatter(
-            x=[knee["ratio"]],
-            y=[knee["error"]],
-            name=f"knee at {knee['ratio']:.3g}",
-            mode="markers",
-            marker={"symbol": "star", "size": 16, "color": "#d62728"},
-        )
-    if estimate := sweep.get("estimate"):
-        size, full = estimate.get("size"), estimate.get("full_size")
-        what = f" → {size}" + (f" of {full}" if full else "") + f" {_UNITS[sweep['kind']]}"
-        fig.add_scatter(
-            x=[estimate["ratio"]] * 2,
-            y=[min(errors), max(errors)],
-            name=f"estimate at {estimate['ratio']:.3g}" + (what if size is not None else ""),
-            mode="lines",
-            line={"dash": "dash", "color": "#2ca02c"},
-        )
-    if check := sweep.get("verification"):
-        fig.add_annotation(
-            text=f"verification: {'passed' if check['passed'] else 'FAILED'}<br>"
-            f"full {100 * check['full_accuracy']:.2f} %, "
-            f"reduced {100 * check['reduced_accuracy']:.2f} %",
-            xref="paper",
-            yref="paper",
-            x=0.99,
-            y=0.97,
-            xanchor="right",
-            showarrow=False,
-            align="right",
-            bordercolor="#2ca02c" if check["passed"] else "#d62728",
-            borderwidth=2,
-            bgcolor="white",
-        )
-    return styled(fig, title=title, x=SWEEP_AXES[sweep["kind"]], y="test error")
-
-
-def sweep_figures(runs: Sequence[Run]) -> dict[str, go.Figure]:
-    """Error vs ratio for each width, depth or DropIn sweep: knee, estimate and check marked."""
-    figures = {}
-    for r, run in enumerate(runs):
-        for i, sweep in enumerate(run.sweeps):
-            layer = f" of {sweep['layer']}" if sweep.get("layer") else ""
-            who = f"{run.label}: " if len(runs) > 1 else ""
-            title = f"{who}{sweep['kind']} sweep{layer}: error vs ratio"
-            figures[f"sweep-{r}-{i}"] = _sweep_figure(sweep, title)
-    return figures
 
 
 # --------------------------------------------------------------------------- benchmarks

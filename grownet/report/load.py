@@ -12,8 +12,10 @@ progress. Every file is optional; what a run lacks, the report leaves out:
 ``stages.jsonl``                       growth stages (:func:`check_stage`)
 ``sweeps.json``                        dropout-ratio sweeps (:func:`check_sweeps`)
 ``bench*.json``                        timing benchmarks (:func:`check_bench`)
-``study.db``                           Optuna studies (SQLite storage)
+``study.db`` ``study.journal``         Optuna studies (SQLite storage, or several workers' journal)
 ``summary.json``                       a recipe directory's table (:mod:`grownet.reproduce`)
+``search.json``                        a growth search's spec and outcome
+``search_summary.json``                (:mod:`grownet.search.runner`)
 =====================================  =======================================================
 
 A corrupt or partial line of a ``.jsonl`` file (a run still writing it) is skipped with a
@@ -45,6 +47,7 @@ RUN_FILES = (
     "stages.jsonl",
     "sweeps.json",
     "study.db",
+    "study.journal",
 )
 SWEEP_KINDS = ("width", "depth", "dropin")
 _STAGE_GRAPH = re.compile(r"^stage_(\d+)\.json$")
@@ -77,6 +80,10 @@ class Run:
     study: Path | None = None
     search_summary: str = ""
     """``summary.txt`` of a growth search: the recommendation in words."""
+    search: dict[str, Any] = field(default_factory=dict)
+    """``search_summary.json`` of a growth search: chosen stage, ``n_test`` ..."""
+    search_spec: dict[str, Any] = field(default_factory=dict)
+    """``search.json``: the search's spec as run (the sweeps' ``max_rise`` ...)."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -369,11 +376,45 @@ def load_run(path: str | Path, *, label: str | None = None) -> Run:
                 run.benches.append((file.name, check_bench(bench, str(file))))
             except SchemaError as err:
                 _skip(run, f"skipped: {err}")
-    if (path / "study.db").exists():
-        run.study = path / "study.db"
-    if (path / "search_summary.json").exists() and (path / "summary.txt").exists():
+    for name in ("study.db", "study.journal"):  # one worker, or several
+        if (path / name).exists():
+            run.study = path / name
+            break
+    run.search = _object_file(run, path / "search_summary.json")
+    run.search_spec = _object_file(run, path / "search.json")
+    if run.search and (path / "summary.txt").exists():
         run.search_summary = (path / "summary.txt").read_text(errors="replace")
     return run
+
+
+def n_test_of(run: Run) -> tuple[int | None, str]:
+    """How many samples the run's test accuracies were measured on, and where that was read.
+
+    A search's ``search_summary.json`` says it (``n_test``); else the run's ``dataset.json``
+    (a search's: its first stage's) gives the split sizes, and the trainer tests on the whole
+    validation split when there is one, else on the whole test split.
+
+    Example:
+        >>> n_test_of(Run(path=Path("r"), label="r", search={"n_test": 360}))
+        (360, 'search_summary.json n_test')
+        >>> n_test_of(Run(path=Path("r"), label="r", dataset={"sizes": {"val": 0, "test": 90}}))
+        (90, 'dataset.json sizes')
+        >>> n_test_of(Run(path=Path("r"), label="r"))
+        (None, '')
+    """
+    n = run.search.get("n_test")
+    if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+        return n, "search_summary.json n_test"
+    sources = [run.dataset]
+    if (first := run.path / "stages" / "stage_0" / "dataset.json").exists():
+        sources.append(_object_file(run, first))
+    for source in sources:
+        sizes = source.get("sizes") if isinstance(source, dict) else None
+        if isinstance(sizes, dict):
+            n = sizes.get("val") or sizes.get("test")
+            if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+                return n, "dataset.json sizes"
+    return None, ""
 
 
 def is_run_dir(path: Path) -> bool:

@@ -32,10 +32,11 @@ from plotly.offline import get_plotlyjs
 
 from grownet.files import atomic_write_text, check_output_dir
 from grownet.graph import GraphError, NetGraph
-from grownet.report import figures, tables
+from grownet.report import figures, growth, tables
+from grownet.report.comparison import comparison_content
 from grownet.report.load import Evidence, ReportError, Run, load_evidence
 from grownet.report.network import graph_title, network_figure
-from grownet.report.studies import study_figures
+from grownet.report.studies import study_content
 
 PLOTLY_JS = "plotly.min.js"
 # plotly.js shows a "Share chart" button that uploads the figure to plotly's cloud by default:
@@ -130,11 +131,14 @@ def _study_section(runs: Sequence[Run]) -> Section:
         if run.study is None:
             continue
         try:
-            figs = study_figures(run.study, label=run.label)
+            content = study_content(run.study, label=run.label)
         except Exception as err:  # a foreign or locked SQLite file: draw the rest
             _not_drawn(section, f"{run.label}: {run.study} not read: {err}")
             continue
-        section.add({f"study-{r}-{key}": fig for key, fig in figs.items()})
+        content += comparison_content(run.path / "comparison.json", label=run.label)
+        section.content += [
+            item if isinstance(item, str) else (f"study-{r}-{item[0]}", item[1]) for item in content
+        ]
     return section
 
 
@@ -152,11 +156,11 @@ def build_sections(evidence: Evidence) -> list[Section]:
             for r in searches
         ]
         sections.append(Section("search", "Growth search: what the network needs", texts))
-    curves = figures.learning_curves(runs) | figures.error_vs_time(runs)
+    curves = figures.learning_curves(runs) | growth.error_vs_time(runs)
     sections += [
         Section("curves", "Learning curves").add(curves),
-        Section("growth", "Growth: accuracy vs depth").add(figures.accuracy_vs_depth(runs)),
-        Section("sweeps", "Depth and width sweeps").add(figures.sweep_figures(runs)),
+        Section("growth", "Growth: accuracy vs depth").add(growth.accuracy_vs_depth(runs)),
+        Section("sweeps", "Depth and width sweeps").add(growth.sweep_figures(runs)),
         _bench_section(runs),
         _network_section(runs),
         _study_section(runs),

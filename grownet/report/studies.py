@@ -2,8 +2,12 @@
 
 Every study in the storage is drawn: optimisation history, parallel coordinates and parameter
 importances for one objective; for several, the Pareto front, each objective's history and the
-importances of all. A study without two finished trials has nothing to show yet. Optuna is
-imported only when a run has a study, so other reports do not pay for it.
+importances of all; the intermediate values (test accuracy at each test) when trials reported
+any. A grownet architecture study's trials also say what network each trained (user
+attributes, :mod:`grownet.report.trials`): accuracy vs depth and vs parameters over all trials,
+and a table of the Pareto set or best trial. A study with one complete trial gets its history
+and table; parallel coordinates and importances need two. Optuna is imported only when a run
+has a study, so other reports do not pay for it.
 
 Example:
     >>> import tempfile, optuna
@@ -18,16 +22,22 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import html
 import shutil
 import tempfile
-from collections.abc import Iterator
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
 
+from grownet.report import trials
+
 _SQLITE = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 MIN_TRIALS = 2  # importances and parallel coordinates need at least two finished trials
+Content = list[str | tuple[str, go.Figure]]
 
 
 def _titled(fig: go.Figure, title: str) -> go.Figure:
@@ -35,59 +45,77 @@ def _titled(fig: go.Figure, title: str) -> go.Figure:
     return fig
 
 
-def _single(study: Any, where: str, objective: str) -> dict[str, go.Figure]:
+def _single(study: Any, where: str, objective: str, enough: bool) -> dict[str, Callable]:
     from optuna import visualization as vis
 
-    return {
-        "history": _titled(
+    plots: dict[str, Callable] = {
+        "history": lambda: _titled(
             vis.plot_optimization_history(study, target_name=objective),
             f"{where}: optimisation history",
-        ),
-        "parallel": _titled(
+        )
+    }
+    if enough:
+        plots["parallel"] = lambda: _titled(
             vis.plot_parallel_coordinate(study, target_name=objective),
             f"{where}: parallel coordinates",
-        ),
-        "importance": _titled(
+        )
+        plots["importance"] = lambda: _titled(
             vis.plot_param_importances(study, target_name=objective),
             f"{where}: parameter importances",
-        ),
-    }
+        )
+    return plots
 
 
-def _multi(study: Any, where: str, objectives: list[str]) -> dict[str, go.Figure]:
+def _multi(study: Any, where: str, objectives: list[str], enough: bool) -> dict[str, Callable]:
+    from optuna import visualization as vis
+
+    plots: dict[str, Callable] = {}
+    if len(objectives) in (2, 3):  # optuna draws a front in two or three dimensions only
+        plots["pareto"] = lambda: _titled(
+            vis.plot_pareto_front(study, target_names=objectives), f"{where}: Pareto front"
+        )
+    for i, name in enumerate(objectives):
+        plots[f"history-{i}"] = lambda i=i, name=name: _titled(
+            vis.plot_optimization_history(study, target=lambda t: t.values[i], target_name=name),
+            f"{where}: optimisation history of {name}",
+        )
+    if enough:
+        plots["importance"] = lambda: _titled(
+            _fanova(study, objectives), f"{where}: parameter importances"
+        )
+    return plots
+
+
+def _fanova(study: Any, objectives: list[str]) -> go.Figure:
     from optuna import visualization as vis
     from optuna.importance import FanovaImportanceEvaluator
 
-    figures = {
-        "pareto": _titled(
-            vis.plot_pareto_front(study, target_names=objectives), f"{where}: Pareto front"
-        )
-    }
-    for i, name in enumerate(objectives):
-        figures[f"history-{i}"] = _titled(
-            vis.plot_optimization_history(
-                study, target=lambda t, i=i: t.values[i], target_name=name
-            ),
-            f"{where}: optimisation history of {name}",
-        )
     # fANOVA: a variance decomposition, right whichever way each objective points (optuna's
     # default PED-ANOVA ranks by the low end of every objective, wrong for a maximised one).
-    evaluator = FanovaImportanceEvaluator(seed=0)
-    importance = vis.plot_param_importances(study, evaluator=evaluator)
+    importance = vis.plot_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0))
     for trace, name in zip(importance.data, objectives, strict=False):
         trace.name = name  # optuna says "Objective Value 0"
-    figures["importance"] = _titled(importance, f"{where}: parameter importances")
-    return figures
+    return importance
 
 
 @contextlib.contextmanager
-def _read_only(path: Path) -> Iterator[str]:
-    """A storage URL of a private copy of the SQLite file ``path``.
+def _read_only(path: Path) -> Iterator[Any]:
+    """A storage over a private copy of ``path``: an SQLite file, or a journal file (a study
+    run by several workers, ``study.journal``).
 
     A report only reads: opened in place, Optuna would create its schema in an empty or
     foreign file and may migrate an old one. So a file that is not SQLite is refused, and the
     rest is read from a copy (with its write-ahead log) that is thrown away.
     """
+    if path.suffix == ".journal":
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        with tempfile.TemporaryDirectory(prefix="grownet-study-") as tmp:
+            copy = Path(tmp) / path.name
+            shutil.copyfile(path, copy)  # a worker may be appending: read a snapshot
+            yield JournalStorage(JournalFileBackend(str(copy)))
+        return
     with path.open("rb") as f:
         header = f.read(len(_SQLITE))
     if header != _SQLITE:
@@ -102,29 +130,76 @@ def _read_only(path: Path) -> Iterator[str]:
         yield f"sqlite:///{copy}"
 
 
-def study_figures(path: Path, *, label: str) -> dict[str, go.Figure]:
-    """Figures of every study in the SQLite storage ``path``, keyed ``<study>-<kind>``;
-    the file is never written (see :func:`_read_only`)."""
+def study_content(path: Path, *, label: str) -> Content:
+    """Headings, tables and figures ``(<study>-<kind>, figure)`` of every study in the SQLite
+    storage ``path``, in reading order; the file is never written (see :func:`_read_only`)."""
     with _read_only(Path(path)) as storage:
-        return _figures(storage, label)
+        return _content(storage, label)
 
 
-def _figures(storage: str, label: str) -> dict[str, go.Figure]:
+def study_figures(path: Path, *, label: str) -> dict[str, go.Figure]:
+    """The figures of :func:`study_content`, keyed ``<study>-<kind>``."""
+    return {
+        item[0]: item[1] for item in study_content(path, label=label) if isinstance(item, tuple)
+    }
+
+
+_STATES = {"complete": "complete", "pruned": "pruned", "fail": "failed", "running": "running",
+           "waiting": "waiting"}  # fmt: skip
+
+
+def _counts(study: Any) -> str:
+    """``"6 complete, 2 pruned, 1 failed"``: every state the study has trials in."""
+    states = Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False))
+    return ", ".join(f"{states[s]} {word}" for s, word in _STATES.items() if states[s])
+
+
+def _draw(name: str, kind: str, plot: Callable[[], go.Figure], out: Content) -> None:
+    """One optuna plot into ``out``; one that fails (degenerate trials) is named, not fatal."""
+    try:
+        out.append((f"{name}-{kind}", plot()))
+    except Exception as err:  # optuna's own checks: a report draws what it can
+        text = f"study {name}: {kind} not drawn: {err}"
+        warnings.warn(text, stacklevel=2)
+        out.append(f"<p class='bad'>{html.escape(text)}</p>")
+
+
+def _content(storage: Any, label: str) -> Content:
     import optuna
+    from optuna.trial import TrialState
 
-    figures: dict[str, go.Figure] = {}
+    out: Content = []
     for name in optuna.get_all_study_names(storage):
         study = optuna.load_study(study_name=name, storage=storage)
-        done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if len(done) < MIN_TRIALS or not any(t.params for t in done):
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        everything = study.get_trials(deepcopy=False)
+        where = f"{label}: study {name}"
+        out.append(f"<h3>{html.escape(where)} ({html.escape(_counts(study) or 'no trials')})</h3>")
+        points = trials.trial_points(study)
+        if not done and not points:
+            out.append("<p>No finished trial yet.</p>")
             continue
-        where = f"{label}: study {name} ({len(done)} trials)"
         count = len(study.directions)
         objectives = study.metric_names or (
             ["objective"] if count == 1 else [f"objective {i}" for i in range(count)]
         )
-        drawn = (
-            _single(study, where, objectives[0]) if count == 1 else _multi(study, where, objectives)
-        )
-        figures |= {f"{name}-{kind}": fig for kind, fig in drawn.items()}
-    return figures
+        enough = len(done) >= MIN_TRIALS and any(t.params for t in done)
+        plots: dict[str, Callable] = {}
+        if done:
+            plots = (
+                _single(study, where, objectives[0], enough)
+                if count == 1
+                else _multi(study, where, objectives, enough)
+            )
+        if any(t.intermediate_values for t in everything):
+            plots["intermediate"] = lambda study=study, where=where: _titled(
+                optuna.visualization.plot_intermediate_values(study),
+                f"{where}: intermediate values (test accuracy at each test)",
+            )
+        marked = trials.marked_trials(study)
+        out.append(trials.marked_table(points, marked, single=count == 1))
+        figs = trials.accuracy_figures(points, marked, where=where, single=count == 1)
+        out += [(f"{name}-{kind}", fig) for kind, fig in figs.items()]
+        for kind, plot in plots.items():
+            _draw(name, kind, plot, out)
+    return [item for item in out if item]

@@ -230,13 +230,35 @@ def load_spec(
         ('digits', 'convnet')
     """
     path = Path(path)
+    return spec_from_dict(read_toml(path), path=path, data_dir=data_dir, device=device,
+                          **overrides)  # fmt: skip
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A spec file's tables; a missing or malformed file is one :class:`SpecError` line."""
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise SpecError(f"search spec {path} does not exist; see search/ for examples") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path} is not a text file; a spec is TOML") from None
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"{path} is not valid TOML: {err}") from None
+
+
+def spec_from_dict(
+    data: dict[str, Any],
+    *,
+    path: Path,
+    data_dir: str | None = None,
+    device: str | None = None,
+    **overrides: Any,
+) -> SearchSpec:
+    """Check a spec's tables (as read from ``path``) and build the :class:`SearchSpec`."""
     source = str(path)
+    if "study" in data:
+        raise SpecError(f"{source} is a study spec; run it with `grownet study {path.stem}` "
+                        "(or give its path)")  # fmt: skip
     known = {"name", "runs_dir", "dataset", "base", "train", "growth", "width", "depth", "verify"}
     unknown = sorted(set(data) - known)
     if unknown:

@@ -249,6 +249,10 @@ def read_knee(
         "points": points,
         "knee": {"ratio": candidates[0], "error": knee.error} if knee.found else None,
         "finding": finding,
+        # what the knee was read against, so a report draws the threshold without guessing
+        "plateau": knee.plateau,
+        "max_rise": knee.max_rise,
+        "confidence": knee.confidence,
         "estimate": None,
         "verification": None,
     }

@@ -111,7 +111,8 @@ def test_stages_sweeps_benchmarks_and_studies_have_figures(demo):
 
     width = figs["sweep-0-0"]
     names = [t.name for t in width.data]
-    assert names == ["test error", "knee at 0.5", "estimate at 0.5 → 8 of 16 channels"]
+    assert names == ["test error", "full network: 0.1000", "knee at 0.5",
+                     "estimate at 0.5 → 8 of 16 channels"]  # fmt: skip
     assert "verification: passed" in width.layout.annotations[0].text
     assert [t.name for t in figs["sweep-0-1"].data] == ["test error"]
 

@@ -7,6 +7,8 @@ import pytest
 from grownet.search.spec import SpecError, load_spec
 
 SPECS = sorted(Path("search").glob("*.toml"))
+STUDIES = [p for p in SPECS if "[study]" in p.read_text()]
+SPECS = [p for p in SPECS if p not in STUDIES]  # study specs: tests/study
 GOOD = """
 dataset = "digits"
 [base]
@@ -21,6 +23,12 @@ def test_shipped_specs_load(path):
     spec = load_spec(path)
     assert spec.name == path.stem
     assert spec.growth.insert_after or spec.growth.max_stages == 0
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
+def test_a_study_spec_is_named_as_one(path):
+    with pytest.raises(SpecError, match="is a study spec; run it with `grownet study"):
+        load_spec(path)
 
 
 def test_defaults_and_overrides(tmp_path):

@@ -6,12 +6,12 @@ Fixtures:
   free loopback port, in its own temporary data directory, with trust authentication;
   ``.url(dbname)`` builds a URL, ``.create_database()`` makes a fresh database and returns its URL.
 - ``postgres_url`` (session): the URL of the server's ``grownet`` database, e.g.
-  ``postgresql+psycopg2://grownet@127.0.0.1:PORT/grownet``; shared by every test that uses it.
+  ``postgresql+psycopg://grownet@127.0.0.1:PORT/grownet``; shared by every test that uses it.
 - ``postgres_db`` (function): the URL of a new, empty database (``test_<hex>``) for one test,
   dropped afterwards, so tests never see each other's studies.
 
 The server comes from Debian's ``postgresql`` package (``/usr/lib/postgresql/<version>/bin``,
-the newest version found; ``.ci/run`` installs it). Without it, or without the psycopg2 driver
+the newest version found; ``.ci/run`` installs it). Without it, or without the psycopg driver
 (``pip install "grownet[postgres]"``), the tests that use these fixtures are skipped, naming
 what is missing.
 """
@@ -38,7 +38,7 @@ SKIP_NO_SERVER = (
     "PostgreSQL server binaries (initdb, pg_ctl) not found: install Debian's postgresql "
     "package (apt-get install postgresql; .ci/run does)"
 )
-SKIP_NO_DRIVER = 'psycopg2 not installed: pip install "grownet[postgres]"'
+SKIP_NO_DRIVER = 'psycopg (3) not installed: pip install "grownet[postgres]"'
 SKIP_NO_USER = "running as root and there is no 'postgres' user to run the server as"
 
 # Superuser created by initdb and the database the session-wide URL points at.
@@ -102,8 +102,11 @@ class PostgresServer:
         return self.root / "server.log"
 
     def url(self, dbname: str = DATABASE) -> str:
-        """A SQLAlchemy URL Optuna's RDBStorage accepts (trust auth: no password)."""
-        return f"postgresql+psycopg2://{self.user}@{self.host}:{self.port}/{dbname}"
+        """A SQLAlchemy URL Optuna's RDBStorage accepts (trust auth: no password).
+
+        The driver is named: SQLAlchemy 2.0 maps a bare postgresql:// to psycopg2, 2.1 to psycopg.
+        """
+        return f"postgresql+psycopg://{self.user}@{self.host}:{self.port}/{dbname}"
 
     def run(self, *args: str, timeout: float = START_TIMEOUT_S) -> subprocess.CompletedProcess:
         """Run a PostgreSQL program, as the unprivileged user when we are root."""
@@ -114,8 +117,9 @@ class PostgresServer:
             kwargs = {"user": self.run_as.pw_uid, "group": self.run_as.pw_gid, "extra_groups": []}
         env = {**os.environ, "LC_ALL": "C"}
         if self.run_as is not None:
-            env.update(HOME=self.run_as.pw_dir, USER=self.run_as.pw_name,
-                       LOGNAME=self.run_as.pw_name)
+            env.update(
+                HOME=self.run_as.pw_dir, USER=self.run_as.pw_name, LOGNAME=self.run_as.pw_name
+            )
         return subprocess.run(
             [str(self.bindir / args[0]), *args[1:]],
             # The user may not be able to enter the caller's working directory; initdb and
@@ -130,12 +134,17 @@ class PostgresServer:
         )
 
     def connect(self, dbname: str = "postgres"):
-        import psycopg2
+        import psycopg
 
-        conn = psycopg2.connect(host=self.host, port=self.port, user=self.user, dbname=dbname,
-                                connect_timeout=5)
-        conn.autocommit = True  # CREATE/DROP DATABASE cannot run inside a transaction
-        return conn
+        # autocommit: CREATE/DROP DATABASE cannot run inside a transaction.
+        return psycopg.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            dbname=dbname,
+            connect_timeout=5,
+            autocommit=True,
+        )
 
     def create_database(self, name: str | None = None) -> str:
         """Create a database (default ``test_<random hex>``) and return its URL."""
@@ -154,15 +163,23 @@ class PostgresServer:
             with conn.cursor() as cur:
                 # FORCE (PostgreSQL 13+) ends the connections the test's Optuna engines still
                 # pool; without it the drop would fail while they are open.
-                force = " WITH (FORCE)" if conn.server_version >= 130000 else ""
+                force = " WITH (FORCE)" if conn.info.server_version >= 130000 else ""
                 cur.execute(f'DROP DATABASE IF EXISTS "{name}"{force}')
         finally:
             conn.close()
 
     def start(self) -> None:
         pg_ctl = self.run(
-            "pg_ctl", "start", "-w", "-t", str(START_TIMEOUT_S), "-D", str(self.datadir),
-            "-l", str(self.log), "-o",
+            "pg_ctl",
+            "start",
+            "-w",
+            "-t",
+            str(START_TIMEOUT_S),
+            "-D",
+            str(self.datadir),
+            "-l",
+            str(self.log),
+            "-o",
             # Loopback only, on our port, with the socket in our directory (the default
             # /var/run/postgresql may not exist or belong to the system's cluster). Durability
             # is not needed for a throw-away server: fsync off makes CREATE DATABASE and every
@@ -194,8 +211,12 @@ class PostgresServer:
         # still hold pooled connections); immediate if that hangs.
         for mode in ("fast", "immediate"):
             with contextlib.suppress(subprocess.TimeoutExpired):
-                if self.run("pg_ctl", "stop", "-w", "-m", mode, "-D", str(self.datadir),
-                            timeout=30).returncode == 0:
+                if (
+                    self.run(
+                        "pg_ctl", "stop", "-w", "-m", mode, "-D", str(self.datadir), timeout=30
+                    ).returncode
+                    == 0
+                ):
                     return
 
 
@@ -214,7 +235,7 @@ def _start_server() -> PostgresServer:
     if bindir is None:
         pytest.skip(SKIP_NO_SERVER)
     try:
-        import psycopg2  # noqa: F401
+        import psycopg  # noqa: F401
     except ImportError:
         pytest.skip(SKIP_NO_DRIVER)
     run_as = None
@@ -225,7 +246,8 @@ def _start_server() -> PostgresServer:
             pytest.skip(SKIP_NO_USER)
 
     # Under /tmp, not pytest's tmp_path_factory: /tmp/pytest-of-root is 0700, so the postgres
-    # user could not reach a data directory inside it. mkdtemp makes it 0700 for us alone.
+    # user could not reach a data directory inside it. /tmp itself is world-traversable, and
+    # mkdtemp's 0700 directory is handed to that user below.
     root = Path(tempfile.mkdtemp(prefix="grownet-pg-", dir="/tmp"))
     try:
         (root / "data").mkdir()
@@ -236,31 +258,34 @@ def _start_server() -> PostgresServer:
                 os.chown(path, run_as.pw_uid, run_as.pw_gid)
         server = PostgresServer(bindir=bindir, root=root, port=_free_port(), run_as=run_as)
         initdb = server.run(
-            "initdb", "-D", str(server.datadir), "-U", USER, "--auth=trust", "-E", "UTF8",
+            "initdb",
+            "-D",
+            str(server.datadir),
+            "-U",
+            USER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
             # --no-locale: the container may lack the caller's locale; --no-sync: nothing
             # here needs to survive a power cut, and syncing costs seconds on a slow disk.
-            "--no-locale", "--no-sync",
+            "--no-locale",
+            "--no-sync",
         )
         if initdb.returncode != 0:
             raise _StartError(server, "initdb", initdb)
-        for attempt in range(3):
-            try:
-                server.start()
-                break
-            except _StartError as exc:
-                # Another process took the port between _free_port and the bind: try another.
-                if attempt == 2 or "already in use" not in exc.log_tail:
-                    raise
-                server.port = _free_port()
         try:
-            conn = server.connect()
-            try:
-                with conn.cursor() as cur:
-                    cur.execute(f'CREATE DATABASE "{DATABASE}"')
-            finally:
-                conn.close()
+            for attempt in range(3):
+                try:
+                    server.start()
+                    break
+                except _StartError as exc:
+                    # Another process took the port between _free_port and the bind.
+                    if attempt == 2 or "already in use" not in exc.log_tail:
+                        raise
+                    server.port = _free_port()
+            server.create_database(DATABASE)
         except BaseException:
-            server.stop()
+            server.stop()  # a no-op unless the postmaster got as far as writing its pid file
             raise
         return server
     except BaseException:

@@ -1,0 +1,58 @@
+"""Growth versus brute force in a study's report: its ``comparison.json`` drawn and tabled.
+
+``grownet study SPEC --compare runs/<search> ...`` writes the comparison (see
+:mod:`grownet.study.compare`); this draws the study's accuracy/parameters front with every
+search's recommendation on it, and the table of dominance and gaps.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+
+from grownet.report import tables
+
+
+def comparison_content(path: Path, *, label: str) -> list[Any]:
+    """``[heading, table, (key, figure)]`` for ``path`` (a comparison.json), else ``[]``."""
+    try:
+        data = json.loads(path.read_text())
+        front, searches = data["front"], data["searches"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(
+        x=[p["params"] for p in front], y=[p["accuracy"] for p in front], mode="lines+markers",
+        name=f"study front ({len(front)} of {data.get('trials')} trials)", line={"shape": "hv"},
+    ))  # fmt: skip
+    for s in searches:
+        seed = "" if s.get("seed") is None else f" seed {s['seed']}"
+        fig.add_trace(go.Scatter(
+            x=[s["params"]], y=[s["accuracy"]], mode="markers", marker={"symbol": "star",
+            "size": 14}, name=f"growth{seed}: {Path(s['run']).name}",
+            hovertext=[f"depth {s['depth']}, widths {s['widths']}, "
+                       f"{'dominated' if s['dominated'] else 'on or beyond the front'}"],
+        ))  # fmt: skip
+    fig.update_layout(
+        template="plotly_white", height=460, xaxis={"type": "log", "title": "parameters"},
+        yaxis={"title": "test accuracy"},
+        title={"text": f"{label}: growth recommendations on the study's front", "x": 0.01},
+    )  # fmt: skip
+    rows = [
+        [Path(s["run"]).name, s.get("seed", "-"), f"{100 * s['accuracy']:.2f} %",
+         f"{s['params']:,}", "yes" if s["dominated"] else "no",
+         "-" if s["accuracy_gap"] is None else f"{100 * s['accuracy_gap']:+.2f}",
+         "-" if s["params_ratio"] is None else f"{s['params_ratio']:.2f}",
+         f"{s['train_time_s']:.0f} s"]
+        for s in searches
+    ]  # fmt: skip
+    head = ["search", "seed", "accuracy", "params", "dominated", "acc gap (points)",
+            "params x at equal acc", "training"]  # fmt: skip
+    seconds = data.get("study_train_time_s", 0)
+    heading = (f"<h3>{html.escape(label)}: growth versus brute force ({seconds:.0f} s of "
+               "training in the study)</h3>")  # fmt: skip
+    return [heading, tables.table(head, rows), ("comparison", fig)]

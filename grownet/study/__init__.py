@@ -1,0 +1,1 @@
+"""Optuna studies over training runs or growth searches (`grownet study`)."""

@@ -1,0 +1,164 @@
+"""Where a study's trials are kept, and how a dead worker's trial is found and retried.
+
+- No ``--storage``, one worker: SQLite, ``runs/<study>/study.db``.
+- No ``--storage``, several workers on this machine: a journal file,
+  ``runs/<study>/study.journal`` (SQLite is not for parallel writers: Optuna's FAQ).
+- ``--storage URL`` (any SQLAlchemy URL, e.g. ``postgresql://user@host/db``): one study shared
+  by every machine that runs the same command; ``--storage PATH``: a journal file.
+
+A worker killed with SIGKILL leaves its trial RUNNING. Relational storages find it by
+heartbeat (Optuna's ``heartbeat_interval`` and ``grace_period``); a journal file has no
+heartbeat, so each trial holds an OS lock on ``trials/.trial-<number>.lock`` while it runs, and
+a RUNNING trial whose lock is free has lost its worker. Either way the trial is failed and
+:class:`optuna.storages.RetryFailedTrialCallback` enqueues it again; the retry continues the
+failed trial's run directory (from its checkpoint, bit-exact).
+
+>>> describe_storage(None, Path("runs/s"), workers=1)
+'sqlite:///runs/s/study.db'
+>>> describe_storage(None, Path("runs/s"), workers=4)
+'runs/s/study.journal'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import inspect
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from grownet.errors import BadValueError
+
+MAX_RETRY = 2
+
+
+def describe_storage(storage: str | None, study_dir: Path, *, workers: int) -> str:
+    """The storage a study uses: a SQLAlchemy URL or a journal file path."""
+    if storage:
+        if storage.startswith("sqlite") and workers > 1:
+            raise BadValueError(
+                f"--storage {storage} with --workers {workers}: SQLite is not for parallel "
+                "writers; give a journal file path (--storage runs/x.journal) or a PostgreSQL URL"
+            )
+        return storage
+    if workers > 1:
+        return str(study_dir / "study.journal")
+    return f"sqlite:///{study_dir / 'study.db'}"
+
+
+def is_url(storage: str) -> bool:
+    return "://" in storage
+
+
+def open_storage(storage: str, *, heartbeat_s: int) -> Any:
+    """The Optuna storage object for ``storage`` (see :func:`describe_storage`)."""
+    from optuna.storages import JournalStorage, RDBStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    if not is_url(storage):
+        Path(storage).parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(storage))
+    # Optuna 5 renamed the stale-trial callback argument; 3.x and 4.x know only the old name.
+    params = inspect.signature(RDBStorage).parameters
+    key = ("heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in params
+           else "failed_trial_callback")  # fmt: skip
+    for attempt in range(5):
+        try:
+            return RDBStorage(
+                storage,
+                heartbeat_interval=heartbeat_s,
+                grace_period=2 * heartbeat_s,
+                engine_kwargs=None if storage.startswith("sqlite") else {"pool_pre_ping": True},
+                **{key: retry_callback()},
+            )
+        except (ImportError, ModuleNotFoundError) as err:
+            raise BadValueError(
+                f"--storage {storage}: its database driver is not installed ({err}); for "
+                'PostgreSQL: pip install "grownet[postgres]"'
+            ) from None
+        except Exception as err:
+            # Workers starting together on a new database race to create Optuna's tables;
+            # the loser sees "already exists" and finds them there a moment later.
+            if attempt == 4 or ("already exists" not in str(err) and "duplicate" not in str(err)):
+                raise BadValueError(
+                    f"--storage {storage}: cannot open it ({type(err).__name__}: "
+                    f"{str(err).splitlines()[0][:200]})"
+                ) from None
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def retry_callback() -> Any:
+    """Optuna's callback that enqueues a dead worker's trial again (named by version)."""
+    from optuna import storages
+
+    cls = getattr(storages, "RetryHeartbeatStaleTrialCallback", None)
+    return (cls or storages.RetryFailedTrialCallback)(max_retry=MAX_RETRY)
+
+
+def _finished(study: Any) -> set[int]:
+    from optuna.trial import TrialState
+
+    done = (TrialState.COMPLETE, TrialState.PRUNED)
+    return {t.number for t in study.get_trials(deepcopy=False, states=done)}
+
+
+@contextlib.contextmanager
+def held(path: Path) -> Iterator[None]:
+    """Hold an exclusive OS lock on ``path`` for the block (released when the process dies)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def lock_is_free(path: Path) -> bool:
+    """Whether nobody holds ``path``'s lock (its holder finished or died)."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def fail_dead_trials(study: Any, study_dir: Path) -> list[int]:
+    """Fail and retry the RUNNING trials whose worker died; returns their numbers.
+
+    Relational storages: Optuna's heartbeat check. Journal files: the trial locks.
+    """
+    import optuna
+    from optuna.storages import RDBStorage
+    from optuna.trial import TrialState
+
+    if isinstance(study._storage, RDBStorage):
+        running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        still = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+        return sorted(running - still - _finished(study))
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        lock = trial.user_attrs.get("lock")
+        if lock is None or not lock_is_free(study_dir / lock):
+            continue  # still starting (no lock yet), or alive
+        try:
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+            continue  # another worker got there first
+        retry_callback()(study, study._storage.get_trial(trial._trial_id))
+        failed.append(trial.number)
+    return failed
