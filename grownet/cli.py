@@ -235,6 +235,7 @@ def cmd_search(args: argparse.Namespace) -> None:
         runs_dir=args.runs_dir,
         data_dir=args.data_dir,
         device=args.device,
+        seed=args.seed,
     )
     print(f"growth search {spec.name} on {spec.dataset} from {spec.model} ({spec.source})")
     try:
@@ -260,9 +261,6 @@ def cmd_study(args: argparse.Namespace) -> None:
     runner = StudyRunner(spec, storage=args.storage, workers=args.workers, quiet=args.quiet,
                          echo=lambda line: print(prefix + line, flush=True))  # fmt: skip
     if args.worker is not None:
-        import torch
-
-        torch.set_num_threads(int(os.environ.get("GROWNET_WORKER_THREADS", "1")))
         runner.run(worker=args.worker)
         return
     print(f"study {spec.name}: {spec.n_trials} trials of {spec.kind}, objectives "
@@ -394,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--device", help="cpu, cuda, cuda:N (default: the spec's, else cuda if available)"
     )
+    p.add_argument("--seed", type=int, help="the [train] seed of every run (default: the spec's)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument(
         "--overwrite",

@@ -175,6 +175,19 @@ OTHERS = [
     (["search", "digits", "--name", "../x"], "leaves the runs directory"),
     (["search", "digits", "--device", "cuda:abc"], "device must be"),
     (["search", "digits", "--name", "done"], "holds a training run, not a search"),
+    (["study", "nope"], "nope"),
+    (["study", "digits"], "has no [study] table"),
+    (["study", "W/specs/toml.toml"], "is not valid TOML"),
+    (["study", "digits_nas", "--workers", "0"], "--workers must be >= 1, got 0"),
+    (["study", "digits_nas", "--trials", "0"], "--trials must be an integer >= 1, got 0"),
+    (["study", "digits_nas", "--name", "../x"], "leaves the runs directory"),
+    (["study", "digits_nas", "--device", "cuda:abc"], "device must be"),
+    (["study", "digits_nas", "--storage", "sqlite:///x.db", "--workers", "2"],
+     "SQLite is not for parallel writers"),
+    (["study", "digits_nas", "--compare", "W/empty"], "no search_summary.json"),
+    (["study", "digits_nas", "--storage", "postgresql+psycopg://u@127.0.0.1:1/x"],
+     "cannot open it"),
+    (["study", "digits_nas", "--name", "done"], "holds a run, not a study"),
     (["report", "W/nope"], "nope"),
     (["report", "W/runs/done", "-o", "W/runs/done/config.json"], "a report is an .html file"),
     (["report", "W/runs/done", "-o", "W/runs/done/x.html"], "only report.html is the report's"),
@@ -211,14 +224,15 @@ def test_train_mistakes(argv, message, world, capsys, monkeypatch):
 
 @pytest.mark.parametrize(("argv", "message"), OTHERS)
 def test_other_mistakes(argv, message, world, capsys, monkeypatch):
-    if argv[0] == "search":
+    if argv[0] in ("search", "study"):
         argv = [*argv, "--runs-dir", "W/runs"]
     check_one_line(argv, message, world, capsys, monkeypatch)
 
 
 def test_the_table_covers_every_subcommand():
     commands = {"train"} | {argv[0] for argv, _ in OTHERS}
-    assert commands >= {"models", "graph", "train", "reproduce", "search", "report", "bench"}
+    assert commands >= {"models", "graph", "train", "reproduce", "search", "study", "report",
+                        "bench"}  # fmt: skip
     assert len(TRAIN) + len(OTHERS) >= 60
 
 

@@ -263,7 +263,10 @@ def spec_from_dict(
     unknown = sorted(set(data) - known)
     if unknown:
         raise SpecError(f"{source}: unknown key {unknown[0]!r}; known: {', '.join(sorted(known))}")
+    seed = overrides.pop("seed", None)
     data |= {k: v for k, v in overrides.items() if v is not None}
+    if seed is not None:  # --seed: every run of the search, from weights to data order
+        data["train"] = {**_section(data, "train", source), "seed": seed}
     base = _section(data, "base", source)
     if not isinstance(base.get("model"), str):
         raise SpecError(f'{source}: [base] needs model = "<zoo model>" (see `grownet models`)')

@@ -12,6 +12,8 @@ that trial's directory, and resumes its checkpoint.
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +28,7 @@ from grownet.train.rundir import RunDir
 from grownet.train.trainer import INTERRUPTED, Trainer
 
 PRUNED = "pruned"
+WORKER_THREADS = "GROWNET_WORKER_THREADS"  # set for the workers of `grownet study --workers N`
 
 
 class TrialInterrupted(Exception):
@@ -91,6 +94,20 @@ def ms_per_iter(run: Path, batch_size: int) -> float | None:
     rates = [r["images_per_s"] for r in records if isinstance(r.get("images_per_s"), int | float)]
     rates = [r for r in rates if r > 0]
     return 1000.0 * batch_size / statistics.median(rates) if rates else None
+
+
+def trial_threads(threads: int | None, run: Path) -> int | None:
+    """CPU threads for a trial: at most this worker's share of the cores (workers that each
+    take all cores spin against each other: over 100x slower measured here); a trial that continues
+    a run directory keeps the threads it started with, since they change its numbers."""
+    try:
+        return json.loads((run / "config.json").read_text())["threads"]
+    except (OSError, ValueError, KeyError):
+        pass
+    share = os.environ.get(WORKER_THREADS)
+    if share is None:
+        return threads
+    return min(threads, int(share)) if threads else int(share)
 
 
 def trial_dir(study: Any, trial: Any) -> str:
@@ -186,6 +203,7 @@ def _train(
 ) -> dict[str, Any]:
     config = spec.train_config(values, name=run, runs_dir=str(study_dir))
     config.quiet = quiet
+    config.threads = trial_threads(config.threads, study_dir / run)
     trainer = Trainer(config)
     if spec.pruner != "none":
         trainer.callbacks.append(Pruning(trial, mixed_by=mixed_by(trainer.graph)))

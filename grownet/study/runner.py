@@ -29,9 +29,15 @@ from typing import Any
 from grownet.files import atomic_write_text
 from grownet.study.compare import compare as place_searches
 from grownet.study.compare import format_comparison, read_search
-from grownet.study.objective import Superseded, Surplus, TrialInterrupted, make_objective
+from grownet.study.objective import (
+    WORKER_THREADS,
+    Superseded,
+    Surplus,
+    TrialInterrupted,
+    make_objective,
+)
 from grownet.study.spec import StudySpec, StudySpecError
-from grownet.study.storage import describe_storage, fail_dead_trials, open_storage
+from grownet.study.storage import describe_storage, fail_dead_trials, is_url, open_storage
 from grownet.study.summary import format_summary, summarize
 from grownet.train.rundir import RunDir
 
@@ -111,9 +117,11 @@ class StudyRunner:
             self.echo(f"continuing the study in {self.dir}")
         elif RunDir(self.dir).holds_run():
             raise StudySpecError(f"{self.dir} holds a run, not a study; pass another --name")
+        if is_url(self.storage) and not self.storage.startswith("sqlite"):
+            self.load(worker=0)  # an unreachable database is refused before anything is written
         self.dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(saved, json.dumps(mine, indent=1) + "\n")
         self.load(worker=0)
+        atomic_write_text(saved, json.dumps(mine, indent=1) + "\n")
 
     def load(self, *, worker: int) -> Any:
         import optuna
@@ -197,7 +205,7 @@ class StudyRunner:
         """``workers`` processes of this command, each with its share of the CPU threads."""
         argv = [sys.executable, "-m", "grownet", *worker_argv(self)]
         threads = max(1, (os.cpu_count() or 1) // self.workers)
-        env = {**os.environ, "GROWNET_WORKER_THREADS": str(threads)}
+        env = {**os.environ, WORKER_THREADS: str(threads)}
         # Own sessions: a terminal's Ctrl-C reaches this process alone, which passes exactly
         # one SIGINT on (two would stop a trial at once instead of after its step).
         procs = [

@@ -249,7 +249,12 @@ def load_study_spec(
     path = Path(path)
     data = read_toml(path)
     source = str(path)
-    study = _study_table(data.pop("study", {}), source)
+    if "study" not in data:
+        raise StudySpecError(
+            f"{source} has no [study] table: it is not a study spec (a search spec runs with "
+            "`grownet search`); see search/digits_nas.toml"
+        )
+    study = _study_table(data.pop("study"), source)
     space_table = data.pop("space", {})
     if not isinstance(space_table, dict):
         raise StudySpecError(f"{source}: [space] must hold one table per knob")
@@ -277,6 +282,8 @@ def load_study_spec(
         raise StudySpecError(f"{source}: [space] names no knob; add e.g. [space.train.base_lr]")
     for param in space:
         _check_knob(param, study["kind"], tables, source)
+    if trials is not None and trials < 1:
+        raise StudySpecError(f"--trials must be an integer >= 1, got {trials}")
     n_trials = trials if trials is not None else study["n_trials"]
     if not n_trials:
         n_trials = grid_size(space) if study["sampler"] == "grid" else DEFAULT_TRIALS
