@@ -184,43 +184,54 @@ def cmd_train(args: argparse.Namespace, extra: Sequence[str] = ()) -> None:
         f"({result.wall_time_s:.1f} s); run directory {result.run_dir}"
     )
     if result.status == "interrupted":
-        print(f"resume with: grownet train --resume --name {Path(result.run_dir).name} ...")
+        print(f"continue with the same command (--name {Path(result.run_dir).name})")
+        raise KeyboardInterrupt  # exit 130: a script must not take a stopped run for a finished one
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
     from grownet.report import try_write_report
-    from grownet.reproduce import (
-        format_table,
-        load_recipe,
-        plan_recipe,
-        run_recipe,
-        write_summary,
-    )
+    from grownet.reproduce import format_table, load_recipe, plan_recipe, run_recipe, write_summary
     from grownet.shipped import resolve_recipe
 
+    if args.list:
+        from grownet.reproduce.listing import list_recipes
+
+        if args.recipe:
+            raise UsageError("--list lists every shipped recipe; give it no RECIPE")
+        print(list_recipes(runs_dir=args.runs_dir, data_dir=args.data_dir))
+        return
+    if not args.recipe:
+        raise UsageError("give a RECIPE (a shipped name or a TOML file), or --list to see them")
     recipe = load_recipe(resolve_recipe(args.recipe))
-    overrides: dict[str, Any] = {"runs_dir": args.runs_dir, "quiet": args.quiet}
+    overrides: dict[str, Any] = {}
     for key in ("max_iter", "data_dir", "device", "threads", "seed"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
-    plan_recipe(recipe, cases=args.case, overrides=overrides)  # every mistake before any output
-    print(f"{recipe.name}: {recipe.paper}")
-
-    def show(row: Any) -> None:
-        print(
-            f"  {row.case}: {row.status}, test accuracy {row.final_test_accuracy}, "
-            f"{row.wall_time_s:.0f} s",
-            flush=True,
-        )
-
-    if not args.summary_only:
-        run_recipe(recipe, cases=args.case or None, overrides=overrides, on_result=show)
-    where, rows = write_summary(recipe, args.runs_dir)
+    # every mistake before any output
+    plan_recipe(recipe, cases=args.case, scale=args.scale, overrides=overrides)
+    prefix = "" if args.worker is None else f"[worker {args.worker}] "
+    if args.worker is not None:
+        run_recipe(recipe, cases=args.case, scale=args.scale, overrides=overrides,
+                   runs_dir=args.runs_dir, workers=args.workers, storage=args.storage,
+                   quiet=args.quiet, echo=lambda line: print(prefix + line, flush=True),
+                   worker=args.worker)  # fmt: skip
+        return
+    print(f"{recipe.name}: {recipe.paper}", flush=True)
+    if args.summary_only:
+        where, rows = write_summary(recipe, args.runs_dir, scale=args.scale,
+                                    data_dir=args.data_dir)  # fmt: skip
+        summary: dict[str, Any] = {"text": format_table(rows), "dir": str(where)}
+        if report := try_write_report(where):
+            summary["report"] = str(report)
+    else:
+        summary = run_recipe(recipe, cases=args.case, scale=args.scale, overrides=overrides,
+                             runs_dir=args.runs_dir, workers=args.workers, storage=args.storage,
+                             quiet=args.quiet, echo=lambda s: print(s, flush=True))  # fmt: skip
     print()
-    print(format_table(rows))
-    print(f"\nsummary written to {where}/summary.json")
-    if report := try_write_report(where):
-        print(f"report written to {report}")
+    print(summary["text"])
+    print(f"\nsummary written to {summary['dir']}/summary.json")
+    if "report" in summary:
+        print(f"report written to {summary['report']}")
 
 
 def cmd_search(args: argparse.Namespace) -> None:
@@ -355,19 +366,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "recipe",
+        nargs="?",
         help="a shipped recipe's name (dropin_mnist_lenet) or the path of a recipe TOML file",
     )
+    p.add_argument("--list", action="store_true",
+                   help="list every shipped recipe: cases, data (present?), results")  # fmt: skip
     p.add_argument("--case", action="append", help="run only this case (repeatable)")
+    p.add_argument("--scale", choices=("full", "quick"), default="full",
+                   help="quick: every iteration count / 100, in runs/<recipe>-quick/, every "
+                   "number labelled 'quick: not the paper's budget' (default: full)")  # fmt: skip
     p.add_argument("--max-iter", type=int, help="override every case's iteration budget")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--data-dir", help="dataset root (default: $GROWNET_DATA)")
     p.add_argument("--device", help="auto, cpu or cuda[:N]")
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch")
     p.add_argument("--seed", type=int, help="override the recipe's seed")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes on this machine (default 1; >1 uses a journal file)",
+    )
+    p.add_argument(
+        "--storage",
+        help="an SQLAlchemy URL (postgresql://...) or a journal file "
+        "(default: runs/<recipe>/study.db, or study.journal with --workers)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument(
         "--summary-only", action="store_true", help="train nothing; rebuild the table from runs"
     )
+    p.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # a process --workers started
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser(
@@ -451,8 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     from grownet.bench.command import register as register_bench
+    from grownet.graph.import_command import register as register_import
 
     register_bench(sub)
+    register_import(sub)
     return parser
 
 

@@ -37,7 +37,8 @@ def normalize(x: Tensor, a: Tensor, b: Tensor) -> Tensor:
     >>> normalize(torch.tensor([[[[128]]]], dtype=torch.uint8), torch.tensor(0.5), torch.tensor(-1.0)).item()
     63.0
     """  # noqa: E501
-    _check_batch(x)
+    if not (isinstance(x, Tensor) and x.dim() == 2):  # features (NxF) pass as they are
+        _check_batch(x)
     return torch.addcmul(b, x.to(a.dtype), a)
 
 

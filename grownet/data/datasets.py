@@ -3,6 +3,11 @@
 ``load_dataset`` reads a dataset's official splits, optionally holds out a seeded, stratified
 validation set and takes a training subset, then builds the preprocessing recipe from the
 final training images (so a per-pixel mean never sees validation or test data).
+
+Besides the registry's names, a dataset may be your own data, named with a scheme
+(``grownet.data.names``): ``imagefolder:PATH?size=32``, ``npz:PATH``, ``pt:PATH``,
+``csv:PATH?target=COLUMN``. Whatever they fit (a tabular encoding, channel statistics) is
+fitted on the final training split too, and recorded in ``source``.
 """
 
 import types
@@ -11,8 +16,11 @@ from pathlib import Path
 
 import torch
 
+from grownet.data.arrays import read_arrays
 from grownet.data.dirs import resolve_data_dir
+from grownet.data.imagefolder import read_user_image_folder
 from grownet.data.loader import BatchLoader, derive_seed
+from grownet.data.names import is_scheme_name, parse_name
 from grownet.data.preprocess import Preprocess, recipe, recipes_for
 from grownet.data.sources import (
     Raw,
@@ -24,6 +32,8 @@ from grownet.data.sources import (
 )
 from grownet.data.splits import FolderSplit, Split, held_out, stratified_indices
 from grownet.data.stream import StreamLoader
+from grownet.data.tabular import SKLEARN_TABLES, read_csv_table, read_sklearn_table
+from grownet.errors import BadValueError
 
 __all__ = ["DATASETS", "Dataset", "DatasetInfo", "load_dataset", "make_loader"]
 
@@ -39,7 +49,7 @@ class DatasetInfo:
     title: str
     family: str  # which preprocessing recipes apply (see grownet.data.preprocess)
     num_classes: int
-    in_shape: tuple[int, int, int]  # imagenet: for the default 224 crop
+    in_shape: tuple[int, ...]  # (C, H, W) images (imagenet: the default 224 crop), (F,) tables
     location: str  # where under the data directory its files go
     streamed: bool = False  # too large for memory: a FolderSplit and a StreamLoader
 
@@ -65,6 +75,16 @@ DATASETS = types.MappingProxyType(
             _info("svhn", "SVHN", "svhn", 10, (3, 32, 32), "SVHN"),
             _info("svhn_extra", "SVHN train+extra", "svhn", 10, (3, 32, 32), "SVHN"),
             _info("imagenet", "ImageNet", "imagenet", 1000, (3, 224, 224), "imagenet", True),
+            _info("iris", "iris (sklearn)", "features", 3, (4,), "(bundled with sklearn)"),
+            _info("wine", "wine (sklearn)", "features", 3, (13,), "(bundled with sklearn)"),
+            _info(
+                "breast_cancer",
+                "breast cancer (sklearn)",
+                "features",
+                2,
+                (30,),
+                "(bundled with sklearn)",
+            ),
         ]
     )
 )
@@ -79,6 +99,7 @@ _READERS = {
     "svhn": lambda d, download: read_svhn(d, download=download),
     "svhn_extra": lambda d, download: read_svhn(d, download=download, extra=True),
     "imagenet": lambda d, download: read_image_folder(d),
+    **{name: (lambda d, download, n=name: read_sklearn_table(n)) for name in SKLEARN_TABLES},
 }
 
 
@@ -86,8 +107,9 @@ _READERS = {
 class Dataset:
     """A loaded dataset: splits, shapes, the preprocessing to apply, and provenance.
 
-    ``train``/``val``/``test`` are ``Split`` (uint8 images in memory) or, for image folders,
-    ``FolderSplit``; ``make_loader`` turns either into batches. ``source`` is JSON-ready.
+    ``train``/``val``/``test`` are ``Split`` (uint8 images or encoded features in memory) or,
+    for streamed image folders, ``FolderSplit``; ``make_loader`` turns either into batches.
+    ``source`` is JSON-ready (a table's fitted encoding is its ``"encoding"``).
     """
 
     name: str
@@ -95,7 +117,7 @@ class Dataset:
     test: Split | FolderSplit
     val: Split | FolderSplit | None
     num_classes: int
-    in_shape: tuple[int, int, int]
+    in_shape: tuple[int, ...]
     preprocess: Preprocess
     source: dict = field(default_factory=dict)
     classes: tuple[str, ...] = ()
@@ -113,8 +135,24 @@ def _normalise_name(name: object) -> str:
         raise ValueError(f"name must be a str, got {name!r}")
     key = name.strip().lower().replace("-", "_")
     if key not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+        raise ValueError(
+            f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}, or name your own "
+            "data: imagefolder:PATH, npz:PATH, pt:PATH or csv:PATH?target=COLUMN"
+        )
     return key
+
+
+def _read_user(name: str, directory: Path) -> tuple[str, Raw]:
+    """A scheme name's canonical text and its ``Raw`` (see ``grownet.data.names``)."""
+    parsed = parse_name(name)
+    path = parsed.resolve(directory)
+    if parsed.scheme == "imagefolder":
+        raw = read_user_image_folder(path, int(parsed.options["size"]), directory)
+    elif parsed.scheme == "csv":
+        raw = read_csv_table(path, str(parsed.options["target"]))
+    else:
+        raw = read_arrays(path, parsed.scheme)
+    return parsed.text, raw
 
 
 def load_dataset(
@@ -127,7 +165,8 @@ def load_dataset(
     seed: int = 0,
     preprocessing: str = "paper",
 ) -> Dataset:
-    """Load dataset ``name`` (a key of ``DATASETS``) with the splits and recipe asked for.
+    """Load dataset ``name`` (a key of ``DATASETS``, or your own data as ``SCHEME:PATH``: see
+    ``grownet.data.names``) with the splits and recipe asked for.
 
     ``val_size`` samples are held out of the official training set (seeded, stratified: the
     stochastic-depth paper's 45k/5k CIFAR split is ``val_size=5000``); then ``train_size``
@@ -139,22 +178,28 @@ def load_dataset(
     >>> len(ds.train), len(ds.val), len(ds.test), ds.in_shape, ds.num_classes
     (1247, 100, 450, (1, 8, 8), 10)
     """
-    key = _normalise_name(name)
-    info = DATASETS[key]
+    user = is_scheme_name(name)
+    key = name if user else _normalise_name(name)
     if not isinstance(download, bool):
         raise ValueError(f"download must be a bool, got {download!r}")
     _check_size("train_size", train_size, low=1, allow_none=True)
     _check_size("val_size", val_size, low=0)
     _check_size("seed", seed, low=0)
-    if preprocessing not in info.preprocessings:
-        raise ValueError(
-            f"preprocessing must be one of {info.preprocessings} for {key}, got {preprocessing!r}"
-        )
+    if not user:
+        _check_preprocessing(key, DATASETS[key].family, preprocessing)
     directory = resolve_data_dir(data_dir)
-    raw: Raw = _READERS[key](directory, download)
+    if user:
+        key, raw = _read_user(name, directory)
+        _check_preprocessing(key, raw.family, preprocessing)
+    else:
+        raw = _READERS[key](directory, download)
 
-    train, val = raw.train, None
+    train, val = raw.train, raw.val
     n = len(train)
+    if val is not None and val_size:
+        raise BadValueError(
+            f"{key} ships a validation split (val/ beside test/); drop val_size {val_size}"
+        )
     if val_size >= n:
         raise ValueError(f"val_size must be < {n} (the training samples of {key}), got {val_size}")
     if val_size:
@@ -170,11 +215,16 @@ def load_dataset(
             stratified_indices(train.y, train_size, seed=derive_seed(seed, _SUBSET))
         )
 
-    preprocess = recipe(info.family, preprocessing, train.x if isinstance(train, Split) else None)
+    test, extra = raw.test, {}
+    if raw.finish is not None:  # fitted here: on the final training split only
+        train, val, test, preprocess, extra = raw.finish(train, val, test, preprocessing)
+    else:
+        family = raw.family or DATASETS[key].family
+        preprocess = recipe(family, preprocessing, train.x if isinstance(train, Split) else None)
     if isinstance(train, Split):
         in_shape = train.image_shape
     else:
-        in_shape = (3, preprocess.crop, preprocess.crop)
+        in_shape = (train.channels or 3, preprocess.crop, preprocess.crop)
     source = {
         "dataset": key,
         "directory": raw.directory,
@@ -186,21 +236,29 @@ def load_dataset(
         "sizes": {
             "train": len(train),
             "val": 0 if val is None else len(val),
-            "test": len(raw.test),
+            "test": len(test),
         },
         "preprocessing": preprocess.describe(),
+        **({"classes": list(raw.classes)} if user else {}),
+        **extra,
     }
     return Dataset(
         name=key,
         train=train,
-        test=raw.test,
+        test=test,
         val=val,
-        num_classes=info.num_classes if not raw.classes else len(raw.classes),
+        num_classes=len(raw.classes) if raw.classes else DATASETS[key].num_classes,
         in_shape=in_shape,
         preprocess=preprocess,
         source=source,
         classes=raw.classes,
     )
+
+
+def _check_preprocessing(key: str, family: str, preprocessing: str) -> None:
+    offered = recipes_for(family)
+    if preprocessing not in offered:
+        raise ValueError(f"preprocessing must be one of {offered} for {key}, got {preprocessing!r}")
 
 
 def make_loader(

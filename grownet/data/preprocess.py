@@ -18,6 +18,12 @@ Recipes (``preprocessing=``):
   227×227 crops + mirror, mean subtraction in 0..255 units (AlexNet).
 - ``standard``: x/255 and per-channel mean/std of the training set; CIFAR keeps pad-crop-flip.
 - ``none``: scale to [0, 1] only (digits: x/16, images: x/255).
+
+Your own data (``imagefolder:``, ``npz:``, ``pt:``, ``csv:`` and the scikit-learn tables):
+images are scaled (uint8: x/255) and standardised per channel with the training split's
+statistics, never augmented (a flip is not harmless on every kind of image); tabular features
+arrive standardised and one-hot encoded by ``grownet.data.encoding``, so their recipe is the
+identity.
 """
 
 import math
@@ -99,8 +105,9 @@ class Preprocess:
         Folding saves two passes over every batch; it is computed in float64 so the folded
         constants are as exact as the dtype allows.
         """
-        std = torch.ones(1, 1, 1, dtype=torch.float64) if self.std is None else self.std.double()
-        mean = torch.zeros(1, 1, 1, dtype=torch.float64) if self.mean is None else self.mean
+        # 0-d defaults broadcast over images (N×C×H×W) and features (N×F) alike.
+        std = torch.ones((), dtype=torch.float64) if self.std is None else self.std.double()
+        mean = torch.zeros((), dtype=torch.float64) if self.mean is None else self.mean
         a = self.scale / std
         b = -mean.double() / std
         return a.to(device, dtype), b.to(device, dtype)
@@ -197,6 +204,15 @@ _RECIPES: dict[tuple[str, str], dict] = {
         "warp": True,
     },
     ("imagenet", "none"): {"flip": True},
+    # Your own data: uint8 images, float images (npz/pt), encoded tabular features.
+    ("images", "paper"): {"mean": "channel", "std": "channel"},
+    ("images", "standard"): {"mean": "channel", "std": "channel"},
+    ("images", "none"): {},
+    ("float_images", "paper"): {"scale": 1.0, "mean": "channel", "std": "channel"},
+    ("float_images", "standard"): {"scale": 1.0, "mean": "channel", "std": "channel"},
+    ("float_images", "none"): {"scale": 1.0},
+    ("features", "paper"): {"scale": 1.0},
+    ("features", "standard"): {"scale": 1.0},
 }
 
 
@@ -233,8 +249,11 @@ def recipe(family: str, preprocessing: str, train_x: Tensor | None = None) -> Pr
                 raise ValueError(f"recipe {family}/{preprocessing} needs train_x for its {key}")
             if kind == "pixel":
                 stats[key] = pixel_mean(train_x) * scale
-            else:
-                stats[key] = channel_stats(train_x)[0 if key == "mean" else 1] * scale
+            elif key == "mean":
+                stats[key] = channel_stats(train_x)[0] * scale
+            else:  # a constant channel (a user's blank band) is left unscaled, not divided by 0
+                std = channel_stats(train_x)[1]
+                stats[key] = torch.where(std > 0, std, torch.ones_like(std)) * scale
     if family == "imagenet":
         spec.setdefault("crop", 224)
         spec.setdefault("resize", 256)

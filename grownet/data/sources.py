@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from grownet.data.dirs import DatasetMissing, DownloadFailed, missing_files
+from grownet.data.encoding import TableSplit
 from grownet.data.readers import (
     REDOWNLOAD,
     read_cifar_batches,
@@ -50,14 +51,25 @@ __all__ = [
 
 @dataclass(eq=False)
 class Raw:
-    """A dataset's official splits as read from disk, with provenance."""
+    """A dataset's official splits as read from disk, with provenance.
 
-    train: Split | FolderSplit
-    test: Split | FolderSplit
+    Your own data (``grownet.data.user``) may also bring a ``val`` split of its own (an image
+    tree's ``val/`` folder beside ``test/``), its preprocessing ``family``, and a ``finish``
+    step: ``finish(train, val, test, preprocessing)`` runs once the validation hold-out and
+    training subset are drawn, fits what must be fitted on the training split alone (a tabular
+    encoding, an image tree's channel statistics) and returns ``(train, val, test, preprocess,
+    extra provenance)``.
+    """
+
+    train: Split | FolderSplit | TableSplit
+    test: Split | FolderSplit | TableSplit
     classes: tuple[str, ...]
     directory: str | None
     files: dict[str, int] = field(default_factory=dict)  # file name -> size in bytes
     reader: str = ""
+    val: Split | FolderSplit | TableSplit | None = None
+    family: str = ""
+    finish: Callable[..., tuple] | None = None
 
 
 def _sizes(directory: Path, names: list[str]) -> dict[str, int]:

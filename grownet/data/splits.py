@@ -1,7 +1,8 @@
 """Dataset splits held in memory (``Split``) or on disk (``FolderSplit``), and seeded subsets.
 
 Images stay as the raw uint8 bytes the dataset ships (N×C×H×W): a quarter of the memory of
-float32, and the loaders convert each batch on the fly. Subsets are drawn stratified, so a
+float32, and the loaders convert each batch on the fly. Tabular data is held as encoded
+float features (N×F). Subsets are drawn stratified, so a
 small ``train_size`` or a held-out validation set keeps the class proportions of the whole.
 """
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["FolderSplit", "Split", "held_out", "stratified_indices"]
+__all__ = ["FolderSplit", "Split", "fixed_test_split", "held_out", "stratified_indices"]
 
 
 def _check_labels(y: Tensor, n: int) -> None:
@@ -30,7 +31,8 @@ def _describe(t: object) -> str:
 
 @dataclass(eq=False)
 class Split:
-    """Images ``x`` (N×C×H×W, uint8 raw bytes or float) and labels ``y`` (N, int64).
+    """Images ``x`` (N×C×H×W, uint8 raw bytes or float) or features ``x`` (N×F, float), and
+    labels ``y`` (N, int64).
 
     >>> s = Split(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.tensor([0, 1, 0, 1]))
     >>> len(s), s.image_shape
@@ -43,18 +45,20 @@ class Split:
     y: Tensor
 
     def __post_init__(self) -> None:
-        if not isinstance(self.x, Tensor) or self.x.dim() != 4:
-            raise ValueError(f"x must be an NxCxHxW tensor, got {_describe(self.x)}")
+        if not isinstance(self.x, Tensor) or self.x.dim() not in (2, 4):
+            raise ValueError(f"x must be an NxCxHxW or NxF tensor, got {_describe(self.x)}")
         if self.x.dtype != torch.uint8 and not self.x.dtype.is_floating_point:
             raise ValueError(f"x must be uint8 or floating point, got {self.x.dtype}")
+        if self.x.dim() == 2 and self.x.dtype == torch.uint8:
+            raise ValueError("features (NxF) must be floating point, got uint8")
         _check_labels(self.y, self.x.shape[0])
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of one image."""
+    def image_shape(self) -> tuple[int, ...]:
+        """(C, H, W) of one image, or (F,) of one row of features."""
         return tuple(self.x.shape[1:])
 
     def subset(self, indices: Tensor) -> "Split":
@@ -66,6 +70,10 @@ class Split:
 class FolderSplit:
     """Image files on disk with their labels: a split too large to hold in memory (ImageNet).
 
+    ``channels``: ``None`` converts every image to RGB (ImageNet's few grayscale and CMYK
+    JPEGs); 1 or 3 is the channel count of a user's tree, and an image of the other kind is a
+    mistake the loader names.
+
     >>> s = FolderSplit(("a/1.png", "b/2.png"), torch.tensor([0, 1]), ("a", "b"))
     >>> len(s), s.subset(torch.tensor([1])).paths
     (2, ('b/2.png',))
@@ -74,10 +82,13 @@ class FolderSplit:
     paths: tuple[str, ...]
     y: Tensor
     classes: tuple[str, ...] = ()
+    channels: int | None = None
 
     def __post_init__(self) -> None:
         self.paths = tuple(str(p) for p in self.paths)
         self.classes = tuple(self.classes)
+        if self.channels not in (None, 1, 3):
+            raise ValueError(f"channels must be None, 1 or 3, got {self.channels!r}")
         _check_labels(self.y, len(self.paths))
 
     def __len__(self) -> int:
@@ -86,7 +97,8 @@ class FolderSplit:
     def subset(self, indices: Tensor) -> "FolderSplit":
         """The samples at ``indices``, in the order given."""
         picked = indices.tolist()
-        return FolderSplit(tuple(self.paths[i] for i in picked), self.y[indices], self.classes)
+        paths = tuple(self.paths[i] for i in picked)
+        return FolderSplit(paths, self.y[indices], self.classes, self.channels)
 
 
 def _check_count(name: str, k: object, n: int, *, low: int) -> int:
@@ -145,3 +157,19 @@ def held_out(y: Tensor, size: int, *, seed: int) -> tuple[Tensor, Tensor]:
     mask = torch.ones(y.numel(), dtype=torch.bool)
     mask[held] = False
     return torch.nonzero(mask).flatten(), held
+
+
+TEST_FRACTION = 0.25
+
+
+def fixed_test_split(y: Tensor) -> tuple[Tensor, Tensor]:
+    """Indices (train, test) of a dataset that ships no test split: a stratified quarter.
+
+    Like scikit-learn digits' split, it is the same whatever the run's seed, so every run and
+    every search on the data is scored on the same test rows.
+
+    >>> train, test = fixed_test_split(torch.tensor([0, 1] * 4))
+    >>> len(train), len(test)
+    (6, 2)
+    """
+    return held_out(y, round(TEST_FRACTION * y.numel()), seed=0)

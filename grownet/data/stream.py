@@ -34,7 +34,7 @@ from grownet.data.preprocess import Preprocess
 from grownet.data.splits import FolderSplit
 from grownet.errors import DataFileError
 
-__all__ = ["StreamLoader", "folder_transform"]
+__all__ = ["StreamLoader", "check_channels", "folder_transform", "image_channels"]
 
 # The formats of torchvision's IMG_EXTENSIONS (JPEG covers cameras' MPO files too). PIL picks
 # a decoder by the bytes, not the name: without this list a planted "x.jpg" holding EPS would
@@ -66,11 +66,38 @@ def folder_transform(preprocess: Preprocess, *, train: bool) -> T.Compose:
     return T.Compose(steps)
 
 
+# PIL modes with one channel of data (an alpha channel is not data); any other mode is colour.
+_GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
+
+
+def image_channels(image: Image.Image) -> int:
+    """1 for a grayscale image, 3 for any colour one (palette, RGB(A), CMYK, ...).
+
+    >>> image_channels(Image.new("L", (2, 2))), image_channels(Image.new("RGBA", (2, 2)))
+    (1, 3)
+    """
+    return 1 if image.mode in _GRAY_MODES else 3
+
+
+def check_channels(image: Image.Image, path: str, channels: int) -> None:
+    """Refuse ``image`` (at ``path``) unless it has the tree's ``channels`` (1 or 3)."""
+    found = image_channels(image)
+    if found != channels:
+        kinds = {1: "grayscale", 3: "colour"}
+        raise DataFileError(
+            path,
+            f"is {kinds[found]} ({image.mode}) but the tree's images are {kinds[channels]} (as "
+            "its first training image); images of one tree must agree: convert them all, e.g. "
+            "with PIL's Image.convert('RGB') or convert('L')",
+        )
+
+
 class _FolderImages(TorchDataset):
     """Map (index, seed) to (uint8 C×H×W image, label); the seed drives the random transform."""
 
     def __init__(self, split: FolderSplit, transform: T.Compose) -> None:
         self.paths, self.labels, self.transform = split.paths, split.y.tolist(), transform
+        self.channels = split.channels
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -80,7 +107,9 @@ class _FolderImages(TorchDataset):
         path = self.paths[index]
         try:
             with Image.open(path, formats=IMAGE_FORMATS) as image:
-                image = image.convert("RGB")
+                if self.channels is not None:
+                    check_channels(image, path, self.channels)
+                image = image.convert("L" if self.channels == 1 else "RGB")
         # UnidentifiedImageError: another format or not an image; OSError with no errno:
         # a truncated or corrupt image (a real file-system error keeps its errno).
         except UnidentifiedImageError:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from grownet import layers as L
@@ -106,7 +107,7 @@ _KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
 PARAM_KINDS: dict[str, str] = {
     **dict.fromkeys(["out_channels", "out_features", "channels", "dilation", "groups"], "positive"),
     "size": "positive",
-    **dict.fromkeys(["kernel_size", "stride"], "pair"),
+    **dict.fromkeys(["kernel_size", "stride", "output_size"], "pair"),
     "padding": "pad",
     "shape": "shape",
     **dict.fromkeys(["start", "seed", "length"], "int"),
@@ -320,6 +321,59 @@ def _same(p: Params, ins: list[Shape]) -> Shape:
     return ins[0]
 
 
+# Element-wise activations beyond ReLU, one op with a ``kind`` so the table stays short; the
+# module classes are PyTorch's own, so an imported network computes exactly what it did.
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu6": nn.ReLU6,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "hardswish": nn.Hardswish,
+    "hardsigmoid": nn.Hardsigmoid,
+    "leaky_relu": nn.LeakyReLU,  # PyTorch's default slope 0.01
+    "elu": nn.ELU,  # alpha 1
+}
+
+
+def _activation_build(p: Params, ins: list[Shape]) -> nn.Module:
+    """The activation module ``kind`` names.
+
+    >>> _activation_build({"kind": "relu6"}, [(4,)])
+    ReLU6()
+    >>> _activation_build({"kind": "swish"}, [(4,)])
+    Traceback (most recent call last):
+    ...
+    ValueError: kind must be one of relu6, sigmoid, tanh, gelu, silu, hardswish, \
+hardsigmoid, leaky_relu, elu, got 'swish'
+    """
+    make = ACTIVATIONS.get(p["kind"])
+    if make is None:
+        raise ValueError(f"kind must be one of {', '.join(ACTIVATIONS)}, got {p['kind']!r}")
+    return make()
+
+
+def _adaptive_infer(p: Params, ins: list[Shape]) -> Shape:
+    _need_rank("adaptive_avgpool", ins[0], 3)
+    return (ins[0][0], *_pair(p["output_size"]))
+
+
+def _concat_infer(p: Params, ins: list[Shape]) -> Shape:
+    """Channels (the first per-sample dimension) add up; every other dimension must agree."""
+    rest = {s[1:] for s in ins}
+    if len(rest) > 1 or len({len(s) for s in ins}) > 1:
+        listed = ", ".join(f"input {i} {s}" for i, s in enumerate(ins))
+        raise GraphError(f"concat inputs must agree in all but the channels, got {listed}")
+    return (sum(s[0] for s in ins), *ins[0][1:])
+
+
+class Concat(nn.Module):
+    """Concatenate same-sized inputs along the channels (dimension 1)."""
+
+    def forward(self, *xs):  # type: ignore[no-untyped-def]
+        return torch.cat(xs, dim=1)
+
+
 def _op(
     name: str,
     defaults: dict[str, Any],
@@ -398,6 +452,14 @@ OPS: dict[str, OpDef] = {
         ),
         _op("global_avgpool", {}, (1, 1), _gap_infer, lambda p, i: GlobalAvgPool()),
         _op(
+            "adaptive_avgpool",
+            {"output_size": REQUIRED},
+            (1, 1),
+            _adaptive_infer,
+            lambda p, i: nn.AdaptiveAvgPool2d(_pair(p["output_size"])),
+        ),
+        _op("activation", {"kind": REQUIRED}, (1, 1), _same, _activation_build),
+        _op(
             "lrn",
             {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0, "region": "across"},
             (1, 1),
@@ -428,6 +490,7 @@ OPS: dict[str, OpDef] = {
             lambda p, i: L.Resize(i[0], tuple(p["shape"]), method=p["method"], seed=p["seed"]),
         ),
         _op("add", {}, (2, None), _same_shapes("add", ()), lambda p, i: Sum()),
+        _op("concat", {}, (2, None), _concat_infer, lambda p, i: Concat()),
         _op(
             "dropin",
             {

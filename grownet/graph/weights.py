@@ -4,9 +4,10 @@ Both remap the output channels (or features) of one conv or linear node through 
 ``idx``: new channel ``j`` is old channel ``idx[j]``. The node's weight rows and bias, every
 batchnorm the channels pass through (affine and running statistics) and the input columns of
 every conv or linear that reads them are remapped alike; a flatten in between turns channel
-``c`` into the feature block ``c*H*W .. (c+1)*H*W - 1``. Channel-wise ops in between (ReLU,
-pooling, LRN, dropout, width dropout, identity, global average pooling) carry the channels
-through unchanged. Every other node untouched keeps its module (and optimizer state).
+``c`` into the feature block ``c*H*W .. (c+1)*H*W - 1``. Channel-wise ops in between (ReLU and
+the other activations, pooling, LRN, dropout, width dropout, identity, global and adaptive
+average pooling) carry the channels through unchanged. Every other node untouched keeps its
+module (and optimizer state).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from grownet.graph.netgraph import NetGraph
 from grownet.graph.ops import OPS
 from grownet.graph.spec import GraphError, LayerSpec, Shape
 
-__all__ = ["narrow", "widen"]
+__all__ = ["narrow", "remap_channels", "widen"]
 
 _CHANNELWISE = frozenset(
     {
@@ -37,6 +38,8 @@ _CHANNELWISE = frozenset(
         "batchnorm",
         "flatten",
         "global_avgpool",
+        "adaptive_avgpool",
+        "activation",
     }
 )
 _WIDTH_KEY = {"conv": "out_channels", "linear": "out_features"}
@@ -147,32 +150,55 @@ def _remap(
     spec = graph.spec(node)
     g = graph.copy()
     g.set_spec(node, spec.replace(**{_WIDTH_KEY[spec.op]: len(index)}))
+    return remap_channels(net, g, index, [node], norms, readers, where, scale=scale, noise=noise)
+
+
+def remap_channels(
+    net: GraphNet,
+    graph: NetGraph,
+    index: Tensor,
+    producers: Sequence[str],
+    norms: Sequence[tuple[str, int]],
+    readers: Sequence[tuple[str, int]],
+    where: str,
+    *,
+    scale: Tensor | None = None,
+    noise: Tensor | None = None,
+) -> GraphNet:
+    """``net`` rebuilt as ``graph`` (its producers' widths already changed), with channel j of
+    the producers taken from old channel ``index[j]``.
+
+    The producers' weight rows, the batchnorms' rows and the readers' input columns (each with
+    its block size, see :func:`_trace`) are selected through ``index``; readers' columns are
+    multiplied by ``scale`` and ``noise`` is added to the producers' rows, as :func:`widen`
+    needs. A producer without weights (a ``channel_pad``) is built afresh from its spec. Shared
+    by :func:`narrow` and :func:`widen` (one producer) and coupled-group narrowing (several).
+    """
     try:
-        shapes = g.validate()
+        shapes = graph.validate()
     except GraphError as err:
         raise GraphError(f"{where}: {err}") from None
-    old = net.layers[node]
-    index = index.to(old.weight.device)
-    state = {k: v.index_select(0, index) for k, v in old.state_dict().items()}
-    if noise is not None:
-        state["weight"] = state["weight"] + noise.to(state["weight"])
-    modules = {node: _install(_build_like(g, node, shapes, old), old, state)}
-    for n, block in norms:
-        old = net.layers[n]
-        rows = _expand(index, block)
+    modules: dict[str, nn.Module] = {}
+    for node, rows, jitter in [
+        *((p, index, noise) for p in producers if graph.op(p) in _WIDTH_KEY),
+        *((n, _expand(index, block), None) for n, block in norms),
+    ]:
+        old = net.layers[node]
+        rows = rows.to(next(old.parameters()).device)
         state = {k: v.index_select(0, rows) if v.dim() else v for k, v in old.state_dict().items()}
-        modules[n] = _install(_build_like(g, n, shapes, old), old, state)
-    for n, block in readers:
-        old = net.layers[n]
-        cols = _expand(index, block)
+        if jitter is not None:
+            state["weight"] = state["weight"] + jitter.to(state["weight"])
+        modules[node] = _install(_build_like(graph, node, shapes, old), old, state)
+    for node, block in readers:
+        old = net.layers[node]
         state = dict(old.state_dict())
-        weight = state["weight"].index_select(1, cols)
+        weight = state["weight"].index_select(1, _expand(index, block).to(state["weight"].device))
         if scale is not None:
             factor = scale.to(weight).repeat_interleave(block)
             weight = weight * factor.view(1, -1, *[1] * (weight.dim() - 2))
         state["weight"] = weight
-        modules[n] = _install(_build_like(g, n, shapes, old), old, state)
-    return net.rebuilt(g, modules=modules)
+        modules[node] = _install(_build_like(graph, node, shapes, old), old, state)
+    return net.rebuilt(graph, modules=modules)
 
 
 def _keep_index(keep: int | Sequence[int], count: int, where: str) -> list[int]:

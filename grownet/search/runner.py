@@ -40,7 +40,7 @@ from grownet.search.sweeps import (
     SweepResult,
     depth_sweep,
     make_verifier,
-    narrowable,
+    sweep_units,
     thinned,
     width_sweep,
 )
@@ -298,11 +298,11 @@ class Search:
         """Width sweeps on ``start``; every check is against ``full``, the chosen depth's
         network, so a recommendation thinned after a depth check is still held to it."""
         spec = self.spec.width
-        layers = narrowable(start.graph, spec.layers)
-        if not layers:
+        units = sweep_units(start.graph, spec.layers)  # a coupled group is one unit
+        if not units:
             self.echo("width sweep: no layer can be narrowed; skipped")
             return []
-        groups = [[n] for n in layers] if spec.per_layer else [layers]
+        groups = [list(u) for u in units] if spec.per_layer else [[n for u in units for n in u]]
         folder = self.dir.path / "sweeps"
         return [
             width_sweep(

@@ -33,6 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from grownet.graph import GraphError, LayerSpec, NetGraph
+from grownet.graph.coupling import (
+    ChannelGroup,
+    coupled_groups,
+    group_of,
+    narrow_group,
+    with_group_dropout,
+)
 from grownet.graph.executor import GraphNet
 from grownet.graph.surgery import insert_after
 from grownet.graph.weights import narrow
@@ -53,24 +60,54 @@ def width(graph: NetGraph, node: str) -> int:
     return graph.shapes()[node][0]
 
 
-def narrowable(graph: NetGraph, layers: Sequence[str] = ()) -> list[str]:
-    """The conv and linear layers a width sweep may thin: ``layers`` if given (each checked),
-    else every one whose channels :func:`narrow` can drop (not the classifier, not into an
-    add or a DropIn)."""
-    net = GraphNet(graph)
+def sweep_units(graph: NetGraph, layers: Sequence[str] = ()) -> list[tuple[str, ...]]:
+    """What a width sweep may thin, one unit per entry: a layer alone, or a coupled group's
+    conv and linear producers together (:mod:`grownet.graph.coupling`: the layers whose
+    channels meet at the same adds, such as a ResNet stage). ``layers`` if given (each checked;
+    a layer of a coupled group brings its whole group), else every layer whose channels can be
+    dropped (not the classifier, not into a concat, a DropIn's resize or the output)."""
     wanted = list(layers) or graph.nodes_of("conv", "linear")
-    found = []
     for node in wanted:
         if node not in graph or graph.op(node) not in ("conv", "linear"):
             raise GraphError(f"[width] layers: {node!r} is not a conv or linear node")
+    groups = {p: g for g in coupled_groups(graph) for p in g.producers}
+    net = GraphNet(graph)
+    units: list[tuple[str, ...]] = []
+    for node in wanted:
+        if any(node in unit for unit in units):
+            continue
+        group = groups.get(node)
         try:
-            narrow(net, node, 1)
+            if group is None:
+                narrow(net, node, 1)
+            elif group.problem:
+                raise GraphError(f"[width] layers: {node!r} cannot be narrowed: {group.problem}")
         except GraphError:
             if layers:
                 raise
             continue
-        found.append(node)
-    return found
+        units.append((node,) if group is None else _layers_of(graph, group))
+    return units
+
+
+def narrowable(graph: NetGraph, layers: Sequence[str] = ()) -> list[str]:
+    """The conv and linear layers a width sweep may thin, the units of :func:`sweep_units`
+    one after another."""
+    return [node for unit in sweep_units(graph, layers) for node in unit]
+
+
+def _layers_of(graph: NetGraph, group: ChannelGroup) -> tuple[str, ...]:
+    return tuple(p for p in group.producers if graph.op(p) in ("conv", "linear"))
+
+
+def _units_of(graph: NetGraph, layers: Sequence[str]) -> list[tuple[str, ...]]:
+    """``layers`` (checked already) as sweep units: the layers of a coupled group together."""
+    groups = {p: g for g in coupled_groups(graph) for p in g.producers}
+    units: list[tuple[str, ...]] = []
+    for node in layers:
+        if not any(node in unit for unit in units):
+            units.append(_layers_of(graph, groups[node]) if node in groups else (node,))
+    return units
 
 
 def activation_end(graph: NetGraph, node: str) -> str:
@@ -82,11 +119,16 @@ def activation_end(graph: NetGraph, node: str) -> str:
 
 
 def with_width_dropout(graph: NetGraph, layers: Sequence[str], retain: float) -> NetGraph:
-    """``graph`` with a prefix width-dropout at ``retain`` after each layer's activation."""
+    """``graph`` with a prefix width-dropout at ``retain`` after each layer's activation; a
+    coupled group's channels are zeroed instead where they are read (every add then still
+    sums equal widths, and what reaches the readers is what narrowing the group leaves)."""
     g = graph
-    for node in layers:
+    for unit in _units_of(graph, layers):
+        if len(unit) > 1 or group_of(g, unit[0]).coupled:
+            g = with_group_dropout(g, group_of(g, unit[0]), retain)
+            continue
         spec = LayerSpec("width_dropout", retain=retain, mode="prefix")
-        g = insert_after(g, activation_end(g, node), [(f"{node}_wd", spec)], join="plain")
+        g = insert_after(g, activation_end(g, unit[0]), [(f"{unit[0]}_wd", spec)], join="plain")
     return g
 
 
@@ -180,7 +222,8 @@ def width_sweep(
 ) -> SweepResult:
     """Sweep the width of ``layers`` together (a single layer: that layer alone)."""
     sweep = spec.width
-    label = layers[0] if len(layers) == 1 else None
+    units = _units_of(start.graph, layers)
+    label = units[0][0] if len(units) == 1 else None  # one layer or one coupled group
     ratios = sorted(sweep.ratios, reverse=True)
     echo(f"width sweep of {label or f'{len(layers)} layers'}: {len(ratios)} ratios")
     points, correct = fine_tune_points(
@@ -189,15 +232,17 @@ def width_sweep(
         ratios, echo, quiet,
     )  # fmt: skip
     record, candidates = read_knee("width", points, start, sweep, correct)
-    record |= {"layer": label, "layers": list(layers)}
+    record |= {"layer": label, "layers": list(layers), "units": [list(u) for u in units]}
     echo(f"  {record['finding']}")
     if not candidates:
         return SweepResult(record, None, False)
-    sizes = {node: width(start.graph, node) for node in layers}
+    # a coupled group's channels are counted once: its layers share them
+    sizes = {unit: width(start.graph, unit[0]) for unit in units}
 
     def attempt(ratio: float) -> tuple[dict[str, Any], Trained]:
-        keep = {node: kept_channels(n, ratio) for node, n in sizes.items()}
-        estimate = {"ratio": ratio, "size": sum(keep.values()),
+        kept = {unit: kept_channels(n, ratio) for unit, n in sizes.items()}
+        keep = {node: k for unit, k in kept.items() for node in unit}
+        estimate = {"ratio": ratio, "size": sum(kept.values()),
                     "full_size": sum(sizes.values()), "channels": keep}  # fmt: skip
         return estimate, verify(f"width-{label or 'all'}-r{ratio:.3f}", *thinned(start, keep))
 
@@ -293,11 +338,21 @@ def estimate_and_check(
 
 
 def thinned(start: Trained, keep: dict[str, int]) -> tuple[NetGraph, dict[str, Any]]:
-    """``start``'s network with each layer narrowed to its first ``keep[layer]`` channels."""
+    """``start``'s network with each layer narrowed to its first ``keep[layer]`` channels; a
+    coupled group's layers (which share one count) are narrowed together, in ``keep``'s order
+    (a stage before the stage its channel pads feed)."""
     net = GraphNet(start.graph)
     net.load_state_dict(start.state)
+    done: set[str] = set()
     for node, count in keep.items():
-        net = narrow(net, node, count)
+        if node in done:
+            continue
+        group = group_of(net.graph, node)
+        if group.coupled:
+            net = narrow_group(net, group, count)
+            done |= set(group.producers)
+        else:
+            net = narrow(net, node, count)
     return net.graph, net.state_dict()
 
 

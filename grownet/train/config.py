@@ -142,7 +142,9 @@ HELP: dict[str, str] = {
     "name": "run name: the directory under runs_dir (default: model-dataset-seed-time)",
     "runs_dir": "where run directories go (default: runs)",
     "model": "zoo model (see `grownet models`)",
-    "dataset": "digits (embedded), mnist, fashion_mnist, cifar10, cifar100, svhn, imagenet",
+    "dataset": "digits, iris, wine, breast_cancer (embedded), mnist, fashion_mnist, cifar10, "
+    "cifar100, svhn, imagenet; or your own: imagefolder:PATH?size=32, npz:PATH, pt:PATH, "
+    "csv:PATH?target=COLUMN",
     "data_dir": "dataset root (default: $GROWNET_DATA, else ~/.cache/grownet/data)",
     "download": "download the dataset if its files are missing",
     "train_size": "train on a seeded subset of this many images",

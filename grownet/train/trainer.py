@@ -19,6 +19,7 @@ import contextlib
 import inspect
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -109,9 +110,15 @@ def check_compile_support(device: torch.device) -> None:
 
 def build_graph(config: TrainConfig, in_shape: tuple[int, ...], num_classes: int) -> NetGraph:
     """The zoo model, shaped for the dataset unless the options say otherwise."""
+    from grownet.graph.fx_import import PREFIX, build_imported
     from grownet.zoo import MODELS
 
     options = dict(config.model_options)
+    if config.model.startswith(PREFIX):  # the user's own nn.Module, traced (grownet import)
+        if options:
+            raise ConfigError(f"model {config.model}: an imported network takes no builder "
+                              f"options, got {sorted(options)}")  # fmt: skip
+        return build_imported(config.model, tuple(in_shape), num_classes)
     if config.model not in MODELS:
         return build(config.model, **options)  # raises the registry's one-line error
     accepted = inspect.signature(MODELS[config.model]).parameters
@@ -120,6 +127,16 @@ def build_graph(config: TrainConfig, in_shape: tuple[int, ...], num_classes: int
     if "in_shape" in accepted:
         options.setdefault("in_shape", tuple(in_shape))
     return build(config.model, **options)
+
+
+def _name_part(text: str) -> str:
+    """A filename-safe piece of a run name: the last path component of what a name holds.
+
+    >>> _name_part("csv:/data/cells.csv?target=kind"), _name_part("mnist")
+    ('cells.csv', 'mnist')
+    """
+    tail = text.split("?", 1)[0].rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", tail).strip("-.") or "data"
 
 
 def load_matching(net: torch.nn.Module, state: Mapping[str, Tensor]) -> None:
@@ -241,7 +258,9 @@ class Trainer:
 
     def _default_name(self) -> str:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        return f"{self.config.model}-{self.config.dataset}-s{self.config.seed}-{stamp}"
+        # "csv:/data/t.csv?target=y" or "import:pkg.mod:fn" must not become nested folders
+        model, dataset = (_name_part(x) for x in (self.config.model, self.config.dataset))
+        return f"{model}-{dataset}-s{self.config.seed}-{stamp}"
 
     # ------------------------------------------------------------------ steps
 

@@ -24,6 +24,7 @@ from grownet.zoo.alexnet import alexnet, alexnet13
 from grownet.zoo.caffe_cifar import cifar10_3layer, cifar10_11layer
 from grownet.zoo.convnet import convnet
 from grownet.zoo.lenet import lenet, lenet2n
+from grownet.zoo.mlp import mlp
 from grownet.zoo.resnet import cifar_resnet, imagenet_resnet
 from grownet.zoo.vgg import vgg, vgg16_dropin
 
@@ -39,6 +40,7 @@ __all__ = [
     "imagenet_resnet",
     "lenet",
     "lenet2n",
+    "mlp",
     "options",
     "vgg",
     "vgg16_dropin",
@@ -68,6 +70,7 @@ def _alias(
 
 MODELS: dict[str, Callable[..., NetGraph]] = {
     "convnet": convnet,
+    "mlp": mlp,
     "lenet": lenet,
     "lenet2n": lenet2n,
     "cifar10_3layer": cifar10_3layer,

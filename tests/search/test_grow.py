@@ -94,3 +94,20 @@ def test_shallower_is_a_plain_net_of_the_right_depth(remove):
 def test_collapse_all_keeps_every_grown_layer():
     g, _ = grown(2)
     assert weighted_depth(collapse_all(g)) == 7
+
+
+def test_growth_mirrors_linear_blocks_of_an_mlp():
+    from grownet.search.sweeps import narrowable
+    from grownet.zoo import mlp
+
+    base = mlp(widths=(32, 16), in_shape=(13,), num_classes=3)
+    assert [(n, s.op) for n, s in block_template(base, "relu2")] == [
+        ("fc2", "linear"), ("bn2", "batchnorm"), ("relu2", "relu")]  # fmt: skip
+    g, growth = grow_stage(base, Growth.start(["relu1", "relu2"]), stage=1, mode="append",
+                           dropin_length=10, stagger=0, stage_iters=100)  # fmt: skip
+    assert weighted_depth(g) == 5 and g.shapes()["output"] == (3,)
+    assert g.spec("fc1_g1b0").params["out_features"] == 32
+    assert g.spec("fc2_g1b0").params["out_features"] == 16
+    plain = collapse_all(g)
+    assert narrowable(plain) == ["fc1", "fc1_g1b0", "fc2", "fc2_g1b0"]  # not the classifier
+    assert weighted_depth(shallower(g, growth, 1)) == 4

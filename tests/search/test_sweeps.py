@@ -3,10 +3,21 @@
 from pathlib import Path
 
 import pytest
+import torch
 
+from grownet.graph.executor import GraphNet
+from grownet.layers import kept_channels
 from grownet.search.runs import Trained
 from grownet.search.spec import SweepSpec
-from grownet.search.sweeps import read_knee
+from grownet.search.sweeps import (
+    narrowable,
+    read_knee,
+    sweep_units,
+    thinned,
+    width,
+    with_width_dropout,
+)
+from grownet.zoo import build
 
 FULL = Trained(None, {}, 0.98, (True,) * 9800 + (False,) * 200, "converged", 1.0, Path("."))
 SWEEP = SweepSpec(max_rise=0.01)
@@ -52,3 +63,44 @@ def test_read_knee_pairs_by_sample_and_names_the_swept_ratios():
     assert found == [0.5, 0.25] and record["knee"]["ratio"] == 0.5
     assert "knee at ratio 0.5" in record["finding"] and "from ratio 0.75 on" in record["finding"]
     assert "McNemar" in record["finding"]
+
+
+# --------------------------------------------------------------------------- coupled groups
+
+
+def test_sweep_units_take_each_resnet_stage_whole():
+    graph = build("cifar_resnet", depth=8, shortcut="B")
+    units = sweep_units(graph)
+    assert units == [
+        ("conv1", "layer1_0_conv2"),
+        ("layer1_0_conv1",),
+        ("layer2_0_conv1",),
+        ("layer2_0_conv2", "layer2_0_downsample_0"),
+        ("layer3_0_conv1",),
+        ("layer3_0_conv2", "layer3_0_downsample_0"),
+    ]
+    assert narrowable(graph) == [n for u in units for n in u]  # the classifier is never one
+    assert sweep_units(graph, ["layer1_0_conv2"]) == [("conv1", "layer1_0_conv2")]
+
+
+@pytest.mark.parametrize("shortcut", ["A", "B"])
+def test_the_swept_net_at_a_ratio_is_the_thinned_net(shortcut):
+    """What a width sweep measures at ratio r (prefix width dropout) is what the check builds
+    by surgery at r: every stage and layer narrowed to its first ceil(r * width) channels."""
+    graph = build("cifar_resnet", depth=8, shortcut=shortcut)
+    net = GraphNet(graph)
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        net.train()(x)  # batchnorm statistics other than 0 and 1
+    start = Trained(graph, net.state_dict(), 1.0, (True,), "converged", 0.0, Path("."))
+    layers = narrowable(graph)
+    swept = GraphNet(with_width_dropout(graph, layers, 0.5)).eval()
+    swept.load_state_dict(start.state)
+    thin_graph, thin_state = thinned(
+        start, {n: kept_channels(width(graph, n), 0.5) for n in layers}
+    )
+    thin = GraphNet(thin_graph).eval()
+    thin.load_state_dict(thin_state)
+    assert thin_graph.shapes()["layer3_0_add"][0] == 32
+    with torch.no_grad():
+        torch.testing.assert_close(thin(x), swept(x), atol=1e-5, rtol=1e-5)

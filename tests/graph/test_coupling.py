@@ -1,0 +1,187 @@
+"""Coupled channel groups: found stage by stage, narrowed as one unit, weights and function kept."""
+
+import doctest
+
+import pytest
+import torch
+import torchvision
+
+from grownet.graph import GraphError, LayerSpec, NetGraph
+from grownet.graph import coupling as coupling_module
+from grownet.graph.coupling import (
+    channel_groups,
+    coupled_groups,
+    group_of,
+    narrow_group,
+    with_group_dropout,
+)
+from grownet.graph.executor import GraphNet
+from grownet.graph.fx_import import import_module
+from grownet.zoo import build
+
+X = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+
+
+def resnet20(shortcut):
+    return lambda: (build("cifar_resnet", depth=20, shortcut=shortcut), None)
+
+
+def torchvision_resnet18():
+    torch.manual_seed(0)
+    return import_module(torchvision.models.resnet18(num_classes=10), (3, 32, 32))
+
+
+def stage(first, blocks, shortcut=None):
+    """A stage's producers: ``first`` (stem conv, or the first block's conv2), the shortcut
+    projection or pad, then each later block's last conv."""
+    prefix = first.split("_")[0]
+    rest = [f"{prefix}_{b}_conv2" for b in range(1, blocks)]
+    return (first, *([shortcut] if shortcut else []), *rest)
+
+
+NETS = {
+    "resnet20-A": (
+        resnet20("A"),
+        [
+            (("conv1", "layer1_0_conv2", "layer1_1_conv2", "layer1_2_conv2"), 16),
+            (stage("layer2_0_conv2", 3, "layer2_0_downsample_pad"), 32),
+            (stage("layer3_0_conv2", 3, "layer3_0_downsample_pad"), 64),
+        ],
+    ),
+    "resnet20-B": (
+        resnet20("B"),
+        [
+            (("conv1", "layer1_0_conv2", "layer1_1_conv2", "layer1_2_conv2"), 16),
+            (stage("layer2_0_conv2", 3, "layer2_0_downsample_0"), 32),
+            (stage("layer3_0_conv2", 3, "layer3_0_downsample_0"), 64),
+        ],
+    ),
+    "resnet20-conv1x1": (
+        resnet20("conv1x1"),
+        [
+            ((f"layer{s}_{b}_conv2", f"layer{s}_{b}_shortcut_conv"), w)
+            for s, w in ((1, 16), (2, 32), (3, 64))
+            for b in range(3)
+        ],
+    ),
+    "torchvision-resnet18": (
+        torchvision_resnet18,
+        [
+            (("conv1", "layer1_0_conv2", "layer1_1_conv2"), 64),
+            *[
+                ((f"layer{s}_0_conv2", f"layer{s}_0_downsample_0", f"layer{s}_1_conv2"), w)
+                for s, w in ((2, 128), (3, 256), (4, 512))
+            ],
+        ],
+    ),
+}
+
+
+@pytest.fixture(scope="module", params=list(NETS))
+def net_case(request):
+    make, groups = NETS[request.param]
+    graph, state = make()
+    net = GraphNet(graph)
+    if state is not None:
+        net.load_state_dict(state)
+    else:  # BN statistics that are not 0 and 1, so a wrong row would show
+        with torch.no_grad():
+            net.train()(X)
+    return request.param, net.eval(), groups
+
+
+def test_groups_are_the_stages(net_case):
+    _, net, want = net_case
+    found = coupled_groups(net.graph)
+    assert [(g.producers, g.width) for g in found] == want
+    assert all(g.problem is None for g in found)
+
+
+def test_narrowing_every_group_keeps_weights_and_function(net_case):
+    _, net, _ = net_case
+    thin, zeroed = net, net.graph
+    groups = coupled_groups(net.graph)
+    for group in groups:  # stage by stage: a channel pad never shrinks below its input
+        keep = group.width // 4 + 1
+        thin = narrow_group(thin, group.name, keep)
+        zeroed = with_group_dropout(zeroed, group, keep / group.width)
+    thin.graph.validate()
+    old, new = net.layers, thin.layers
+    for group in groups:
+        keep = group.width // 4 + 1
+        for node in group.producers:  # a projection's input columns may be narrowed too
+            if net.graph.op(node) == "conv":
+                w = new[node].weight
+                assert torch.equal(w, old[node].weight[:keep, : w.shape[1]])
+        for node, _ in group.norms(net.graph):
+            for t in ("weight", "bias", "running_mean", "running_var"):
+                assert torch.equal(getattr(new[node], t), getattr(old[node], t)[:keep])
+        for node, _ in group.readers:
+            if node not in group.producers and all(node not in g.producers for g in groups):
+                assert torch.equal(new[node].weight, old[node].weight[:, :keep])
+    # the narrowed net computes what the full one does with the dropped channels zeroed
+    # wherever they are read (the width sweep's prefix width dropout)
+    reference = GraphNet(zeroed).eval()
+    reference.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(thin(X), reference(X), atol=1e-5, rtol=1e-5)
+        assert not torch.allclose(net(X), reference(X), atol=1e-3)  # something was dropped
+
+
+def test_zeroing_reader_columns_matches_narrowing_a_projection_stage():
+    """Independent of the sweep's width dropout: zero the readers' columns of the dropped
+    channels (the trick of test_surgery), and narrowing stage 2 of an option-B ResNet is exact."""
+    net = GraphNet(build("cifar_resnet", depth=20, shortcut="B")).eval()
+    group = group_of(net.graph, "layer2_1_conv2")
+    with torch.no_grad():
+        for node, _ in group.readers:
+            net.layers[node].weight[:, 20:] = 0.0
+    thin = narrow_group(net, group, 20)
+    assert thin.graph.num_params() < net.graph.num_params()
+    with torch.no_grad():
+        torch.testing.assert_close(thin(X), net(X), atol=1e-5, rtol=1e-5)
+
+
+def concat_net():
+    g = NetGraph()
+    x = g.add("input", LayerSpec("input", shape=[3, 8, 8]))
+    a = g.add("a", LayerSpec("conv", out_channels=4, kernel_size=3, padding=1), [x])
+    b = g.add("b", LayerSpec("conv", out_channels=4, kernel_size=3, padding=1), [x])
+    c = g.add("cat", LayerSpec("concat"), [a, b])
+    s = g.add("s", LayerSpec("conv", out_channels=8, kernel_size=1), [x])
+    y = g.add("sum", LayerSpec("add"), [c, s])
+    y = g.add("gap", LayerSpec("global_avgpool"), [y])
+    y = g.add("fc", LayerSpec("linear", out_features=2), [y])
+    g.add("output", LayerSpec("output"), [y])
+    return g
+
+
+@pytest.mark.parametrize(
+    ("make", "call", "message"),
+    [
+        (resnet20("B"), lambda n: narrow_group(n, "fc", 5), "network's output"),
+        (resnet20("B"), lambda n: narrow_group(n, "bn1", 5), "'bn1' is a batchnorm"),
+        (resnet20("B"), lambda n: narrow_group(n, "conv1", 17), r"keep must be in 1\.\.16"),
+        (resnet20("A"), lambda n: narrow_group(n, "layer2_1_conv2", 8), "narrow the group it pads"),
+        (resnet20("A"), lambda n: narrow_group(n, "conv1", [1, 0]), "keep a count"),
+        (lambda: (concat_net(), None), lambda n: narrow_group(n, "a", 2), "'cat' \\(concat\\)"),
+        (lambda: (concat_net(), None), lambda n: narrow_group(n, "s", 2), "'cat' \\(concat\\)"),
+    ],
+)
+def test_refusals_name_the_reason(make, call, message):
+    with pytest.raises(GraphError, match=message):
+        call(GraphNet(make()[0]))
+
+
+def test_every_channel_set_is_a_group_and_plain_layers_are_not_coupled():
+    graph = build("cifar_resnet", depth=20, shortcut="B")
+    groups = channel_groups(graph)
+    producers = [p for g in groups for p in g.producers]
+    assert sorted(producers) == sorted(graph.nodes_of("conv", "linear"))
+    single = group_of(graph, "layer1_0_conv1")
+    assert not single.coupled and single.readers == (("layer1_0_conv2", 1),)
+
+
+def test_docstring_examples_run():
+    result = doctest.testmod(coupling_module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
