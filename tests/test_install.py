@@ -57,7 +57,9 @@ def test_a_name_finds_the_shipped_file_from_any_folder(tmp_path, monkeypatch):
     for arg in ("digits", "digits.toml", None):
         path = resolve_spec(arg)
         assert path.is_file() and path.read_text() == (ROOT / "search" / "digits.toml").read_text()
-    assert resolve_recipe("dropin_mnist_lenet").read_text() == RECIPES[0].read_text()
+    assert resolve_recipe("dropin_mnist_lenet").read_text() == (
+        ROOT / "recipes" / "dropin_mnist_lenet.toml"
+    ).read_text()
 
 
 def test_a_path_always_wins(tmp_path, monkeypatch):
@@ -91,6 +93,6 @@ def test_the_command_line_says_so_in_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["reproduce", "dropin_mnist", "--summary-only"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "shipped recipes are: dropin_mnist_lenet" in err
+    assert err.count("\n") == 1 and "shipped recipes are: " in err and "dropin_mnist_lenet," in err
     assert main(["search", "nope"]) == 2
     assert "shipped search specs are:" in capsys.readouterr().err

@@ -127,37 +127,30 @@ def runs_table(runs: Sequence[Run]) -> str:
     return table(head, rows)
 
 
-def _verdict(value: Any) -> tuple[str, str]:
-    if value is None:
-        return ("-", "")
-    return ("yes", "good") if value else ("no", "bad")
+def _verdict_class(verdict: str) -> str:
+    return {"reproduced": "good", "not reproduced": "bad"}.get(verdict, "")
 
 
 def paper_table(summary: dict[str, Any]) -> str:
-    """The recipe's cases: what the paper reports beside what this run measured."""
+    """The recipe's cases: the paper's value beside the measured one, the difference and the
+    verdict (:mod:`grownet.reproduce.verdict`); a quick run says so beside every number."""
     cases = [c for c in summary.get("cases", []) if isinstance(c, dict)]
-    with_accuracy = any(c.get("paper_accuracy") is not None for c in cases)
-    head = ["case", "network", "DropIn length", "iterations", "paper", "measured",
-            "matches paper", "test accuracy", "wall time"]  # fmt: skip
-    if with_accuracy:
-        head.insert(-1, "paper accuracy")
+    head = ["case", "network", "DropIn length", "iterations", "paper", "measured", "difference",
+            "verdict", "status", "wall time"]  # fmt: skip
     rows = []
     for c in cases:
-        row = [
-            c.get("case", "?"),
-            c.get("network", ""),
-            count(c.get("dropin_length")),
-            count(c.get("iterations")),
-            c.get("expect") or "-",
-            c.get("status", "?"),
-            _verdict(c.get("matches_paper")),
-            percent(c.get("final_test_accuracy")),
+        verdict = str(c.get("verdict", "-"))
+        iterations = count(c.get("iterations")) + (
+            f" / {count(c['max_iter'])}" if c.get("max_iter") else "")  # fmt: skip
+        rows.append([
+            c.get("case", "?"), c.get("network", ""), count(c.get("dropin_length")), iterations,
+            c.get("paper", "-"), c.get("measured", "n/a"), c.get("difference", "-"),
+            (verdict, _verdict_class(verdict)), c.get("status", "?"),
             seconds(c.get("wall_time_s")),
-        ]
-        if with_accuracy:
-            row.insert(-1, percent(c.get("paper_accuracy")))
-        rows.append(row)
-    return table(head, rows)
+        ])  # fmt: skip
+    note = summary.get("scale_note")
+    caption = f"<p class='bad'>{html.escape(note)}</p>" if note else ""
+    return caption + table(head, rows)
 
 
 def _command(env: dict[str, Any]) -> str:

@@ -110,8 +110,9 @@ def trial_threads(threads: int | None, run: Path) -> int | None:
     return min(threads, int(share)) if threads else int(share)
 
 
-def trial_dir(study: Any, trial: Any) -> str:
-    """The run directory (relative to the study's) this trial trains in."""
+def trial_dir(study: Any, trial: Any, fresh: str) -> str:
+    """The run directory (relative to the study's) this trial trains in: ``fresh`` unless it
+    continues or retries another trial."""
     if "resume" in trial.user_attrs:
         return trial.user_attrs["resume"]
     # Optuna's retry callback marks the retry with the failed trial's number.
@@ -120,7 +121,7 @@ def trial_dir(study: Any, trial: Any) -> str:
         for t in study.get_trials(deepcopy=False):
             if t.number == failed and "run_dir" in t.user_attrs:
                 return t.user_attrs["run_dir"]
-    return f"trials/{trial.number}"
+    return fresh
 
 
 def check_needed(study: Any, trial: Any, n_trials: int) -> None:
@@ -163,7 +164,7 @@ def make_objective(
         study = trial.study
         check_needed(study, trial, spec.n_trials)
         values = {p.name: p.suggest(trial) for p in spec.space}
-        run = trial_dir(study, trial)
+        run = trial_dir(study, trial, spec.run_name(values, trial.number))
         lock = f"trials/.trial-{trial.number}.lock"
         with held(study_dir / lock):
             trial.set_user_attr("lock", lock)
@@ -212,6 +213,7 @@ def _train(
         **network_attrs(trainer.graph),
         "accuracy": result.final_test_accuracy,
         "status": result.status,
+        "iterations": result.iterations,
         "train_time_s": result.wall_time_s,
         "ms_per_iter": ms_per_iter(study_dir / run, config.batch_size),
     }

@@ -45,7 +45,9 @@ Echo = Callable[[str], None]
 
 
 def make_sampler(spec: StudySpec, worker: int) -> Any:
-    """The spec's sampler, seeded per worker (equal seeds would sample equal trials)."""
+    """The spec's sampler, seeded per worker (equal seeds would sample equal trials); a grid's
+    seed is the same in every worker: Optuna gives trial k the grid point k of its seeded
+    order, and orders that differ between workers would give two trials one point."""
     import optuna
 
     seed = spec.seed + worker
@@ -53,7 +55,7 @@ def make_sampler(spec: StudySpec, worker: int) -> Any:
         space: dict[str, list[Any]] = {}
         for param in spec.space:
             space |= param.grid()
-        return optuna.samplers.GridSampler(space, seed=seed)
+        return optuna.samplers.GridSampler(space, seed=spec.seed)
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if spec.sampler == "nsga2":
@@ -131,7 +133,7 @@ class StudyRunner:
         # in name; a warning each time a worker opens the study would bury the trial lines.
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         study = optuna.create_study(
-            study_name=self.spec.name,
+            study_name=self.spec.study_name,
             storage=open_storage(self.storage, heartbeat_s=self.spec.heartbeat_s),
             directions=self.spec.directions,
             sampler=make_sampler(self.spec, worker),
@@ -156,6 +158,7 @@ class StudyRunner:
     def work(self, worker: int = 0) -> None:
         """This process's share of the trials (see the module docstring)."""
         from optuna.exceptions import UpdateFinishedTrialError
+
         study = self.load(worker=worker)
         objective = make_objective(self.spec, self.dir, echo=self.echo, quiet=self.quiet)
         timeout = self.spec.timeout_s
@@ -201,9 +204,21 @@ class StudyRunner:
             self._spawn()
         return self.finish(compare=compare)
 
+    def worker_argv(self) -> list[str]:
+        """The command line (after ``grownet``) that makes another process a worker of this
+        study; ``--worker N`` is added per process."""
+        spec = self.spec
+        argv = ["study", spec.source, "--name", spec.name, "--runs-dir", spec.runs_dir,
+                "--storage", self.storage, "--workers", str(self.workers),
+                "--trials", str(spec.n_trials), "--timeout", str(spec.timeout_s)]  # fmt: skip
+        for flag, value in (("--data-dir", spec.data_dir), ("--device", spec.device)):
+            if value is not None:
+                argv += [flag, value]
+        return argv + ([] if not self.quiet else ["--quiet"])
+
     def _spawn(self) -> None:
         """``workers`` processes of this command, each with its share of the CPU threads."""
-        argv = [sys.executable, "-m", "grownet", *worker_argv(self)]
+        argv = [sys.executable, "-m", "grownet", *self.worker_argv()]
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         env = {**os.environ, WORKER_THREADS: str(threads)}
         # Own sessions: a terminal's Ctrl-C reaches this process alone, which passes exactly
@@ -245,15 +260,3 @@ class StudyRunner:
         if report := try_write_report(self.dir):
             summary["report"] = str(report)
         return summary
-
-
-def worker_argv(runner: StudyRunner) -> list[str]:
-    """The command line that makes another process a worker of this study."""
-    spec = runner.spec
-    argv = ["study", spec.source, "--name", spec.name, "--runs-dir", spec.runs_dir,
-            "--storage", runner.storage, "--workers", str(runner.workers),
-            "--trials", str(spec.n_trials), "--timeout", str(spec.timeout_s)]  # fmt: skip
-    for flag, value in (("--data-dir", spec.data_dir), ("--device", spec.device)):
-        if value is not None:
-            argv += [flag, value]
-    return argv + ([] if not runner.quiet else ["--quiet"])

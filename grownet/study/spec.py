@@ -100,6 +100,16 @@ class StudySpec:
     def directions(self) -> list[str]:
         return [OBJECTIVES[o] for o in self.objectives]
 
+    @property
+    def study_name(self) -> str:
+        """The Optuna study's name in its storage (a recipe's grid over some cases differs)."""
+        return self.name
+
+    def run_name(self, values: dict[str, Any], number: int) -> str:
+        """Where, relative to the study directory, the trial ``number`` with the knobs'
+        ``values`` trains (a recipe's trial trains in its case's directory)."""
+        return f"trials/{number}"
+
     def to_dict(self) -> dict[str, Any]:
         """What defines the study (not where it runs): saved as ``study.json``."""
         data = dataclasses.asdict(self)

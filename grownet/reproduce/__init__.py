@@ -1,0 +1,93 @@
+"""Paper recipes: every case of a paper's experiment trained, and compared with the paper.
+
+A recipe is a TOML file in ``recipes/`` (:mod:`grownet.reproduce.recipe`; the schema is in
+``recipes/README.md``): shared solver settings under ``[train]``, the paper's claim under
+``paper``/``notes``, and one ``[[case]]`` table per table row or figure curve with its
+settings and the paper's value. ``grownet reproduce`` runs the cases as an Optuna grid study
+(:mod:`grownet.reproduce.grid`) in ``runs/<recipe>/``, each case a normal training run in
+``runs/<recipe>/<case>/``, and writes the paper-versus-measured table
+(:mod:`grownet.reproduce.results`) beside them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from grownet.reproduce.data import missing_data
+from grownet.reproduce.grid import RecipeRunner, check_case_dirs, recipe_spec
+from grownet.reproduce.recipe import Case, PaperValue, Recipe, load_recipe
+from grownet.reproduce.results import CaseResult, collect_results, format_table, write_summary
+from grownet.train.config import ConfigError, TrainConfig
+
+__all__ = [
+    "Case",
+    "CaseResult",
+    "PaperValue",
+    "Recipe",
+    "RecipeRunner",
+    "collect_results",
+    "format_table",
+    "load_recipe",
+    "plan_recipe",
+    "run_recipe",
+    "write_summary",
+]
+
+
+def plan_recipe(
+    recipe: Recipe,
+    *,
+    cases: Sequence[str] | None = None,
+    scale: str = "full",
+    overrides: dict[str, Any] | None = None,
+) -> list[tuple[str, TrainConfig, list[str]]]:
+    """Every (selected) case with its checked config and its missing data files: all mistakes
+    surface before any run. A case's network is built here too (cheap: no weights)."""
+    from grownet.zoo import build
+
+    chosen = [recipe.case(name) for name in dict.fromkeys(cases or recipe.case_names)]
+    plan = []
+    for case in chosen:
+        config = recipe.config(case, scale=scale, **(overrides or {}))
+        try:
+            build(config.model, **config.model_options)
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"{recipe.path} case {case.name!r}: {err}") from None
+        plan.append((case.name, config, missing_data(config.dataset, config.data_dir)))
+    return plan
+
+
+def run_recipe(
+    recipe: Recipe,
+    *,
+    cases: Sequence[str] | None = None,
+    scale: str = "full",
+    overrides: dict[str, Any] | None = None,
+    runs_dir: str = "runs",
+    workers: int = 1,
+    storage: str | None = None,
+    quiet: bool = True,
+    echo: Callable[[str], None] = print,
+    worker: int | None = None,
+) -> dict[str, Any]:
+    """Train the (selected) cases whose data is present as a grid study; returns the summary
+    (``text``, ``rows`` of every case, ``dir``, ``report``). A rerun continues: finished cases
+    are not trained again. ``worker``: this process is a worker another one started."""
+    overrides = dict(overrides or {})
+    runs_dir = str(overrides.pop("runs_dir", runs_dir))
+    quiet = bool(overrides.pop("quiet", quiet))
+    plan = plan_recipe(recipe, cases=cases, scale=scale, overrides=overrides)
+    ready = [name for name, _, missing in plan if not missing]
+    for name, config, missing in plan:
+        if missing and worker is None:
+            echo(f"{name}: not run: {config.dataset} missing ({', '.join(missing)})")
+    spec = recipe_spec(recipe, ready, scale=scale, runs_dir=runs_dir, overrides=overrides)
+    runner = RecipeRunner(spec, storage=storage, workers=workers, echo=echo, quiet=quiet)
+    if worker is not None:
+        runner.run(worker=worker)
+        return {}
+    if not ready:
+        return runner.finish()
+    check_case_dirs(spec)
+    return runner.run()
