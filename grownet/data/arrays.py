@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from grownet.data.dirs import require_file
 from grownet.data.encoding import TableSplit
 from grownet.data.sources import Raw
 from grownet.data.splits import Split, fixed_test_split
@@ -48,13 +49,7 @@ def read_arrays(path: Path, kind: str) -> Raw:
     """
     if kind not in _SAVE:
         raise ValueError(f"kind must be 'npz' or 'pt', got {kind!r}")
-    if not path.is_file():
-        what = "is a directory" if path.is_dir() else "does not exist"
-        raise DataFileError(
-            path,
-            f"{what}; name a .{kind} file (relative paths are looked up "
-            "in the current directory, then the data directory)",
-        )
+    require_file(path, f"a .{kind} file")
     arrays = _load_npz(path) if kind == "npz" else _load_pt(path)
     unknown = sorted(set(arrays) - set(_KEYS))
     if unknown or "x" not in arrays or "y" not in arrays:

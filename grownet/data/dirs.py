@@ -9,7 +9,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from grownet.errors import UserError
+from grownet.errors import DataFileError, UserError
 
 __all__ = ["ENV_VAR", "DatasetMissing", "DownloadFailed", "missing_files", "resolve_data_dir"]
 
@@ -125,3 +125,15 @@ class DownloadFailed(UserError):
 
     def __reduce__(self):  # exceptions travel between processes by pickling their arguments
         return (type(self), (self.dataset, self.url, self.directory, self.reason))
+
+
+def require_file(path: Path, kind: str) -> None:
+    """A one-line :class:`DataFileError` unless ``path`` is a file (``kind``: what it must be,
+    e.g. "a CSV file")."""
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise DataFileError(
+            path,
+            f"{what}; name {kind} (relative paths are looked up in the current directory, "
+            "then the data directory)",
+        )

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from grownet.data.dirs import require_file
 from grownet.data.encoding import Encoding, TableSplit
 from grownet.data.preprocess import Preprocess, recipe
 from grownet.data.sources import Raw
@@ -157,13 +158,7 @@ def read_csv_table(path: Path, target: str) -> Raw:
 
 def _read_rows(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
     """Header, data rows (cells stripped) and each row's line number; shape mistakes named."""
-    if not path.is_file():
-        what = "is a directory" if path.is_dir() else "does not exist"
-        raise DataFileError(
-            path,
-            f"{what}; name a CSV file (relative paths are looked up in "
-            "the current directory, then the data directory)",
-        )
+    require_file(path, "a CSV file")
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:
