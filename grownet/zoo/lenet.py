@@ -7,7 +7,7 @@ ReLU after the convolutions. 431,080 parameters on 1x28x28 MNIST.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from grownet.graph import NetGraph
 from grownet.zoo._common import (
@@ -58,11 +58,26 @@ def lenet(
     return b.finish()
 
 
+def _unit_lengths(fn: str, value: int | Sequence[int], *, units: int) -> Iterator[int]:
+    """One DropIn length per unit, from one length or a list of ``units`` of them."""
+    if isinstance(value, int | str | bytes) or not isinstance(value, Sequence):
+        check_int(fn, "dropin_length", value)
+        return iter([value] * units)
+    if len(value) != units:
+        raise ValueError(
+            f"{fn}: dropin_length as a list needs one length per DropIn unit ({units} for "
+            f"this n), got {len(value)}: {list(value)!r}"
+        )
+    for length in value:
+        check_int(fn, "each dropin_length", length)
+    return iter(list(value))
+
+
 def lenet2n(
     *,
     n: int,
     dropin: bool = True,
-    dropin_length: int = 2500,
+    dropin_length: int | Sequence[int] = 2500,
     dropin_layout: str = "sample",
     conv_relu: bool = False,
     in_shape: Sequence[int] | str = (1, 28, 28),
@@ -83,7 +98,10 @@ def lenet2n(
     ``dropin_layout`` "sample" applies the old-path prefix per sample (the paper's equations),
     "blob" over the whole N x C x H x W batch (the memorandum's Caffe code).
     ``conv_relu`` adds ``reluk_j`` after every conv (off, as in Caffe's LeNet); the DropIn
-    then mixes the ReLU outputs. Parameters: 431,080 + 26,170 (N - 1).
+    then mixes the ReLU outputs. ``dropin_length`` may also be a list, one length per DropIn
+    unit in node order (``dropin1_2 .. dropin1_N, dropin2_2 ..``): the paper's future work of
+    "tailored DropIn lengths for different DropIn layers", which a study can sample.
+    Parameters: 431,080 + 26,170 (N - 1).
 
     Example:
         >>> from grownet.zoo import lenet2n
@@ -94,7 +112,7 @@ def lenet2n(
     fn = "lenet2n"
     check_int(fn, "n", n)
     check_bool(fn, "dropin", dropin)
-    check_int(fn, "dropin_length", dropin_length)
+    lengths = _unit_lengths(fn, dropin_length, units=2 * (n - 1))
     check_choice(fn, "dropin_layout", dropin_layout, ("sample", "blob"))
     check_bool(fn, "conv_relu", conv_relu)
     shape = check_shape(fn, in_shape)
@@ -109,7 +127,7 @@ def lenet2n(
             if conv_relu:
                 b(f"relu{stage}_{j}", "relu")
             if dropin and j > 1:
-                b(f"dropin{stage}_{j}", "dropin", [b.last, trunk], length=dropin_length,
+                b(f"dropin{stage}_{j}", "dropin", [b.last, trunk], length=next(lengths),
                   layout=dropin_layout)  # fmt: skip
         b(f"pool{stage}", "maxpool", **_POOL)
     b("flatten", "flatten")

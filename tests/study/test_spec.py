@@ -105,3 +105,21 @@ def test_a_study_of_searches_takes_its_tables_from_the_search_spec(tmp_path):
     path.write_text("dataset = 'mnist'\n" + path.read_text())
     with pytest.raises(SpaceError, match="belongs in the search spec"):
         load_study_spec(path)
+
+
+def test_a_study_samples_one_dropin_length_per_unit(tmp_path):
+    """The DropIn paper's future work: tailored DropIn lengths for different DropIn layers."""
+    import optuna
+
+    path = tmp_path / "s.toml"
+    path.write_text("name = 's'\ndataset = 'mnist'\n[study]\nobjectives = ['accuracy']\n"
+                    "[base]\nmodel = 'lenet2n'\noptions = { n = 3 }\n[train]\nmax_iter = 10\n"
+                    "[space.model.dropin_length]\ntype = 'int'\nlow = 100\nhigh = 1000\n"
+                    "step = 100\nlength = 4\n")  # fmt: skip
+    spec = load_study_spec(path)
+    trial = optuna.create_study().ask()
+    values = {p.name: p.suggest(trial) for p in spec.space}
+    assert sorted(trial.params) == [f"model.dropin_length[{i}]" for i in range(4)]
+    config = spec.train_config(values, name="t", runs_dir=str(tmp_path))
+    assert config.model_options["dropin_length"] == [trial.params[f"model.dropin_length[{i}]"]
+                                                      for i in range(4)]  # fmt: skip

@@ -223,3 +223,52 @@ def test_spec_default_trials_and_workers_flag_are_checked(tmp_path, capsys):
     assert main(["study", str(spec_file(tmp_path)), "--runs-dir", str(tmp_path),
                  "--workers", "0"]) == 2  # fmt: skip
     assert "--workers must be >= 1, got 0" in capsys.readouterr().err
+
+
+SEARCH = """
+name = "tiny_search"
+dataset = "digits"
+[base]
+model = "convnet"
+options = { widths = [8, 16] }
+[train]
+batch_size = 32
+base_lr = 0.05
+test_interval = 40
+display_interval = 20
+device = "cpu"
+threads = 1
+quiet = true
+[growth]
+insert_after = ["relu1_1"]
+stage_iters = 40
+dropin_length = 20
+max_stages = 1
+[depth]
+enabled = false
+[width]
+enabled = false
+[verify]
+iters = 20
+tolerance = 0.5
+"""
+
+
+def test_a_study_of_growth_searches_scores_each_recommendation(tmp_path, capsys):
+    (tmp_path / "tiny_search.toml").write_text(SEARCH)
+    (tmp_path / "s.toml").write_text(
+        f"[study]\nkind = 'search'\nsearch = '{tmp_path / 'tiny_search.toml'}'\n"
+        "objectives = ['accuracy', 'params']\nsampler = 'grid'\n"
+        "[space.growth.dropin_length]\ntype = 'categorical'\nchoices = [10, 40]\n"
+    )
+    argv = ["study", str(tmp_path / "s.toml"), "--runs-dir", str(tmp_path), "--quiet"]
+    assert main(argv) == 0
+    found = trials(f"sqlite:///{tmp_path / 's' / 'study.db'}", name="s")
+    assert [t.state for t in found] == [TrialState.COMPLETE] * 2
+    for t in found:
+        summary = json.loads(
+            (tmp_path / "s" / t.user_attrs["run_dir"] / "search_summary.json").read_text()
+        )
+        assert t.values == [summary["recommended"]["accuracy"], summary["recommended"]["params"]]
+        assert t.user_attrs["status"] == "search finished"
+    assert sorted(t.params["growth.dropin_length"] for t in found) == [10, 40]

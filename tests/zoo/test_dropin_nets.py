@@ -148,3 +148,14 @@ def test_lenet2n_dropin_layout_reaches_every_dropin(layout):
 def test_lenet2n_rejects_unknown_layout():
     with pytest.raises(ValueError, match="dropin_layout must be one of 'sample', 'blob'"):
         build("lenet2n", n=2, dropin_layout="nchw")
+
+
+def test_lenet2n_takes_one_dropin_length_per_unit():
+    from grownet.zoo import build
+
+    g = build("lenet2n", n=3, dropin_length=[100, 200, 300, 400])
+    assert [g.spec(x).params["length"] for x in g.nodes_of("dropin")] == [100, 200, 300, 400]
+    with pytest.raises(ValueError, match="one length per DropIn unit \\(4 for this n\\), got 2"):
+        build("lenet2n", n=3, dropin_length=[1, 2])
+    with pytest.raises(ValueError, match="each dropin_length"):
+        build("lenet2n", n=2, dropin_length=[1, 0])
