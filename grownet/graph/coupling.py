@@ -119,8 +119,9 @@ def _group(graph: NetGraph, nodes: list[str], shapes: dict[str, Shape]) -> Chann
             problems.append(f"{node!r} ({op}) makes them, which fixes their number")
         for v in graph.consumers(node):
             vop = graph.op(v)
-            if v in blocks:
-                continue
+            if v in blocks and vop not in _PRODUCERS:
+                continue  # a member: the same channels (a producer reads them even when it
+                # writes back into this group, as the conv of `bn(conv(x)) + x` does)
             if vop == "channel_pad":
                 pads.append(v)
             elif vop in _PRODUCERS:

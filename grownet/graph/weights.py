@@ -178,26 +178,31 @@ def remap_channels(
         shapes = graph.validate()
     except GraphError as err:
         raise GraphError(f"{where}: {err}") from None
-    modules: dict[str, nn.Module] = {}
+    # One state per node, so a layer that both produces the channels and reads them (a conv
+    # inside a coupled residual group) has its rows and its input columns selected.
+    states: dict[str, dict[str, Tensor]] = {}
     for node, rows, jitter in [
         *((p, index, noise) for p in producers if graph.op(p) in _WIDTH_KEY),
         *((n, _expand(index, block), None) for n, block in norms),
     ]:
-        old = net.layers[node]
-        rows = rows.to(next(old.parameters()).device)
-        state = {k: v.index_select(0, rows) if v.dim() else v for k, v in old.state_dict().items()}
+        state = states.get(node) or dict(net.layers[node].state_dict())
+        rows = rows.to(next(net.layers[node].parameters()).device)
+        state = {k: v.index_select(0, rows) if v.dim() else v for k, v in state.items()}
         if jitter is not None:
             state["weight"] = state["weight"] + jitter.to(state["weight"])
-        modules[node] = _install(_build_like(graph, node, shapes, old), old, state)
+        states[node] = state
     for node, block in readers:
-        old = net.layers[node]
-        state = dict(old.state_dict())
+        state = states.get(node) or dict(net.layers[node].state_dict())
         weight = state["weight"].index_select(1, _expand(index, block).to(state["weight"].device))
         if scale is not None:
             factor = scale.to(weight).repeat_interleave(block)
             weight = weight * factor.view(1, -1, *[1] * (weight.dim() - 2))
         state["weight"] = weight
-        modules[node] = _install(_build_like(graph, node, shapes, old), old, state)
+        states[node] = state
+    modules = {
+        node: _install(_build_like(graph, node, shapes, net.layers[node]), net.layers[node], state)
+        for node, state in states.items()
+    }
     return net.rebuilt(graph, modules=modules)
 
 

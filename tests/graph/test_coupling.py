@@ -31,6 +31,27 @@ def torchvision_resnet18():
     return import_module(torchvision.models.resnet18(num_classes=10), (3, 32, 32))
 
 
+class OneConvResidual(torch.nn.Module):
+    """``bn(conv(x)) + x``: a conv that reads the very channels it writes back into."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.bn = torch.nn.BatchNorm2d(width)
+
+    def forward(self, x):
+        return (self.bn(self.conv(x)) + x).relu()
+
+
+def one_conv_residual():
+    torch.manual_seed(0)
+    nn = torch.nn
+    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+                        OneConvResidual(16), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(16, 10))  # fmt: skip
+    return import_module(net.train(), (3, 32, 32))
+
+
 def stage(first, blocks, shortcut=None):
     """A stage's producers: ``first`` (stem conv, or the first block's conv2), the shortcut
     projection or pad, then each later block's last conv."""
@@ -64,6 +85,7 @@ NETS = {
             for b in range(3)
         ],
     ),
+    "one-conv-residual": (one_conv_residual, [(("_0", "_3_conv"), 16)]),
     "torchvision-resnet18": (
         torchvision_resnet18,
         [
