@@ -290,6 +290,16 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(f"report written to {write_report(args.run_dirs, args.out)}")
 
 
+def _add_worker_flags(p: argparse.ArgumentParser, where: str) -> None:
+    """The flags of commands that run an Optuna study (study, reproduce)."""
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes on this machine (default 1; >1 uses a journal file)")
+    p.add_argument("--storage", help="an SQLAlchemy URL (postgresql://...) or a journal file "
+                   f"(default: {where}/study.db, or study.journal with --workers)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # a process --workers started
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="grownet",
@@ -381,22 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu or cuda[:N]")
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch")
     p.add_argument("--seed", type=int, help="override the recipe's seed")
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="worker processes on this machine (default 1; >1 uses a journal file)",
-    )
-    p.add_argument(
-        "--storage",
-        help="an SQLAlchemy URL (postgresql://...) or a journal file "
-        "(default: runs/<recipe>/study.db, or study.journal with --workers)",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_worker_flags(p, "runs/<recipe>")
     p.add_argument(
         "--summary-only", action="store_true", help="train nothing; rebuild the table from runs"
     )
-    p.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # a process --workers started
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser(
@@ -446,15 +444,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda, cuda:N (default: the spec's, else auto)")
     p.add_argument("--trials", type=int, help="finished trials wanted, over all workers")
     p.add_argument("--timeout", type=float, help="seconds each worker may start trials for")
-    p.add_argument("--workers", type=int, default=1,
-                   help="worker processes on this machine (default 1; >1 uses a journal file)")
-    p.add_argument("--storage", help="an SQLAlchemy URL (postgresql://...) or a journal file "
-                   "(default: runs/<name>/study.db, or study.journal with --workers)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_worker_flags(p, "runs/<name>")
     p.add_argument("--compare", nargs="+", default=[], metavar="SEARCH_RUN",
                    help="growth-search run directories to place on the study's Pareto front "
-                   "(dominated? by how much?), e.g. runs/digits")
-    p.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # a process --workers started
+                   "(dominated? by how much?), e.g. runs/digits")  # fmt: skip
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser(
