@@ -196,6 +196,8 @@ class GraphNet(nn.Module):
             for n, _, kind in self._gating
             if kind == _DROPIN
         }
+        # Gradual width growth: these layers hold new units off by the plan's q (like DropIn).
+        self._width_mixers = [n for n, _, _ in self._nodes if graph.op(n) == "width_dropin"]
         self.branches = exclusive_branches(graph)
         self._schedules: dict[frozenset[Edge], list[_Step]] = {}
         # Compiled chains, keyed by their last node (whose value they produce). A plain dict,
@@ -387,6 +389,10 @@ class GraphNet(nn.Module):
     def forward(self, x: Tensor, plan: StepPlan | None = None) -> Tensor:
         plan = self.plan if plan is None else plan
         layers, segments = self.layers, self._segments
+        for node in self._width_mixers:
+            mixer = layers[node]
+            scheduled = gradual_q(plan.iteration, length=mixer.length, start=mixer.start)
+            mixer.q = plan.dropin_q.get(node, scheduled)
         values: dict[str, Tensor] = {self.input_node: x}
         for step in self._schedule(self.closed_edges(plan)):
             ins = [None if u is None else values[u] for u in step.inputs]

@@ -23,6 +23,7 @@ from torch import nn
 
 from grownet import layers as L
 from grownet.graph.spec import REQUIRED, GraphError, Shape
+from grownet.layers.width_dropin import WidthDropIn
 
 Params = dict[str, Any]
 
@@ -102,6 +103,10 @@ _KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "positive_number": (lambda v: _is_number(v) and v > 0, "a number > 0"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "str": (lambda v: isinstance(v, str), "a string"),
+    "indices": (
+        lambda v: isinstance(v, list) and len(v) > 0 and all(_is_int(x, 0) for x in v),
+        "a non-empty list of integers >= 0",
+    ),
 }
 
 PARAM_KINDS: dict[str, str] = {
@@ -116,6 +121,8 @@ PARAM_KINDS: dict[str, str] = {
     **dict.fromkeys(["drop_prob", "mxscale"], "number"),
     **dict.fromkeys(["bias", "ceil_mode", "zero_init"], "bool"),
     **dict.fromkeys(["init", "region", "mode", "method", "layout", "kind"], "str"),
+    "old": "positive",
+    "sources": "indices",
 }
 
 
@@ -321,6 +328,23 @@ def _same(p: Params, ins: list[Shape]) -> Shape:
     return ins[0]
 
 
+def _width_dropin_infer(p: Params, ins: list[Shape]) -> Shape:
+    """The input's shape, once its channels are checked against ``old`` and ``sources``."""
+    channels, old, sources = ins[0][0], p["old"], p["sources"]
+    if not old < channels:
+        raise GraphError(f"width_dropin old={old} must be below its input's {channels} channels")
+    if sources is not None and (len(sources) != channels - old or max(sources) >= old):
+        raise GraphError(
+            f"width_dropin sources must give each of the {channels - old} new channels an old "
+            f"one in 0..{old - 1}, got {sources}"
+        )
+    return ins[0]
+
+
+def _width_dropin_build(p: Params, ins: list[Shape]) -> nn.Module:
+    return WidthDropIn(old=p["old"], length=p["length"], start=p["start"], sources=p["sources"])
+
+
 # Element-wise activations beyond ReLU, one op with a ``kind`` so the table stays short; the
 # module classes are PyTorch's own, so an imported network computes exactly what it did.
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -474,6 +498,15 @@ OPS: dict[str, OpDef] = {
             (1, 1),
             _same,
             lambda p, i: L.WidthDropout(retain=p["retain"], mode=p["mode"]),
+        ),
+        _op(
+            "width_dropin",
+            {"old": REQUIRED, "length": 1000, "start": 0, "sources": None},
+            (1, 1),
+            _width_dropin_infer,
+            _width_dropin_build,
+            # its q changes every step: kept out of compiled chains, which would recompile
+            gating=True,
         ),
         _op(
             "channel_pad",

@@ -25,7 +25,8 @@ class StepPlan:
 
     ``gates`` maps a ``gated_add`` node to whether its residual branch runs (missing: open);
     ``dropin_q`` maps a ``dropin`` node to its old-path ratio q (missing: derived from
-    ``iteration`` and the node's own schedule).
+    ``iteration`` and the node's own schedule), and a ``width_dropin`` node to the share of
+    its new units still off, by the same schedule.
     """
 
     iteration: int = 0
@@ -64,6 +65,8 @@ class Planner:
             for n in graph.nodes_of("dropin")
             if graph.spec(n).params["mode"] == "gradual"
         }
+        # Width DropIns hand their new units over on the same schedule (grownet.graph.widen).
+        self._width_dropins = {n: graph.spec(n).params for n in graph.nodes_of("width_dropin")}
         # A ratio sweep holds chosen DropIns at one q instead of their schedules.
         self._fixed_q = dict(fixed_q or {})
         for node, q in self._fixed_q.items():
@@ -89,4 +92,6 @@ class Planner:
             else gradual_q(iteration, length=p["length"], start=p["start"])
             for n, p in self._dropins.items()
         }
+        for n, p in self._width_dropins.items():
+            q[n] = gradual_q(iteration, length=p["length"], start=p["start"])
         return StepPlan(iteration=iteration, gates=gates, dropin_q=q)

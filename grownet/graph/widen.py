@@ -1,0 +1,214 @@
+"""Gradual width growth: widen a layer, or a coupled group, and mix the new units in over time.
+
+:func:`widen_gradually` adds ``k`` units to every producer of a channel group (one conv or
+linear layer, or every producer of a residual stream, :func:`grownet.graph.coupling.group_of`)
+and puts a ``width_dropin`` node (:class:`grownet.layers.width_dropin.WidthDropIn`) on each
+edge where the group's channels are read (:func:`grownet.graph.coupling.read_edges`, the
+places a width sweep zeroes them). Each hands the new units over one by one on gradual
+DropIn's schedule (``length``, ``start``); until a unit is handed over its consumers see its
+stand-in (zero, or for a Net2Net split the unit it copies), so at ``start`` the network
+computes exactly what it did, in training and eval, and no gradient reaches a new unit
+before it counts.
+
+The Planner gives each ``width_dropin`` node its q in ``StepPlan.dropin_q``;
+The executor hands each step's q to these layers, as it does for DropIn. Once every schedule has
+ended, :func:`collapse_width_dropins` removes the nodes, leaving the plain widened network.
+:func:`sync_widened_optimizer` carries optimizer state over, old entries of widened
+parameters included.
+
+New channels are appended after the old ones everywhere (producer rows, batchnorm rows,
+reader columns, and feature blocks behind a flatten), so every old entry of a widened tensor
+keeps its position in the leading corner of the new one.
+
+Example:
+    >>> from grownet.zoo import build
+    >>> net = GraphNet(build("cifar_resnet", depth=20, shortcut="B"))
+    >>> wide = widen_gradually(net, "layer2_0_conv2", 8, dropin_length=100, start=0)
+    >>> wide.shapes["layer2_2_add"], len(wide.graph.nodes_of("width_dropin"))
+    ((40, 16, 16), 4)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from grownet.graph.coupling import _PRODUCERS, ChannelGroup, group_of, read_edges
+from grownet.graph.executor import GraphNet, sync_optimizer
+from grownet.graph.netgraph import NetGraph
+from grownet.graph.spec import GraphError, LayerSpec
+from grownet.graph.surgery import remove_layer
+from grownet.graph.weights import _build_like, _install, remap_channels
+from grownet.layers.dropin import gradual_q
+
+__all__ = [
+    "INITS",
+    "collapse_width_dropins",
+    "sync_widened_optimizer",
+    "widen_gradually",
+]
+
+INITS = ("random", "net2net")
+
+
+def widen_gradually(
+    net: GraphNet,
+    node_or_group: str | ChannelGroup,
+    k: int,
+    *,
+    dropin_length: int,
+    start: int,
+    init: str = "random",
+    seed: int = 0,
+    noise: float = 0.01,
+) -> GraphNet:
+    """``net`` with ``k`` more units in every producer of the group, mixed in gradually.
+
+    ``node_or_group``: a conv or linear node (its group, coupled producers included) or a
+    :class:`ChannelGroup`. ``init="random"``: new producer rows, batchnorm rows and reader
+    columns come from each layer's own filler (drawn under ``seed``). ``init="net2net"``:
+    each new unit copies an old one drawn under ``seed`` (rows and batchnorm statistics),
+    with Gaussian noise of std ``noise`` × the std of the producer's weights on its rows,
+    and readers halve (more generally: divide by the number of copies) the columns of each
+    copied unit, as :func:`grownet.graph.weights.widen` does.
+
+    A ``width_dropin`` node with ``length=dropin_length`` and ``start`` goes on every edge
+    where the group's channels are read, named ``<reader>_in_wdi``. Every untouched node
+    keeps its module; widened ones keep their old weights in the leading positions.
+    Refused for groups a width sweep cannot narrow (the output's channels, a concat, ...),
+    groups with a channel pad, and a group still mixing in an earlier widening (collapse
+    it first: its ``width_dropin`` nodes fix the channel count).
+    """
+    graph = net.graph
+    group = group_of(graph, node_or_group) if isinstance(node_or_group, str) else node_or_group
+    where = f"widen_gradually {group.name!r}"
+    if group.problem:
+        raise GraphError(f"{where}: cannot widen these channels: {group.problem}")
+    pads = [*group.pads, *(p for p in group.producers if graph.op(p) == "channel_pad")]
+    if pads:
+        raise GraphError(f"{where}: channel_pad {pads[0]!r} touches this group; not supported")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise GraphError(f"{where}: k must be an int >= 1, got {k!r}")
+    if init not in INITS:
+        raise GraphError(f"{where}: init must be one of {', '.join(INITS)}, got {init!r}")
+    if not (isinstance(noise, int | float) and math.isfinite(noise) and noise >= 0):
+        raise GraphError(f"{where}: noise must be a finite number >= 0, got {noise!r}")
+    old = group.width
+    generator = torch.Generator().manual_seed(seed)
+    sources = torch.randint(old, (k,), generator=generator) if init == "net2net" else None
+
+    g = graph.copy()
+    for node in group.producers:
+        spec = graph.spec(node)
+        g.set_spec(node, spec.replace(**{_PRODUCERS[spec.op]: old + k}))
+    mix = LayerSpec(
+        "width_dropin",
+        old=old,
+        length=dropin_length,
+        start=start,
+        sources=None if sources is None else sources.tolist(),
+    )
+    for u, v in read_edges(graph, group):
+        port = g.nx.edges[u, v]["port"]
+        g.nx.remove_edge(u, v)
+        g.nx.add_edge(g.add(f"{v}_in_wdi", mix, [u]), v, port=port)
+
+    norms = group.norms(graph)
+    if sources is None:
+        nodes = [*group.producers, *(n for n, _ in norms), *(r for r, _ in group.readers)]
+        return _widen_random(net, g, nodes, seed, where)
+    index = torch.cat([torch.arange(old), sources])
+    scale = 1.0 / torch.bincount(index, minlength=old).to(torch.float64)[index]
+    wide = remap_channels(net, g, index, group.producers, norms, group.readers, where, scale=scale)
+    if noise > 0:
+        with torch.no_grad():
+            for node in group.producers:
+                weight = wide.layers[node].weight
+                std = float(weight[:old].float().std()) if weight[:old].numel() > 1 else 1.0
+                draw = torch.randn(weight[old:].shape, generator=generator, dtype=torch.float64)
+                weight[old:] += (draw * (noise * std)).to(weight)
+    return wide
+
+
+def _corner(shape: torch.Size) -> tuple[slice, ...]:
+    return tuple(slice(0, s) for s in shape)
+
+
+def _widen_random(net: GraphNet, g: NetGraph, nodes: list[str], seed: int, where: str) -> GraphNet:
+    """``net`` rebuilt as ``g``, each of ``nodes`` built afresh from its filler with its old
+    state copied into the leading corner of every tensor."""
+    try:
+        shapes = g.validate()
+    except GraphError as err:
+        raise GraphError(f"{where}: {err}") from None
+    device = next(net.parameters()).device
+    modules: dict[str, nn.Module] = {}
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        for node in dict.fromkeys(nodes):  # a node both producing and reading: built once
+            old = net.layers[node]
+            fresh = _build_like(g, node, shapes, old)
+            state = fresh.state_dict()
+            for key, value in old.state_dict().items():
+                if value.dim() == 0:
+                    state[key] = value.clone()
+                else:
+                    state[key][_corner(value.shape)] = value
+            modules[node] = _install(fresh, old, state)
+    return net.rebuilt(g, modules=modules)
+
+
+def collapse_width_dropins(net: GraphNet, iteration: int) -> GraphNet:
+    """``net`` without its ``width_dropin`` nodes: the plain widened network, once every
+    schedule has ended by ``iteration`` (removing a layer that still holds units off would
+    change the function)."""
+    g = net.graph
+    for node in g.nodes_of("width_dropin"):
+        layer = net.layers[node]
+        q = gradual_q(iteration, length=layer.length, start=layer.start)
+        if q > 0:
+            raise GraphError(
+                f"collapse_width_dropins: {node!r} still holds new units off (q={q}); "
+                "collapse once its schedule has ended"
+            )
+        g = remove_layer(g, node)
+    return net.rebuilt(g)
+
+
+def sync_widened_optimizer(
+    old: torch.optim.Optimizer, before: GraphNet, after: GraphNet
+) -> torch.optim.Optimizer:
+    """:func:`sync_optimizer` for ``after``, a widening of ``before``, that also keeps the
+    state of the old entries of widened parameters.
+
+    Untouched parameters keep their state, as there. A parameter of a node whose module
+    widening replaced gets its old state (momentum, Adam moments) in the leading corner, zeros
+    for the new units, and the old step count; a parameter without old state starts fresh.
+    """
+    new = sync_optimizer(old, after)
+    priors = dict(before.layers.items())
+    for node, module in after.layers.items():
+        prior = priors.get(node)
+        if prior is None or prior is module:
+            continue
+        was = dict(prior.named_parameters())
+        for name, param in module.named_parameters():
+            source = was.get(name)
+            if source is None or source not in old.state:
+                continue
+            if any(a > b for a, b in zip(source.shape, param.shape, strict=False)):
+                continue  # narrowed, not widened: nothing to carry
+            new.state[param] = {
+                key: _grown(value, source, param) for key, value in old.state[source].items()
+            }
+    return new
+
+
+def _grown(value: object, source: Tensor, param: Tensor) -> object:
+    if isinstance(value, Tensor) and value.shape == source.shape and value.dim() > 0:
+        grown = torch.zeros_like(param, dtype=value.dtype)
+        grown[_corner(source.shape)] = value
+        return grown
+    return value.clone() if isinstance(value, Tensor) else value

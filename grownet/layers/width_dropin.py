@@ -1,0 +1,136 @@
+"""Width DropIn: mix a widened layer's new units into its consumers unit by unit.
+
+A layer widened from ``old`` to ``old + k`` channels passes its output through a width DropIn
+on every edge where the channels are read. Gradual DropIn's rule (eq. 1, :func:`gradual_q`)
+decides how many new units are still off: ``floor(q * k)``. An off unit shows its consumers
+its *stand-in* instead of its own output: zero for a randomly initialised unit, or the unit it
+was split from for a Net2Net split (whose consumers' columns were halved for the pair, so
+the pair then reads as the one old unit). At q = 1 the consumers see exactly the old network;
+at q = 0 the plain widened one.
+
+Why unit by unit rather than scaling every new unit by p = 1 - q:
+
+- every step is a real network of an integer width (the old units plus the first handed-over
+  new ones), the same prefix-of-channels shape the width sweep and narrowing use, so a
+  schedule stopped half-way is a narrowing away from a plain network, with no scale to fold;
+- it is eq. 1, the rule and the q the Planner already gives gradual DropIn nodes;
+- a Net2Net split stays exact at every q with a stand-in (the source unit's output), whereas
+  a continuous scale would need the source's column rescaled by 1 - p/2 as well;
+- units still off get exactly zero gradient and units on get their full gradient, instead
+  of every new unit learning at a rate scaled by p.
+
+New units are handed over in order, the first new unit first, so the units on are always a
+prefix of the channels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["WidthDropIn", "width_dropin"]
+
+
+def _check(channels: int, old: int, sources: Sequence[int] | None) -> None:
+    if not 1 <= old < channels:
+        raise ValueError(f"old must be in 1..{channels - 1} for {channels} channels, got {old!r}")
+    if sources is not None:
+        if len(sources) != channels - old:
+            raise ValueError(
+                f"sources must name one old unit per new unit ({channels - old}), "
+                f"got {len(sources)}"
+            )
+        bad = [s for s in sources if not 0 <= s < old]
+        if bad:
+            raise ValueError(f"sources must be old units in 0..{old - 1}, got {bad[0]!r}")
+
+
+def width_dropin(
+    x: Tensor, *, old: int, q: float, sources: Tensor | Sequence[int] | None = None
+) -> Tensor:
+    """``x`` (N, C, ...) with the last ``floor(q * k)`` of its ``k = C - old`` new channels off.
+
+    An off channel shows its stand-in: zero, or channel ``sources[i]`` for new channel ``i``
+    (a Net2Net split). Deterministic, in training and eval alike; ``x`` itself is returned
+    once every new channel is on.
+
+    >>> x = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    >>> width_dropin(x, old=2, q=0.5)
+    tensor([[1., 2., 3., 0.]])
+    >>> width_dropin(x, old=2, q=1.0, sources=[1, 0])
+    tensor([[1., 2., 2., 1.]])
+    """
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"q must be in [0, 1], got {q!r}")
+    if x.dim() < 2:
+        raise ValueError(f"x must have shape (N, C, ...), got {tuple(x.shape)}")
+    channels = x.shape[1]
+    # A layer's sources were checked when it was made; reading a tensor here would sync.
+    _check(channels, old, None if isinstance(sources, Tensor) else sources)
+    if isinstance(sources, Tensor) and sources.numel() != channels - old:
+        raise ValueError(f"sources has {sources.numel()} units for {channels - old} new ones")
+    new = channels - old
+    off = math.floor(round(q * new, 9))  # rounding first, as gradual DropIn does
+    if off == 0:
+        return x
+    on = channels - off
+    if sources is None:
+        standin = x.new_zeros((x.shape[0], off, *x.shape[2:]))
+    else:
+        index = torch.as_tensor(sources, device=x.device)[new - off :]
+        standin = x.index_select(1, index)
+    return torch.cat([x[:, :on], standin], dim=1)
+
+
+class WidthDropIn(nn.Module):
+    """:func:`width_dropin` as a layer; the caller sets ``q`` before each step.
+
+    ``length`` and ``start`` are the schedule the Planner reads (``gradual_q``); ``q`` starts
+    at 1 (every new unit off), so inserting the layer leaves the network's function unchanged.
+
+    >>> layer = WidthDropIn(old=2, length=10)
+    >>> layer(torch.ones(1, 4))
+    tensor([[1., 1., 0., 0.]])
+    >>> layer.q = 0.0
+    >>> layer(torch.ones(1, 4))
+    tensor([[1., 1., 1., 1.]])
+    """
+
+    def __init__(
+        self, *, old: int, length: int, start: int = 0, sources: Sequence[int] | None = None
+    ) -> None:
+        super().__init__()
+        if length < 1:
+            raise ValueError(f"length must be >= 1, got {length!r}")
+        if start < 0:
+            raise ValueError(f"start must be >= 0, got {start!r}")
+        if old < 1:
+            raise ValueError(f"old must be >= 1, got {old!r}")
+        self.old, self.length, self.start = old, length, start
+        self.sources: Tensor | None
+        if sources is None:
+            self.sources = None
+        else:
+            _check(old + len(sources), old, sources)
+            self.register_buffer("sources", torch.tensor(list(sources)), persistent=False)
+        self.q = 1.0
+
+    @property
+    def q(self) -> float:
+        return self._q
+
+    @q.setter
+    def q(self, value: float) -> None:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"q must be in [0, 1], got {value!r}")
+        self._q = float(value)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return width_dropin(x, old=self.old, q=self.q, sources=self.sources)
+
+    def extra_repr(self) -> str:
+        split = "" if self.sources is None else f", sources={self.sources.tolist()}"
+        return f"old={self.old}, length={self.length}, start={self.start}, q={self.q}{split}"
