@@ -242,6 +242,7 @@ class Trainer:
         self.trained_s = 0.0  # training seconds before this call (a resumed run's)
         self.started = time.perf_counter()
         self.extended = False  # this call trains a finished run on to a larger max_iter
+        self.checkpointed: int | None = None  # the iteration of the run's checkpoint, if any
         self.window = DisplayWindow(self.device)
         self.scores: dict[str, float | None] = dict.fromkeys(("best", "last_acc", "last_loss"))
 
@@ -376,7 +377,7 @@ class Trainer:
             # A second Ctrl-C, anywhere in a step: nothing half-done is saved; the last
             # checkpoint (or the start) is what a rerun resumes from.
             status = INTERRUPTED
-            reason = f"stopped at once at iteration {self.iteration}; {self._resumes_from(ckpt)}"
+            reason = f"stopped at once at iteration {self.iteration}; {self._resumes_from()}"
         finally:
             progress.close()
         if status is None:
@@ -472,10 +473,10 @@ class Trainer:
                 return INTERRUPTED, f"interrupted at iteration {done}"
         return None, ""
 
-    def _resumes_from(self, ckpt: Path) -> str:
-        if ckpt.exists():
-            return f"a rerun resumes from the checkpoint at iteration {_saved_iteration(ckpt)}"
-        return "no checkpoint yet: a rerun starts again"
+    def _resumes_from(self) -> str:
+        if self.checkpointed is None:
+            return "no checkpoint yet: a rerun starts again"
+        return f"a rerun resumes from the checkpoint at iteration {self.checkpointed}"
 
     def _finished_result(self) -> TrainResult | None:
         """The saved result of a run that already ended (at ``max_iter`` or by a verdict);
@@ -551,13 +552,16 @@ class Trainer:
         self.graph.to_json(self.run_dir.file("graph.json"))
         self.run_dir.write_json("dataset.json", self.dataset.source)
 
-    def _save(self, path: Path, *, sync: bool = True) -> None:
-        """Rank 0 writes the checkpoint; ``sync`` first gives every rank its BatchNorm
-        statistics (a collective: every rank must call it)."""
-        if sync and self.world.distributed:
+    def _save(self, path: Path) -> None:
+        """Rank 0 writes the checkpoint, after giving every rank its BatchNorm statistics (a
+        collective: every rank must call it)."""
+        if self.world.distributed:
             distributed.broadcast(self.net.buffers())
-        if not self.world.is_main:
-            return
+        if self.world.is_main:
+            self._write_checkpoint(path)
+        self.checkpointed = self.iteration
+
+    def _write_checkpoint(self, path: Path) -> None:
         checkpoint.save(
             path,
             model=self.net,
@@ -619,7 +623,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.train_loader.load_state_dict(state["loader"])
         checkpoint.set_rng_states(state["rng"])
-        self.iteration = state["iteration"]
+        self.iteration = self.checkpointed = state["iteration"]
         extra = state["extra"]
         self.trained_s = extra.get("wall_time_s", 0.0)
         if "window" in extra:  # checkpoints before the window travelled start a new one
@@ -630,9 +634,3 @@ class Trainer:
             if self.extended:
                 self.run_dir.write_json("config.json", self.config.to_dict())
 
-
-def _saved_iteration(path: Path) -> int | str:
-    try:
-        return checkpoint.load(path)["iteration"]
-    except Exception:  # only for a message: an unreadable checkpoint still gets one
-        return "?"
