@@ -18,6 +18,7 @@ leaves the previous version intact.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -25,6 +26,14 @@ from pathlib import Path
 from typing import IO
 
 from grownet.errors import BadValueError
+
+
+class LockHeld(Exception):
+    """Another process (or another part of this one) holds the lock; ``holder`` is its PID."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        super().__init__(f"{path} is locked by PID {holder}")
+        self.holder = holder
 
 
 class OutputError(BadValueError):
@@ -83,6 +92,51 @@ def atomic_save(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> 
     """Replace ``path`` with what ``write`` puts into a binary file object (``torch.save``)."""
     with atomic_writer(path, binary=True) as f:
         write(f)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, *, wait: bool = False) -> Iterator[None]:
+    """Hold an exclusive OS lock (``flock``) on ``path`` for the block, this process's PID
+    written in it. The operating system drops the lock when the process ends however it ends,
+    so a SIGKILL leaves nothing stale. Without ``wait`` a lock held elsewhere raises
+    :class:`LockHeld` at once.
+
+    >>> import tempfile
+    >>> lock = Path(tempfile.mkdtemp()) / ".lock"
+    >>> with exclusive_lock(lock):
+    ...     lock_is_free(lock)
+    False
+    >>> lock_is_free(lock)
+    True
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise LockHeld(path, path.read_text().strip() or "unknown") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def lock_is_free(path: str | os.PathLike) -> bool:
+    """Whether nobody holds ``path``'s lock (its holder finished or died)."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def check_output_dir(directory: str | os.PathLike, *, label: str = "output directory") -> Path:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from grownet.errors import RunDirError
+from grownet.files import exclusive_lock
 from grownet.graph import NetGraph
 from grownet.search.grow import weighted_depth
 from grownet.study.spec import StudySpec
@@ -158,15 +159,13 @@ def make_objective(
     """The function ``study.optimize`` calls once per trial."""
     from optuna.trial import TrialState
 
-    from grownet.study.storage import held
-
     def objective(trial: Any) -> list[float] | float:
         study = trial.study
         check_needed(study, trial, spec.n_trials)
         values = {p.name: p.suggest(trial) for p in spec.space}
         run = trial_dir(study, trial, spec.run_name(values, trial.number))
         lock = f"trials/.trial-{trial.number}.lock"
-        with held(study_dir / lock):
+        with exclusive_lock(study_dir / lock, wait=True):
             trial.set_user_attr("lock", lock)
             trial.set_user_attr("run_dir", run)
             try:

@@ -21,17 +21,14 @@ failed trial's run directory (from its checkpoint, bit-exact).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import inspect
-import os
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from grownet.errors import BadValueError
+from grownet.files import lock_is_free
 
 MAX_RETRY = 2
 
@@ -105,33 +102,6 @@ def _finished(study: Any) -> set[int]:
 
     done = (TrialState.COMPLETE, TrialState.PRUNED)
     return {t.number for t in study.get_trials(deepcopy=False, states=done)}
-
-
-@contextlib.contextmanager
-def held(path: Path) -> Iterator[None]:
-    """Hold an exclusive OS lock on ``path`` for the block (released when the process dies)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def lock_is_free(path: Path) -> bool:
-    """Whether nobody holds ``path``'s lock (its holder finished or died)."""
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except FileNotFoundError:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-    return True
 
 
 def fail_dead_trials(study: Any, study_dir: Path) -> list[int]:

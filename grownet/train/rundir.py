@@ -19,11 +19,8 @@ stale lock. Files are replaced whole (:mod:`grownet.files`); appends are whole l
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import math
-import os
 import shutil
 import warnings
 from collections.abc import Iterator
@@ -31,7 +28,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from grownet.errors import BadValueError, RunDirError
-from grownet.files import atomic_write_text
+from grownet.files import LockHeld, atomic_write_text, exclusive_lock
 
 LOCK = ".lock"
 # What makes a directory hold a run that --overwrite would destroy.
@@ -79,7 +76,7 @@ class RunDir:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._lock_fd: int | None = None
+        self._locked = False
 
     def create(self) -> RunDir:
         if self.path.exists() and not self.path.is_dir():
@@ -100,26 +97,19 @@ class RunDir:
         holder's PID. The lock file stays; the lock itself dies with the holding process.
         """
         self.create()
-        fd = os.open(self.file(LOCK), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            os.close(fd)
-            if err.errno not in (errno.EWOULDBLOCK, errno.EACCES):
-                raise
-            holder = self.file(LOCK).read_text().strip() or "unknown"
-            raise RunDirError(
-                f"{self.path} is being written by another grownet process (PID {holder}); "
-                "wait for it to finish, or pass another --name"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._lock_fd = fd
-        try:
-            yield self
-        finally:
-            self._lock_fd = None
-            os.close(fd)  # releases the flock
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(exclusive_lock(self.file(LOCK)))
+            except LockHeld as err:
+                raise RunDirError(
+                    f"{self.path} is being written by another grownet process (PID "
+                    f"{err.holder}); wait for it to finish, or pass another --name"
+                ) from None
+            self._locked = True
+            try:
+                yield self
+            finally:
+                self._locked = False
 
     def holds_run(self) -> bool:
         """Whether this directory holds (part of) a run that starting afresh would destroy."""
@@ -128,7 +118,7 @@ class RunDir:
     def clear(self) -> None:
         """Delete everything in the directory but its lock (``--overwrite``: the user named
         this run for deletion). Only while holding the lock."""
-        if self._lock_fd is None:
+        if not self._locked:
             raise RuntimeError("RunDir.clear() needs the run's lock")
         for entry in self.path.iterdir():
             if entry.name == LOCK:
