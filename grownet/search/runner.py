@@ -45,6 +45,7 @@ from grownet.search.sweeps import (
     width_sweep,
 )
 from grownet.train.distributed import current_world, rank_device
+from grownet.train.resume import differing_keys
 from grownet.train.rundir import RunDir
 from grownet.train.trainer import build_graph
 
@@ -95,10 +96,7 @@ class Search:
         """A search already here must be this spec's; a training run is not a search."""
         if self.dir.file("search.json").exists():
             theirs = self.dir.read_json("search.json")
-            for key in _WHERE_IT_RUNS:
-                theirs.pop(key, None)
-            if theirs != mine:
-                changed = sorted(k for k in mine if theirs.get(k) != mine[k])
+            if changed := differing_keys(theirs, mine, ignore=_WHERE_IT_RUNS):
                 raise SpecError(
                     f"{self.dir.path} holds a search with another spec (differs in "
                     f"{', '.join(changed)}); pass another --name, or --overwrite to delete it"

@@ -39,6 +39,7 @@ from grownet.study.objective import (
 from grownet.study.spec import StudySpec, StudySpecError
 from grownet.study.storage import describe_storage, fail_dead_trials, is_url, open_storage
 from grownet.study.summary import format_summary, summarize
+from grownet.train.resume import differing_keys
 from grownet.train.rundir import RunDir
 
 Echo = Callable[[str], None]
@@ -107,11 +108,8 @@ class StudyRunner:
         mine = json.loads(json.dumps(self.spec.to_dict()))
         if saved.exists():
             theirs = json.loads(saved.read_text())
-            mine_n, theirs_n = dict(mine), dict(theirs)
-            for data in (mine_n, theirs_n):  # a rerun may ask for more trials or time
-                data.pop("n_trials", None), data.pop("timeout_s", None)
-            if theirs_n != mine_n:
-                changed = sorted(k for k in mine_n if theirs_n.get(k) != mine_n[k])
+            # a rerun may ask for more trials or time
+            if changed := differing_keys(theirs, mine, ignore=("n_trials", "timeout_s")):
                 raise StudySpecError(
                     f"{self.dir} holds a study with another spec (differs in "
                     f"{', '.join(changed)}); pass another --name"

@@ -16,6 +16,7 @@ recorded in ``config.json`` as ``extensions``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +37,22 @@ RESULT_NEUTRAL = frozenset(
 _SCHEDULES_OF_MAX_ITER = ("cosine",)
 
 
+def differing_keys(
+    saved: dict[str, Any], now: dict[str, Any], *, ignore: Iterable[str] = ()
+) -> list[str]:
+    """The keys, other than ``ignore``, whose values differ (or that only one side has):
+    what a rerun into a directory changed, for a run, a search or a study.
+
+    >>> differing_keys({"a": 1, "b": 2, "c": 3}, {"a": 1, "b": 5, "d": 4}, ignore={"c"})
+    ['b', 'd']
+    """
+    keys = (saved.keys() | now.keys()) - set(ignore)
+    return sorted(k for k in keys if saved.get(k) != now.get(k))
+
+
 def changed_settings(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """The settings, other than result-neutral ones, whose values differ."""
-    keys = (saved.keys() | now.keys()) - RESULT_NEUTRAL
-    return sorted(k for k in keys if saved.get(k) != now.get(k))
+    return differing_keys(saved, now, ignore=RESULT_NEUTRAL)
 
 
 def check_resume(
