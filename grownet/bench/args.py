@@ -15,14 +15,10 @@ Example:
 
 from __future__ import annotations
 
-import re
-
-import torch
-
+from grownet.devices import DEVICE, available_device
 from grownet.errors import BadValueError, DeviceError
 
 DEVICES = "auto, cpu, cuda or cuda:N"
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 def check_count(flag: str, value: int | None, *, low: int) -> int | None:
@@ -38,20 +34,6 @@ def bench_device(name: str) -> str:
     The timers synchronise CUDA streams only, so other accelerators (``mps``) would time
     kernels still running: they are refused, like a device this machine lacks.
     """
-    cuda = torch.cuda.is_available()
-    if not isinstance(name, str) or not _DEVICE.match(name):
+    if not isinstance(name, str) or not DEVICE.fullmatch(name) or name == "mps":
         raise DeviceError(f"--device {name!r}: not a device the benchmarks time on; use {DEVICES}")
-    if name == "auto":
-        return "cuda" if cuda else "cpu"
-    if name.startswith("cuda"):
-        if not cuda:
-            raise DeviceError(
-                f"--device {name}: no CUDA device is available here; use --device cpu or auto"
-            )
-        index = int(name.partition(":")[2] or 0)
-        if index >= torch.cuda.device_count():
-            raise DeviceError(
-                f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
-                "cuda:0 onwards"
-            )
-    return name
+    return str(available_device(name, label="--device"))

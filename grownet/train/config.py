@@ -9,7 +9,6 @@ command-line flags, and the resolved config is saved as ``config.json`` beside t
 from __future__ import annotations
 
 import dataclasses
-import re
 import tomllib
 import types
 import typing
@@ -17,11 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grownet.devices import DEVICE
 from grownet.errors import BadValueError
 from grownet.train.rundir import check_run_name
 from grownet.train.schedule import LRSchedule
-
-_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 class ConfigError(BadValueError):
@@ -82,7 +80,7 @@ class TrainConfig:
                 raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)!r}")
         if self.nesterov and self.momentum == 0:
             raise ConfigError("nesterov needs momentum > 0")
-        if not _DEVICE.fullmatch(self.device):
+        if not DEVICE.fullmatch(self.device):
             raise ConfigError(
                 f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}"
             )

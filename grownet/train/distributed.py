@@ -39,7 +39,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
-from grownet.errors import DeviceError
+from grownet.devices import available_device
 from grownet.train.config import ConfigError
 
 BUCKET_BYTES = 25 * 2**20  # DDP's default bucket size: large enough to amortise latency
@@ -111,22 +111,7 @@ def rank_device(name: str, world: World) -> torch.device:
         >>> rank_device("cpu", World(rank=1, world_size=2, local_rank=1))
         device(type='cpu')
     """
-    cuda = torch.cuda.is_available()
-    if name == "auto":
-        name = "cuda" if cuda else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda" and not cuda:
-        raise DeviceError(
-            f"device {name} was asked for, but no CUDA device is available here; "
-            "use --device cpu (or auto)"
-        )
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise DeviceError(
-            f"device {name} does not exist: this machine has {torch.cuda.device_count()} "
-            "CUDA device(s), cuda:0 onwards"
-        )
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise DeviceError("device mps was asked for, but MPS is not available here; use cpu")
+    device = available_device(name)
     if not world.distributed:
         return device
     if device.type not in ("cpu", "cuda"):
