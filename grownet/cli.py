@@ -11,7 +11,7 @@ import os
 import sys
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -168,6 +168,12 @@ def _model_flags(extra: Sequence[str]) -> dict[str, Any]:
     return options
 
 
+def _echo(worker: int | None = None) -> Callable[[str], None]:
+    """Progress lines as they happen; a worker process's are marked with its number."""
+    prefix = "" if worker is None else f"[worker {worker}] "
+    return lambda line: print(prefix + line, flush=True)
+
+
 def cmd_train(args: argparse.Namespace, extra: Sequence[str] = ()) -> None:
     from grownet.report.callback import WriteReport
     from grownet.train.trainer import Trainer
@@ -209,12 +215,10 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
             overrides[key] = getattr(args, key)
     # every mistake before any output
     plan_recipe(recipe, cases=args.case, scale=args.scale, overrides=overrides)
-    prefix = "" if args.worker is None else f"[worker {args.worker}] "
     if args.worker is not None:
         run_recipe(recipe, cases=args.case, scale=args.scale, overrides=overrides,
                    runs_dir=args.runs_dir, workers=args.workers, storage=args.storage,
-                   quiet=args.quiet, echo=lambda line: print(prefix + line, flush=True),
-                   worker=args.worker)  # fmt: skip
+                   quiet=args.quiet, echo=_echo(args.worker), worker=args.worker)  # fmt: skip
         return
     print(f"{recipe.name}: {recipe.paper}", flush=True)
     if args.summary_only:
@@ -226,7 +230,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     else:
         summary = run_recipe(recipe, cases=args.case, scale=args.scale, overrides=overrides,
                              runs_dir=args.runs_dir, workers=args.workers, storage=args.storage,
-                             quiet=args.quiet, echo=lambda s: print(s, flush=True))  # fmt: skip
+                             quiet=args.quiet, echo=_echo())  # fmt: skip
     print()
     print(summary["text"])
     print(f"\nsummary written to {summary['dir']}/summary.json")
@@ -250,7 +254,7 @@ def cmd_search(args: argparse.Namespace) -> None:
     )
     print(f"growth search {spec.name} on {spec.dataset} from {spec.model} ({spec.source})")
     try:
-        search = Search(spec, quiet=args.quiet, echo=lambda line: print(line, flush=True))
+        search = Search(spec, quiet=args.quiet, echo=_echo())
         summary = search.run(overwrite=args.overwrite)
     except SearchInterrupted as err:
         print(f"grownet: {err}; rerun the same command to resume", file=sys.stderr)
@@ -268,9 +272,8 @@ def cmd_study(args: argparse.Namespace) -> None:
         resolve(args.spec, "spec"), name=args.name, runs_dir=args.runs_dir,
         data_dir=args.data_dir, device=args.device, trials=args.trials, timeout_s=args.timeout,
     )  # fmt: skip
-    prefix = "" if args.worker is None else f"[worker {args.worker}] "
     runner = StudyRunner(spec, storage=args.storage, workers=args.workers, quiet=args.quiet,
-                         echo=lambda line: print(prefix + line, flush=True))  # fmt: skip
+                         echo=_echo(args.worker))  # fmt: skip
     if args.worker is not None:
         runner.run(worker=args.worker)
         return
