@@ -19,12 +19,12 @@ Every mistake is one line naming the file, the case and the key, raised before a
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from grownet.reproduce.scale import scale_settings
+from grownet.specfile import read_toml
 from grownet.train.config import ConfigError, TrainConfig
 from grownet.train.rundir import check_run_name
 
@@ -187,17 +187,14 @@ def _parse_case(i: int, item: Any, path: Path, tolerance: float | None) -> Case:
 def load_recipe(path: str | Path) -> Recipe:
     """Read and check a recipe file: every case's config is built, every paper value parsed."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
+    if not path.exists():
         from grownet.shipped import shipped_names
 
         raise ConfigError(
             f"recipe {path} does not exist; the shipped recipes, which `grownet reproduce NAME` "
             f"runs, are: {', '.join(shipped_names('recipe'))}"
-        ) from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path} is not valid TOML: {err}") from None
+        )
+    data = read_toml(path, error=ConfigError, missing=f"recipe {path} does not exist")
     unknown = sorted(set(data) - _TOP_KEYS)
     if unknown:
         keys = ", ".join(sorted(_TOP_KEYS))

@@ -24,11 +24,11 @@ Mistakes raise :class:`SpecError` with one line naming the key and the fix.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grownet import specfile
 from grownet.errors import BadValueError
 from grownet.train.config import ConfigError, TrainConfig
 from grownet.train.rundir import check_run_name
@@ -236,14 +236,8 @@ def load_spec(
 
 def read_toml(path: Path) -> dict[str, Any]:
     """A spec file's tables; a missing or malformed file is one :class:`SpecError` line."""
-    try:
-        return tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise SpecError(f"search spec {path} does not exist; see search/ for examples") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"{path} is not a text file; a spec is TOML") from None
-    except tomllib.TOMLDecodeError as err:
-        raise SpecError(f"{path} is not valid TOML: {err}") from None
+    missing = f"search spec {path} does not exist; see search/ for examples"
+    return specfile.read_toml(path, error=SpecError, missing=missing)
 
 
 def spec_from_dict(

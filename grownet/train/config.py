@@ -9,7 +9,6 @@ command-line flags, and the resolved config is saved as ``config.json`` beside t
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 
 from grownet.devices import DEVICE
 from grownet.errors import BadValueError
+from grownet.specfile import read_toml
 from grownet.train.rundir import check_run_name
 from grownet.train.schedule import LRSchedule
 
@@ -123,12 +123,8 @@ class TrainConfig:
     def from_toml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
         """Read ``path`` (a flat table, with builder options under ``[model_options]``)."""
         path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{path} is not valid TOML: {err}") from None
+        missing = f"config file {path} does not exist"
+        data = read_toml(path, error=ConfigError, missing=missing)
         train = data.pop("train", {})
         merged = {**data, **train, **overrides}
         for key in ("paper", "notes"):  # recipe annotations, not run settings
