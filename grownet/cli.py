@@ -214,9 +214,9 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     # every mistake before any output
-    plan_recipe(recipe, cases=args.case, scale=args.scale, overrides=overrides)
+    plan = plan_recipe(recipe, cases=args.case, scale=args.scale, overrides=overrides)
     if args.worker is not None:
-        run_recipe(recipe, cases=args.case, scale=args.scale, overrides=overrides,
+        run_recipe(recipe, plan=plan, scale=args.scale, overrides=overrides,
                    runs_dir=args.runs_dir, workers=args.workers, storage=args.storage,
                    quiet=args.quiet, echo=_echo(args.worker), worker=args.worker)  # fmt: skip
         return
@@ -228,7 +228,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         if report := try_write_report(where):
             summary["report"] = str(report)
     else:
-        summary = run_recipe(recipe, cases=args.case, scale=args.scale, overrides=overrides,
+        summary = run_recipe(recipe, plan=plan, scale=args.scale, overrides=overrides,
                              runs_dir=args.runs_dir, workers=args.workers, storage=args.storage,
                              quiet=args.quiet, echo=_echo())  # fmt: skip
     print()

@@ -64,6 +64,7 @@ def run_recipe(
     cases: Sequence[str] | None = None,
     scale: str = "full",
     overrides: dict[str, Any] | None = None,
+    plan: list[tuple[str, TrainConfig, list[str]]] | None = None,
     runs_dir: str = "runs",
     workers: int = 1,
     storage: str | None = None,
@@ -73,11 +74,14 @@ def run_recipe(
 ) -> dict[str, Any]:
     """Train the (selected) cases whose data is present as a grid study; returns the summary
     (``text``, ``rows`` of every case, ``dir``, ``report``). A rerun continues: finished cases
-    are not trained again. ``worker``: this process is a worker another one started."""
+    are not trained again. ``plan``: :func:`plan_recipe`'s, when the caller checked the cases
+    already (else they are planned here). ``worker``: this process is a worker another one
+    started."""
     overrides = dict(overrides or {})
     runs_dir = str(overrides.pop("runs_dir", runs_dir))
     quiet = bool(overrides.pop("quiet", quiet))
-    plan = plan_recipe(recipe, cases=cases, scale=scale, overrides=overrides)
+    if plan is None:
+        plan = plan_recipe(recipe, cases=cases, scale=scale, overrides=overrides)
     ready = [name for name, _, missing in plan if not missing]
     for name, config, missing in plan:
         if missing and worker is None:
