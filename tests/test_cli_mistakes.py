@@ -188,6 +188,8 @@ OTHERS = [
     (["study", "digits_nas", "--storage", "postgresql+psycopg://u@127.0.0.1:1/x"],
      "cannot open it"),
     (["study", "digits_nas", "--name", "done"], "holds a run, not a study"),
+    (["study", "digits_nas", "--storage", "W/file.txt/s.journal", "--workers", "2"],
+     "--storage"),
     (["report", "W/nope"], "nope"),
     (["report", "W/runs/done", "-o", "W/runs/done/config.json"], "a report is an .html file"),
     (["report", "W/runs/done", "-o", "W/runs/done/x.html"], "only report.html is the report's"),

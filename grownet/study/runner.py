@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from grownet.files import atomic_write_text
+from grownet.files import atomic_write_text, check_output_dir
 from grownet.study.compare import compare as place_searches
 from grownet.study.compare import format_comparison, read_search
 from grownet.study.objective import (
@@ -96,6 +96,8 @@ class StudyRunner:
         self.dir = Path(spec.runs_dir) / spec.name
         self.workers = workers
         self.storage = describe_storage(storage, self.dir, workers=workers)
+        if storage and not is_url(storage):  # a journal file the user named: writable first
+            check_output_dir(Path(storage).parent, label="--storage")
         self.echo = echo
         self.quiet = quiet
 
