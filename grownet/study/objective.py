@@ -12,6 +12,7 @@ that trial's directory, and resumes its checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -154,9 +155,12 @@ def make_objective(
     study_dir: Path,
     *,
     echo: Callable[[str], None],
+    held: contextlib.ExitStack,
     quiet: bool = True,
 ) -> Callable[[Any], list[float] | float]:
-    """The function ``study.optimize`` calls once per trial."""
+    """The function ``study.optimize`` calls once per trial. The trial's lock goes into
+    ``held``, which the caller closes only after Optuna has recorded the trial's end: a lock
+    released earlier would let another worker take the still-RUNNING trial for dead."""
     from optuna.trial import TrialState
 
     def objective(trial: Any) -> list[float] | float:
@@ -165,20 +169,20 @@ def make_objective(
         values = {p.name: p.suggest(trial) for p in spec.space}
         run = trial_dir(study, trial, spec.run_name(values, trial.number))
         lock = f"trials/.trial-{trial.number}.lock"
-        with exclusive_lock(study_dir / lock, wait=True):
-            trial.set_user_attr("lock", lock)
-            trial.set_user_attr("run_dir", run)
-            try:
-                if spec.kind == "train":
-                    attrs = _train(spec, trial, values, study_dir, run, quiet)
-                else:
-                    attrs = _search(spec, values, study_dir, run, quiet)
-            except RunDirError as err:  # the trial it retries is still running there
-                raise Superseded(f"trial {trial.number}: {err}") from None
-            if study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
-                raise Superseded(f"trial {trial.number} was failed by another worker")
-            for key, value in attrs.items():
-                trial.set_user_attr(key, value)
+        held.enter_context(exclusive_lock(study_dir / lock, wait=True))
+        trial.set_user_attr("lock", lock)
+        trial.set_user_attr("run_dir", run)
+        try:
+            if spec.kind == "train":
+                attrs = _train(spec, trial, values, study_dir, run, quiet)
+            else:
+                attrs = _search(spec, values, study_dir, run, quiet)
+        except RunDirError as err:  # the trial it retries is still running there
+            raise Superseded(f"trial {trial.number}: {err}") from None
+        if study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
+            raise Superseded(f"trial {trial.number} was failed by another worker")
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
         if attrs["status"] == INTERRUPTED:
             trial.set_user_attr("interrupted", True)
             study.enqueue_trial(trial.params, user_attrs={"resume": run})

@@ -15,6 +15,7 @@ trials stay, an interrupted one continues its own run directory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -160,7 +161,9 @@ class StudyRunner:
         from optuna.exceptions import UpdateFinishedTrialError
 
         study = self.load(worker=worker)
-        objective = make_objective(self.spec, self.dir, echo=self.echo, quiet=self.quiet)
+        held = contextlib.ExitStack()  # the running trial's lock, until Optuna has told it
+        objective = make_objective(self.spec, self.dir, echo=self.echo, held=held,
+                                   quiet=self.quiet)  # fmt: skip
         timeout = self.spec.timeout_s
         deadline = time.monotonic() + timeout if timeout else float("inf")
         poll = max(0.5, min(5.0, self.spec.heartbeat_s / 2))
@@ -185,6 +188,8 @@ class StudyRunner:
             except TrialInterrupted as err:
                 self.echo(f"{err}; rerun the same command to continue it")
                 raise KeyboardInterrupt from None
+            finally:
+                held.close()
 
     def run(
         self, *, worker: int | None = None, compare: list[Path] | None = None
