@@ -72,8 +72,11 @@ def can_close(graph: NetGraph, gate: str, port: int) -> bool:
     """Whether some step may leave input ``port`` of gating node ``gate`` out, as
     :meth:`GraphNet.closed_edges` decides: a gradual DropIn's new input while q = 1 and its old
     one once q = 0 (a regularizing one only at p = 0 or 1); a gated add's branch when it skips
-    (mode "skip") and may drop (drop_prob > 0). Its shortcut is always computed."""
+    (mode "skip") and may drop (drop_prob > 0). Its shortcut is always computed. A width
+    DropIn reads its one input every step."""
     params = graph.spec(gate).params
+    if graph.op(gate) == "width_dropin":
+        return False
     if graph.op(gate) == "dropin":
         q = None if params["mode"] == "gradual" else 1.0 - params["p"]
         return q is None or (q >= 1.0 if port == 0 else q <= 0.0)

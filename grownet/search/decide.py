@@ -1,4 +1,4 @@
-"""When does depth pay? The growth controller's rule, as a pure function of stage outcomes.
+"""When does growth pay? The growth controller's rule, as a pure function of stage outcomes.
 
 The DropIn paper reads "substantial improvement implies benefit from additional depth" (Sec. 5).
 Made operational: a stage *pays* when the lower confidence bound of its accuracy gain over the
@@ -6,25 +6,28 @@ best stage so far is above ``min_gain``. The bound uses the paired standard erro
 per-sample correctness difference on the same test set when both stages' predictions are known
 (tighter: the two nets mostly agree), else the unpaired binomial one. Growth stops after
 ``patience`` stages in a row that do not pay, at a stage that diverged or fell to chance, at
-``max_stages`` or ``max_depth``, or when the next stage would overrun the time budget. The
+``max_stages``, when the network cannot grow (``blocked``: the search's ``max_depth``), or
+when the next stage would overrun the time budget. The
 chosen network is the last stage that paid (stage 0, the base, if none did).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from grownet.search.knee import noise_z
 from grownet.train.trainer import CONVERGED, NOT_CONVERGED
 
 HEALTHY = (CONVERGED, NOT_CONVERGED)
+KINDS = ("depth", "width")
 
 
 @dataclass(frozen=True)
 class StageOutcome:
-    """What one growth stage measured; ``correct`` is per-sample test correctness (optional)."""
+    """What one growth stage measured; ``correct`` is per-sample test correctness (optional),
+    ``kind`` how the stage grew (``"base"`` for stage 0), ``flops`` its network's per sample."""
 
     stage: int
     depth: int
@@ -33,6 +36,8 @@ class StageOutcome:
     status: str = "converged"
     wall_time_s: float = 0.0
     correct: tuple[bool, ...] | None = None
+    kind: str = "depth"
+    flops: int = 0
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,10 @@ class Decision:
     chosen: int
     """Index (stage number) of the network the search keeps so far."""
     reason: str
+    kind: str | None = None
+    """How the next stage grows (``"depth"`` or ``"width"``), when ``grow``."""
+    parent: int = 0
+    """The stage whose network the next stage grows from."""
 
 
 def gain_bound(new: StageOutcome, ref: StageOutcome, confidence: float) -> tuple[float, float]:
@@ -69,50 +78,79 @@ def gain_bound(new: StageOutcome, ref: StageOutcome, confidence: float) -> tuple
 def decide(
     outcomes: Sequence[StageOutcome],
     *,
+    kinds: Sequence[str] = ("depth",),
     min_gain: float = 0.0,
     confidence: float = 0.9,
     patience: int = 1,
     max_stages: int = 4,
-    max_depth: int = 64,
-    next_depth: int | None = None,
+    blocked: Mapping[str, str] | None = None,
     elapsed_s: float = 0.0,
     time_budget_s: float = math.inf,
 ) -> Decision:
-    """Whether to grow another stage after ``outcomes`` (stage 0 first), and which to keep.
+    """Whether to grow another stage after ``outcomes`` (stage 0 first), how, from which
+    stage, and which to keep. ``kinds``: what may grow (one kind, or both: see the module
+    docstring); ``blocked`` maps a kind that cannot grow further to why.
 
     Example:
         >>> s = [StageOutcome(0, 3, 0.90, 1000), StageOutcome(1, 5, 0.95, 1000),
         ...      StageOutcome(2, 7, 0.951, 1000)]
         >>> decide(s[:2]).grow, decide(s).grow, decide(s).chosen
         (True, False, 1)
+        >>> both = decide(s[:2], kinds=("depth", "width"))
+        >>> both.kind, both.parent
+        ('width', 1)
     """
     if not outcomes:
         raise ValueError("decide needs at least the base stage's outcome")
     if patience < 1:
         raise ValueError(f"patience must be >= 1, got {patience!r}")
-    chosen, streak, why = 0, 0, "the base network"
+    bad = [k for k in kinds if k not in KINDS]
+    if not kinds or bad or len(set(kinds)) != len(kinds):
+        raise ValueError(f"kinds must be distinct values of {KINDS}, got {tuple(kinds)!r}")
+    compete = len(kinds) > 1
+    blocked = dict(blocked or {})
+    chosen, parent, why = 0, 0, "the base network"
+    streak = dict.fromkeys(kinds, 0)
+    rate: dict[str, float] = {}  # gain per added FLOP of each kind's latest stage
     for k, outcome in enumerate(outcomes[1:], 1):
         if outcome.status not in HEALTHY:
             return Decision(False, chosen, f"stage {k} {outcome.status}: keep stage {chosen}")
+        kind = outcome.kind if outcome.kind in streak else kinds[0]
         gain, low = gain_bound(outcome, outcomes[chosen], confidence)
+        added = outcome.flops - outcomes[parent].flops
+        rate[kind] = gain / max(added, 1)
+        size = f"depth {outcome.depth}" if kind == "depth" else f"width, {outcome.flops:,} FLOPs"
         said = (
-            f"stage {k} (depth {outcome.depth}) gained {100 * gain:+.2f} points over stage "
+            f"stage {k} ({size}) gained {100 * gain:+.2f} points over stage "
             f"{chosen} (lower {100 * confidence:g}% bound {100 * low:+.2f})"
         )
         if low > min_gain:
-            chosen, streak, why = k, 0, f"{said}: depth pays"
+            chosen, why = k, f"{said}: {kind} pays"
+            streak = dict.fromkeys(kinds, 0)
         else:
-            streak += 1
-            why = f"{said}: depth does not pay"
-            if streak >= patience:
+            streak[kind] += 1
+            why = f"{said}: {kind} does not pay"
+            if not compete and streak[kind] >= patience:
                 return Decision(False, chosen, f"{why}; keep stage {chosen}")
+        # Competing kinds start every stage from the best network so far.
+        parent = chosen if compete else k
     last = outcomes[-1]
     if last.status not in HEALTHY:
         return Decision(False, chosen, f"stage {last.stage} {last.status}")
+    open_kinds = [k for k in kinds if streak[k] < patience and k not in blocked]
+    if not open_kinds:
+        tail = "; ".join([why, *(blocked[k] for k in kinds if k in blocked)])
+        if compete and not blocked:
+            tail += "; neither depth nor width pays any more"
+        return Decision(False, chosen, f"{tail}; keep stage {chosen}")
+    untried = [k for k in open_kinds if k not in rate]
+    kind = untried[0] if untried else max(open_kinds, key=lambda k: (rate[k], -kinds.index(k)))
+    if compete and not untried:
+        # in accuracy points per added million FLOPs per sample, a size a person can read
+        per = ", ".join(f"{k} {1e8 * rate[k]:+.3g}" for k in kinds if k in rate)
+        why = f"{why}; next: {kind} (points gained per added MFLOP: {per})"
     if len(outcomes) - 1 >= max_stages:
         return Decision(False, chosen, f"{why}; reached max_stages = {max_stages}")
-    if next_depth is not None and next_depth > max_depth:
-        return Decision(False, chosen, f"{why}; next depth {next_depth} > max_depth {max_depth}")
     if elapsed_s + last.wall_time_s > time_budget_s:
         return Decision(
             False,
@@ -120,4 +158,4 @@ def decide(
             f"{why}; another stage (~{last.wall_time_s:.0f} s) would overrun the time budget "
             f"({elapsed_s:.0f} of {time_budget_s:.0f} s used)",
         )
-    return Decision(True, chosen, why)
+    return Decision(True, chosen, why, kind, parent)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grownet.graph import GraphError, LayerSpec, NetGraph
-from grownet.graph.surgery import collapse_dropin, insert_after
+from grownet.graph.surgery import collapse_dropin, insert_after, remove_layer
 
 WEIGHTED = ("conv", "linear")
 _FOLLOWERS = ("batchnorm", "relu", "lrn", "dropout")
@@ -174,8 +174,19 @@ def shallower(graph: NetGraph, growth: Growth, remove: int) -> NetGraph:
 
 
 def collapse_all(graph: NetGraph) -> NetGraph:
-    """Every DropIn replaced by its new path (the grown network as it runs once grown)."""
-    g = graph
+    """Every DropIn replaced by its new path and every width DropIn taken out: the grown
+    network as it runs once grown."""
+    g = without_width_mixers(graph)
     for node in g.nodes_of("dropin"):
         g = collapse_dropin(g, node, keep="new")
+    return g
+
+
+def without_width_mixers(graph: NetGraph) -> NetGraph:
+    """``graph`` without its ``width_dropin`` nodes, which pass everything through once their
+    schedules have ended (a search's width stage ends every schedule within the stage). They
+    hold no weights, so a state dict of ``graph`` fits the result."""
+    g = graph
+    for node in graph.nodes_of("width_dropin"):
+        g = remove_layer(g, node)
     return g

@@ -18,6 +18,7 @@ nothing that finished.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from functools import cached_property
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from grownet import data as gdata
 from grownet.errors import RunDirError
@@ -32,7 +34,13 @@ from grownet.files import atomic_save, atomic_write_text
 from grownet.graph import NetGraph
 from grownet.provenance import environment
 from grownet.search.decide import Decision, StageOutcome, decide
-from grownet.search.grow import Growth, collapse_all, grow_stage, weighted_depth
+from grownet.search.grow import (
+    Growth,
+    collapse_all,
+    grow_stage,
+    weighted_depth,
+    without_width_mixers,
+)
 from grownet.search.residual import residual_depth_sweep, residual_units
 from grownet.search.runs import Echo, Trained, state_for, train_run
 from grownet.search.spec import SearchSpec, SpecError
@@ -44,6 +52,7 @@ from grownet.search.sweeps import (
     thinned,
     width_sweep,
 )
+from grownet.search.widen_stage import widen_stage, width_blocked
 from grownet.train.distributed import current_world, rank_device
 from grownet.train.resume import differing_keys
 from grownet.train.rundir import RunDir
@@ -62,6 +71,9 @@ class Search:
         self.quiet = quiet
         self.dir = RunDir(Path(spec.runs_dir) / spec.name)
         self.started = time.perf_counter()
+        # Per stage of the growth: the stage it grew from, and how ("base", "depth", "width").
+        self.parents: list[int] = []
+        self.stage_kinds: list[str] = []
 
     # ------------------------------------------------------------------ setup
 
@@ -125,7 +137,9 @@ class Search:
 
     # ------------------------------------------------------------------ growth
 
-    def _stage(self, k: int, graph: NetGraph, growth: Growth, init: Trained | None) -> Trained:
+    def _stage(
+        self, k: int, graph: NetGraph, growth: Growth, init: dict[str, Tensor] | None
+    ) -> Trained:
         g = self.spec.growth
         fixed = dict.fromkeys(growth.dropins(before_stage=k), 0.0)  # grown in already
         return train_run(
@@ -133,7 +147,7 @@ class Search:
             self.dir.path / "stages" / f"stage_{k}",
             graph,
             iters=g.stage_iters,
-            init_state=init.state if init else None,
+            init_state=init,
             fixed_q=fixed,
             quiet=self.quiet,
         )
@@ -145,24 +159,24 @@ class Search:
         runs: list[Trained] = []
         growths: list[Growth] = []
         outcomes: list[StageOutcome] = []
-        graph, growth = self.base, Growth.start(g.insert_after)
+        self.parents, self.stage_kinds = [], []
+        decision = Decision(True, 0, "", "base", 0)
         k = 0
         while True:
-            if k > 0:
-                graph, growth = grow_stage(
-                    runs[-1].graph, growths[-1], stage=k, mode=g.mode,
-                    dropin_length=g.dropin_length, stagger=g.stagger, stage_iters=g.stage_iters,
-                )  # fmt: skip
+            kind = decision.kind or "base"
+            graph, growth, init, widened = self._next_network(k, kind, decision.parent, runs,
+                                                              growths)  # fmt: skip
             done = k in records
             if not done:
-                what = "the base" if k == 0 else f"{len(growth.blocks)} grown block(s)"
                 self.echo(
-                    f"stage {k}: training {what}, depth {weighted_depth(graph)}, "
-                    f"{g.stage_iters} iterations ..."
+                    f"stage {k}: training {self._growing(k, kind, growth, widened)}, depth "
+                    f"{weighted_depth(graph)}, {g.stage_iters} iterations ..."
                 )
-            run = self._stage(k, graph, growth, runs[-1] if runs else None)
+            run = self._stage(k, graph, growth, init)
             runs.append(run)
             growths.append(growth)
+            self.parents.append(decision.parent)
+            self.stage_kinds.append(kind)
             spent = sum(r.wall_time_s for r in runs)
             outcomes.append(
                 StageOutcome(
@@ -173,16 +187,13 @@ class Search:
                     run.status,
                     run.wall_time_s,
                     run.correct,
+                    kind=kind,
+                    flops=2 * run.graph.macs(),
                 )
             )
-            next_depth = weighted_depth(run.graph) + self._growth_per_stage(growth)
-            decision = decide(
-                outcomes, min_gain=g.min_gain, confidence=g.confidence, patience=g.patience,
-                max_stages=g.max_stages, max_depth=g.max_depth, next_depth=next_depth,
-                elapsed_s=spent, time_budget_s=g.time_budget_s,
-            )  # fmt: skip
+            decision = self._decide(outcomes, runs, growths, spent)
             if not done:
-                self._record_stage(k, run, growth, decision, spent)
+                self._record_stage(k, run, growth, decision, spent, kind, widened)
             self.echo(
                 f"stage {k}: depth {weighted_depth(run.graph)}, "
                 f"{run.graph.num_params():,} params, test accuracy {100 * run.accuracy:.2f} % "
@@ -192,14 +203,76 @@ class Search:
                 return runs, growths, decision
             k += 1
 
+    def _next_network(
+        self, k: int, kind: str, parent: int, runs: list[Trained], growths: list[Growth]
+    ) -> tuple[NetGraph, Growth, dict[str, Tensor] | None, list[dict[str, Any]]]:
+        """Stage ``k``'s network grown from stage ``parent``'s: graph, growth state, initial
+        weights and (width stages) what was widened."""
+        g = self.spec.growth
+        if k == 0:
+            return self.base, Growth.start(g.insert_after), None, []
+        run, growth = runs[parent], growths[parent]
+        if kind == "depth":
+            graph, grown = grow_stage(
+                without_width_mixers(run.graph), growth, stage=k, mode=g.mode,
+                dropin_length=g.dropin_length, stagger=g.stagger, stage_iters=g.stage_iters,
+            )  # fmt: skip
+            return graph, grown, run.state, []
+        seed = self.spec.train_config(name="seed").seed
+        graph, state, widened = widen_stage(run.graph, run.state, g, stage=k, seed=seed)
+        return graph, growth, state, widened
+
+    @staticmethod
+    def _growing(k: int, kind: str, growth: Growth, widened: list[dict[str, Any]]) -> str:
+        if kind == "base":
+            return "the base"
+        if kind == "width":
+            return f"{len(widened)} widened layer group(s)"
+        return f"{sum(b['stage'] == k for b in growth.blocks)} grown block(s)"
+
+    def _decide(
+        self, outcomes: list[StageOutcome], runs: list[Trained], growths: list[Growth],
+        spent: float,
+    ) -> Decision:  # fmt: skip
+        """The rule's decision, with the kinds the network cannot grow by held back."""
+        g = self.spec.growth
+        blocked: dict[str, str] = {}
+        while True:
+            decision = decide(
+                outcomes, kinds=g.kinds, blocked=blocked, min_gain=g.min_gain,
+                confidence=g.confidence, patience=g.patience, max_stages=g.max_stages,
+                elapsed_s=spent, time_budget_s=g.time_budget_s,
+            )  # fmt: skip
+            if not decision.grow or decision.kind is None:
+                return decision
+            run, growth = runs[decision.parent], growths[decision.parent]
+            if decision.kind == "depth":
+                deeper = weighted_depth(run.graph) + self._growth_per_stage(growth)
+                why = f"next depth {deeper} > max_depth {g.max_depth}"
+                why = why if deeper > g.max_depth else None
+            else:
+                why = width_blocked(run.graph, g)
+            if why is None:
+                return decision
+            blocked[decision.kind] = why
+
+    def kept_kinds(self, chosen: int) -> list[str]:
+        """How the chosen network was grown, stage by stage from the base."""
+        kinds, k = [], chosen
+        while k > 0:
+            kinds.append(self.stage_kinds[k])
+            k = self.parents[k]
+        return kinds[::-1]
+
     def _growth_per_stage(self, growth: Growth) -> int:
         if self.spec.growth.mode == "append":
             return len(growth.ends)
         return sum(len(ends) for ends in growth.ends.values())
 
     def _record_stage(
-        self, k: int, run: Trained, growth: Growth, decision: Decision, spent: float
-    ) -> None:
+        self, k: int, run: Trained, growth: Growth, decision: Decision, spent: float, kind: str,
+        widened: list[dict[str, Any]],
+    ) -> None:  # fmt: skip
         self.dir.file("graphs").mkdir(exist_ok=True)
         run.graph.to_json(self.dir.file("graphs") / f"stage_{k}.json")
         new = [b for b in growth.blocks if b["stage"] == k]
@@ -221,8 +294,10 @@ class Search:
             "wall_time_s": spent,
             "stage_time_s": run.wall_time_s,
             "status": run.status,
-            "action": "train the base network" if k == 0 else
-            f"grow {len(new)} block(s) after {', '.join(sorted({b['position'] for b in new}))}",
+            "kind": kind,
+            "parent": self.parents[k],
+            "action": _action(kind, new, widened),
+            "widened": widened,
             "decision": decision.reason,
             "growth": growth.to_dict(),
         }  # fmt: skip
@@ -247,7 +322,11 @@ class Search:
         verify = make_verifier(self.spec, self.dir.path / "verify", echo=self.echo,
                                quiet=self.quiet)  # fmt: skip
         sweeps: list[SweepResult] = []
-        deepest, growth = runs[-1], growths[-1]
+        # The depth sweep runs on the deepest network grown (the latest, at a tie): past the
+        # chosen one when growing depth alone, a discarded attempt when competing with width.
+        last = max(range(len(runs)), key=lambda i: (weighted_depth(runs[i].graph), i))
+        deepest = dataclasses.replace(runs[last], graph=without_width_mixers(runs[last].graph))
+        growth = growths[last]
         base = collapse_all(chosen.graph)
         full = verify(f"full-stage{decision.chosen}", base, state_for(base, chosen.state))
         start = full  # the widths are swept on the chosen depth's network
@@ -262,8 +341,8 @@ class Search:
             plain = collapse_all(deepest.graph)
             reference = (
                 full
-                if len(runs) - 1 == decision.chosen
-                else verify(f"full-stage{len(runs) - 1}", plain, deepest.state)
+                if last == decision.chosen
+                else verify(f"full-stage{last}", plain, deepest.state)
             )
             result = depth_sweep(
                 self.spec, self.dir.path / "sweeps" / "depth", deepest, growth, reference,
@@ -358,7 +437,9 @@ class Search:
             "stages": len(runs),
             "chosen_stage": decision.chosen,
             "growth_decision": decision.reason,
-            "depth_pays": decision.chosen > 0,
+            "depth_pays": "depth" in self.kept_kinds(decision.chosen),
+            "grown": self.kept_kinds(decision.chosen),
+            "growth_kind": self.spec.growth.kind,
             "recommended": {
                 "depth": weighted_depth(graph),
                 "widths": widths,
@@ -419,6 +500,14 @@ class Search:
         return summary
 
 
+def _action(kind: str, blocks: list[dict[str, Any]], widened: list[dict[str, Any]]) -> str:
+    if kind == "base":
+        return "train the base network"
+    if kind == "width":
+        return "widen " + ", ".join(f"{w['layer']} {w['from']}->{w['to']}" for w in widened)
+    return f"grow {len(blocks)} block(s) after {', '.join(sorted({b['position'] for b in blocks}))}"
+
+
 def _sweep_line(w: dict[str, Any]) -> str:
     line = f"{w['kind']} sweep{' of ' + w['layer'] if w['layer'] else ''}: {w['finding']}"
     if w.get("checked_ratio") is None:
@@ -432,10 +521,16 @@ def format_summary(s: dict[str, Any]) -> str:
     rec, best, full = s["recommended"], s["best"], s["full"]
     saved = 1.0 - rec["params"] / full["params"]
     flops = 1.0 - rec["flops"] / full["flops"]
-    if s["depth_pays"]:
+    grown = s.get("grown", ["depth"] if s["depth_pays"] else [])
+    if grown and set(grown) != {"depth"}:
+        depth = (f"growth pays: kept stage {s['chosen_stage']}, grown by "
+                 f"{', '.join(grown)} (depth {full['depth']})")  # fmt: skip
+    elif s["depth_pays"]:
         depth = f"depth pays: growth kept stage {s['chosen_stage']} (depth {full['depth']})"
     elif s["stages"] == 1:
         depth = "no growth stage ran: the base depth is kept"
+    elif s.get("growth_kind", "depth") != "depth":
+        depth = "growth does not pay on this data: the base network is kept"
     else:
         depth = "depth does not pay on this data: the base depth is kept"
     widths = ", ".join(f"{n}={c}" for n, c in rec["widths"].items())

@@ -34,6 +34,8 @@ from grownet.train.config import ConfigError, TrainConfig
 from grownet.train.rundir import check_run_name
 
 GROWTH_MODES = ("append", "double")
+GROWTH_KINDS = ("depth", "width", "both")
+WIDTH_INITS = ("random", "net2net")
 DEPTH_METHODS = ("auto", "depth_dropout", "dropin", "off")
 DEFAULT_RATIOS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
 
@@ -55,8 +57,17 @@ class GrowthSpec:
     not above ``min_gain`` with confidence ``confidence`` (see :mod:`grownet.search.decide`),
     after ``patience`` such stages in a row, when a stage diverges, or at ``max_stages``,
     ``max_depth`` or ``time_budget_s``.
+
+    ``kind``: what a stage grows. ``"depth"`` as above; ``"width"``: every layer of
+    ``width_layers`` (default: every layer a width sweep may thin; a coupled group widens as
+    one) gains units, ``width_step`` each if set, else its width times ``width_factor``
+    (rounded up), mixed in unit by unit over ``dropin_length`` iterations
+    (:func:`grownet.graph.widen.widen_gradually`; ``width_init`` "random" or "net2net"), and
+    never past ``max_width`` units; ``"both"``: each stage grows whichever kind paid more per
+    added FLOP (see :mod:`grownet.search.decide`).
     """
 
+    kind: str = "depth"
     insert_after: tuple[str, ...] = ()
     mode: str = "append"
     stage_iters: int = 1000
@@ -68,6 +79,16 @@ class GrowthSpec:
     min_gain: float = 0.0
     confidence: float = 0.9
     patience: int = 1
+    width_factor: float = 2.0
+    width_step: int = 0
+    width_init: str = "random"
+    width_layers: tuple[str, ...] = ()
+    max_width: int = 1024
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds of stage this growth may run, in the order they are first tried."""
+        return ("depth", "width") if self.kind == "both" else (self.kind,)
 
 
 @dataclass(frozen=True)
@@ -176,6 +197,18 @@ def _fill(cls: type, table: dict[str, Any], where: str) -> Any:
 
 
 def _check_growth(g: GrowthSpec, where: str) -> None:
+    if g.kind not in GROWTH_KINDS:
+        raise SpecError(f"{where}: kind must be one of {GROWTH_KINDS}, got {g.kind!r}")
+    if g.width_init not in WIDTH_INITS:
+        raise SpecError(f"{where}: width_init must be one of {WIDTH_INITS}, got {g.width_init!r}")
+    if g.width_step < 0:
+        raise SpecError(f"{where}: width_step must be >= 0 (0: use width_factor), got "
+                        f"{g.width_step!r}")  # fmt: skip
+    if g.width_step == 0 and not 1.0 < g.width_factor < float("inf"):
+        raise SpecError(f"{where}: width_factor must be a finite number > 1 (or set "
+                        f"width_step), got {g.width_factor!r}")  # fmt: skip
+    if g.max_width < 1:
+        raise SpecError(f"{where}: max_width must be >= 1, got {g.max_width!r}")
     if g.mode not in GROWTH_MODES:
         raise SpecError(f"{where}: mode must be one of {GROWTH_MODES}, got {g.mode!r}")
     for key in ("stage_iters", "dropin_length", "max_depth"):
@@ -195,8 +228,9 @@ def _check_growth(g: GrowthSpec, where: str) -> None:
         raise SpecError(f"{where}: confidence must be in [0.5, 1), got {g.confidence!r}")
     if g.time_budget_s <= 0:
         raise SpecError(f"{where}: time_budget_s must be > 0, got {g.time_budget_s!r}")
-    if g.max_stages > 0 and not g.insert_after:
-        raise SpecError(f"{where}: insert_after names no node to grow after; or max_stages = 0")
+    if g.max_stages > 0 and "depth" in g.kinds and not g.insert_after:
+        raise SpecError(f"{where}: insert_after names no node to grow after; or max_stages = 0, "
+                        'or kind = "width"')  # fmt: skip
 
 
 def _check_sweep(s: SweepSpec, where: str, kind: str) -> None:
@@ -204,6 +238,9 @@ def _check_sweep(s: SweepSpec, where: str, kind: str) -> None:
         raise SpecError(f"{where}: ratios must be a non-empty list in (0, 1), got {s.ratios!r}")
     if len(set(s.ratios)) != len(s.ratios):
         raise SpecError(f"{where}: ratios has duplicates: {s.ratios!r}")
+    if s.enabled and len(s.ratios) < 2:
+        raise SpecError(f"{where}: ratios needs at least two values to find a knee between, got "
+                        f"{list(s.ratios)!r}")  # fmt: skip
     if s.iters_per_ratio < 1:
         raise SpecError(f"{where}: iters_per_ratio must be >= 1, got {s.iters_per_ratio!r}")
     if not 0.0 <= s.max_rise < 1.0:

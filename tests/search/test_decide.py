@@ -57,7 +57,7 @@ def test_unhealthy_stage_stops_and_keeps_the_last_good_one(status):
     ("options", "says"),
     [
         ({"max_stages": 2}, "max_stages = 2"),
-        ({"max_depth": 6, "next_depth": 7}, "max_depth 6"),
+        ({"blocked": {"depth": "next depth 7 > max_depth 6"}}, "max_depth 6"),
         ({"elapsed_s": 95.0, "time_budget_s": 100.0}, "overrun the time budget"),
     ],
 )
@@ -82,3 +82,101 @@ def test_paired_bound_is_tighter_than_unpaired():
 def test_needs_the_base_stage():
     with pytest.raises(ValueError, match="base stage"):
         decide([])
+
+
+# ------------------------------------------------------------------ growing both ways
+
+BOTH = ("depth", "width")
+
+
+def both(*steps, n=10_000):
+    """Stage outcomes from ``(kind, accuracy, flops)`` steps, the base first."""
+    return [
+        StageOutcome(k, 3, acc, n, kind=kind, flops=flops)
+        for k, (kind, acc, flops) in enumerate(steps)
+    ]
+
+
+BASE = ("base", 0.90, 1_000)
+
+
+def d(accuracy, flops):
+    return ("depth", accuracy, flops)
+
+
+def w(accuracy, flops):
+    return ("width", accuracy, flops)
+
+
+@pytest.mark.parametrize(
+    ("steps", "grow", "kind", "parent", "chosen", "says"),
+    [
+        ((BASE,), True, "depth", 0, 0, "the base"),
+        ((BASE, d(0.95, 2_000)), True, "width", 1, 1, "depth pays"),
+        # both paid: depth 5 points for 1,000 FLOPs beats width 2 points for 8,000
+        ((BASE, d(0.95, 2_000), w(0.97, 10_000)), True, "depth", 2, 2, "next: depth"),
+        # both paid: width 4 points for 1,000 FLOPs beats depth 1 point for 1,000
+        ((BASE, d(0.91, 2_000), w(0.95, 3_000)), True, "width", 2, 2, "next: width"),
+        # width did not pay: discarded, depth grows again from stage 1
+        ((BASE, d(0.95, 2_000), w(0.95, 8_000)), True, "depth", 1, 1, "width does not pay"),
+        # neither paid: stop at the base
+        ((BASE, d(0.90, 2_000), w(0.90, 4_000)), False, None, 0, 0, "neither depth nor width"),
+        # depth did not pay, width did: the network changed, so depth is tried again, but width
+        # paid more per FLOP
+        ((BASE, d(0.90, 2_000), w(0.95, 4_000)), True, "width", 2, 2, "width pays"),
+        # ... and once width stops paying, depth gets its try on the wider network
+        (
+            (BASE, d(0.90, 2_000), w(0.95, 4_000), w(0.95, 16_000)),
+            True, "depth", 2, 2, "width does not pay",
+        ),
+    ],
+)  # fmt: skip
+def test_both_ways_scripted(steps, grow, kind, parent, chosen, says):
+    d = decide(both(*steps), kinds=BOTH, max_stages=10)
+    assert (d.grow, d.chosen) == (grow, chosen), d.reason
+    if grow:
+        assert (d.kind, d.parent) == (kind, parent), d.reason
+    assert says in d.reason
+
+
+def test_both_ways_patience_counts_per_kind():
+    s = both(BASE, ("depth", 0.90, 2_000), ("width", 0.90, 4_000))
+    d = decide(s, kinds=BOTH, patience=2, max_stages=10)
+    assert d.grow and d.parent == 0  # each kind failed once of twice: still open
+    s = both(BASE, ("depth", 0.90, 2_000), ("width", 0.90, 4_000), ("depth", 0.90, 2_000))
+    d = decide(s, kinds=BOTH, patience=2, max_stages=10)
+    assert d.grow and d.kind == "width"  # depth has failed twice
+    s = both(*((BASE,) + (("depth", 0.90, 2_000), ("width", 0.90, 4_000)) * 2))
+    d = decide(s, kinds=BOTH, patience=2, max_stages=10)
+    assert not d.grow and "neither" in d.reason
+
+
+def test_both_ways_a_stage_that_fell_apart_ends_growth():
+    s = both(BASE, ("depth", 0.95, 2_000))
+    s.append(StageOutcome(2, 3, 0.1, 10_000, status="diverged", kind="width", flops=8_000))
+    d = decide(s, kinds=BOTH, max_stages=10)
+    assert (d.grow, d.chosen) == (False, 1) and "diverged" in d.reason
+
+
+def test_a_blocked_kind_leaves_the_other():
+    s = both(BASE, ("depth", 0.95, 2_000))
+    d = decide(s, kinds=BOTH, blocked={"width": "every layer at max_width 8"}, max_stages=10)
+    assert (d.grow, d.kind) == (True, "depth")
+    d = decide(s, kinds=BOTH, max_stages=10,
+               blocked={"width": "every layer at max_width 8", "depth": "depth 9 > 8"})  # fmt: skip
+    assert not d.grow and "max_width 8" in d.reason and "depth 9 > 8" in d.reason
+
+
+def test_one_kind_grows_on_from_the_last_stage():
+    s = both(BASE, ("width", 0.95, 4_000))
+    d = decide(s, kinds=("width",))
+    assert (d.grow, d.kind, d.parent) == (True, "width", 1)
+    s = both(BASE, ("width", 0.95, 4_000), ("width", 0.95, 16_000))
+    d = decide(s, kinds=("width",), patience=2)
+    assert (d.grow, d.parent, d.chosen) == (True, 2, 1)  # patience: the wider one grows on
+
+
+@pytest.mark.parametrize("kinds", [(), ("depth", "depth"), ("height",)])
+def test_kinds_checked(kinds):
+    with pytest.raises(ValueError, match="kinds must be"):
+        decide(both(BASE), kinds=kinds)

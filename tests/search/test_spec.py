@@ -59,10 +59,19 @@ def test_where_it_runs_overrides_train_but_is_not_the_spec(tmp_path):
         (GOOD + "dropin_length = 5000\n", "longer than stage_iters"),
         (GOOD + "[width]\nratios = [0.5, 1.5]\n", "ratios must be a non-empty list"),
         (GOOD + "[depth]\nmethod = 'guess'\n", "method must be one of"),
+        (GOOD + "[depth]\nratios = [0.5]\n", "ratios needs at least two values"),
         (GOOD + "[train]\nmax_iter = 3\n", "set by the search itself"),
         (GOOD + "[train]\nbatch_size = 0\n", "batch_size must be >= 1"),
         (GOOD + "[verify]\nbackoff = -1\n", "backoff >= 0"),
         (GOOD.replace('insert_after = ["relu1_1"]', ""), "insert_after names no node"),
+        (GOOD + "kind = 'deep'\n", "kind must be one of ('depth', 'width', 'both'), got 'deep'"),
+        (GOOD + "kind = 'both'\nwidth_factor = 1\n", "width_factor must be a finite number > 1"),
+        (GOOD + "width_factor = inf\n", "width_factor must be a finite number > 1"),
+        (GOOD + "width_step = -2\n", "width_step must be >= 0"),
+        (GOOD + "width_init = 'zeros'\n", "width_init must be one of ('random', 'net2net')"),
+        (GOOD + "max_width = 0\n", "max_width must be >= 1, got 0"),
+        (GOOD + "width_layers = 'conv1_1'\n", "width_layers must be a list"),
+        (GOOD.replace('insert_after = ["relu1_1"]', "kind = 'both'"), "insert_after names no node"),
     ],
 )
 def test_mistakes_name_the_key(tmp_path, text, message):
@@ -71,6 +80,13 @@ def test_mistakes_name_the_key(tmp_path, text, message):
     with pytest.raises(SpecError) as err:
         load_spec(path)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_width_growth_needs_no_positions(tmp_path):
+    path = tmp_path / "w.toml"
+    path.write_text(GOOD.replace('insert_after = ["relu1_1"]', 'kind = "width"\nwidth_step = 4'))
+    growth = load_spec(path).growth
+    assert (growth.kinds, growth.width_step) == (("width",), 4)
 
 
 def test_missing_spec_says_where_to_look(tmp_path):

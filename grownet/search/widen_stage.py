@@ -1,0 +1,99 @@
+"""Width growth stages: every chosen layer gains units, mixed in gradually.
+
+A width stage takes the network a stage ended with (its weights included), widens each unit a
+width sweep would thin (one layer, or a coupled group as one: :func:`sweep_units`) by
+``width_step`` units or to ``ceil(width * width_factor)``, capped at ``max_width``, with
+:func:`grownet.graph.widen.widen_gradually`: the new units are handed over one by one over
+``dropin_length`` iterations, the k-th group starting ``k * stagger`` iterations into the
+stage. So the stage starts from exactly the function the parent stage ended with.
+
+Once a stage has run, its ``width_dropin`` nodes pass everything through (their schedules end
+within the stage), so they are taken out before the network grows again or is swept:
+:func:`grownet.search.grow.without_width_mixers`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from torch import Tensor
+
+from grownet.graph import GraphError, NetGraph
+from grownet.graph.coupling import group_of
+from grownet.graph.executor import GraphNet
+from grownet.graph.widen import widen_gradually
+from grownet.search.grow import without_width_mixers
+from grownet.search.spec import GrowthSpec
+from grownet.search.sweeps import sweep_units
+
+__all__ = ["planned_widths", "widen_stage", "width_blocked"]
+
+
+def planned_widths(graph: NetGraph, growth: GrowthSpec) -> list[dict[str, Any]]:
+    """What a width stage on ``graph`` would do: per unit, its first layer, width now and
+    after (units already at ``max_width`` left out).
+
+    Example:
+        >>> from grownet.zoo import build
+        >>> [(p["layer"], p["from"], p["to"]) for p in planned_widths(build("lenet"),
+        ...                                                            GrowthSpec())]
+        [('conv1', 20, 40), ('conv2', 50, 100), ('ip1', 500, 1000)]
+    """
+    plain = without_width_mixers(graph)
+    plans = []
+    for unit in sweep_units(plain, growth.width_layers):
+        width = group_of(plain, unit[0]).width
+        grown = width + growth.width_step if growth.width_step else width * growth.width_factor
+        target = min(math.ceil(round(grown, 9)), growth.max_width)
+        if target > width:
+            plans.append({"layer": unit[0], "layers": list(unit), "from": width, "to": target})
+    return plans
+
+
+def width_blocked(graph: NetGraph, growth: GrowthSpec) -> str | None:
+    """Why a width stage cannot grow ``graph`` (None when it can)."""
+    try:
+        plans = planned_widths(graph, growth)
+    except GraphError as err:
+        return f"width cannot grow: {err}"
+    if not plans:
+        return f"width cannot grow: every widenable layer is at max_width {growth.max_width}"
+    return None
+
+
+def widen_stage(
+    graph: NetGraph,
+    state: Mapping[str, Tensor],
+    growth: GrowthSpec,
+    *,
+    stage: int,
+    seed: int,
+) -> tuple[NetGraph, dict[str, Tensor], list[dict[str, Any]]]:
+    """``graph`` holding ``state``, widened as :func:`planned_widths` says and mixing the new
+    units in: the new graph, its weights (CPU) and what was widened."""
+    plans = planned_widths(graph, growth)
+    last_start = (len(plans) - 1) * growth.stagger
+    if last_start + growth.dropin_length > growth.stage_iters:
+        raise GraphError(
+            f"stage {stage}: {len(plans)} widened groups staggered by {growth.stagger} with "
+            f"dropin_length {growth.dropin_length} need {last_start + growth.dropin_length} "
+            f"iterations, the stage has {growth.stage_iters}; lower stagger or raise stage_iters"
+        )
+    plain = without_width_mixers(graph)
+    net = GraphNet(plain)
+    net.load_state_dict({k: v for k, v in state.items() if k.split(".")[1] in set(plain.nodes)})
+    for k, plan in enumerate(plans):
+        net = widen_gradually(
+            net,
+            plan["layer"],
+            plan["to"] - plan["from"],
+            dropin_length=growth.dropin_length,
+            start=k * growth.stagger,
+            init=growth.width_init,
+            seed=seed + 1000 * stage + k,
+        )
+        plan["start"] = k * growth.stagger
+    weights = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    return net.graph, weights, plans
