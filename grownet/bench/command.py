@@ -80,6 +80,37 @@ def cmd_executor(args: argparse.Namespace) -> None:
     print(f"  written to {_write(result, run)}")
 
 
+def cmd_widening(args: argparse.Namespace) -> None:
+    from grownet.bench import widening
+
+    if not 0.0 <= args.q <= 1.0:
+        raise BadValueError(f"--q {args.q!r}: must be in [0, 1] (the share of new units off)")
+    if args.width < 2 or args.width % 2:
+        raise BadValueError(f"--width {args.width!r}: must be an even number >= 2")
+    if args.depth < 8 or (args.depth - 2) % 6:
+        raise BadValueError(f"--depth {args.depth!r}: must be 6n+2 (8, 20, 56, 110, ...)")
+    device = _device(args)
+    run = _run_dir(args, f"bench-widening-resnet{args.depth}")
+    result = widening.run(
+        depth=args.depth, width=args.width, q=args.q, batch=args.batch, rounds=args.rounds,
+        iters=args.iters or 3, warmup=args.warmup if args.warmup is not None else 2,
+        device=device, channels_last=args.channels_last, seed=args.seed,
+    )  # fmt: skip
+    p, c = result["provenance"], result["config"]
+    print(
+        f"ResNet-{args.depth} (projection shortcuts) widened {c['width_from']} -> "
+        f"{c['width_to']}: forward+backward, batch {args.batch}, {p['device']} "
+        f"({p['device_name']}), {p['threads']} threads, torch {p['torch']}"
+    )
+    print(f"  mid-widening (q = {args.q:g}, {c['width_dropin_nodes']} width DropIns) "
+          f"{result['mixing_ms']:9.1f} ms/step (median of {args.rounds})")  # fmt: skip
+    print(f"  final width, no mixing {' ' * 18}{result['final_ms']:9.1f} ms/step")
+    verdict = "within" if result["within_budget"] else "OVER"
+    print(f"  mixing overhead {100 * result['overhead']:+.1f} % ({verdict} the "
+          f"{100 * result['budget']:.0f} % budget)")  # fmt: skip
+    print(f"  written to {_write(result, run)}")
+
+
 def cmd_depth(args: argparse.Namespace) -> None:
     from grownet.bench import depth
 
@@ -121,6 +152,15 @@ def register(sub: Any) -> None:
     )
     _common(p, depth=56, iters="3 per round", rounds=5)
     p.set_defaults(func=cmd_executor)
+
+    p = kinds.add_parser(
+        "widening",
+        help="a step mid-width-growth (gradual width DropIn) vs the same net at its final width",
+    )
+    _common(p, depth=56, iters="3 per round", rounds=10)
+    p.add_argument("--width", type=int, default=16, help="final width of the first stage (16)")
+    p.add_argument("--q", type=float, default=0.5, help="share of the new units still off (0.5)")
+    p.set_defaults(func=cmd_widening)
 
     p = kinds.add_parser(
         "depth-dropout",

@@ -35,9 +35,10 @@ from grownet.graph.netgraph import NetGraph
 from grownet.graph.ops import OPS
 from grownet.graph.plan import StepPlan
 from grownet.layers import gradual_q
+from grownet.layers.width_dropin import width_dropin_weight
 
 Edge = tuple[str, str]
-_PLAIN, _DROPIN, _GATED, _PASS, _RELU_INPLACE = 0, 1, 2, 3, 4
+_PLAIN, _DROPIN, _GATED, _PASS, _RELU_INPLACE, _MIXED_READ = 0, 1, 2, 3, 4, 5
 # Producers that return a fresh tensor whose backward does not read it, so a ReLU that is their
 # only consumer may overwrite it. An add is fresh only when it adds: a sum of one input, or a
 # gated add whose branch a step skips, passes its input on (see _find_relu_rules).
@@ -207,6 +208,7 @@ class GraphNet(nn.Module):
         self._members: dict[str, tuple[str, ...]] = {}
         self._compile_options: dict[str, Any] | None = None
         self._find_relu_rules()
+        self._find_mixed_reads()
         self.plan = StepPlan()
 
     # ------------------------------------------------------------------ plan
@@ -259,7 +261,11 @@ class GraphNet(nn.Module):
             elif any(n in skipped for n in members):
                 assert all(n in skipped for n in members), f"{members} crosses a gated edge"
                 continue
-            if kind == _PLAIN:
+            if node in self._mixed_reads:
+                kind = _MIXED_READ
+            elif node in self._mixed_reads.values():
+                kind = _PASS  # its reader applies it to its weight
+            elif kind == _PLAIN:
                 kind = self._relu_kind(node, closed)
             else:
                 ins = tuple(None if (u, node) in closed else u for u in ins)
@@ -299,6 +305,32 @@ class GraphNet(nn.Module):
                 branch, shortcut = graph.inputs(source)
                 if graph.op(shortcut) == "relu":
                     self._passable_relus[node] = (branch, source)
+
+    def _find_mixed_reads(self) -> None:
+        """Which width DropIns act on their reader's weight instead of their activations:
+        those whose one consumer is an eagerly run conv (ungrouped) or linear layer. The
+        reader is linear in its input channels, so this computes the same function and
+        gradients (:func:`grownet.layers.width_dropin.width_dropin_weight`) for a pass over
+        a weight instead of over an activation tensor."""
+        self._mixed_reads: dict[str, str] = {}  # reader -> its width DropIn
+        compiled = {n for chain in self._members.values() for n in chain}
+        for node in self._width_mixers:
+            consumers = self.graph.consumers(node)
+            if len(consumers) != 1 or {node, consumers[0]} & compiled:
+                continue
+            reader = self.layers[consumers[0]]
+            if isinstance(reader, nn.Linear) or (
+                isinstance(reader, nn.Conv2d) and reader.groups == 1
+            ):
+                self._mixed_reads[consumers[0]] = node
+
+    def _mixed_read(self, node: str, x: Tensor) -> Tensor:
+        reader, mixer = self.layers[node], self.layers[self._mixed_reads[node]]
+        weight = width_dropin_weight(reader.weight, old=mixer.old, q=mixer.q,
+                                     sources=mixer.sources)  # fmt: skip
+        if isinstance(reader, nn.Linear):
+            return nn.functional.linear(x, weight, reader.bias)
+        return reader._conv_forward(x, weight, reader.bias)
 
     def _owns(self, source: str, relu: str) -> bool:
         """May ``relu`` overwrite ``source``'s output? Yes when that output is fresh, feeds
@@ -367,6 +399,7 @@ class GraphNet(nn.Module):
             if n not in inner
         ]
         self._find_relu_rules()
+        self._find_mixed_reads()
         self._schedules.clear()
         self._compile_options = dict(compile_options)
         return len(chains)
@@ -403,6 +436,8 @@ class GraphNet(nn.Module):
                 out = module(*ins)
             elif step.kind == _PASS:
                 out = ins[0]
+            elif step.kind == _MIXED_READ:
+                out = self._mixed_read(step.node, ins[0])
             elif step.kind == _RELU_INPLACE:
                 out = torch.relu_(ins[0])
             elif step.kind == _DROPIN:

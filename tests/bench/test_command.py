@@ -1,6 +1,7 @@
 """``grownet bench`` refuses bad arguments up front: exit code 2, one line on stderr naming the
 flag, the value and what is allowed, no traceback, and nothing written, before any timing."""
 
+import json
 import os
 
 import pytest
@@ -13,6 +14,7 @@ from grownet.errors import BadValueError, DeviceError
 DEPTH = ["bench", "depth-dropout", "--depth", "20", "--device", "cpu"]
 STOCHASTIC = ["bench", "stochastic-depth", "--depth", "20", "--device", "cpu"]
 EXECUTOR = ["bench", "executor", "--depth", "20", "--device", "cpu"]
+WIDENING = ["bench", "widening", "--depth", "8", "--device", "cpu"]
 
 
 @pytest.fixture
@@ -49,6 +51,10 @@ def refused(argv, capsys, tmp_path, monkeypatch) -> str:
         ([*EXECUTOR, "--rounds", "0"], "--rounds 0: must be an integer >= 1"),
         ([*EXECUTOR, "--iters", "0"], "--iters 0: must be an integer >= 1"),
         ([*EXECUTOR, "--warmup", "-2"], "--warmup -2: must be an integer >= 0"),
+        ([*WIDENING, "--q", "1.5"], "--q 1.5: must be in [0, 1]"),
+        ([*WIDENING, "--width", "7"], "--width 7: must be an even number >= 2"),
+        ([*WIDENING[:3], "9"], "--depth 9: must be 6n+2"),
+        ([*WIDENING, "--rounds", "0"], "--rounds 0: must be an integer >= 1"),
     ],
 )
 def test_bad_counts_are_refused_before_timing(argv, said, capsys, tmp_path, monkeypatch):
@@ -124,3 +130,14 @@ def test_directory_refusing_files_is_refused(capsys, tmp_path, monkeypatch):
     out.mkdir()
     line = refused([*DEPTH, "--out", str(out)], capsys, tmp_path, monkeypatch)
     assert line.endswith(f"--out {out}: cannot write into the directory (Permission denied)")
+
+
+def test_widening_bench_runs_and_reports_the_overhead(capsys, tmp_path):
+    argv = [*WIDENING, "--width", "4", "--batch", "4", "--rounds", "2", "--iters", "1",
+            "--warmup", "0", "--out", str(tmp_path / "w")]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "mid-widening (q = 0.5" in out and "mixing overhead" in out
+    result = json.loads((tmp_path / "w" / "bench.json").read_text())
+    assert result["max_output_gap"] < 1e-5 and len(result["samples_ms"]["mixing"]) == 2
+    assert result["within_budget"] == (result["overhead"] <= 0.05)

@@ -1,0 +1,120 @@
+"""Does gradual width mixing cost more than it saves? A network mid-widening against the same
+network at its final width without mixing.
+
+A CIFAR ResNet (projection shortcuts, so every stage's residual stream can widen) is built at
+half its width and widened to the full width by a search's width stage
+(:func:`grownet.search.widen_stage.widen_stage`: every layer twice as wide, the new units
+handed over by ``width_dropin`` nodes). The *mixing* variant is that network with half of
+every group's new units still off (q = 0.5, mid-schedule); the *final* variant is the same
+modules, same weights, without the ``width_dropin`` nodes: what the network runs once the
+schedule has ended. Their outputs are checked equal at q = 0 before timing; a training step
+(forward and backward) of each is timed in interleaved rounds in one process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from grownet.bench.timing import interleaved, median
+from grownet.graph.executor import GraphNet
+from grownet.graph.plan import StepPlan
+from grownet.provenance import environment
+from grownet.search.grow import without_width_mixers
+from grownet.search.spec import GrowthSpec
+from grownet.search.widen_stage import widen_stage
+from grownet.zoo import build
+
+BUDGET = 0.05  # the mixing overhead the issue allows: 5 % over the final width
+
+
+def run(
+    *,
+    depth: int = 56,
+    width: int = 16,
+    q: float = 0.5,
+    batch: int = 64,
+    rounds: int = 10,
+    iters: int = 3,
+    warmup: int = 2,
+    device: str = "cpu",
+    channels_last: bool = False,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Time a training step mid-widening (``q`` of the new units off) and at the final width.
+
+    Example:
+        >>> r = run(depth=8, width=4, batch=4, rounds=1, iters=1, warmup=0)
+        >>> r["max_output_gap"] < 1e-5, r["config"]["widened_groups"] > 0
+        (True, True)
+    """
+    if width < 2 or width % 2:
+        raise ValueError(f"width must be an even number >= 2, got {width!r}")
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"q must be in [0, 1], got {q!r}")
+    torch.manual_seed(seed)
+    dev = torch.device(device)
+    thin = build("cifar_resnet", depth=depth, shortcut="B", width=width // 2)
+    growth = GrowthSpec(kind="width", width_factor=2.0, stage_iters=1000, dropin_length=1000)
+    graph, state, plans = widen_stage(thin, GraphNet(thin).state_dict(), growth, stage=1,
+                                      seed=seed)  # fmt: skip
+    mixing = GraphNet(graph)
+    mixing.load_state_dict(state)
+    final = mixing.rebuilt(without_width_mixers(graph))  # the same modules, no mixers
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    mixing = mixing.to(dev, memory_format=memory_format)
+    final = final.to(dev, memory_format=memory_format)
+    x = torch.randn(batch, 3, 32, 32, device=dev).to(memory_format=memory_format)
+    y = torch.randint(0, 10, (batch,), device=dev)
+    mixers = graph.nodes_of("width_dropin")
+    mid = StepPlan(iteration=0, dropin_q=dict.fromkeys(mixers, q))
+    mixed_in = StepPlan(iteration=0, dropin_q=dict.fromkeys(mixers, 0.0))
+    mixing.eval(), final.eval()
+    with torch.no_grad():
+        gap = (mixing(x, mixed_in) - final(x)).abs().max().item()
+    if gap > 1e-4:
+        raise RuntimeError(f"mixed-in and final outputs differ by {gap:.3g}; not comparable")
+    mixing.train(), final.train()
+
+    def step(model: nn.Module, *plan: StepPlan) -> None:
+        model.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x, *plan), y).backward()
+
+    samples = interleaved(
+        {"mixing": lambda: step(mixing, mid), "final": lambda: step(final)},
+        rounds=rounds,
+        iters=iters,
+        warmup=warmup,
+        device=dev,
+    )
+    mixing_s, final_s = median(samples["mixing"]), median(samples["final"])
+    overhead = mixing_s / final_s - 1.0
+    return {
+        "benchmark": "widening",
+        "config": {
+            "model": f"resnet{depth}",
+            "shortcut": "B",
+            "width_from": width // 2,
+            "width_to": width,
+            "widened_groups": len(plans),
+            "width_dropin_nodes": len(mixers),
+            "q": q,
+            "batch": batch,
+            "rounds": rounds,
+            "iters": iters,
+            "warmup": warmup,
+            "channels_last": channels_last,
+            "seed": seed,
+        },
+        "provenance": environment(dev),
+        "max_output_gap": gap,
+        "mixing_ms": mixing_s * 1e3,
+        "final_ms": final_s * 1e3,
+        "overhead": overhead,
+        "budget": BUDGET,
+        "within_budget": overhead <= BUDGET,
+        "samples_ms": {k: [v * 1e3 for v in vs] for k, vs in samples.items()},
+    }
