@@ -316,9 +316,14 @@ def _jsonl(run: Run, name: str) -> list[Any]:
 
 
 def _read_metrics(run: Run) -> None:
+    # A run grown from another continues its schedule: drawn from where that one ended.
+    offset = (run.config or {}).get("schedule_offset", 0)
+    offset = offset if isinstance(offset, int) and not isinstance(offset, bool) else 0
     for i, record in enumerate(_jsonl(run, "metrics.jsonl"), 1):
         ok = isinstance(record, dict) and isinstance(record.get("iteration"), int)
         if ok and record.get("kind") in ("train", "test"):
+            if offset:
+                record = {**record, "iteration": record["iteration"] + offset}
             (run.train if record["kind"] == "train" else run.test).append(record)
         else:
             _skip(run, f"{run.path / 'metrics.jsonl'}: skipped record {i}: {record!r:.80}")

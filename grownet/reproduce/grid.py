@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from torch import Tensor
+
 from grownet.errors import BadValueError
+from grownet.graph import NetGraph
 from grownet.reproduce.recipe import Recipe
 from grownet.reproduce.results import format_table, write_summary
 from grownet.reproduce.scale import run_folder
@@ -69,6 +72,20 @@ class RecipeSpec(StudySpec):
         case = self.recipe.case(values["case"])
         return self.recipe.config(case, scale=self.scale, **self.overrides, name=name,
                                   runs_dir=runs_dir)  # fmt: skip
+
+    def initial_network(
+        self, values: dict[str, Any], config: TrainConfig, *, study_dir: Path
+    ) -> tuple[NetGraph, dict[str, Tensor]] | None:
+        """A grown case starts from its source case's final weights (trained first if need
+        be): :mod:`grownet.reproduce.grown`."""
+        assert self.recipe is not None
+        case = self.recipe.case(values["case"])
+        if case.grow is None:
+            return None
+        from grownet.reproduce.grown import grown_start
+
+        return grown_start(self.recipe, case, config, study_dir=study_dir, scale=self.scale,
+                           overrides=self.overrides)  # fmt: skip
 
 
 def recipe_spec(

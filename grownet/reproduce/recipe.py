@@ -13,6 +13,12 @@ A recipe is a TOML file (``recipes/*.toml``; the schema is in ``recipes/README.m
     name = "lenet10-dropin-2500"
     model_options = { dropin_length = 2500 }
     paper = { metric = "accuracy", value = 99.0, approx = true, source = "Fig. 2" }
+    [[case]]                         # grown from another case's final weights
+    name = "lenet10-grown-identity"
+    from = "lenet"                   # that case trains first; this one continues its schedule
+    new_layers = "identity"          # layers the source lacks: "filler" (default) or "identity"
+    model_options = { n = 5, dropin = false }
+    # or, to widen:  widen = { init = "random" | "net2net", length = 750 }  (0: at once)
 
 Every mistake is one line naming the file, the case and the key, raised before any run.
 """
@@ -55,11 +61,32 @@ class PaperValue:
     source: str = ""
 
 
+NEW_LAYERS = ("filler", "identity")
+WIDEN_INITS = ("random", "net2net")
+
+
+@dataclass(frozen=True)
+class GrowFrom:
+    """A case that starts from case ``source``'s final weights (:mod:`grownet.reproduce.grown`).
+
+    ``new_layers``: how layers the source lacks start, from their filler or as the identity
+    (Net2DeeperNet). ``widen_init`` (``"random"`` or ``"net2net"``) widens the source's layers
+    to the case's widths instead, mixing the new units in over ``widen_length`` iterations
+    (0: at once).
+    """
+
+    source: str
+    new_layers: str = "filler"
+    widen_init: str | None = None
+    widen_length: int = 0
+
+
 @dataclass
 class Case:
     name: str
     settings: dict[str, Any]
     paper: PaperValue | None = None
+    grow: GrowFrom | None = None
 
 
 @dataclass
@@ -74,7 +101,11 @@ class Recipe:
 
     def config(self, case: Case, *, scale: str = "full", **overrides: Any) -> TrainConfig:
         """The case's run config: recipe defaults, then the case (both at ``scale``), then
-        ``overrides`` (``model_options`` merge key by key at each level)."""
+        ``overrides`` (``model_options`` merge key by key at each level). A grown case's
+        schedule goes on from where its source's ended."""
+        if case.grow is not None:
+            source = self.config(self.case(case.grow.source), scale=scale, **overrides)
+            overrides = {**overrides, "schedule_offset": source.max_iter}
         layers = (self.train, case.settings)
         merged = {k: v for layer in layers for k, v in layer.items()}
         merged["model_options"] = {
@@ -170,6 +201,7 @@ def _parse_case(i: int, item: Any, path: Path, tolerance: float | None) -> Case:
     placed = sorted(_PLACEMENT & set(item))
     if placed:
         raise ConfigError(f"{where}: {placed[0]!r} is set by grownet reproduce, not a case")
+    grow = _parse_grow(item, where)
     paper = item.pop("paper", None)
     if "expect" in item:  # shorthand for a converged paper value
         expect = item.pop("expect")
@@ -181,7 +213,43 @@ def _parse_case(i: int, item: Any, path: Path, tolerance: float | None) -> Case:
         name=name,
         settings=item,
         paper=None if paper is None else parse_paper(paper, where, tolerance),
+        grow=grow,
     )
+
+
+def _parse_grow(item: dict[str, Any], where: str) -> GrowFrom | None:
+    """Pop a case's ``from``, ``new_layers`` and ``widen`` keys, checked."""
+    source = item.pop("from", None)
+    new_layers = item.pop("new_layers", None)
+    widen = item.pop("widen", None)
+    if source is None:
+        if new_layers is not None or widen is not None:
+            raise ConfigError(f"{where}: new_layers and widen need from = \"<case>\"")
+        return None
+    if not isinstance(source, str) or not source:
+        raise ConfigError(f"{where}: from must name another case, got {source!r}")
+    if "schedule_offset" in item:
+        raise ConfigError(f"{where}: schedule_offset is set from the case named by from")
+    new_layers = "filler" if new_layers is None else new_layers
+    if new_layers not in NEW_LAYERS:
+        raise ConfigError(f"{where}: new_layers must be one of {', '.join(NEW_LAYERS)}, "
+                          f"got {new_layers!r}")  # fmt: skip
+    if widen is None:
+        return GrowFrom(source, new_layers)
+    if not isinstance(widen, dict) or set(widen) - {"init", "length"}:
+        raise ConfigError(f"{where}: widen must be a table with keys init and length, "
+                          f"got {widen!r}")  # fmt: skip
+    init, length = widen.get("init", "random"), widen.get("length", 0)
+    if init not in WIDEN_INITS:
+        raise ConfigError(f"{where}: widen init must be one of {', '.join(WIDEN_INITS)}, "
+                          f"got {init!r}")  # fmt: skip
+    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+        raise ConfigError(f"{where}: widen length must be an integer >= 0 (0: at once), "
+                          f"got {length!r}")  # fmt: skip
+    if new_layers != "filler":
+        raise ConfigError(f"{where}: new_layers is for deepening; a widened case has no new "
+                          "layers")  # fmt: skip
+    return GrowFrom(source, new_layers, init, length)
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -225,7 +293,18 @@ def load_recipe(path: str | Path) -> Recipe:
         tolerance=tolerance,
     )
     for case in cases:
-        recipe.config(case)  # fail now, naming the case, rather than hours into the run
+        source = case.grow.source if case.grow else None
+        if source is not None and (source == case.name or source not in names):
+            raise ConfigError(f"{path} case {case.name!r}: from {source!r} is not another case "
+                              f"of the recipe; cases: {', '.join(names)}")  # fmt: skip
+        if source is not None and recipe.case(source).grow is not None:
+            raise ConfigError(f"{path} case {case.name!r}: from {source!r}, a case that is "
+                              "grown itself; grow from a case trained from scratch")  # fmt: skip
+    for case in cases:
+        config = recipe.config(case)  # fail now, naming the case, rather than hours into the run
+        if case.grow and config.dataset != recipe.config(recipe.case(case.grow.source)).dataset:
+            raise ConfigError(f"{path} case {case.name!r}: grows from {case.grow.source!r}, "
+                              "which trains on another dataset")  # fmt: skip
         base = case.paper.baseline if case.paper else None
         if base is not None and base not in names:
             raise ConfigError(f"{path} case {case.name!r}: paper baseline {base!r} is not a case")

@@ -45,6 +45,8 @@ class CaseResult:
     difference: str
     verdict: str
     scale: str = "full"
+    grown_from: str | None = None
+    """How a grown case started: its source case and how it grew (None: from scratch)."""
 
     @property
     def converged(self) -> bool:
@@ -62,10 +64,13 @@ def network_label(config: TrainConfig) -> str:
 
     >>> network_label(TrainConfig(model="lenet2n", model_options={"n": 15}))
     'LeNet(30)+DropIn'
+    >>> network_label(TrainConfig(model="lenet2n", model_options={"n": 1}))
+    'LeNet'
     """
     opts = config.model_options
     if config.model == "lenet2n":
-        label = f"LeNet({2 * opts.get('n', 1)})"
+        n = opts.get("n", 1)
+        label = "LeNet" if n == 1 else f"LeNet({2 * n})"
         return label + ("+DropIn" if opts.get("dropin", True) else "")
     return config.model + "".join(f" {k}={v}" for k, v in sorted(opts.items()))
 
@@ -79,6 +84,18 @@ def dropin_length(config: TrainConfig) -> int | None:
     if "dropin_length" not in opts or not opts.get("dropin", True):
         return None
     return opts["dropin_length"]
+
+
+def grown_label(case: Case) -> str | None:
+    """How a grown case starts, in a few words (None for a case trained from scratch)."""
+    grow = case.grow
+    if grow is None:
+        return None
+    if grow.widen_init is None:
+        return f"{grow.source}, new layers: {grow.new_layers}"
+    if grow.widen_length == 0:
+        return f"{grow.source}, widened at once ({grow.widen_init})"
+    return f"{grow.source}, widened over {grow.widen_length:,} ({grow.widen_init})"
 
 
 def _test_accuracies(run: RunDir) -> list[float]:
@@ -135,6 +152,7 @@ def _row(
         difference=comparison.difference,
         verdict=comparison.verdict,
         scale=scale,
+        grown_from=grown_label(case),
     )
 
 
@@ -197,7 +215,12 @@ def format_table(rows: Sequence[CaseResult]) -> str:
          f"{r.wall_time_s:.0f} s"]
         for r in rows
     ]  # fmt: skip
-    lines = _aligned(head, body, right={2, 3, 8})
+    if any(r.grown_from for r in rows):  # the iterations are the case's own, after growing
+        head.insert(1, "grown from")
+        for row, r in zip(body, rows, strict=True):
+            row.insert(1, r.grown_from or "-")
+    right = {2, 3, 8} if len(head) == 9 else {3, 4, 9}
+    lines = _aligned(head, body, right=right)
     if any(r.scale == "quick" for r in rows):
         lines.insert(0, f"scale quick: every iteration count / {QUICK_FACTOR}; {QUICK_LABEL}")
     return "\n".join(lines)

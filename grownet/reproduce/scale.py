@@ -45,6 +45,15 @@ def _shrink(value: Any) -> Any:
     return value
 
 
+def shrink(iterations: int, scale: str) -> int:
+    """An iteration count of a case at ``scale`` (0 stays 0).
+
+    >>> shrink(750, "quick"), shrink(0, "quick"), shrink(750, "full")
+    (8, 0, 750)
+    """
+    return iterations if check_scale(scale) == "full" else _shrink(iterations)
+
+
 def scale_settings(settings: dict[str, Any], scale: str) -> dict[str, Any]:
     """A copy of a case's merged settings (recipe ``[train]`` and the case) at ``scale``."""
     if check_scale(scale) == "full":

@@ -81,6 +81,26 @@ def widen_stage(
             f"dropin_length {growth.dropin_length} need {last_start + growth.dropin_length} "
             f"iterations, the stage has {growth.stage_iters}; lower stagger or raise stage_iters"
         )
+    for k, plan in enumerate(plans):
+        plan["start"] = k * growth.stagger
+    wide, weights = widen_to(graph, state, plans, length=growth.dropin_length,
+                             init=growth.width_init, seed=seed + 1000 * stage)  # fmt: skip
+    return wide, weights, plans
+
+
+def widen_to(
+    graph: NetGraph,
+    state: Mapping[str, Tensor],
+    plans: list[dict[str, Any]],
+    *,
+    length: int,
+    init: str,
+    seed: int,
+) -> tuple[NetGraph, dict[str, Tensor]]:
+    """``graph`` holding ``state`` with each plan's ``layer`` (and its coupled group) widened
+    from ``from`` to ``to`` units, mixed in over ``length`` iterations from the plan's
+    ``start`` (default 0), or at once when ``length`` is 0 (no ``width_dropin`` nodes: the
+    plain wider network, which a Net2Net split leaves computing the same function)."""
     plain = without_width_mixers(graph)
     net = GraphNet(plain)
     net.load_state_dict({k: v for k, v in state.items() if k.split(".")[1] in set(plain.nodes)})
@@ -89,11 +109,11 @@ def widen_stage(
             net,
             plan["layer"],
             plan["to"] - plan["from"],
-            dropin_length=growth.dropin_length,
-            start=k * growth.stagger,
-            init=growth.width_init,
-            seed=seed + 1000 * stage + k,
+            dropin_length=max(length, 1),
+            start=plan.get("start", 0),
+            init=init,
+            seed=seed + k,
         )
-        plan["start"] = k * growth.stagger
+    wide = net.graph if length > 0 else without_width_mixers(net.graph)
     weights = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-    return net.graph, weights, plans
+    return wide, weights

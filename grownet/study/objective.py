@@ -37,6 +37,11 @@ class TrialInterrupted(Exception):
     """Ctrl-C stopped a trial between steps; it is enqueued again to continue its directory."""
 
 
+class StartInterrupted(Exception):
+    """Ctrl-C stopped the training a trial starts from (a grown case's source): the trial
+    is interrupted and continues on a rerun."""
+
+
 class Surplus(Exception):
     """Other workers' trials already make up ``n_trials``: this one is not needed."""
 
@@ -208,7 +213,13 @@ def _train(
     config = spec.train_config(values, name=run, runs_dir=str(study_dir))
     config.quiet = quiet
     config.threads = trial_threads(config.threads, study_dir / run)
-    trainer = Trainer(config)
+    try:
+        start = spec.initial_network(values, config, study_dir=study_dir)
+    except StartInterrupted:
+        return {"depth": None, "params": None, "flops": None, "widths": {}, "accuracy": None,
+                "status": INTERRUPTED, "train_time_s": 0.0, "ms_per_iter": None}  # fmt: skip
+    graph, state = start if start is not None else (None, None)
+    trainer = Trainer(config, graph=graph, init_state=state)
     if spec.pruner != "none":
         trainer.callbacks.append(Pruning(trial, mixed_by=mixed_by(trainer.graph)))
     result = trainer.run(resume=True)

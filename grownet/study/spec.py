@@ -39,6 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from torch import Tensor
+
+from grownet.graph import NetGraph
 from grownet.search.spec import (
     GrowthSpec,
     SearchSpec,
@@ -140,6 +143,13 @@ class StudySpec:
             "runs_dir": runs_dir,
         }
         return TrainConfig.from_dict(data, source=f"{self.source} [train]")
+
+    def initial_network(
+        self, values: dict[str, Any], config: TrainConfig, *, study_dir: Path
+    ) -> tuple[NetGraph, dict[str, Tensor]] | None:
+        """The network and weights a trial starts from, when not its config's network from
+        scratch (a recipe's grown cases)."""
+        return None
 
 
 def apply_knobs(tables: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:

@@ -51,6 +51,7 @@ class TrainConfig:
     stepsize: int = 0
     stepvalues: list[int] = field(default_factory=list)
     warmup: int = 0
+    schedule_offset: int = 0
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 5e-4
@@ -74,7 +75,7 @@ class TrainConfig:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)!r}")
         nonneg = ("momentum", "weight_decay", "bias_lr_mult", "seed", "checkpoint_interval",
                   "val_size", "warmup", "give_up_at_chance_after", "gamma", "power",
-                  "stepsize")  # fmt: skip
+                  "stepsize", "schedule_offset")  # fmt: skip
         for key in nonneg:
             if getattr(self, key) is not None and getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)!r}")
@@ -94,7 +95,7 @@ class TrainConfig:
             return LRSchedule(
                 self.lr_policy,
                 base_lr=self.base_lr,
-                max_iter=self.max_iter,
+                max_iter=self.schedule_offset + self.max_iter,
                 gamma=self.gamma,
                 power=self.power,
                 stepsize=self.stepsize,
@@ -155,6 +156,8 @@ HELP: dict[str, str] = {
     "stepsize": "step policy: iterations per step",
     "stepvalues": "multistep policy: iterations where the rate drops",
     "warmup": "linear warm-up iterations",
+    "schedule_offset": "iterations of the learning-rate schedule spent before this run (by the "
+    "run it grows from): the rate at iteration i is the schedule's at offset + i",
     "momentum": "SGD momentum",
     "nesterov": "Nesterov momentum",
     "weight_decay": "L2 weight decay",

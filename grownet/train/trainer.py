@@ -271,7 +271,7 @@ class Trainer:
         return contextlib.nullcontext()
 
     def _set_lr(self, iteration: int) -> float:
-        lr = self.schedule(iteration)
+        lr = self.schedule(self.config.schedule_offset + iteration)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group["lr_mult"]
         return lr
