@@ -70,8 +70,9 @@ def network_label(config: TrainConfig) -> str:
     opts = config.model_options
     if config.model == "lenet2n":
         n = opts.get("n", 1)
-        label = "LeNet" if n == 1 else f"LeNet({2 * n})"
-        return label + ("+DropIn" if opts.get("dropin", True) else "")
+        if n == 1:
+            return "LeNet"
+        return f"LeNet({2 * n})" + ("+DropIn" if opts.get("dropin", True) else "")
     return config.model + "".join(f" {k}={v}" for k, v in sorted(opts.items()))
 
 
