@@ -226,6 +226,50 @@ def accuracy_vs_depth(runs: Sequence[Run]) -> dict[str, go.Figure]:
     return {"depth": fig}
 
 
+def accuracy_vs_flops(runs: Sequence[Run]) -> dict[str, go.Figure]:
+    """For searches that grew width: test accuracy vs FLOPs per sample, each stage joined to
+    the stage it grew from (a stage that did not pay is a dead end), marked by its kind."""
+    fig = go.Figure()
+    palette = colours(runs)
+    symbols = {"base": "circle", "depth": "triangle-up", "width": "diamond"}
+    for run in runs:
+        stages = {s["stage"]: s for s in run.stages}
+        if not any(s.get("kind") == "width" for s in stages.values()):
+            continue
+        xs: list[float | None] = []
+        ys: list[float | None] = []
+        for s in stages.values():
+            parent = stages.get(s.get("parent", s["stage"] - 1))
+            if s["stage"] > 0 and parent is not None:
+                xs += [parent["flops"], s["flops"], None]
+                ys += [parent["test_accuracy"], s["test_accuracy"], None]
+        colour = palette[run.label]
+        fig.add_scatter(x=xs, y=ys, mode="lines", line={"color": colour}, name=run.label,
+                        legendgroup=run.label, hoverinfo="skip")  # fmt: skip
+        ordered = sorted(stages.values(), key=lambda s: s["stage"])
+        fig.add_scatter(
+            x=[s["flops"] for s in ordered],
+            y=[s["test_accuracy"] for s in ordered],
+            mode="markers+text",
+            text=[f"s{s['stage']} {s.get('kind', '')}" for s in ordered],
+            textposition="top center",
+            marker={"color": colour, "size": 10,
+                    "symbol": [symbols.get(s.get("kind", ""), "circle") for s in ordered]},
+            name=f"{run.label} stages",
+            legendgroup=run.label,
+            customdata=[[s["stage"], s["params"], _extras(s)] for s in ordered],
+            hovertemplate=f"{run.label} stage %{{customdata[0]}}<br>FLOPs %{{x:,}}"
+            "<br>test accuracy %{y:.4f}<br>params %{customdata[1]:,}"
+            "<br>%{customdata[2]}<extra></extra>",
+        )  # fmt: skip
+    if not fig.data:
+        return {}
+    styled(fig, title="Test accuracy vs FLOPs (growth stages; lines: grown from)",
+           x="FLOPs per sample", y="test accuracy")  # fmt: skip
+    fig.update_xaxes(type="log")
+    return {"flops": fig}
+
+
 def _wrap(text: str, width: int = 80) -> str:
     """Hover text broken at ``;`` and ``:`` so a long decision does not run off the page."""
     return re.sub(r"([;:]) ", r"\1<br>", text) if len(text) > width else text

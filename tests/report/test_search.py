@@ -149,3 +149,16 @@ def test_a_plain_run_is_one_line_on_its_own_clock(demo):
     fig = figures_of(demo / "plain")["error-time"]
     assert [t.name for t in fig.data] == ["plain"]
     assert "stages end to end" not in fig.layout.xaxis.title.text
+
+
+def test_width_growth_draws_accuracy_vs_flops_along_the_grown_from_links(search, tmp_path):
+    run = tmp_path / "both"
+    shutil.copytree(search, run)
+    kinds = [("base", 0), ("depth", 0), ("width", 1)]
+    stages = [{**s, "kind": k, "parent": p} for s, (k, p) in zip(STAGES, kinds, strict=True)]
+    (run / "stages.jsonl").write_text("".join(json.dumps(s) + "\n" for s in stages))
+    lines, markers = figures_of(run)["flops"].data
+    assert list(lines.x) == [80000, 110000, None, 110000, 140000, None]  # 0->1, 1->2
+    assert list(markers.text) == ["s0 base", "s1 depth", "s2 width"]
+    assert list(markers.marker.symbol) == ["circle", "triangle-up", "diamond"]
+    assert "flops" not in figures_of(search)
