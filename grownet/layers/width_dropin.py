@@ -48,6 +48,19 @@ def _check(channels: int, old: int, sources: Sequence[int] | None) -> None:
             raise ValueError(f"sources must be old units in 0..{old - 1}, got {bad[0]!r}")
 
 
+def _units_off(
+    channels: int, old: int, q: float, sources: Tensor | Sequence[int] | None
+) -> int:
+    """How many of the ``channels - old`` new units are off at ratio ``q`` (all checked)."""
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"q must be in [0, 1], got {q!r}")
+    # A layer's sources were checked when it was made; reading a tensor here would sync.
+    _check(channels, old, None if isinstance(sources, Tensor) else sources)
+    if isinstance(sources, Tensor) and sources.numel() != channels - old:
+        raise ValueError(f"sources has {sources.numel()} units for {channels - old} new ones")
+    return math.floor(round(q * (channels - old), 9))  # rounding first, as gradual DropIn does
+
+
 def width_dropin(
     x: Tensor, *, old: int, q: float, sources: Tensor | Sequence[int] | None = None
 ) -> Tensor:
@@ -63,17 +76,10 @@ def width_dropin(
     >>> width_dropin(x, old=2, q=1.0, sources=[1, 0])
     tensor([[1., 2., 2., 1.]])
     """
-    if not 0.0 <= q <= 1.0:
-        raise ValueError(f"q must be in [0, 1], got {q!r}")
     if x.dim() < 2:
         raise ValueError(f"x must have shape (N, C, ...), got {tuple(x.shape)}")
     channels = x.shape[1]
-    # A layer's sources were checked when it was made; reading a tensor here would sync.
-    _check(channels, old, None if isinstance(sources, Tensor) else sources)
-    if isinstance(sources, Tensor) and sources.numel() != channels - old:
-        raise ValueError(f"sources has {sources.numel()} units for {channels - old} new ones")
-    new = channels - old
-    off = math.floor(round(q * new, 9))  # rounding first, as gradual DropIn does
+    new, off = channels - old, _units_off(channels, old, q, sources)
     if off == 0:
         return x
     on = channels - off
@@ -103,12 +109,8 @@ def width_dropin_weight(
     >>> width_dropin_weight(w, old=2, q=1.0, sources=[1, 0])
     tensor([[5., 5., 0., 0.]])
     """
-    if not 0.0 <= q <= 1.0:
-        raise ValueError(f"q must be in [0, 1], got {q!r}")
     channels = weight.shape[1]
-    _check(channels, old, None if isinstance(sources, Tensor) else sources)
-    new = channels - old
-    off = math.floor(round(q * new, 9))
+    new, off = channels - old, _units_off(channels, old, q, sources)
     if off == 0:
         return weight
     on = channels - off
