@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from grownet.bench.timing import interleaved, median
+from grownet.bench.timing import cifar_batch, median, training_steps
 from grownet.graph.executor import GraphNet
 from grownet.provenance import environment
 from grownet.zoo import build
@@ -96,26 +96,14 @@ def run(
     copy_weights(net, hand)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     net, hand = net.to(memory_format=memory_format), hand.to(memory_format=memory_format)
-    x = torch.randn(batch, 3, 32, 32, device=dev).to(memory_format=memory_format)
-    y = torch.randint(0, 10, (batch,), device=dev)
+    x, y = cifar_batch(batch, dev, memory_format)
     net.eval(), hand.eval()
     with torch.no_grad():
         gap = (net(x) - hand(x)).abs().max().item()
     if gap > 1e-4:
         raise RuntimeError(f"graph and hand-written outputs differ by {gap:.3g}; not comparable")
-    net.train(), hand.train()
-
-    def step(model: nn.Module) -> None:
-        model.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
-
-    samples = interleaved(
-        {"graph": lambda: step(net), "hand": lambda: step(hand)},
-        rounds=rounds,
-        iters=iters,
-        warmup=warmup,
-        device=dev,
-    )
+    samples = training_steps({"graph": (net, net), "hand": (hand, hand)}, x, y, rounds=rounds,
+                             iters=iters, warmup=warmup, device=dev)  # fmt: skip
     graph_s, hand_s = median(samples["graph"]), median(samples["hand"])
     return {
         "benchmark": "executor_overhead",

@@ -8,6 +8,7 @@ run rather than when Python launched them.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -89,6 +90,36 @@ def interleaved(
         for name in names:
             samples[name].append(time_call(variants[name], iters=iters, device=device))
     return samples
+
+
+def cifar_batch(batch: int, device: torch.device, memory_format: torch.memory_format
+                ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """One fixed synthetic CIFAR-shaped batch (images, labels): timing needs no real data."""
+    x = torch.randn(batch, 3, 32, 32, device=device).to(memory_format=memory_format)
+    return x, torch.randint(0, 10, (batch,), device=device)
+
+
+def training_steps(
+    variants: dict[str, tuple[torch.nn.Module, Callable[[torch.Tensor], torch.Tensor]]],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    rounds: int,
+    iters: int,
+    warmup: int,
+    device: torch.device,
+) -> dict[str, list[float]]:
+    """:func:`interleaved` over one training step (gradients zeroed, forward, cross-entropy,
+    backward) of each variant: its module and how it runs ``x``."""
+
+    def step(module: torch.nn.Module, forward: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        module.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(forward(x), y).backward()
+
+    for module, _ in variants.values():
+        module.train()
+    calls = {name: functools.partial(step, *variant) for name, variant in variants.items()}
+    return interleaved(calls, rounds=rounds, iters=iters, warmup=warmup, device=device)
 
 
 def median(values: list[float]) -> float:

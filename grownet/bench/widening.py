@@ -16,10 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from grownet.bench.timing import interleaved, median
+from grownet.bench.timing import cifar_batch, median, training_steps
 from grownet.graph.executor import GraphNet
 from grownet.graph.plan import StepPlan
 from grownet.provenance import environment
@@ -67,8 +65,7 @@ def run(
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     mixing = mixing.to(dev, memory_format=memory_format)
     final = final.to(dev, memory_format=memory_format)
-    x = torch.randn(batch, 3, 32, 32, device=dev).to(memory_format=memory_format)
-    y = torch.randint(0, 10, (batch,), device=dev)
+    x, y = cifar_batch(batch, dev, memory_format)
     mixers = graph.nodes_of("width_dropin")
     mid = StepPlan(iteration=0, dropin_q=dict.fromkeys(mixers, q))
     mixed_in = StepPlan(iteration=0, dropin_q=dict.fromkeys(mixers, 0.0))
@@ -77,19 +74,9 @@ def run(
         gap = (mixing(x, mixed_in) - final(x)).abs().max().item()
     if gap > 1e-4:
         raise RuntimeError(f"mixed-in and final outputs differ by {gap:.3g}; not comparable")
-    mixing.train(), final.train()
-
-    def step(model: nn.Module, *plan: StepPlan) -> None:
-        model.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x, *plan), y).backward()
-
-    samples = interleaved(
-        {"mixing": lambda: step(mixing, mid), "final": lambda: step(final)},
-        rounds=rounds,
-        iters=iters,
-        warmup=warmup,
-        device=dev,
-    )
+    variants = {"mixing": (mixing, lambda x: mixing(x, mid)), "final": (final, final)}
+    samples = training_steps(variants, x, y, rounds=rounds, iters=iters, warmup=warmup,
+                             device=dev)  # fmt: skip
     mixing_s, final_s = median(samples["mixing"]), median(samples["final"])
     overhead = mixing_s / final_s - 1.0
     return {
