@@ -10,6 +10,7 @@ Besides the registry's names, a dataset may be your own data, named with a schem
 fitted on the final training split too, and recorded in ``source``.
 """
 
+import os
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -271,13 +272,14 @@ def make_loader(
     device: str | torch.device = "cpu",
     drop_last: bool | None = None,
     channels_last: bool = False,
-    num_workers: int = 4,
+    num_workers: int | None = None,
     rank: int = 0,
     world_size: int = 1,
 ) -> BatchLoader | StreamLoader:
     """A ``BatchLoader`` for an in-memory split, a ``StreamLoader`` for a folder split.
 
-    ``num_workers`` only matters for folder splits (in-memory batches need no workers).
+    ``num_workers`` only matters for folder splits (in-memory batches need no workers); by
+    default 4, or the CPU count where that is smaller (more decoders than cores only contend).
     ``rank``/``world_size``: each data-parallel rank takes its own shard of every epoch.
 
     >>> ds = load_dataset("digits")
@@ -298,7 +300,8 @@ def make_loader(
         world_size=world_size,
     )
     if isinstance(split, FolderSplit):
-        return StreamLoader(split, num_workers=num_workers, **options)
+        workers = min(4, os.cpu_count() or 1) if num_workers is None else num_workers
+        return StreamLoader(split, num_workers=workers, **options)
     if isinstance(split, Split):
         return BatchLoader(split, **options)
     raise ValueError(f"split must be a Split or a FolderSplit, got {type(split).__name__}")
