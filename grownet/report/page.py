@@ -33,6 +33,7 @@ from plotly.offline import get_plotlyjs
 from grownet.files import atomic_write_text, check_output_dir
 from grownet.graph import GraphError, NetGraph
 from grownet.report import figures, growth, tables
+from grownet.report.cases import cases_over_depth
 from grownet.report.comparison import comparison_content
 from grownet.report.load import Evidence, ReportError, Run, load_evidence
 from grownet.report.network import graph_title, network_figure
@@ -84,12 +85,13 @@ def _not_drawn(section: Section, text: str) -> None:
     section.content.append(f"<p class='bad'>{html.escape(text)}</p>")
 
 
-def _paper_section(i: int, source: Path, summary: dict[str, Any]) -> Section:
+def _paper_section(i: int, source: Path, summary: dict[str, Any], runs: Sequence[Run]) -> Section:
     title = f"Paper vs measured: {summary.get('recipe') or source.name}"
     section = Section(f"paper-{i}", title)
     if summary.get("paper"):
         section.content.append(f"<p>{html.escape(summary['paper'])}</p>")
     section.content.append(tables.paper_table(summary))
+    section.add({f"paper-{i}-{key}": fig for key, fig in cases_over_depth(summary, runs).items()})
     if summary.get("notes"):
         notes = html.escape(summary["notes"].strip())
         section.content.append(f"<details><summary>notes</summary><pre>{notes}</pre></details>")
@@ -148,7 +150,7 @@ def build_sections(evidence: Evidence) -> list[Section]:
     sections = []
     if runs:
         sections.append(Section("runs", "Runs", [tables.runs_table(runs), tables.notes_list(runs)]))
-    sections += [_paper_section(i, *item) for i, item in enumerate(evidence.summaries)]
+    sections += [_paper_section(i, *item, runs) for i, item in enumerate(evidence.summaries)]
     searches = [r for r in runs if r.search_summary]
     if searches:
         texts = [
