@@ -88,6 +88,7 @@ def cifar10_11layer(
     *,
     dropin: bool = True,
     dropin_length: int = 16000,
+    mxscale: float = 1.0,
     block_pools: bool = False,
     in_shape: Sequence[int] | str = (3, 32, 32),
     num_classes: int = 10,
@@ -102,6 +103,8 @@ def cifar10_11layer(
     ``pool6`` (max), ``flatten``, ``fc`` 10. Gradual DropIn with ``dropin_length``
     iterations (the paper: 8,000 / 16,000 / 24,000, best 16,000 at 82.3 %); at q = 1 the net
     runs ``convk_1`` only. ``dropin=False`` is the plain 11-layer net that would not train.
+    ``mxscale`` caps the DropIn outputs' scaling, ``min(mxscale, 1/p)`` (memorandum Sec. 4.2,
+    Fig. 4: 1 is no scaling, the default; 2 and 3 were compared).
 
     Pooling: the table's right column lists no pools inside the blocks, only the shared one
     after ``conv6_1``, so by default every conv runs at 32x32 and ``fc`` sees 64x16x16
@@ -119,6 +122,8 @@ def cifar10_11layer(
     fn = "cifar10_11layer"
     check_bool(fn, "dropin", dropin)
     check_int(fn, "dropin_length", dropin_length)
+    if isinstance(mxscale, bool) or not isinstance(mxscale, int | float) or not mxscale >= 1:
+        raise ValueError(f"{fn}: mxscale must be a number >= 1 (1: no scaling), got {mxscale!r}")
     check_bool(fn, "block_pools", block_pools)
     shape = check_shape(fn, in_shape)
     check_int(fn, "num_classes", num_classes)
@@ -131,7 +136,8 @@ def cifar10_11layer(
             b(f"relu{k}_{j}", "relu")
             b(f"norm{k}_{j}", "lrn", **LRN)
         if dropin:
-            b(f"dropin{k}_2", "dropin", [f"norm{k}_2", f"norm{k}_1"], length=dropin_length)
+            b(f"dropin{k}_2", "dropin", [f"norm{k}_2", f"norm{k}_1"], length=dropin_length,
+              mxscale=float(mxscale))  # fmt: skip
         if block_pools and k <= 2:
             b(f"pool{k}", "maxpool", **pool)
     b("conv6_1", "conv", **_C3, **w)

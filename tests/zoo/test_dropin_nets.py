@@ -61,6 +61,9 @@ def test_cifar10_11layer_blocks():
     pooled = build("cifar10_11layer", block_pools=True)
     assert pooled.inputs("pool2") == ["dropin2_2"] and pooled.shapes()["pool6"] == (64, 4, 4)
     assert _ops(build("cifar10_11layer", dropin=False))["dropin"] == 0
+    scaled = build("cifar10_11layer", mxscale=3)  # memorandum Fig. 4
+    assert {scaled.spec(f"dropin{k}_2").params["mxscale"] for k in range(1, 6)} == {3.0}
+    assert g.spec("dropin1_2").params["mxscale"] == 1.0  # no scaling by default
 
 
 def test_cifar10_3layer_follows_table2():

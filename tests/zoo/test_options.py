@@ -38,6 +38,7 @@ BAD = [
     ("lenet", {"in_shape": (28, 28)}, "in_shape must be (channels, height, width) > 0, got (28,"),
     ("cifar10_3layer", {"pool_kernel": 4}, "pool_kernel must be one of 2, 3, got 4"),
     ("cifar10_11layer", {"dropin_length": -5}, "dropin_length must be an integer >= 1, got -5"),
+    ("cifar10_11layer", {"mxscale": 0.5}, "mxscale must be a number >= 1 (1: no scaling), got 0.5"),
     ("alexnet", {"variant": "vgg"}, "variant must be one of 'bvlc_alexnet', 'caffenet', got 'vgg'"),
     ("alexnet13", {"fc7_regularizer": "dropin"}, "has no option 'fc7_regularizer'"),
     ("vgg", {"depth": 17}, "vgg: depth must be one of 8, 11, 13, 16, 19, got 17"),
