@@ -26,23 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from grownet import data as gdata
 from grownet.errors import RunDirError
 from grownet.files import atomic_save, atomic_write_text
 from grownet.graph import NetGraph
 from grownet.provenance import environment
-from grownet.search.decide import Decision, StageOutcome, decide
-from grownet.search.grow import (
-    Growth,
-    collapse_all,
-    grow_stage,
-    weighted_depth,
-    without_width_mixers,
-)
+from grownet.search.grow import Growth, collapse_all, weighted_depth, without_width_mixers
+from grownet.search.growing import Grower, Grown
 from grownet.search.residual import residual_depth_sweep, residual_units
-from grownet.search.runs import Echo, Trained, state_for, train_run
+from grownet.search.runs import Echo, Trained, state_for
 from grownet.search.spec import SearchSpec, SpecError
 from grownet.search.sweeps import (
     SweepResult,
@@ -52,7 +45,6 @@ from grownet.search.sweeps import (
     thinned,
     width_sweep,
 )
-from grownet.search.widen_stage import widen_stage, width_blocked
 from grownet.train.distributed import current_world, rank_device
 from grownet.train.resume import differing_keys
 from grownet.train.rundir import RunDir
@@ -71,9 +63,6 @@ class Search:
         self.quiet = quiet
         self.dir = RunDir(Path(spec.runs_dir) / spec.name)
         self.started = time.perf_counter()
-        # Per stage of the growth: the stage it grew from, and how ("base", "depth", "width").
-        self.parents: list[int] = []
-        self.stage_kinds: list[str] = []
 
     # ------------------------------------------------------------------ setup
 
@@ -137,171 +126,9 @@ class Search:
 
     # ------------------------------------------------------------------ growth
 
-    def _stage(
-        self, k: int, graph: NetGraph, growth: Growth, init: dict[str, Tensor] | None
-    ) -> Trained:
-        g = self.spec.growth
-        fixed = dict.fromkeys(growth.dropins(before_stage=k), 0.0)  # grown in already
-        return train_run(
-            self.spec,
-            self.dir.path / "stages" / f"stage_{k}",
-            graph,
-            iters=g.stage_iters,
-            init_state=init,
-            fixed_q=fixed,
-            quiet=self.quiet,
-        )
-
-    def grow(self) -> tuple[list[Trained], list[Growth], Decision]:
+    def grow(self) -> Grown:
         """Train the base, then grow stage by stage until the rule says stop."""
-        g = self.spec.growth
-        records = {r["stage"]: r for r in self.dir.read_jsonl("stages.jsonl")}
-        runs: list[Trained] = []
-        growths: list[Growth] = []
-        outcomes: list[StageOutcome] = []
-        self.parents, self.stage_kinds = [], []
-        decision = Decision(True, 0, "", "base", 0)
-        k = 0
-        while True:
-            kind = decision.kind or "base"
-            graph, growth, init, widened = self._next_network(k, kind, decision.parent, runs,
-                                                              growths)  # fmt: skip
-            done = k in records
-            if not done:
-                self.echo(
-                    f"stage {k}: training {self._growing(k, kind, growth, widened)}, depth "
-                    f"{weighted_depth(graph)}, {g.stage_iters} iterations ..."
-                )
-            run = self._stage(k, graph, growth, init)
-            runs.append(run)
-            growths.append(growth)
-            self.parents.append(decision.parent)
-            self.stage_kinds.append(kind)
-            spent = sum(r.wall_time_s for r in runs)
-            outcomes.append(
-                StageOutcome(
-                    k,
-                    weighted_depth(run.graph),
-                    run.accuracy,
-                    run.n_test,
-                    run.status,
-                    run.wall_time_s,
-                    run.correct,
-                    kind=kind,
-                    flops=2 * run.graph.macs(),
-                )
-            )
-            decision = self._decide(outcomes, runs, growths, spent)
-            if not done:
-                self._record_stage(k, run, growth, decision, spent, kind, widened)
-            self.echo(
-                f"stage {k}: depth {weighted_depth(run.graph)}, "
-                f"{run.graph.num_params():,} params, test accuracy {100 * run.accuracy:.2f} % "
-                f"({run.wall_time_s:.1f} s) - {decision.reason}"
-            )
-            if not decision.grow:
-                return runs, growths, decision
-            k += 1
-
-    def _next_network(
-        self, k: int, kind: str, parent: int, runs: list[Trained], growths: list[Growth]
-    ) -> tuple[NetGraph, Growth, dict[str, Tensor] | None, list[dict[str, Any]]]:
-        """Stage ``k``'s network grown from stage ``parent``'s: graph, growth state, initial
-        weights and (width stages) what was widened."""
-        g = self.spec.growth
-        if k == 0:
-            return self.base, Growth.start(g.insert_after), None, []
-        run, growth = runs[parent], growths[parent]
-        if kind == "depth":
-            graph, grown = grow_stage(
-                without_width_mixers(run.graph), growth, stage=k, mode=g.mode,
-                dropin_length=g.dropin_length, stagger=g.stagger, stage_iters=g.stage_iters,
-            )  # fmt: skip
-            return graph, grown, run.state, []
-        seed = self.spec.train_config(name="seed").seed
-        graph, state, widened = widen_stage(run.graph, run.state, g, stage=k, seed=seed)
-        return graph, growth, state, widened
-
-    @staticmethod
-    def _growing(k: int, kind: str, growth: Growth, widened: list[dict[str, Any]]) -> str:
-        if kind == "base":
-            return "the base"
-        if kind == "width":
-            return f"{len(widened)} widened layer group(s)"
-        return f"{sum(b['stage'] == k for b in growth.blocks)} grown block(s)"
-
-    def _decide(
-        self, outcomes: list[StageOutcome], runs: list[Trained], growths: list[Growth],
-        spent: float,
-    ) -> Decision:  # fmt: skip
-        """The rule's decision, with the kinds the network cannot grow by held back."""
-        g = self.spec.growth
-        blocked: dict[str, str] = {}
-        while True:
-            decision = decide(
-                outcomes, kinds=g.kinds, blocked=blocked, min_gain=g.min_gain,
-                confidence=g.confidence, patience=g.patience, max_stages=g.max_stages,
-                elapsed_s=spent, time_budget_s=g.time_budget_s,
-            )  # fmt: skip
-            if not decision.grow or decision.kind is None:
-                return decision
-            run, growth = runs[decision.parent], growths[decision.parent]
-            if decision.kind == "depth":
-                deeper = weighted_depth(run.graph) + self._growth_per_stage(growth)
-                why = f"next depth {deeper} > max_depth {g.max_depth}"
-                why = why if deeper > g.max_depth else None
-            else:
-                why = width_blocked(run.graph, g)
-            if why is None:
-                return decision
-            blocked[decision.kind] = why
-
-    def kept_kinds(self, chosen: int) -> list[str]:
-        """How the chosen network was grown, stage by stage from the base."""
-        kinds, k = [], chosen
-        while k > 0:
-            kinds.append(self.stage_kinds[k])
-            k = self.parents[k]
-        return kinds[::-1]
-
-    def _growth_per_stage(self, growth: Growth) -> int:
-        if self.spec.growth.mode == "append":
-            return len(growth.ends)
-        return sum(len(ends) for ends in growth.ends.values())
-
-    def _record_stage(
-        self, k: int, run: Trained, growth: Growth, decision: Decision, spent: float, kind: str,
-        widened: list[dict[str, Any]],
-    ) -> None:  # fmt: skip
-        self.dir.file("graphs").mkdir(exist_ok=True)
-        run.graph.to_json(self.dir.file("graphs") / f"stage_{k}.json")
-        new = [b for b in growth.blocks if b["stage"] == k]
-        offset = k * self.spec.growth.stage_iters
-        # One curve across stages, for the report. Rewritten whole, without any stage-k records
-        # a killed earlier call left: recording a stage twice gives the same file.
-        curve = [r for r in self.dir.read_metrics() if r.get("stage") != k]
-        curve += [
-            {**r, "iteration": r["iteration"] + offset, "stage": k}
-            for r in RunDir(run.path).read_metrics()
-        ]
-        self.dir.write_jsonl("metrics.jsonl", curve)
-        record = {
-            "stage": k,
-            "depth": weighted_depth(run.graph),
-            "params": run.graph.num_params(),
-            "flops": 2 * run.graph.macs(),
-            "test_accuracy": run.accuracy,
-            "wall_time_s": spent,
-            "stage_time_s": run.wall_time_s,
-            "status": run.status,
-            "kind": kind,
-            "parent": self.parents[k],
-            "action": _action(kind, new, widened),
-            "widened": widened,
-            "decision": decision.reason,
-            "growth": growth.to_dict(),
-        }  # fmt: skip
-        self.dir.append_jsonl("stages.jsonl", record)
+        return Grower(self.spec, self.dir, self.base, echo=self.echo, quiet=self.quiet).run()
 
     # ------------------------------------------------------------------ estimates
 
@@ -317,7 +144,8 @@ class Search:
 
     def _run(self) -> dict[str, Any]:
         self._prepare()
-        runs, growths, decision = self.grow()
+        grown = self.grow()
+        runs, growths, decision = grown.runs, grown.growths, grown.decision
         chosen = runs[decision.chosen]
         verify = make_verifier(self.spec, self.dir.path / "verify", echo=self.echo,
                                quiet=self.quiet)  # fmt: skip
@@ -356,7 +184,7 @@ class Search:
             sweeps += self._width(start, full, verify)
         self.dir.write_json("sweeps.json", {"sweeps": [s.record for s in sweeps]})
         recommended = self._recommend(start, sweeps, verify)
-        return self._finish(runs, decision, full, start, recommended, sweeps)
+        return self._finish(grown, full, start, recommended, sweeps)
 
     def _depth_method(self, chosen: NetGraph, growth: Growth) -> str | None:
         """Which depth sweep runs: depth dropout on a residual network, the DropIn ratio on a
@@ -418,13 +246,14 @@ class Search:
 
     def _finish(
         self,
-        runs: list[Trained],
-        decision: Decision,
+        grown: Grown,
         full: Trained,
         start: Trained,
         rec: Trained,
         sweeps: list[SweepResult],
     ) -> dict[str, Any]:
+        runs, decision = grown.runs, grown.decision
+        kept = grown.kept_kinds(decision.chosen)
         best = max([*runs, full, start, rec], key=lambda r: r.accuracy)
         graph = rec.graph
         graph.to_json(self.dir.file("graph.json"))
@@ -437,8 +266,8 @@ class Search:
             "stages": len(runs),
             "chosen_stage": decision.chosen,
             "growth_decision": decision.reason,
-            "depth_pays": "depth" in self.kept_kinds(decision.chosen),
-            "grown": self.kept_kinds(decision.chosen),
+            "depth_pays": "depth" in kept,
+            "grown": kept,
             "growth_kind": self.spec.growth.kind,
             "recommended": {
                 "depth": weighted_depth(graph),
@@ -498,14 +327,6 @@ class Search:
 
         try_write_report(self.dir.path)
         return summary
-
-
-def _action(kind: str, blocks: list[dict[str, Any]], widened: list[dict[str, Any]]) -> str:
-    if kind == "base":
-        return "train the base network"
-    if kind == "width":
-        return "widen " + ", ".join(f"{w['layer']} {w['from']}->{w['to']}" for w in widened)
-    return f"grow {len(blocks)} block(s) after {', '.join(sorted({b['position'] for b in blocks}))}"
 
 
 def _sweep_line(w: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ import pytest
 from grownet.cli import main
 from grownet.graph import NetGraph
 from grownet.report.load import check_stage, check_sweeps
-from grownet.search import runner
+from grownet.search import growing, runner
 from grownet.search.runs import SearchInterrupted
 from grownet.search.spec import load_spec
 
@@ -116,20 +116,20 @@ def test_rerun_redoes_nothing(searched):
 def test_interrupted_search_resumes_without_redoing_stages(tmp_path, monkeypatch, capsys):
     spec_path = tmp_path / "tiny.toml"
     spec_path.write_text(TINY.format(stagger=0, per_layer="false"))
-    real = runner.train_run
+    real = growing.train_run
 
     def stop_at_stage_1(spec, path, graph, **kw):
         if path.name == "stage_1":
             raise SearchInterrupted(f"interrupted in {path}")
         return real(spec, path, graph, **kw)
 
-    monkeypatch.setattr(runner, "train_run", stop_at_stage_1)
+    monkeypatch.setattr(growing, "train_run", stop_at_stage_1)
     argv = ["search", str(spec_path), "--runs-dir", str(tmp_path / "runs"), "--quiet"]
     assert main(argv) == 130
     assert "rerun the same command to resume" in capsys.readouterr().err
     out = tmp_path / "runs" / "tiny"
     stage0 = checkpoints(out / "stages" / "stage_0")
-    monkeypatch.setattr(runner, "train_run", real)
+    monkeypatch.setattr(growing, "train_run", real)
     assert main(argv) == 0
     assert checkpoints(out / "stages" / "stage_0") == stage0
     assert "resuming the search" in capsys.readouterr().out
