@@ -114,12 +114,15 @@ def width_dropin_weight(
     if off == 0:
         return weight
     on = channels - off
-    zeros = weight.new_zeros((weight.shape[0], off, *weight.shape[2:]))
-    read = torch.cat([weight[:, :on], zeros], dim=1)
+    # A mask, not a concatenation: the product keeps the weight's memory format (channels
+    # last), so the convolution takes its fast path instead of converting every step.
+    keep = torch.ones(channels, dtype=weight.dtype, device=weight.device)
+    keep[on:] = 0
+    read = weight * keep.view(1, channels, *([1] * (weight.dim() - 2)))
     if sources is None:
         return read
     index = torch.as_tensor(sources, device=weight.device)[new - off :]
-    return read.index_add(1, index, weight[:, on:])
+    return read.index_add_(1, index, weight[:, on:])  # in place: read is this call's own
 
 
 class WidthDropIn(nn.Module):
