@@ -25,6 +25,7 @@ prefix of the channels.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -46,6 +47,18 @@ def _check(channels: int, old: int, sources: Sequence[int] | None) -> None:
         bad = [s for s in sources if not 0 <= s < old]
         if bad:
             raise ValueError(f"sources must be old units in 0..{old - 1}, got {bad[0]!r}")
+
+
+@functools.lru_cache(maxsize=256)
+def _keep_mask(
+    channels: int, on: int, dims: int, dtype: torch.dtype, device: torch.device
+) -> Tensor:
+    """Ones for the first ``on`` of ``channels`` input channels, zeros after, shaped to
+    broadcast over a weight of ``dims`` dimensions. Cached: a schedule takes each value for
+    many steps, and a step reads it once per widened reader (never written to)."""
+    keep = torch.ones(channels, dtype=dtype, device=device)
+    keep[on:] = 0
+    return keep.view(1, channels, *([1] * (dims - 2)))
 
 
 def _units_off(
@@ -116,9 +129,7 @@ def width_dropin_weight(
     on = channels - off
     # A mask, not a concatenation: the product keeps the weight's memory format (channels
     # last), so the convolution takes its fast path instead of converting every step.
-    keep = torch.ones(channels, dtype=weight.dtype, device=weight.device)
-    keep[on:] = 0
-    read = weight * keep.view(1, channels, *([1] * (weight.dim() - 2)))
+    read = weight * _keep_mask(channels, on, weight.dim(), weight.dtype, weight.device)
     if sources is None:
         return read
     index = torch.as_tensor(sources, device=weight.device)[new - off :]
