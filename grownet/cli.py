@@ -403,8 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "search",
         help="grow a network on a dataset, estimate its minimum depth and width, verify, report",
-        description="Run a growth search spec (search/*.toml): grow by gradual DropIn while "
-        "depth pays, sweep depth and width ratios for their knees, check every estimate by "
+        description="Run a growth search spec (search/*.toml): grow depth (blocks), width "
+        "(units) or both, mixed in by gradual DropIn, while growth pays, sweep depth and width "
+        "ratios for their knees, check every estimate by "
         "training the smaller network, write the run directory and report.html. Ctrl-C and "
         "rerun: finished stages and sweep points are not redone.",
     )
