@@ -28,7 +28,7 @@ from grownet.search.grow import without_width_mixers
 from grownet.search.spec import GrowthSpec
 from grownet.search.sweeps import sweep_units
 
-__all__ = ["planned_widths", "widen_stage", "width_blocked"]
+__all__ = ["planned_widths", "widen_stage", "widen_to", "width_blocked"]
 
 
 def planned_widths(graph: NetGraph, growth: GrowthSpec) -> list[dict[str, Any]]:
