@@ -21,8 +21,8 @@ import torch
 from grownet.bench.timing import cifar_batch, median, training_steps
 from grownet.graph.executor import GraphNet
 from grownet.graph.plan import StepPlan
+from grownet.graph.widen import without_width_mixers
 from grownet.provenance import environment
-from grownet.search.grow import without_width_mixers
 from grownet.search.spec import GrowthSpec
 from grownet.search.widen_stage import widen_stage
 from grownet.zoo import build

@@ -48,6 +48,7 @@ __all__ = [
     "collapse_width_dropins",
     "sync_widened_optimizer",
     "widen_gradually",
+    "without_width_mixers",
 ]
 
 INITS = ("random", "net2net")
@@ -164,8 +165,7 @@ def collapse_width_dropins(net: GraphNet, iteration: int) -> GraphNet:
     """``net`` without its ``width_dropin`` nodes: the plain widened network, once every
     schedule has ended by ``iteration`` (removing a layer that still holds units off would
     change the function)."""
-    g = net.graph
-    for node in g.nodes_of("width_dropin"):
+    for node in net.graph.nodes_of("width_dropin"):
         layer = net.layers[node]
         q = gradual_q(iteration, length=layer.length, start=layer.start)
         if q > 0:
@@ -173,8 +173,17 @@ def collapse_width_dropins(net: GraphNet, iteration: int) -> GraphNet:
                 f"collapse_width_dropins: {node!r} still holds new units off (q={q}); "
                 "collapse once its schedule has ended"
             )
+    return net.rebuilt(without_width_mixers(net.graph))
+
+
+def without_width_mixers(graph: NetGraph) -> NetGraph:
+    """``graph`` without its ``width_dropin`` nodes, which pass everything through once their
+    schedules have ended (the caller's to know: :func:`collapse_width_dropins` checks it on a
+    network). They hold no weights, so a state dict of ``graph`` fits the result."""
+    g = graph
+    for node in graph.nodes_of("width_dropin"):
         g = remove_layer(g, node)
-    return net.rebuilt(g)
+    return g
 
 
 def sync_widened_optimizer(

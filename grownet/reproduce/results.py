@@ -220,7 +220,7 @@ def format_table(rows: Sequence[CaseResult]) -> str:
         head.insert(1, "grown from")
         for row, r in zip(body, rows, strict=True):
             row.insert(1, r.grown_from or "-")
-    right = {2, 3, 8} if len(head) == 9 else {3, 4, 9}
+    right = {head.index(c) for c in ("DropIn length", "iterations", "wall time")}
     lines = _aligned(head, body, right=right)
     if any(r.scale == "quick" for r in rows):
         lines.insert(0, f"scale quick: every iteration count / {QUICK_FACTOR}; {QUICK_LABEL}")

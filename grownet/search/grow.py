@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grownet.graph import GraphError, LayerSpec, NetGraph
-from grownet.graph.surgery import collapse_dropin, insert_after, remove_layer
+from grownet.graph.surgery import collapse_dropin, insert_after
+from grownet.graph.widen import without_width_mixers
 
 WEIGHTED = ("conv", "linear")
 _FOLLOWERS = ("batchnorm", "relu", "lrn", "dropout")
@@ -181,12 +182,3 @@ def collapse_all(graph: NetGraph) -> NetGraph:
         g = collapse_dropin(g, node, keep="new")
     return g
 
-
-def without_width_mixers(graph: NetGraph) -> NetGraph:
-    """``graph`` without its ``width_dropin`` nodes, which pass everything through once their
-    schedules have ended (a search's width stage ends every schedule within the stage). They
-    hold no weights, so a state dict of ``graph`` fits the result."""
-    g = graph
-    for node in graph.nodes_of("width_dropin"):
-        g = remove_layer(g, node)
-    return g

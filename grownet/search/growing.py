@@ -15,8 +15,9 @@ from typing import Any
 from torch import Tensor
 
 from grownet.graph import NetGraph
+from grownet.graph.widen import without_width_mixers
 from grownet.search.decide import Decision, StageOutcome, decide
-from grownet.search.grow import Growth, grow_stage, weighted_depth, without_width_mixers
+from grownet.search.grow import Growth, grow_stage, weighted_depth
 from grownet.search.runs import Echo, Trained, train_run
 from grownet.search.spec import SearchSpec
 from grownet.search.widen_stage import widen_stage, width_blocked

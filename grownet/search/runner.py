@@ -31,8 +31,9 @@ from grownet import data as gdata
 from grownet.errors import RunDirError
 from grownet.files import atomic_save, atomic_write_text
 from grownet.graph import NetGraph
+from grownet.graph.widen import without_width_mixers
 from grownet.provenance import environment
-from grownet.search.grow import Growth, collapse_all, weighted_depth, without_width_mixers
+from grownet.search.grow import Growth, collapse_all, weighted_depth
 from grownet.search.growing import Grower, Grown
 from grownet.search.residual import residual_depth_sweep, residual_units
 from grownet.search.runs import Echo, Trained, state_for

@@ -9,7 +9,7 @@ stage. So the stage starts from exactly the function the parent stage ended with
 
 Once a stage has run, its ``width_dropin`` nodes pass everything through (their schedules end
 within the stage), so they are taken out before the network grows again or is swept:
-:func:`grownet.search.grow.without_width_mixers`.
+:func:`grownet.graph.widen.without_width_mixers`.
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ from torch import Tensor
 from grownet.graph import GraphError, NetGraph
 from grownet.graph.coupling import group_of
 from grownet.graph.executor import GraphNet
-from grownet.graph.widen import widen_gradually
-from grownet.search.grow import without_width_mixers
+from grownet.graph.widen import widen_gradually, without_width_mixers
 from grownet.search.spec import GrowthSpec
 from grownet.search.sweeps import sweep_units
 

@@ -33,6 +33,11 @@ PRUNED = "pruned"
 WORKER_THREADS = "GROWNET_WORKER_THREADS"  # set for the workers of `grownet study --workers N`
 
 
+# A trial's user attributes when Ctrl-C stopped it before it measured anything.
+_INTERRUPTED = {"depth": None, "params": None, "flops": None, "widths": {}, "accuracy": None,
+                "status": INTERRUPTED, "train_time_s": 0.0, "ms_per_iter": None}  # fmt: skip
+
+
 class TrialInterrupted(Exception):
     """Ctrl-C stopped a trial between steps; it is enqueued again to continue its directory."""
 
@@ -216,8 +221,7 @@ def _train(
     try:
         start = spec.initial_network(values, config, study_dir=study_dir)
     except StartInterrupted:
-        return {"depth": None, "params": None, "flops": None, "widths": {}, "accuracy": None,
-                "status": INTERRUPTED, "train_time_s": 0.0, "ms_per_iter": None}  # fmt: skip
+        return dict(_INTERRUPTED)
     graph, state = start if start is not None else (None, None)
     trainer = Trainer(config, graph=graph, init_state=state)
     if spec.pruner != "none":
@@ -244,8 +248,7 @@ def _search(
     try:
         summary = Search(search_spec, echo=lambda line: None, quiet=quiet).run()
     except SearchInterrupted:
-        return {"depth": None, "params": None, "flops": None, "widths": {}, "accuracy": None,
-                "status": INTERRUPTED, "train_time_s": 0.0, "ms_per_iter": None}  # fmt: skip
+        return dict(_INTERRUPTED)
     graph = NetGraph.from_json(path / "graph.json")
     recommended = Path(summary["recommended"]["run"])
     batch = search_spec.train_config(name="check").batch_size

@@ -8,9 +8,9 @@ import torch
 
 from grownet.graph import GraphError, NetGraph
 from grownet.graph.executor import GraphNet
+from grownet.graph.widen import without_width_mixers
 from grownet.report.load import check_stage
 from grownet.search import runner
-from grownet.search.grow import without_width_mixers
 from grownet.search.spec import GrowthSpec, load_spec
 from grownet.search.widen_stage import planned_widths, widen_stage, width_blocked
 from grownet.zoo import build
