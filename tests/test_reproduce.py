@@ -55,6 +55,19 @@ def test_summary_only_rebuilds_the_table(tmp_path, capsys):
     assert summary["cases"][0]["final_test_accuracy"] == 0.1135
 
 
+def test_a_run_in_progress_shows_how_far_it_got(tmp_path):
+    recipe = load_recipe(RECIPE)
+    case = tmp_path / "dropin_mnist_lenet" / recipe.cases[0].name
+    case.mkdir(parents=True)
+    (case / "config.json").write_text(json.dumps(recipe.config(recipe.cases[0]).to_dict()))
+    records = [{"kind": "train", "iteration": 100 * i, "wall_time_s": 9.5 * i} for i in (1, 2)]
+    (case / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    row = collect_results(recipe, tmp_path)[0]
+    assert (row.iterations, row.wall_time_s, row.status) == (200, 19.0, "not finished")
+    assert row.verdict == "not finished: iteration 200 of 10,000"
+    assert "200 / 10,000" in format_table([row])
+
+
 @pytest.mark.parametrize(
     ("text", "match"),
     [

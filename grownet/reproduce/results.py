@@ -23,6 +23,8 @@ from grownet.train.rundir import RunDir
 from grownet.train.trainer import CONVERGED, INTERRUPTED
 from grownet.zoo import options as builder_options
 
+UNFINISHED = "not finished"  # the status of a case whose run has no result yet
+
 
 @dataclass
 class CaseResult:
@@ -157,6 +159,16 @@ def _row(
     )
 
 
+def _progress(run: RunDir) -> dict[str, Any]:
+    """A run without ``result.json``: the iteration and training time its metrics reached."""
+    records = run.read_metrics()
+    return {
+        "status": UNFINISHED,
+        "iterations": max((r.get("iteration", 0) for r in records), default=0),
+        "wall_time_s": max((r.get("wall_time_s", 0.0) for r in records), default=0.0),
+    }
+
+
 def collect_results(
     recipe: Recipe, runs_dir: str | Path, *, scale: str = "full", data_dir: str | None = None
 ) -> list[CaseResult]:
@@ -175,11 +187,11 @@ def collect_results(
         if result is not None and run.file("config.json").exists():
             config = TrainConfig.from_dict(run.read_json("config.json"))
         missing, unfinished, measured = None, None, None
-        if result is None or result.get("status") == INTERRUPTED:
-            records = [] if result else run.read_metrics()  # a run still going: its progress
-            got = result["iterations"] if result else max(
-                (r.get("iteration", 0) for r in records), default=0)  # fmt: skip
-            if result is not None or run.holds_run():
+        if result is None and run.holds_run():
+            result = _progress(run)  # a run still going, or killed: how far it got
+        if result is None or result.get("status") in (INTERRUPTED, UNFINISHED):
+            if result is not None:
+                got = result["iterations"]
                 unfinished = f"not finished: iteration {got:,} of {config.max_iter:,}"
             elif missing_data(config.dataset, data_dir):
                 missing = config.dataset
