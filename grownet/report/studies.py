@@ -6,7 +6,8 @@ importances of all; the intermediate values (test accuracy at each test) when tr
 any. A grownet architecture study's trials also say what network each trained (user
 attributes, :mod:`grownet.report.trials`): accuracy vs depth and vs parameters over all trials,
 and a table of the Pareto set or best trial. A study with one complete trial gets its history
-and table; parallel coordinates and importances need two. Optuna is imported only when a run
+and table; parallel coordinates and importances need two, and importances two parameters (a
+recipe's grid over its cases has one). Optuna is imported only when a run
 has a study, so other reports do not pay for it.
 
 Example:
@@ -14,7 +15,9 @@ Example:
     >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
     >>> db = Path(tempfile.mkdtemp()) / "study.db"
     >>> study = optuna.create_study(study_name="demo", storage=f"sqlite:///{db}")
-    >>> study.optimize(lambda t: (t.suggest_float("x", -2, 2) - 1) ** 2, n_trials=4)
+    >>> def loss(t):
+    ...     return (t.suggest_float("x", -2, 2) - 1) ** 2 + t.suggest_float("y", 0, 1)
+    >>> study.optimize(loss, n_trials=4)
     >>> sorted(study_figures(db, label="run"))
     ['demo-history', 'demo-importance', 'demo-parallel']
 """
@@ -45,7 +48,9 @@ def _titled(fig: go.Figure, title: str) -> go.Figure:
     return fig
 
 
-def _single(study: Any, where: str, objective: str, enough: bool) -> dict[str, Callable]:
+def _single(
+    study: Any, where: str, objective: str, enough: bool, rank: bool
+) -> dict[str, Callable]:
     from optuna import visualization as vis
 
     plots: dict[str, Callable] = {
@@ -59,6 +64,7 @@ def _single(study: Any, where: str, objective: str, enough: bool) -> dict[str, C
             vis.plot_parallel_coordinate(study, target_name=objective),
             f"{where}: parallel coordinates",
         )
+    if rank:
         plots["importance"] = lambda: _titled(
             vis.plot_param_importances(study, target_name=objective),
             f"{where}: parameter importances",
@@ -66,7 +72,7 @@ def _single(study: Any, where: str, objective: str, enough: bool) -> dict[str, C
     return plots
 
 
-def _multi(study: Any, where: str, objectives: list[str], enough: bool) -> dict[str, Callable]:
+def _multi(study: Any, where: str, objectives: list[str], rank: bool) -> dict[str, Callable]:
     from optuna import visualization as vis
 
     plots: dict[str, Callable] = {}
@@ -79,7 +85,7 @@ def _multi(study: Any, where: str, objectives: list[str], enough: bool) -> dict[
             vis.plot_optimization_history(study, target=lambda t: t.values[i], target_name=name),
             f"{where}: optimisation history of {name}",
         )
-    if enough:
+    if rank:
         plots["importance"] = lambda: _titled(
             _fanova(study, objectives), f"{where}: parameter importances"
         )
@@ -184,12 +190,14 @@ def _content(storage: Any, label: str) -> Content:
             ["objective"] if count == 1 else [f"objective {i}" for i in range(count)]
         )
         enough = len(done) >= MIN_TRIALS and any(t.params for t in done)
+        # one parameter (a recipe's grid over its cases) holds all the importance there is
+        rank = enough and len({p for t in done for p in t.params}) >= 2
         plots: dict[str, Callable] = {}
         if done:
             plots = (
-                _single(study, where, objectives[0], enough)
+                _single(study, where, objectives[0], enough, rank)
                 if count == 1
-                else _multi(study, where, objectives, enough)
+                else _multi(study, where, objectives, rank)
             )
         if any(t.intermediate_values for t in everything):
             plots["intermediate"] = lambda study=study, where=where: _titled(

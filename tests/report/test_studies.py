@@ -174,3 +174,21 @@ def test_a_study_without_finished_trials_says_so(tmp_path):
     section = next(s for s in build_sections(load_evidence([tmp_path])) if s.id == "studies")
     assert not section.figures
     assert any("No finished trial yet" in c for c in section.content)
+
+
+def test_a_grid_over_one_parameter_draws_no_importances(tmp_path):
+    """A recipe's study: its only parameter holds all the importance; drawn, it only warns."""
+    from optuna.distributions import CategoricalDistribution
+
+    from grownet.report.studies import study_figures
+
+    db = tmp_path / "study.db"
+    study = new_study(db, "recipe", ["maximize"], ["accuracy"])
+    cases = CategoricalDistribution(["plain", "dropin", "long"])
+    for i, case in enumerate(cases.choices):
+        study.add_trial(create_trial(params={"case": case}, distributions={"case": cases},
+                                     values=[0.5 + 0.1 * i]))  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kinds = {k.removeprefix("recipe-") for k in study_figures(db, label="r")}
+    assert {"history", "parallel"} <= kinds and "importance" not in kinds
