@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -140,6 +141,45 @@ def learning_curves(runs: Sequence[Run]) -> dict[str, go.Figure]:
         )
     styled(loss, title="Loss (test solid, train dotted)", x="iteration", y="cross-entropy loss")
     return {"accuracy": accuracy, "loss": loss}
+
+
+def _layer_order(records: Sequence[dict[str, Any]]) -> list[str]:
+    """The layers of the largest network the records measured, in its order; then any other
+    (a grown network's records name more layers as it grows, a thinned one's fewer)."""
+    names = sorted((list(r["signal"]) for r in records), key=len, reverse=True)
+    return list(dict.fromkeys(name for layers in names for name in layers))
+
+
+def signal_maps(runs: Sequence[Run]) -> dict[str, go.Figure]:
+    """Per run that recorded it: every weight layer's signal (how much its output depends on
+    the input, :mod:`grownet.train.signal`) at each test, log scale. A layer where it falls by
+    orders of magnitude is where the network lost the input (a collapse to the majority class)."""
+    figs = {}
+    for i, run in enumerate(runs):
+        records = [r for r in run.test if isinstance(r.get("signal"), dict) and r["signal"]]
+        if not records:
+            continue
+        layers = _layer_order(records)
+        values = [[number(r["signal"].get(name)) for r in records] for name in layers]
+        logs = [[math.log10(v) if v else None for v in row] for row in values]
+        fig = go.Figure(
+            go.Heatmap(
+                x=[r["iteration"] for r in records],
+                y=layers,
+                z=logs,
+                customdata=values,
+                colorscale="Viridis",
+                colorbar={"title": {"text": "log10 signal"}},
+                hoverongaps=False,
+                hovertemplate="%{y}<br>iteration %{x}<br>signal %{customdata:.3g}<extra></extra>",
+            )
+        )
+        styled(fig, title=f"{run.label}: signal per layer (std across the test batch)",
+               x="iteration", y="layer (input at the top)",
+               height=max(300, 160 + 14 * len(layers)))  # fmt: skip
+        fig.update_yaxes(autorange="reversed", type="category")
+        figs[f"signal-{i}"] = fig
+    return figs
 
 
 # --------------------------------------------------------------------------- benchmarks

@@ -161,6 +161,7 @@ def build_sections(evidence: Evidence) -> list[Section]:
     curves = figures.learning_curves(runs) | growth.error_vs_time(runs)
     sections += [
         Section("curves", "Learning curves").add(curves),
+        Section("signal", "Signal through the layers").add(figures.signal_maps(runs)),
         Section("growth", "Growth: accuracy vs depth").add(growth.accuracy_vs_depth(runs))
         .add(growth.accuracy_vs_flops(runs)),
         Section("sweeps", "Depth and width sweeps").add(growth.sweep_figures(runs)),

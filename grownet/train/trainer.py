@@ -46,6 +46,7 @@ from grownet.train.interrupt import StopRequest
 from grownet.train.progress import Progress
 from grownet.train.resume import changed_settings, check_resume
 from grownet.train.rundir import RunDir
+from grownet.train.signal import SignalProbe, in_order
 from grownet.train.window import DisplayWindow
 from grownet.zoo import build
 
@@ -245,6 +246,7 @@ class Trainer:
         self.checkpointed: int | None = None  # the iteration of the run's checkpoint, if any
         self.window = DisplayWindow(self.device)
         self.scores: dict[str, float | None] = dict.fromkeys(("best", "last_acc", "last_loss"))
+        self.signal: dict[str, float] = {}  # the last evaluation's, layer by layer
 
     def _executor(self, graph: NetGraph) -> GraphNet:
         """``graph``'s executor on this run's device and memory format, compiled if asked."""
@@ -282,19 +284,24 @@ class Trainer:
         Under DDP every rank evaluates the whole split with rank 0's BatchNorm statistics (the
         simplest way to the same numbers everywhere; the split is small next to training), and
         every rank returns rank 0's numbers, so decisions taken on them agree bit for bit.
+        The first batch also measures every weight layer's signal (``self.signal``, see
+        :mod:`grownet.train.signal`).
         """
         if self.world.distributed:
             distributed.broadcast(self.net.buffers())
         self.net.eval()
         total, correct = 0, torch.zeros((), device=self.device)
         loss_acc = torch.zeros((), device=self.device)
+        probe = SignalProbe(self.net.layers.items())
         with torch.no_grad(), self._autocast():
-            for x, y in self.test_loader:
-                out = self.net(x, plan).float()
+            for i, (x, y) in enumerate(self.test_loader):
+                with probe if i == 0 else contextlib.nullcontext():
+                    out = self.net(x, plan).float()
                 loss_acc += F.cross_entropy(out, y, reduction="sum")
                 correct += (out.argmax(1) == y).sum()
                 total += y.numel()
         self.net.train()
+        self.signal = in_order(probe.signal, self.net.graph.topological_order())
         numbers = torch.tensor(
             [loss_acc.item() / total, correct.item() / total],
             dtype=torch.float64,
@@ -455,6 +462,7 @@ class Trainer:
                         "loss": loss_value,
                         "accuracy": acc,
                         "wall_time_s": time.perf_counter() - self.started,
+                        "signal": self.signal,
                     }
                 )
                 progress.update(done, test_acc=acc)

@@ -1,6 +1,7 @@
 """Reports drawn from real run directories: the figures hold exactly the runs' numbers."""
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -55,6 +56,24 @@ def test_learning_curves_hold_exactly_the_metrics(demo):
     assert list(trace(figs["accuracy"], "plain test").x) == [20, 40]
     errors = trace(figs["error-time"], "plain")
     assert list(errors.y) == pytest.approx([1 - r["accuracy"] for r in records(run, "test")])
+
+
+def test_the_signal_map_holds_every_layer_at_every_test(demo, tmp_path):
+    run = demo / "plain"
+    tests = records(run, "test")
+    heat = figures_of(run)["signal-0"].data[0]
+    layers = list(tests[-1]["signal"])
+    assert list(heat.y) == layers and list(heat.x) == [r["iteration"] for r in tests]
+    assert [list(row) for row in heat.customdata] == [
+        [r["signal"][name] for r in tests] for name in layers
+    ]
+    assert heat.z[0][0] == pytest.approx(math.log10(tests[0]["signal"][layers[0]]))
+    old = tmp_path / "old"  # a run from before the trainer measured the signal
+    shutil.copytree(run, old)
+    (old / "metrics.jsonl").write_text("".join(
+        json.dumps({k: v for k, v in r.items() if k != "signal"}) + "\n"
+        for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())))  # fmt: skip
+    assert not any(key.startswith("signal") for key in figures_of(old))
 
 
 def test_dropin_q_is_on_a_secondary_axis(demo):

@@ -55,6 +55,9 @@ def test_run_writes_the_evidence(tmp_path):
     assert train[0]["dropin_q"]["dropin1_2"] == pytest.approx(1 - 9 / 20)
     assert train[-1]["dropin_q"]["dropin1_2"] == 0.0
     assert {"loss", "accuracy", "lr", "images_per_s", "wall_time_s"} <= set(train[0])
+    weight_layers = ["conv1_1", "conv1_2", "conv2_1", "conv2_2", "fc3", "fc4"]
+    assert all(list(r["signal"]) == weight_layers for r in test)  # graph order
+    assert all(v > 0 for r in test for v in r["signal"].values())
     assert result.status == "converged" and result.final_test_accuracy > 0.6
     env = json.loads((run / "env.json").read_text())
     assert env["device"] == "cpu" and env["torch"] == torch.__version__
