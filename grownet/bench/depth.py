@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from grownet.bench.paper import compare_to_paper, format_comparison
 from grownet.bench.theory import (
     Unit,
     paper_saving,
@@ -384,6 +385,7 @@ def _result(
         **(extra or {}),
     }  # fmt: skip
     result["findings"] = findings(result)
+    result["paper"] = compare_to_paper(benchmark, result["rows"])
     return result
 
 
@@ -464,7 +466,7 @@ def format_table(result: dict[str, Any]) -> str:
             f"{ratio(r, 'paper_theory_saving'):>8s} "
             f"{pct(r.get('paper_theory_mac_saving')):>8s} {r['active_units']:8.1f}"
         )
-    return "\n".join(lines + result["findings"])
+    return "\n".join(lines + result["findings"] + format_comparison(result.get("paper", [])))
 
 
 def findings(result: dict[str, Any]) -> list[str]:

@@ -208,7 +208,19 @@ def bench_table(file: str, bench: dict[str, Any]) -> str:
         items |= {k: v for k, v in bench.items() if isinstance(v, int | float | str)}
     rows = [[k, v] for k, v in items.items() if v is not None]
     rows += [["finding", line] for line in bench.get("findings") or ()]
-    return table([file, ""], rows, cls="provenance") + bench_rows_table(bench)
+    return table([file, ""], rows, cls="provenance") + bench_rows_table(bench) + _bench_paper(bench)
+
+
+def _bench_paper(bench: dict[str, Any]) -> str:
+    """The papers' measured savings beside the run's, with verdicts (grownet.bench.paper)."""
+    entries = [e for e in bench.get("paper") or () if isinstance(e, dict)]
+    if not entries:
+        return ""
+    head = ["variant", "paper saving", "measured", "difference", "verdict", "source"]
+    body = [[str(e.get(k, "-")) for k in ("variant", "paper", "measured", "difference")]
+            + [(str(e.get("verdict", "-")), _verdict_class(str(e.get("verdict")))),
+               str(e.get("source", ""))] for e in entries]  # fmt: skip
+    return table(head, body, cls="paper")
 
 
 # The theory columns of a benchmark row: the key, and the column's head.

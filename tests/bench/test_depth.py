@@ -154,7 +154,14 @@ def test_depth_dropout_run_and_cli_write_the_table(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "p=0.5 skip" in out and "planning + gating overhead" in out and "pth MACs" in out
     assert "1x1 shortcuts at p=0 add" in out and "skipping vs the same net at p=0" in out
-    assert result["findings"] == out.split("\n")[-len(result["findings"]) - 2 : -2]
+    lines = out.split("\n")
+    assert result["findings"] == lines[-len(result["findings"]) - 4 : -4]
+    (paper,) = result["paper"]  # the p=0.5 skip row; mask mode is not the paper's method
+    assert (paper["variant"], paper["paper"]) == ("p=0.5 skip", "34.10 %")
+    assert paper["measured"] == f"{100 * row['saving']:.2f} %"
+    assert lines[-4].startswith("paper vs measured") and paper["verdict"] in lines[-3]
+    page = (tmp_path / "report.html").read_text()
+    assert "paper saving" in page and "depth dropout Table II (GPU)" in page
 
 
 def test_stochastic_depth_variants():
@@ -165,6 +172,24 @@ def test_stochastic_depth_variants():
     assert result["rows"][1]["theory_saving"] == pytest.approx(0.5 * 10 / 18, abs=0.03)
     # Huang et al.'s count: the expected share of 9 equal ResBlocks bypassed.
     assert result["rows"][1]["paper_theory_saving"] == pytest.approx(0.5 * 10 / 18)
+    assert [(p["variant"], p["paper"]) for p in result["paper"]] == [
+        ("linear p_L=0.5 skip", "~25.00 %")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("saving", "verdict"),
+    [(0.341, "reproduced"), (0.291, "reproduced"), (0.290, "not reproduced"),
+     (0.40, "not reproduced")],
+)  # fmt: skip
+def test_timing_verdicts_allow_five_points(saving, verdict):
+    from grownet.bench.paper import compare_to_paper
+
+    rows = [{"variant": "p=0.5 skip", "ratio": 0.5, "mode": "skip", "saving": saving},
+            {"variant": "p=0.5 mask", "ratio": 0.5, "mode": "mask", "saving": saving},
+            {"variant": "p=0.4 skip", "ratio": 0.4, "mode": "skip", "saving": saving}]  # fmt: skip
+    (entry,) = compare_to_paper("depth_dropout", rows)
+    assert entry["verdict"] == verdict and entry["tolerance_pp"] == 5.0
 
 
 def test_executor_bench_compares_identical_networks():
