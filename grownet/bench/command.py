@@ -15,6 +15,8 @@ from grownet.bench.args import bench_device, check_count
 from grownet.errors import BadValueError
 from grownet.files import atomic_write_text, check_output_dir
 
+MODES_HELP = "skip (the branch is not computed: the papers' method) and/or mask (computed, times 0)"
+
 
 def _device(args: argparse.Namespace) -> str:
     """The device to time on, after checking the counts every benchmark takes."""
@@ -167,8 +169,11 @@ def register(sub: Any) -> None:
         help="Guo & Gould's Table II: time per step vs dropout ratio, skip vs mask, vs theory",
     )
     _common(p, depth=56, iters="500 on GPU, 30 on CPU", rounds=None)
-    p.add_argument("--ratios", type=float, nargs="+", default=[0.25, 0.5, 0.75])
-    p.add_argument("--modes", nargs="+", default=["skip", "mask"], choices=["skip", "mask"])
+    p.add_argument("--ratios", type=float, nargs="+", default=[0.25, 0.5, 0.75],
+                   help="dropout ratios in (0, 1); the baseline and p = 0 are always timed "
+                   "(0.25 0.5 0.75)")  # fmt: skip
+    p.add_argument("--modes", nargs="+", default=["skip", "mask"], choices=["skip", "mask"],
+                   help=MODES_HELP)  # fmt: skip
     p.set_defaults(func=cmd_depth, kind="depth-dropout")
 
     p = kinds.add_parser(
@@ -177,8 +182,10 @@ def register(sub: Any) -> None:
     )
     _common(p, depth=110, iters="500 on GPU, 30 on CPU", rounds=None)
     p.add_argument(
-        "--rules", nargs="+", default=["linear", "uniform"], choices=["linear", "uniform"]
+        "--rules", nargs="+", default=["linear", "uniform"], choices=["linear", "uniform"],
+        help="survival rules; constant depth is always timed (linear uniform)",
     )
     p.add_argument("--p-last", type=float, default=0.5, help="survival of the last unit (0.5)")
-    p.add_argument("--modes", nargs="+", default=["skip", "mask"], choices=["skip", "mask"])
+    p.add_argument("--modes", nargs="+", default=["skip", "mask"], choices=["skip", "mask"],
+                   help=MODES_HELP)  # fmt: skip
     p.set_defaults(func=cmd_depth, kind="stochastic-depth")
