@@ -385,7 +385,7 @@ def _result(
         **(extra or {}),
     }  # fmt: skip
     result["findings"] = findings(result)
-    result["paper"] = compare_to_paper(benchmark, result["rows"])
+    result["paper"] = compare_to_paper(result)
     return result
 
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from grownet.bench.paper import compare_to_paper
 from grownet.graph import GraphError, NetGraph
 from grownet.report.load import Run, number
 
@@ -212,14 +213,18 @@ def bench_table(file: str, bench: dict[str, Any]) -> str:
 
 
 def _bench_paper(bench: dict[str, Any]) -> str:
-    """The papers' measured savings beside the run's, with verdicts (grownet.bench.paper)."""
-    entries = [e for e in bench.get("paper") or () if isinstance(e, dict)]
+    """The papers' measured savings beside the run's, with verdicts, worked out afresh from the
+    rows (:mod:`grownet.bench.paper`), so a file written before a correction shows it too."""
+    try:
+        entries = compare_to_paper(bench)
+    except (KeyError, TypeError, AttributeError):  # a file without rows: nothing to compare
+        return ""
     if not entries:
         return ""
     head = ["variant", "paper saving", "measured", "difference", "verdict", "source"]
-    body = [[str(e.get(k, "-")) for k in ("variant", "paper", "measured", "difference")]
-            + [(str(e.get("verdict", "-")), _verdict_class(str(e.get("verdict")))),
-               str(e.get("source", ""))] for e in entries]  # fmt: skip
+    body = [[e["variant"], e["paper"], e["measured"], e["difference"],
+             (e["verdict"], _verdict_class(e["verdict"])), e["source"]]
+            for e in entries]  # fmt: skip
     return table(head, body, cls="paper")
 
 

@@ -158,7 +158,9 @@ def test_depth_dropout_run_and_cli_write_the_table(tmp_path, capsys):
     assert result["findings"] == lines[-len(result["findings"]) - 4 : -4]
     (paper,) = result["paper"]  # the p=0.5 skip row; mask mode is not the paper's method
     assert (paper["variant"], paper["paper"]) == ("p=0.5 skip", "34.10 %")
-    assert paper["measured"] == f"{100 * row['saving']:.2f} %"
+    # Table II's savings are over its "0.0" row: the same network at p = 0, shortcuts and all.
+    against_p0 = result["skip_efficiency"]["p=0.5 skip"]["saving"]
+    assert paper["measured"] == f"{100 * against_p0:.2f} %"
     assert lines[-4].startswith("paper vs measured") and paper["verdict"] in lines[-3]
     page = (tmp_path / "report.html").read_text()
     assert "paper saving" in page and "depth dropout Table II (GPU)" in page
@@ -185,11 +187,17 @@ def test_stochastic_depth_variants():
 def test_timing_verdicts_allow_five_points(saving, verdict):
     from grownet.bench.paper import compare_to_paper
 
-    rows = [{"variant": "p=0.5 skip", "ratio": 0.5, "mode": "skip", "saving": saving},
+    rows = [{"variant": "p=0.5 skip", "ratio": 0.5, "mode": "skip", "saving": 0.0},
             {"variant": "p=0.5 mask", "ratio": 0.5, "mode": "mask", "saving": saving},
             {"variant": "p=0.4 skip", "ratio": 0.4, "mode": "skip", "saving": saving}]  # fmt: skip
-    (entry,) = compare_to_paper("depth_dropout", rows)
+    against_p0 = {"p=0.5 skip": {"saving": saving}, "p=0.4 skip": {"saving": saving}}
+    result = {"benchmark": "depth_dropout", "rows": rows, "skip_efficiency": against_p0}
+    (entry,) = compare_to_paper(result)
     assert entry["verdict"] == verdict and entry["tolerance_pp"] == 5.0
+    stochastic = {"benchmark": "stochastic_depth", "rows": [
+        {"variant": "linear p_L=0.5 skip", "ratio": 0.5, "mode": "skip", "saving": saving}]}
+    (entry,) = compare_to_paper(stochastic)  # against constant depth: the row's own saving
+    assert entry["measured"] == f"{100 * saving:.2f} %" and entry["paper"] == "~25.00 %"
 
 
 def test_executor_bench_compares_identical_networks():
