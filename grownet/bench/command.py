@@ -27,6 +27,17 @@ def _device(args: argparse.Namespace) -> str:
     return bench_device(args.device)
 
 
+def _pair_timing(args: argparse.Namespace, device: str) -> Any:
+    """The side-by-side timing of two variants, from the flags (3 steps a round, 2 warm-up)."""
+    from grownet.bench.timing import PairTiming
+
+    return PairTiming(
+        batch=args.batch, rounds=args.rounds, iters=args.iters or 3, device=device,
+        warmup=args.warmup if args.warmup is not None else 2,
+        channels_last=args.channels_last, seed=args.seed,
+    )  # fmt: skip
+
+
 def _run_dir(args: argparse.Namespace, default: str) -> Path:
     """The run directory, created and tried with a temporary file: the last check, so a
     refused argument leaves nothing behind."""
@@ -66,11 +77,7 @@ def cmd_executor(args: argparse.Namespace) -> None:
 
     device = _device(args)
     run = _run_dir(args, f"bench-executor-resnet{args.depth}")
-    result = executor_overhead.run(
-        depth=args.depth, batch=args.batch, rounds=args.rounds, iters=args.iters or 3,
-        warmup=args.warmup if args.warmup is not None else 2, device=device,
-        channels_last=args.channels_last, seed=args.seed,
-    )  # fmt: skip
+    result = executor_overhead.run(depth=args.depth, timing=_pair_timing(args, device))
     p = result["provenance"]
     print(
         f"ResNet-{args.depth} forward+backward, batch {args.batch}, {p['device']} "
@@ -93,11 +100,8 @@ def cmd_widening(args: argparse.Namespace) -> None:
         raise BadValueError(f"--depth {args.depth!r}: must be 6n+2 (8, 20, 56, 110, ...)")
     device = _device(args)
     run = _run_dir(args, f"bench-widening-resnet{args.depth}")
-    result = widening.run(
-        depth=args.depth, width=args.width, q=args.q, batch=args.batch, rounds=args.rounds,
-        iters=args.iters or 3, warmup=args.warmup if args.warmup is not None else 2,
-        device=device, channels_last=args.channels_last, seed=args.seed,
-    )  # fmt: skip
+    timing = _pair_timing(args, device)
+    result = widening.run(depth=args.depth, width=args.width, q=args.q, timing=timing)
     p, c = result["provenance"], result["config"]
     print(
         f"ResNet-{args.depth} (projection shortcuts) widened {c['width_from']} -> "

@@ -12,10 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from grownet.bench.timing import cifar_batch, median, training_steps
+from grownet.bench.timing import PairTiming, check_same_outputs, median, training_steps
 from grownet.graph.executor import GraphNet
 from grownet.provenance import environment
 from grownet.zoo import build
+
+TIMING = PairTiming()  # 7 rounds of 3 steps, 2 warm-up, batch 64, CPU
 
 
 class _BasicBlock(nn.Module):
@@ -76,46 +78,30 @@ def copy_weights(source: GraphNet, target: HandResNet) -> None:
         d.load_state_dict(s.state_dict())
 
 
-def run(
-    *,
-    depth: int = 56,
-    batch: int = 64,
-    rounds: int = 7,
-    iters: int = 3,
-    warmup: int = 2,
-    device: str = "cpu",
-    channels_last: bool = False,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Time one training step (forward + backward) of both networks side by side."""
-    torch.manual_seed(seed)
-    dev = torch.device(device)
+def run(*, depth: int = 56, timing: PairTiming = TIMING) -> dict[str, Any]:
+    """Time one training step (forward + backward) of both networks side by side.
+
+    Example:
+        >>> r = run(depth=8, timing=PairTiming(batch=2, rounds=1, iters=1, warmup=0))
+        >>> r["max_output_gap"] < 1e-4, r["config"]["model"]
+        (True, 'resnet8')
+    """
+    dev, memory_format, (x, y) = timing.prepare()
     graph = build("cifar_resnet", depth=depth, shortcut="A")
     net = GraphNet(graph).to(dev)
     hand = HandResNet(depth).to(dev)
     copy_weights(net, hand)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     net, hand = net.to(memory_format=memory_format), hand.to(memory_format=memory_format)
-    x, y = cifar_batch(batch, dev, memory_format)
     net.eval(), hand.eval()
     with torch.no_grad():
-        gap = (net(x) - hand(x)).abs().max().item()
-    if gap > 1e-4:
-        raise RuntimeError(f"graph and hand-written outputs differ by {gap:.3g}; not comparable")
-    samples = training_steps({"graph": (net, net), "hand": (hand, hand)}, x, y, rounds=rounds,
-                             iters=iters, warmup=warmup, device=dev)  # fmt: skip
+        gap = check_same_outputs(net(x), hand(x), "graph and hand-written")
+    samples = training_steps({"graph": (net, net), "hand": (hand, hand)}, x, y,
+                             rounds=timing.rounds, iters=timing.iters, warmup=timing.warmup,
+                             device=dev)  # fmt: skip
     graph_s, hand_s = median(samples["graph"]), median(samples["hand"])
     return {
         "benchmark": "executor_overhead",
-        "config": {
-            "model": f"resnet{depth}",
-            "batch": batch,
-            "rounds": rounds,
-            "iters": iters,
-            "warmup": warmup,
-            "channels_last": channels_last,
-            "seed": seed,
-        },
+        "config": {"model": f"resnet{depth}", **timing.config()},
         "provenance": environment(dev),
         "max_output_gap": gap,
         "graph_ms": graph_s * 1e3,

@@ -8,10 +8,12 @@ run rather than when Python launched them.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
@@ -90,6 +92,57 @@ def interleaved(
         for name in names:
             samples[name].append(time_call(variants[name], iters=iters, device=device))
     return samples
+
+
+@dataclass(frozen=True)
+class PairTiming:
+    """How two variants of one network are timed side by side: ``rounds`` turns of ``iters``
+    training steps each (after ``warmup`` untimed ones) on a synthetic CIFAR batch.
+
+    Example:
+        >>> t = PairTiming(batch=2, rounds=1, iters=1, warmup=0)
+        >>> dev, fmt, (x, y) = t.prepare()
+        >>> tuple(x.shape), t.config()["rounds"]
+        ((2, 3, 32, 32), 1)
+    """
+
+    batch: int = 64
+    rounds: int = 7
+    iters: int = 3
+    warmup: int = 2
+    device: str = "cpu"
+    channels_last: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for key in ("batch", "rounds", "iters"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)!r}")
+        if self.warmup < 0:
+            raise ValueError(f"warmup must be >= 0, got {self.warmup!r}")
+
+    def prepare(
+        self,
+    ) -> tuple[torch.device, torch.memory_format, tuple[torch.Tensor, torch.Tensor]]:
+        """Seed, then the device, the memory format and the batch every variant is timed on."""
+        torch.manual_seed(self.seed)
+        device = torch.device(self.device)
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        return device, memory_format, cifar_batch(self.batch, device, memory_format)
+
+    def config(self) -> dict[str, Any]:
+        """The settings a result records (the device goes into its provenance instead)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "device"}
+
+
+def check_same_outputs(a: torch.Tensor, b: torch.Tensor, what: str, *, tol: float = 1e-4
+                       ) -> float:  # fmt: skip
+    """The largest gap between two variants' outputs; raise if they compute different things,
+    since timing them side by side would then compare unlike work."""
+    gap = (a - b).abs().max().item()
+    if gap > tol:
+        raise RuntimeError(f"{what} outputs differ by {gap:.3g}; not comparable")
+    return gap
 
 
 def cifar_batch(batch: int, device: torch.device, memory_format: torch.memory_format

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from grownet.bench.timing import cifar_batch, median, training_steps
+from grownet.bench.timing import PairTiming, check_same_outputs, median, training_steps
 from grownet.graph.executor import GraphNet
 from grownet.graph.plan import StepPlan
 from grownet.graph.widen import without_width_mixers
@@ -28,25 +28,16 @@ from grownet.search.widen_stage import widen_stage
 from grownet.zoo import build
 
 BUDGET = 0.05  # the mixing overhead the issue allows: 5 % over the final width
+TIMING = PairTiming(rounds=10)
 
 
 def run(
-    *,
-    depth: int = 56,
-    width: int = 16,
-    q: float = 0.5,
-    batch: int = 64,
-    rounds: int = 10,
-    iters: int = 3,
-    warmup: int = 2,
-    device: str = "cpu",
-    channels_last: bool = False,
-    seed: int = 0,
+    *, depth: int = 56, width: int = 16, q: float = 0.5, timing: PairTiming = TIMING
 ) -> dict[str, Any]:
     """Time a training step mid-widening (``q`` of the new units off) and at the final width.
 
     Example:
-        >>> r = run(depth=8, width=4, batch=4, rounds=1, iters=1, warmup=0)
+        >>> r = run(depth=8, width=4, timing=PairTiming(batch=4, rounds=1, iters=1, warmup=0))
         >>> r["max_output_gap"] < 1e-5, r["config"]["widened_groups"] > 0
         (True, True)
     """
@@ -54,30 +45,25 @@ def run(
         raise ValueError(f"width must be an even number >= 2, got {width!r}")
     if not 0.0 <= q <= 1.0:
         raise ValueError(f"q must be in [0, 1], got {q!r}")
-    torch.manual_seed(seed)
-    dev = torch.device(device)
+    dev, memory_format, (x, y) = timing.prepare()
     thin = build("cifar_resnet", depth=depth, shortcut="B", width=width // 2)
     growth = GrowthSpec(kind="width", width_factor=2.0, stage_iters=1000, dropin_length=1000)
     graph, state, plans = widen_stage(thin, GraphNet(thin).state_dict(), growth, stage=1,
-                                      seed=seed)  # fmt: skip
+                                      seed=timing.seed)  # fmt: skip
     mixing = GraphNet(graph)
     mixing.load_state_dict(state)
     final = mixing.rebuilt(without_width_mixers(graph))  # the same modules, no mixers
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     mixing = mixing.to(dev, memory_format=memory_format)
     final = final.to(dev, memory_format=memory_format)
-    x, y = cifar_batch(batch, dev, memory_format)
     mixers = graph.nodes_of("width_dropin")
     mid = StepPlan(iteration=0, dropin_q=dict.fromkeys(mixers, q))
     mixed_in = StepPlan(iteration=0, dropin_q=dict.fromkeys(mixers, 0.0))
     mixing.eval(), final.eval()
     with torch.no_grad():
-        gap = (mixing(x, mixed_in) - final(x)).abs().max().item()
-    if gap > 1e-4:
-        raise RuntimeError(f"mixed-in and final outputs differ by {gap:.3g}; not comparable")
+        gap = check_same_outputs(mixing(x, mixed_in), final(x), "mixed-in and final")
     variants = {"mixing": (mixing, lambda x: mixing(x, mid)), "final": (final, final)}
-    samples = training_steps(variants, x, y, rounds=rounds, iters=iters, warmup=warmup,
-                             device=dev)  # fmt: skip
+    samples = training_steps(variants, x, y, rounds=timing.rounds, iters=timing.iters,
+                             warmup=timing.warmup, device=dev)  # fmt: skip
     mixing_s, final_s = median(samples["mixing"]), median(samples["final"])
     # Paired by round, as the other benchmarks' savings: a slow spell of a shared machine
     # slows both sides of each ratio alike.
@@ -93,12 +79,7 @@ def run(
             "widened_groups": len(plans),
             "width_dropin_nodes": len(mixers),
             "q": q,
-            "batch": batch,
-            "rounds": rounds,
-            "iters": iters,
-            "warmup": warmup,
-            "channels_last": channels_last,
-            "seed": seed,
+            **timing.config(),
         },
         "provenance": environment(dev),
         "max_output_gap": gap,

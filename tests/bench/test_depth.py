@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from grownet.bench import depth, executor_overhead, theory
-from grownet.bench.timing import StepClock
+from grownet.bench.timing import PairTiming, StepClock
 from grownet.cli import main
 from grownet.graph.executor import GraphNet
 from grownet.graph.plan import StepPlan
@@ -201,7 +201,8 @@ def test_timing_verdicts_allow_five_points(saving, verdict):
 
 
 def test_executor_bench_compares_identical_networks():
-    result = executor_overhead.run(depth=20, batch=2, rounds=1, iters=1, warmup=0)
+    timing = PairTiming(batch=2, rounds=1, iters=1, warmup=0)
+    result = executor_overhead.run(depth=20, timing=timing)
     assert result["max_output_gap"] < 1e-4 and result["ratio"] > 0
 
 
