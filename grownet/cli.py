@@ -303,6 +303,19 @@ def _add_worker_flags(p: argparse.ArgumentParser, where: str) -> None:
     p.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # a process --workers started
 
 
+def _add_place_flags(
+    p: argparse.ArgumentParser, *, runs_dir: str | None, data_dir: str, device: str
+) -> None:
+    """Where runs go and read from, and what they train on; the defaults named in the help.
+    ``runs_dir``: the default directory, or None where the spec's own applies."""
+    shown = runs_dir or "the spec's, else runs"
+    p.add_argument(
+        "--runs-dir", default=runs_dir, help=f"where run directories go (default: {shown})"
+    )
+    p.add_argument("--data-dir", help=f"dataset root (default: {data_dir})")
+    p.add_argument("--device", help=f"auto, cpu, cuda or cuda:N (default: {device})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="grownet",
@@ -389,9 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="quick: every iteration count / 100, in runs/<recipe>-quick/, every "
                    "number labelled 'quick: not the paper's budget' (default: full)")  # fmt: skip
     p.add_argument("--max-iter", type=int, help="override every case's iteration budget")
-    p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--data-dir", help="dataset root (default: $GROWNET_DATA)")
-    p.add_argument("--device", help="auto, cpu or cuda[:N]")
+    _add_place_flags(p, runs_dir="runs", data_dir="$GROWNET_DATA", device="cuda if available")
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch")
     p.add_argument("--seed", type=int, help="override the recipe's seed")
     _add_worker_flags(p, "runs/<recipe>")
@@ -416,13 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
         "a spec TOML file; an existing file always wins",
     )
     p.add_argument("--name", help="run directory name (default: the spec's name)")
-    p.add_argument("--runs-dir", help="where run directories go (default: the spec's, runs)")
-    p.add_argument(
-        "--data-dir", help="dataset root for every run (default: the spec's, else $GROWNET_DATA)"
-    )
-    p.add_argument(
-        "--device", help="cpu, cuda, cuda:N (default: the spec's, else cuda if available)"
-    )
+    _add_place_flags(p, runs_dir=None, data_dir="the spec's, else $GROWNET_DATA",
+                     device="the spec's, else cuda if available")  # fmt: skip
     p.add_argument("--seed", type=int, help="the [train] seed of every run (default: the spec's)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument(
@@ -443,9 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("spec", help="a study spec: a shipped name (digits_nas) or a TOML file")
     p.add_argument("--name", help="study and run directory name (default: the spec's)")
-    p.add_argument("--runs-dir", help="where run directories go (default: runs)")
-    p.add_argument("--data-dir", help="dataset root for every trial (default: $GROWNET_DATA)")
-    p.add_argument("--device", help="cpu, cuda, cuda:N (default: the spec's, else auto)")
+    _add_place_flags(p, runs_dir=None, data_dir="$GROWNET_DATA",
+                     device="the spec's, else cuda if available")  # fmt: skip
     p.add_argument("--trials", type=int, help="finished trials wanted, over all workers")
     p.add_argument("--timeout", type=float, help="seconds each worker may start trials for")
     _add_worker_flags(p, "runs/<name>")
