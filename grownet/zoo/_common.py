@@ -103,3 +103,11 @@ class Chain:
         self.graph.add(node, LayerSpec("output"), [self.last])
         self.graph.validate()  # a too-small in_shape fails here, naming the node
         return self.graph
+
+
+def start(fn: str, in_shape: Any, num_classes: Any, init: Any) -> tuple[Chain, dict[str, Any]]:
+    """Check the options every image network of the zoo takes; its chain, at the input node,
+    and the init parameters of its weighted layers."""
+    shape = check_shape(fn, in_shape)
+    check_int(fn, "num_classes", num_classes)
+    return Chain(shape), weights(check_init(fn, init))

@@ -22,13 +22,10 @@ from collections.abc import Sequence
 
 from grownet.graph import NetGraph
 from grownet.zoo._common import (
-    Chain,
     check_bool,
     check_choice,
-    check_init,
     check_int,
-    check_shape,
-    weights,
+    start,
 )
 
 LRN = {"size": 3, "alpha": 5e-5, "beta": 0.75, "k": 1.0, "region": "within"}
@@ -66,11 +63,8 @@ def cifar10_3layer(
         (56810, (64, 4, 4))
     """
     fn = "cifar10_3layer"
-    shape = check_shape(fn, in_shape)
-    check_int(fn, "num_classes", num_classes)
+    b, w = start(fn, in_shape, num_classes, init)
     pool = _pool(check_choice(fn, "pool_kernel", pool_kernel, (2, 3)))
-    w = weights(check_init(fn, init))
-    b = Chain(shape)
     for k in (1, 2):
         b(f"conv{k}", "conv", **_C5, **w)
         b(f"relu{k}", "relu")
@@ -125,11 +119,8 @@ def cifar10_11layer(
     if isinstance(mxscale, bool) or not isinstance(mxscale, int | float) or not mxscale >= 1:
         raise ValueError(f"{fn}: mxscale must be a number >= 1 (1: no scaling), got {mxscale!r}")
     check_bool(fn, "block_pools", block_pools)
-    shape = check_shape(fn, in_shape)
-    check_int(fn, "num_classes", num_classes)
+    b, w = start(fn, in_shape, num_classes, init)
     pool = _pool(check_choice(fn, "pool_kernel", pool_kernel, (2, 3)))
-    w = weights(check_init(fn, init))
-    b = Chain(shape)
     for k in range(1, 6):
         for j in (1, 2):
             b(f"conv{k}_{j}", "conv", **_C5, **w)

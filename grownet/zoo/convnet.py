@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from grownet.graph import NetGraph
-from grownet.zoo._common import Chain, check_bool, check_init, check_int, check_shape, weights
+from grownet.zoo._common import check_bool, check_int, start
 
 
 def convnet(
@@ -41,10 +41,7 @@ def convnet(
         check_int(fn, "each width", width)
     check_int(fn, "convs", convs)
     check_bool(fn, "batchnorm", batchnorm)
-    shape = check_shape(fn, in_shape)
-    check_int(fn, "num_classes", num_classes)
-    w = weights(check_init(fn, init))
-    b = Chain(shape)
+    b, w = start(fn, in_shape, num_classes, init)
     for s, width in enumerate(widths, 1):
         for j in range(1, convs + 1):
             b(f"conv{s}_{j}", "conv", out_channels=width, kernel_size=3, padding=1,

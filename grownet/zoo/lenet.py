@@ -11,13 +11,10 @@ from collections.abc import Iterator, Sequence
 
 from grownet.graph import NetGraph
 from grownet.zoo._common import (
-    Chain,
     check_bool,
     check_choice,
-    check_init,
     check_int,
-    check_shape,
-    weights,
+    start,
 )
 
 _POOL = {"kernel_size": 2, "stride": 2, "ceil_mode": True}  # Caffe rounds pooled sizes up
@@ -43,10 +40,7 @@ def lenet(
         (431080, (50, 4, 4))
     """
     fn = "lenet"
-    shape = check_shape(fn, in_shape)
-    check_int(fn, "num_classes", num_classes)
-    w = weights(check_init(fn, init))
-    b = Chain(shape)
+    b, w = start(fn, in_shape, num_classes, init)
     b("conv1", "conv", out_channels=20, kernel_size=5, **w)
     b("pool1", "maxpool", **_POOL)
     b("conv2", "conv", out_channels=50, kernel_size=5, **w)
@@ -115,10 +109,7 @@ def lenet2n(
     lengths = _unit_lengths(fn, dropin_length, units=2 * (n - 1))
     check_choice(fn, "dropin_layout", dropin_layout, ("sample", "blob"))
     check_bool(fn, "conv_relu", conv_relu)
-    shape = check_shape(fn, in_shape)
-    check_int(fn, "num_classes", num_classes)
-    w = weights(check_init(fn, init))
-    b = Chain(shape)
+    b, w = start(fn, in_shape, num_classes, init)
     for stage, width in ((1, 20), (2, 50)):
         for j in range(1, n + 1):
             trunk = b.last
