@@ -39,7 +39,7 @@ import plotly.graph_objects as go
 from grownet.report import trials
 
 _SQLITE = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
-MIN_TRIALS = 2  # importances and parallel coordinates need at least two finished trials
+MIN_TRIALS = 2  # fewer trials: a table, no figures (importances need two finished ones)
 Content = list[str | tuple[str, go.Figure]]
 
 
@@ -206,6 +206,10 @@ def _content(storage: Any, label: str) -> Content:
             )
         marked = trials.marked_trials(study)
         out.append(trials.marked_table(points, marked, single=count == 1))
+        if len(everything) < MIN_TRIALS:
+            # One trial (a recipe's case, a study just begun): a figure of one point says no
+            # more than its table row, and its curves are drawn with the runs.
+            continue
         figs = trials.accuracy_figures(points, marked, where=where, single=count == 1)
         out += [(f"{name}-{kind}", fig) for kind, fig in figs.items()]
         for kind, plot in plots.items():
