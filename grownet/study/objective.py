@@ -25,6 +25,7 @@ from grownet.files import exclusive_lock
 from grownet.graph import NetGraph
 from grownet.search.grow import weighted_depth
 from grownet.study.spec import StudySpec
+from grownet.study.storage import trial_lock
 from grownet.train.callbacks import Callback, Stop
 from grownet.train.rundir import RunDir
 from grownet.train.trainer import INTERRUPTED, Trainer
@@ -178,7 +179,7 @@ def make_objective(
         check_needed(study, trial, spec.n_trials)
         values = {p.name: p.suggest(trial) for p in spec.space}
         run = trial_dir(study, trial, spec.run_name(values, trial.number))
-        lock = f"trials/.trial-{trial.number}.lock"
+        lock = trial_lock(study.study_name, trial.number)
         held.enter_context(exclusive_lock(study_dir / lock, wait=True))
         trial.set_user_attr("lock", lock)
         trial.set_user_attr("run_dir", run)

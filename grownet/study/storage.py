@@ -8,7 +8,7 @@
 
 A worker killed with SIGKILL leaves its trial RUNNING. Relational storages find it by
 heartbeat (Optuna's ``heartbeat_interval`` and ``grace_period``); a journal file has no
-heartbeat, so each trial holds an OS lock on ``trials/.trial-<number>.lock`` while it runs, and
+heartbeat, so each trial holds an OS lock (:func:`trial_lock`) while it runs, and
 a RUNNING trial whose lock is free has lost its worker. Either way the trial is failed and
 :class:`optuna.storages.RetryFailedTrialCallback` enqueues it again; the retry continues the
 failed trial's run directory (from its checkpoint, bit-exact).
@@ -21,6 +21,7 @@ failed trial's run directory (from its checkpoint, bit-exact).
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import time
 import warnings
@@ -31,6 +32,18 @@ from grownet.errors import BadValueError
 from grownet.files import lock_is_free
 
 MAX_RETRY = 2
+
+
+def trial_lock(study_name: str, number: int) -> str:
+    """The lock file of one trial, relative to the study directory. Several studies may share
+    a directory and a storage (a recipe runs one per case selection, all numbering their trials
+    from 0), so the name carries the study's as well as the trial's.
+
+    >>> trial_lock("s", 0) == trial_lock("s", 0) != trial_lock("s [a]", 0)
+    True
+    """
+    digest = hashlib.sha256(study_name.encode()).hexdigest()[:12]
+    return f"trials/.trial-{digest}-{number}.lock"
 
 
 def describe_storage(storage: str | None, study_dir: Path, *, workers: int) -> str:

@@ -3,12 +3,15 @@ duplicates, ``--case``, ``--scale quick`` and its labels, ``--list``."""
 
 import html
 import json
+import threading
 from pathlib import Path
 
 import optuna
 import pytest
 
 from grownet.cli import main
+from grownet.files import exclusive_lock
+from grownet.study.storage import trial_lock
 
 TINY = """
 paper = "tiny: a ConvNet on digits"
@@ -84,6 +87,20 @@ def test_a_rerun_continues_the_grid_and_trains_nothing_twice(recipe, tmp_path, c
     argv = ["reproduce", str(recipe), "--runs-dir", str(tmp_path / "runs"), "--max-iter", "30"]
     assert main(argv) == 2  # refused before any trial: the case directories hold other budgets
     assert "holds a run with other settings (max_iter)" in capsys.readouterr().err
+
+
+def test_two_case_selections_train_side_by_side(recipe, tmp_path):
+    # Every selection's study numbers its trials from 0 in the one directory: while another
+    # selection's trial 0 runs (its lock held), this one must not wait for it.
+    folder = tmp_path / "runs" / "tiny"
+    with exclusive_lock(folder / trial_lock("tiny [small]", 0)):
+        worker = threading.Thread(target=reproduce, args=(recipe, tmp_path, "--case", "wide"))
+        worker.start()
+        worker.join(timeout=300)
+        waited = worker.is_alive()
+    worker.join()
+    assert not waited, "--case wide waited for another selection's trial lock"
+    assert trials(folder) == [("wide", "COMPLETE")]
 
 
 def test_quick_runs_apart_and_labels_every_number(recipe, tmp_path, capsys):
