@@ -150,13 +150,20 @@ def study_figures(path: Path, *, label: str) -> dict[str, go.Figure]:
     }
 
 
-_STATES = {"complete": "complete", "pruned": "pruned", "fail": "failed", "running": "running",
-           "waiting": "waiting"}  # fmt: skip
+_STATES = {"complete": "complete", "pruned": "pruned", "interrupted": "interrupted (continued)",
+           "fail": "failed", "running": "running", "waiting": "waiting"}  # fmt: skip
+
+
+def _state(trial: Any) -> str:
+    # Ctrl-C fails a trial in Optuna's terms, but its run goes on in the trial queued after it.
+    if trial.state.name == "FAIL" and trial.user_attrs.get("interrupted"):
+        return "interrupted"
+    return trial.state.name.lower()
 
 
 def _counts(study: Any) -> str:
     """``"6 complete, 2 pruned, 1 failed"``: every state the study has trials in."""
-    states = Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False))
+    states = Counter(_state(t) for t in study.get_trials(deepcopy=False))
     return ", ".join(f"{states[s]} {word}" for s, word in _STATES.items() if states[s])
 
 

@@ -63,6 +63,7 @@ def study_dir(tmp_path_factory) -> Path:
     add(arch, 4, 7, 20000, None, state=TrialState.PRUNED,
         intermediate={100: 0.5, 200: 0.6}, status="pruned")  # fmt: skip
     arch.add_trial(create_trial(state=TrialState.FAIL))
+    arch.add_trial(create_trial(state=TrialState.FAIL, user_attrs={"interrupted": True}))
     arch.add_trial(create_trial(state=TrialState.RUNNING))
 
     solo = new_study(db, "solo", ["maximize"], ["accuracy"])
@@ -153,7 +154,7 @@ def test_optuna_figures_and_the_one_trial_rule(studies):
     curves = figs["study-0-solo-intermediate"]
     assert {t.name for t in curves.data} == {"Trial0", "Trial1", "Trial2", "Trial3"}
     heading = next(c for c in section.content if isinstance(c, str) and "study arch" in c)
-    assert "4 complete, 1 pruned, 1 failed, 1 running" in heading
+    assert "4 complete, 1 pruned, 1 interrupted (continued), 1 failed, 1 running" in heading
 
 
 def test_a_study_report_leaves_the_storage_as_it_was(study_dir, tmp_path):
