@@ -10,20 +10,21 @@ from pathlib import Path
 
 from grownet.reproduce.data import data_location, missing_data
 from grownet.reproduce.recipe import Recipe, load_recipe
+from grownet.reproduce.results import progress
 from grownet.reproduce.scale import SCALES, run_folder
 from grownet.train.rundir import RunDir
 
 
 def _results(recipe: Recipe, case: str, runs_dir: Path) -> str:
-    """``full: converged, 10,000 it`` / ``quick: ...`` for each scale with a finished run."""
+    """``full: converged, 10,000 it`` / ``quick: ...`` for each scale with a run."""
     found = []
     for scale in SCALES:
         run = RunDir(runs_dir / run_folder(recipe.name, scale) / case)
         if run.file("result.json").exists():
             result = run.read_json("result.json")
             found.append(f"{scale}: {result.get('status')}, {result.get('iterations', 0):,} it")
-        elif run.holds_run():
-            found.append(f"{scale}: in progress")
+        elif run.holds_run():  # still training, or stopped: how far it got
+            found.append(f"{scale}: not finished, iteration {progress(run)['iterations']:,}")
     return "; ".join(found) or "no results"
 
 

@@ -159,7 +159,7 @@ def _row(
     )
 
 
-def _progress(run: RunDir) -> dict[str, Any]:
+def progress(run: RunDir) -> dict[str, Any]:
     """A run without ``result.json``: the iteration and training time its metrics reached."""
     records = run.read_metrics()
     return {
@@ -188,7 +188,7 @@ def collect_results(
             config = TrainConfig.from_dict(run.read_json("config.json"))
         missing, unfinished, measured = None, None, None
         if result is None and run.holds_run():
-            result = _progress(run)  # a run still going, or killed: how far it got
+            result = progress(run)  # a run still going, or killed: how far it got
         if result is None or result.get("status") in (INTERRUPTED, UNFINISHED):
             if result is not None:
                 got = result["iterations"]

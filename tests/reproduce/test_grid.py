@@ -131,6 +131,9 @@ def test_list_names_every_recipe_its_data_and_results(tmp_path, capsys, monkeypa
     done.mkdir(parents=True)
     (done / "result.json").write_text(json.dumps({"status": "did not converge",
                                                   "iterations": 10000}))  # fmt: skip
+    going = tmp_path / "runs" / "dropin_mnist_lenet" / "lenet10-dropin-1000"
+    going.mkdir()
+    (going / "metrics.jsonl").write_text('{"iteration": 4700}\n{"iteration": 4711}\n')
     monkeypatch.delenv("GROWNET_DATA", raising=False)
     assert main(["reproduce", "--list", "--runs-dir", str(tmp_path / "runs"),
                  "--data-dir", str(tmp_path / "data")]) == 0  # fmt: skip
@@ -138,6 +141,7 @@ def test_list_names_every_recipe_its_data_and_results(tmp_path, capsys, monkeypa
     assert "data mnist: present" in out and "data cifar10: MISSING data_batch_1" in out
     assert "data imagenet: MISSING train/, val/" in out
     assert "full: did not converge, 10,000 it" in out
+    assert "lenet10-dropin-1000  full: not finished, iteration 4,711" in out
     from grownet.shipped import shipped_names
 
     assert all(f"\n{name}  (" in "\n" + out for name in shipped_names("recipe"))
