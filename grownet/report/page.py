@@ -86,10 +86,13 @@ def _not_drawn(section: Section, text: str) -> None:
 
 
 def _paper_section(i: int, source: Path, summary: dict[str, Any], runs: Sequence[Run]) -> Section:
-    title = f"Paper vs measured: {summary.get('recipe') or source.name}"
-    section = Section(f"paper-{i}", title)
+    recipe = summary.get("recipe")
+    name = Path(recipe).stem if recipe else source.name
+    section = Section(f"paper-{i}", f"Paper vs measured: {name}")
     if summary.get("paper"):
         section.content.append(f"<p>{html.escape(summary['paper'])}</p>")
+    if recipe:
+        section.content.append(f"<p>Recipe: <code>{html.escape(str(recipe))}</code></p>")
     section.content.append(tables.paper_table(summary))
     section.add({f"paper-{i}-{key}": fig for key, fig in cases_over_depth(summary, runs).items()})
     if summary.get("notes"):

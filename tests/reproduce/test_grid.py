@@ -83,7 +83,8 @@ def test_a_rerun_continues_the_grid_and_trains_nothing_twice(recipe, tmp_path, c
     assert rows["cifar"]["verdict"] == "not run: cifar10 missing"
     assert rows["small"]["verdict"] in ("reproduced", "not reproduced")
     assert rows["small"]["paper"] == "~60.00 %" and rows["small"]["difference"].endswith(" pp")
-    assert "Paper vs measured" in (folder / "report.html").read_text()
+    page = (folder / "report.html").read_text()
+    assert "Paper vs measured: tiny<" in page and f"<code>{recipe}</code>" in page
     argv = ["reproduce", str(recipe), "--runs-dir", str(tmp_path / "runs"), "--max-iter", "30"]
     assert main(argv) == 2  # refused before any trial: the case directories hold other budgets
     assert "holds a run with other settings (max_iter)" in capsys.readouterr().err
