@@ -243,8 +243,8 @@ def write_report(
     target = Path(out) if out is not None else default_output(paths)
     if target.is_dir():
         target = target / "report.html"
+    evidence = load_evidence(paths)  # first: a mistyped run directory must not be created
     check_output(target, paths)
-    evidence = load_evidence(paths)
     page = render(build_sections(evidence), evidence)
     _write_plotlyjs(target.parent)
     atomic_write_text(target, page)

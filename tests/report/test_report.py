@@ -254,6 +254,7 @@ def test_command_line_report_and_its_one_line_errors(demo, tmp_path, capsys, mon
         assert main(["report", str(path)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"{path} is not a run directory" in err
+    assert "no such directory" in err and not (tmp_path / "missing").exists()  # not made either
 
 
 def test_a_failed_report_never_fails_the_caller(tmp_path):
