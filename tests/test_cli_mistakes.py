@@ -76,10 +76,11 @@ def world(tmp_path_factory) -> Path:
 
 
 def snapshot(root: Path) -> dict[str, str]:
+    """Every file's hash and every folder: a mistake may not even leave an empty folder."""
     return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file()
+        else "folder"
         for p in sorted(root.rglob("*"))
-        if p.is_file()
     }
 
 
@@ -164,6 +165,8 @@ OTHERS = [
     (["reproduce", "dropin_mnist_lenet", "--case", "nope"], "has no case 'nope'"),
     (["reproduce", "dropin_mnist_lenet", "--max-iter", "0"], "max_iter must be >= 1"),
     (["reproduce", "dropin_mnist_lenet", "--device", "cuda:abc"], "device must be"),
+    (["reproduce", "dropin_mnist_lenet", "--device", "cuda:7", "--runs-dir", "W/r"],
+     "--device cuda:7"),
     (["search", "nope"], "nope"),
     (["search", "W/specs/lr.toml"], "base_lr must be a number > 0"),
     (["search", "W/specs/key.toml"], "unknown key 'wobble'"),
@@ -174,6 +177,7 @@ OTHERS = [
     (["search", "W/specs/policy.toml"], "multistep policy needs stepvalues"),
     (["search", "digits", "--name", "../x"], "leaves the runs directory"),
     (["search", "digits", "--device", "cuda:abc"], "device must be"),
+    (["search", "digits", "--device", "cuda:7"], "--device cuda:7"),
     (["search", "digits", "--name", "done"], "holds a training run, not a search"),
     (["study", "nope"], "nope"),
     (["study", "digits"], "has no [study] table"),
@@ -182,6 +186,7 @@ OTHERS = [
     (["study", "digits_nas", "--trials", "0"], "--trials must be an integer >= 1, got 0"),
     (["study", "digits_nas", "--name", "../x"], "leaves the runs directory"),
     (["study", "digits_nas", "--device", "cuda:abc"], "device must be"),
+    (["study", "digits_nas", "--device", "cuda:7"], "--device cuda:7"),
     (["study", "digits_nas", "--storage", "sqlite:///x.db", "--workers", "2"],
      "SQLite is not for parallel writers"),
     (["study", "digits_nas", "--compare", "W/empty"], "no search_summary.json"),
@@ -201,6 +206,7 @@ OTHERS = [
     (["bench", "depth-dropout", "--rounds", "0"], "--rounds 0"),
     (["bench", "stochastic-depth", "--device", "cuda:abc"], "--device 'cuda:abc'"),
     (["bench", "executor", "--out", "W/file.txt"], "is a file, not a directory"),
+    (["bench", "depth-dropout", "--depth", "7", "--out", "W/b"], "--depth 7: must be 6n+2"),
 ]
 
 

@@ -19,7 +19,10 @@ MODES_HELP = "skip (the branch is not computed: the papers' method) and/or mask 
 
 
 def _device(args: argparse.Namespace) -> str:
-    """The device to time on, after checking the counts every benchmark takes."""
+    """The device to time on, after checking the depth and counts every benchmark takes (all
+    time CIFAR ResNets), so a mistake is refused before the run directory is made."""
+    if args.depth < 8 or (args.depth - 2) % 6:
+        raise BadValueError(f"--depth {args.depth!r}: must be 6n+2 (8, 20, 56, 110, ...)")
     check_count("--batch", args.batch, low=1)
     check_count("--iters", args.iters, low=1)
     check_count("--rounds", args.rounds, low=1)
@@ -96,8 +99,6 @@ def cmd_widening(args: argparse.Namespace) -> None:
         raise BadValueError(f"--q {args.q!r}: must be in [0, 1] (the share of new units off)")
     if args.width < 2 or args.width % 2:
         raise BadValueError(f"--width {args.width!r}: must be an even number >= 2")
-    if args.depth < 8 or (args.depth - 2) % 6:
-        raise BadValueError(f"--depth {args.depth!r}: must be 6n+2 (8, 20, 56, 110, ...)")
     device = _device(args)
     run = _run_dir(args, f"bench-widening-resnet{args.depth}")
     timing = _pair_timing(args, device)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from grownet.devices import available_device
 from grownet.reproduce.data import missing_data
 from grownet.reproduce.grid import RecipeRunner, check_case_dirs, recipe_spec
 from grownet.reproduce.recipe import Case, PaperValue, Recipe, load_recipe
@@ -55,6 +56,9 @@ def plan_recipe(
         except (ValueError, TypeError) as err:
             raise ConfigError(f"{recipe.path} case {case.name!r}: {err}") from None
         plan.append((case.name, config, missing_data(config.dataset, config.data_dir)))
+    for device in {config.device for _, config, _ in plan}:  # here, not in the first trial
+        flag = "device" in (overrides or {})
+        available_device(device, label="--device" if flag else f"{recipe.path} device")
     return plan
 
 

@@ -54,6 +54,9 @@ def refused(argv, capsys, tmp_path, monkeypatch) -> str:
         ([*WIDENING, "--q", "1.5"], "--q 1.5: must be in [0, 1]"),
         ([*WIDENING, "--width", "7"], "--width 7: must be an even number >= 2"),
         ([*WIDENING[:3], "9"], "--depth 9: must be 6n+2"),
+        ([*DEPTH[:3], "7"], "--depth 7: must be 6n+2"),
+        ([*STOCHASTIC[:3], "21"], "--depth 21: must be 6n+2"),
+        ([*EXECUTOR[:3], "2"], "--depth 2: must be 6n+2"),
         ([*WIDENING, "--rounds", "0"], "--rounds 0: must be an integer >= 1"),
     ],
 )
