@@ -394,6 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "reproduce",
         help="run a paper recipe (recipes/*.toml) and print the paper-vs-measured table",
+        description="Run a paper's experiment (recipes/*.toml) as an Optuna grid study over "
+        "its cases, each case training in runs/<recipe>/<case>/, then print and write the "
+        "paper-vs-measured table (summary.json, summary.txt) and report.html. Ctrl-C and rerun "
+        "the same command to continue: finished cases are not trained again, a stopped one "
+        "resumes from its checkpoint. Cases whose data is missing are listed as not run.",
     )
     p.add_argument(
         "recipe",
