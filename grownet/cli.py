@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from grownet.devices import available_device
 from grownet.errors import BadValueError, UserError
 from grownet.graph import NetGraph
 
@@ -253,8 +252,6 @@ def cmd_search(args: argparse.Namespace) -> None:
         device=args.device,
         seed=args.seed,
     )
-    device = spec.train_config(name=spec.name).device
-    available_device(device, label="--device" if args.device else f"{spec.source} [train] device")
     print(f"growth search {spec.name} on {spec.dataset} from {spec.model} ({spec.source})")
     try:
         search = Search(spec, quiet=args.quiet, echo=_echo())
@@ -275,8 +272,6 @@ def cmd_study(args: argparse.Namespace) -> None:
         resolve(args.spec, "spec"), name=args.name, runs_dir=args.runs_dir,
         data_dir=args.data_dir, device=args.device, trials=args.trials, timeout_s=args.timeout,
     )  # fmt: skip
-    if device := args.device or spec.tables.get("train", {}).get("device"):
-        available_device(device, label="--device" if args.device else f"{spec.source} device")
     runner = StudyRunner(spec, storage=args.storage, workers=args.workers, quiet=args.quiet,
                          echo=_echo(args.worker))  # fmt: skip
     if args.worker is not None:

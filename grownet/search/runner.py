@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from grownet import data as gdata
+from grownet.devices import available_device
 from grownet.errors import RunDirError
 from grownet.files import atomic_save, atomic_write_text
 from grownet.graph import NetGraph
@@ -79,6 +80,8 @@ class Search:
     def _check(self, *, existing: bool = True) -> dict[str, Any]:
         """Every check of the spec against its base network and (``existing``) against what
         the directory holds, before anything is written; returns the spec as it is saved."""
+        where = "--device" if self.spec.device else f"{self.spec.source} [train] device"
+        available_device(self.spec.train_config(name=self.spec.name).device, label=where)
         mine = json.loads(json.dumps(self.spec.to_dict()))
         for key in _WHERE_IT_RUNS:
             del mine[key]

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from grownet.devices import available_device
 from grownet.files import atomic_write_text, check_output_dir
 from grownet.study.compare import compare as place_searches
 from grownet.study.compare import format_comparison, read_search
@@ -107,6 +108,9 @@ class StudyRunner:
     def prepare(self) -> None:
         """Refuse a directory that holds another study, then save the spec and create the
         study in its storage (idempotent: a rerun continues)."""
+        if device := self.spec.device or self.spec.tables.get("train", {}).get("device"):
+            where = "--device" if self.spec.device else f"{self.spec.source} [train] device"
+            available_device(device, label=where)
         saved = self.dir / "study.json"
         mine = json.loads(json.dumps(self.spec.to_dict()))
         if saved.exists():
