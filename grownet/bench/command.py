@@ -9,11 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from grownet.bench.args import bench_device, check_count
 from grownet.errors import BadValueError
 from grownet.files import atomic_write_text, check_output_dir
+
+if TYPE_CHECKING:
+    from grownet.bench.timing import PairTiming
 
 MODES_HELP = "skip (the branch is not computed: the papers' method) and/or mask (computed, times 0)"
 
@@ -30,7 +33,7 @@ def _device(args: argparse.Namespace) -> str:
     return bench_device(args.device)
 
 
-def _pair_timing(args: argparse.Namespace, device: str) -> Any:
+def _pair_timing(args: argparse.Namespace, device: str) -> PairTiming:
     """The side-by-side timing of two variants, from the flags (3 steps a round, 2 warm-up)."""
     from grownet.bench.timing import PairTiming
 

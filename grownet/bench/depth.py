@@ -30,7 +30,7 @@ from grownet.bench.theory import (
     theoretical_saving,
     unit_costs,
 )
-from grownet.bench.timing import StepClock, median
+from grownet.bench.timing import StepClock, check_timing_counts, median
 from grownet.errors import BadValueError
 from grownet.graph import NetGraph
 from grownet.graph.executor import GraphNet, exclusive_branches
@@ -60,11 +60,7 @@ class Timing:
     def __post_init__(self) -> None:
         if self.rounds is None:
             object.__setattr__(self, "rounds", self.iters)
-        for key in ("batch", "iters", "rounds"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)!r}")
-        if self.warmup < 0:
-            raise ValueError(f"warmup must be >= 0, got {self.warmup!r}")
+        check_timing_counts(self)
         if self.iters < self.rounds:
             raise ValueError(f"iters ({self.iters}) must be at least rounds ({self.rounds})")
 

@@ -94,6 +94,15 @@ def interleaved(
     return samples
 
 
+def check_timing_counts(timing: Any) -> None:
+    """A timing's ``batch``, ``iters`` and ``rounds`` are >= 1 and its ``warmup`` >= 0."""
+    for key in ("batch", "iters", "rounds"):
+        if getattr(timing, key) < 1:
+            raise ValueError(f"{key} must be >= 1, got {getattr(timing, key)!r}")
+    if timing.warmup < 0:
+        raise ValueError(f"warmup must be >= 0, got {timing.warmup!r}")
+
+
 @dataclass(frozen=True)
 class PairTiming:
     """How two variants of one network are timed side by side: ``rounds`` turns of ``iters``
@@ -115,11 +124,7 @@ class PairTiming:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for key in ("batch", "rounds", "iters"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)!r}")
-        if self.warmup < 0:
-            raise ValueError(f"warmup must be >= 0, got {self.warmup!r}")
+        check_timing_counts(self)
 
     def prepare(
         self,
