@@ -193,6 +193,12 @@ def _content(storage: Any, label: str) -> Content:
             out.append("<p>No finished trial yet.</p>")
             continue
         count = len(study.directions)
+        marked = trials.marked_trials(study)
+        out.append(trials.marked_table(points, marked, single=count == 1))
+        if len(everything) < MIN_TRIALS:
+            # One trial (a recipe's case, a study just begun): a figure of one point says no
+            # more than its table row, and its curves are drawn with the runs.
+            continue
         objectives = study.metric_names or (
             ["objective"] if count == 1 else [f"objective {i}" for i in range(count)]
         )
@@ -211,12 +217,6 @@ def _content(storage: Any, label: str) -> Content:
                 optuna.visualization.plot_intermediate_values(study),
                 f"{where}: intermediate values (test accuracy at each test)",
             )
-        marked = trials.marked_trials(study)
-        out.append(trials.marked_table(points, marked, single=count == 1))
-        if len(everything) < MIN_TRIALS:
-            # One trial (a recipe's case, a study just begun): a figure of one point says no
-            # more than its table row, and its curves are drawn with the runs.
-            continue
         figs = trials.accuracy_figures(points, marked, where=where, single=count == 1)
         out += [(f"{name}-{kind}", fig) for kind, fig in figs.items()]
         for kind, plot in plots.items():
