@@ -56,9 +56,9 @@ def plan_recipe(
         except (ValueError, TypeError) as err:
             raise ConfigError(f"{recipe.path} case {case.name!r}: {err}") from None
         plan.append((case.name, config, missing_data(config.dataset, config.data_dir)))
+    where = "--device" if "device" in (overrides or {}) else f"{recipe.path} device"
     for device in {config.device for _, config, _ in plan}:  # here, not in the first trial
-        flag = "device" in (overrides or {})
-        available_device(device, label="--device" if flag else f"{recipe.path} device")
+        available_device(device, label=where)
     return plan
 
 
