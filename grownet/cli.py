@@ -239,9 +239,10 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> None:
-    from grownet.search.runner import Search, format_summary
+    from grownet.search.runner import Search
     from grownet.search.runs import SearchInterrupted
     from grownet.search.spec import load_spec
+    from grownet.search.summary import format_summary
     from grownet.shipped import resolve_spec
 
     spec = load_spec(
@@ -487,10 +488,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     from grownet.bench.command import register as register_bench
+    from grownet.graph.export_command import register as register_export
     from grownet.graph.import_command import register as register_import
 
     register_bench(sub)
     register_import(sub)
+    register_export(sub)
     return parser
 
 

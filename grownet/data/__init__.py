@@ -23,11 +23,24 @@ from grownet.data.augment import (
     random_crop,
     random_flip,
 )
-from grownet.data.datasets import DATASETS, Dataset, DatasetInfo, load_dataset, make_loader
+from grownet.data.datasets import (
+    DATASETS,
+    Dataset,
+    DatasetInfo,
+    held_out_size,
+    load_dataset,
+    make_loader,
+)
 from grownet.data.dirs import ENV_VAR, DatasetMissing, DownloadFailed, resolve_data_dir
 from grownet.data.loader import BatchLoader, derive_seed
 from grownet.data.preprocess import PREPROCESSINGS, Preprocess, channel_stats, pixel_mean, recipe
-from grownet.data.splits import FolderSplit, Split, held_out, stratified_indices
+from grownet.data.splits import (
+    FolderSplit,
+    Split,
+    held_out,
+    stratified_indices,
+    validation_size,
+)
 from grownet.data.stream import StreamLoader, folder_transform
 
 __all__ = [
@@ -50,6 +63,7 @@ __all__ = [
     "draw_augmentation",
     "folder_transform",
     "held_out",
+    "held_out_size",
     "load_dataset",
     "make_loader",
     "normalize",
@@ -59,4 +73,5 @@ __all__ = [
     "recipe",
     "resolve_data_dir",
     "stratified_indices",
+    "validation_size",
 ]

@@ -31,12 +31,25 @@ from grownet.data.sources import (
     read_mnist_like,
     read_svhn,
 )
-from grownet.data.splits import FolderSplit, Split, held_out, stratified_indices
+from grownet.data.splits import (
+    FolderSplit,
+    Split,
+    held_out,
+    stratified_indices,
+    validation_size,
+)
 from grownet.data.stream import StreamLoader
 from grownet.data.tabular import SKLEARN_TABLES, read_csv_table, read_sklearn_table
 from grownet.errors import BadValueError
 
-__all__ = ["DATASETS", "Dataset", "DatasetInfo", "load_dataset", "make_loader"]
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "DatasetInfo",
+    "held_out_size",
+    "load_dataset",
+    "make_loader",
+]
 
 # Tags that keep the validation draw and the subset draw independent for the same seed.
 _VALIDATION, _SUBSET = 11, 12
@@ -254,6 +267,29 @@ def load_dataset(
         source=source,
         classes=raw.classes,
     )
+
+
+def held_out_size(
+    name: str,
+    *,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    fraction: float = 0.1,
+    min_size: int = 1000,
+    max_share: float = 0.25,
+) -> int:
+    """The ``val_size`` that gives dataset ``name`` a validation split for decisions: 0 when
+    it ships its own (``val/``: that one is used), else :func:`validation_size` of its
+    training set.
+
+    >>> held_out_size("digits"), held_out_size("wine")
+    (336, 33)
+    """
+    ds = load_dataset(name, data_dir=data_dir, download=download)
+    if ds.val is not None:
+        return 0
+    return validation_size(len(ds.train), fraction=fraction, min_size=min_size,
+                           max_share=max_share)  # fmt: skip
 
 
 def _check_preprocessing(key: str, family: str, preprocessing: str) -> None:

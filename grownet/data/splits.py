@@ -6,12 +6,20 @@ float features (N×F). Subsets are drawn stratified, so a
 small ``train_size`` or a held-out validation set keeps the class proportions of the whole.
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-__all__ = ["FolderSplit", "Split", "fixed_test_split", "held_out", "stratified_indices"]
+__all__ = [
+    "FolderSplit",
+    "Split",
+    "fixed_test_split",
+    "held_out",
+    "stratified_indices",
+    "validation_size",
+]
 
 
 def _check_labels(y: Tensor, n: int) -> None:
@@ -173,3 +181,29 @@ def fixed_test_split(y: Tensor) -> tuple[Tensor, Tensor]:
     (6, 2)
     """
     return held_out(y, round(TEST_FRACTION * y.numel()), seed=0)
+
+
+def validation_size(
+    n: int, *, fraction: float = 0.1, min_size: int = 1000, max_share: float = 0.25
+) -> int:
+    """How many of ``n`` training samples a search holds out for its decisions.
+
+    The rule: ``fraction`` of the training set, but at least ``min_size`` samples where that
+    leaves ``1 - max_share`` of the data to train on, else ``max_share`` of it. Why a floor:
+    a decision compares two networks on these samples, and one sample's worth of accuracy
+    (``1 / size``) must stay well below the gains and tolerances the rules resolve (0.1 point
+    at 1,000); why a cap: small data cannot give up more than a quarter of its training set.
+
+    >>> validation_size(60_000), validation_size(1347), validation_size(4000)
+    (6000, 336, 1000)
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n < 2:
+        raise ValueError(f"n must be an int >= 2 (the training samples), got {n!r}")
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
+    if not 0.0 < max_share < 1.0:
+        raise ValueError(f"max_share must be in (0, 1), got {max_share!r}")
+    if isinstance(min_size, bool) or not isinstance(min_size, int) or min_size < 1:
+        raise ValueError(f"min_size must be an int >= 1, got {min_size!r}")
+    size = max(round(fraction * n), min(min_size, math.floor(max_share * n)))
+    return min(max(size, 1), n - 1)

@@ -29,7 +29,7 @@ Example:
     >>> import_module(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Softmax(dim=1)), (1, 6, 6))
     Traceback (most recent call last):
     ...
-    grownet.graph.spec.GraphError: cannot import Sequential: 1 call that grownet graphs \
+    grownet.graph.base.GraphError: cannot import Sequential: 1 call that grownet graphs \
 cannot express: 1 (Softmax)
 """
 
@@ -508,7 +508,7 @@ def load_callable(ref: str) -> Callable[..., Any]:
     >>> load_callable("no_such_module_xyz:make")
     Traceback (most recent call last):
     ...
-    grownet.graph.spec.GraphError: no_such_module_xyz:make: no module named \
+    grownet.graph.base.GraphError: no_such_module_xyz:make: no module named \
 'no_such_module_xyz'; run from the folder that holds it or install it
     """
     source, _, attr = ref.removeprefix(PREFIX).rpartition(":")

@@ -252,7 +252,7 @@ class NetGraph:
         >>> NetGraph.from_dict({"format": "grownet.netgraph", "version": 1, "nodes": [{}]})
         Traceback (most recent call last):
         ...
-        grownet.graph.spec.GraphError: nodes[0] must be a mapping with 'id' and 'op', got {}
+        grownet.graph.base.GraphError: nodes[0] must be a mapping with 'id' and 'op', got {}
         """
         if not isinstance(data, dict) or data.get("format") != "grownet.netgraph":
             raise GraphError("not a grownet graph: expected 'format': 'grownet.netgraph'")

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from grownet import layers as L
-from grownet.graph.spec import REQUIRED, GraphError, Shape
+from grownet.graph.base import REQUIRED, GraphError, Shape
 from grownet.layers.width_dropin import WidthDropIn
 
 Params = dict[str, Any]
@@ -132,7 +132,7 @@ def check_params(op: str, params: Params) -> None:
     >>> check_params("conv", {"out_channels": 0, "kernel_size": 3})
     Traceback (most recent call last):
     ...
-    grownet.graph.spec.GraphError: op 'conv': out_channels must be an integer >= 1, got 0
+    grownet.graph.base.GraphError: op 'conv': out_channels must be an integer >= 1, got 0
     """
     for name, value in params.items():
         if value is None and OPS[op].defaults.get(name, REQUIRED) is None:

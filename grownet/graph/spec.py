@@ -13,29 +13,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from grownet.errors import BadValueError
+from grownet.graph.base import REQUIRED, GraphError, Shape
+from grownet.graph.ops import OPS, check_params
 
-Shape = tuple[int, ...]
-"""A per-sample tensor shape, batch dimension excluded: ``(C, H, W)`` or ``(F,)``."""
-
-
-class GraphError(BadValueError):
-    """A network graph is malformed; the message names the node and the fix."""
+__all__ = ["REQUIRED", "GraphError", "LayerSpec", "Shape"]
 
 
 def _short(value: Any) -> str:
     """``repr(value)``, cut to fit an error message that a file's content ends up in."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-class _Required:
-    def __repr__(self) -> str:
-        return "REQUIRED"
-
-
-REQUIRED: Any = _Required()
-"""Marks a parameter that has no default and must be given."""
 
 
 def _canonical(value: Any) -> Any:
@@ -66,8 +53,6 @@ class LayerSpec:
     params: dict[str, Any] = field(default_factory=dict)
 
     def __init__(self, op: str, /, **params: Any) -> None:
-        from grownet.graph.ops import OPS, check_params  # ops import this module
-
         if not isinstance(op, str) or op not in OPS:
             known = ", ".join(sorted(OPS))
             raise GraphError(f"unknown layer op {_short(op)}; known ops: {known}")

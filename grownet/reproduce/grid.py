@@ -73,6 +73,10 @@ class RecipeSpec(StudySpec):
         return self.recipe.config(case, scale=self.scale, **self.overrides, name=name,
                                   runs_dir=runs_dir)  # fmt: skip
 
+    def validated(self, config: TrainConfig) -> TrainConfig:
+        """A paper recipe keeps its paper's protocol (its cases' own ``val_size``, if any)."""
+        return config
+
     def initial_network(
         self, values: dict[str, Any], config: TrainConfig, *, study_dir: Path
     ) -> tuple[NetGraph, dict[str, Tensor]] | None:

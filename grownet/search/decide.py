@@ -7,8 +7,10 @@ per-sample correctness difference on the same test set when both stages' predict
 (tighter: the two nets mostly agree), else the unpaired binomial one. Growth stops after
 ``patience`` stages in a row that do not pay, at a stage that diverged or fell to chance, at
 ``max_stages``, when the network cannot grow (``blocked``: the search's ``max_depth``), or
-when the next stage would overrun the time budget. The
-chosen network is the last stage that paid (stage 0, the base, if none did).
+when the next stage would overrun the iteration budget. Budgets that decide what is tried
+count iterations, so the answer cannot depend on the machine's load; a wall-clock budget is a
+safety stop only, and says so when it fires. The chosen network is the last stage that paid
+(stage 0, the base, if none did).
 """
 
 from __future__ import annotations
@@ -86,10 +88,13 @@ def decide(
     blocked: Mapping[str, str] | None = None,
     elapsed_s: float = 0.0,
     time_budget_s: float = math.inf,
+    stage_iters: int = 0,
+    iter_budget: int = 0,
 ) -> Decision:
     """Whether to grow another stage after ``outcomes`` (stage 0 first), how, from which
     stage, and which to keep. ``kinds``: what may grow (one kind, or both: see the module
-    docstring); ``blocked`` maps a kind that cannot grow further to why.
+    docstring); ``blocked`` maps a kind that cannot grow further to why. ``iter_budget``
+    (when > 0) bounds the iterations of all stages, ``stage_iters`` each.
 
     Example:
         >>> s = [StageOutcome(0, 3, 0.90, 1000), StageOutcome(1, 5, 0.95, 1000),
@@ -151,11 +156,21 @@ def decide(
         why = f"{why}; next: {kind} (points gained per added MFLOP: {per})"
     if len(outcomes) - 1 >= max_stages:
         return Decision(False, chosen, f"{why}; reached max_stages = {max_stages}")
+    used = len(outcomes) * stage_iters
+    if iter_budget and used + stage_iters > iter_budget:
+        return Decision(
+            False,
+            chosen,
+            f"{why}; another stage ({stage_iters} iterations) would overrun iter_budget "
+            f"({used} of {iter_budget} used)",
+        )
     if elapsed_s + last.wall_time_s > time_budget_s:
         return Decision(
             False,
             chosen,
-            f"{why}; another stage (~{last.wall_time_s:.0f} s) would overrun the time budget "
-            f"({elapsed_s:.0f} of {time_budget_s:.0f} s used)",
+            f"{why}; safety stop: another stage (~{last.wall_time_s:.0f} s) would overrun "
+            f"time_budget_s ({elapsed_s:.0f} of {time_budget_s:.0f} s used), so this answer "
+            "depends on the machine's load; raise time_budget_s and bound the search by "
+            "iter_budget or max_stages instead",
         )
     return Decision(True, chosen, why, kind, parent)

@@ -113,8 +113,8 @@ class Grower:
             if not done:
                 self._record_stage(k, run, growth, decision, spent, kind, widened)
             self.echo(
-                f"stage {k}: depth {weighted_depth(run.graph)}, "
-                f"{run.graph.num_params():,} params, test accuracy {100 * run.accuracy:.2f} % "
+                f"stage {k}: depth {weighted_depth(run.graph)}, {run.graph.num_params():,} "
+                f"params, {run.split} accuracy {100 * run.accuracy:.2f} % "
                 f"({run.wall_time_s:.1f} s) - {decision.reason}"
             )
             if not decision.grow:
@@ -159,7 +159,8 @@ class Grower:
             decision = decide(
                 outcomes, kinds=g.kinds, blocked=blocked, min_gain=g.min_gain,
                 confidence=g.confidence, patience=g.patience, max_stages=g.max_stages,
-                elapsed_s=spent, time_budget_s=g.time_budget_s,
+                elapsed_s=spent, time_budget_s=g.time_budget_s, stage_iters=g.stage_iters,
+                iter_budget=g.iter_budget,
             )  # fmt: skip
             if not decision.grow or decision.kind is None:
                 return decision
@@ -200,7 +201,9 @@ class Grower:
             "depth": weighted_depth(run.graph),
             "params": run.graph.num_params(),
             "flops": 2 * run.graph.macs(),
-            "test_accuracy": run.accuracy,
+            "test_accuracy": run.accuracy,  # the decision split's (see "split"), kept by name
+            "split": run.split,
+            "n": run.n_test,
             "wall_time_s": spent,
             "stage_time_s": run.wall_time_s,
             "status": run.status,

@@ -25,7 +25,7 @@ from typing import Any
 from grownet.graph import NetGraph
 from grownet.graph.surgery import exclusive_nodes, remove_residual_unit, set_params
 from grownet.search.grow import weighted_depth
-from grownet.search.runs import Echo, Trained, state_for, test_accuracy
+from grownet.search.runs import Echo, Trained, measure, state_for
 from grownet.search.spec import SearchSpec
 from grownet.search.sweeps import (
     SweepResult,
@@ -33,6 +33,7 @@ from grownet.search.sweeps import (
     estimate_and_check,
     fine_tune_points,
     read_knee,
+    sized,
 )
 
 
@@ -112,18 +113,20 @@ def residual_depth_sweep(
     def removes(p: float) -> int:
         return units_removed(p, len(units))
 
-    def measure(p: float, run: Trained) -> dict[str, Any]:
+    def shallower_error(p: float, run: Trained) -> dict[str, Any]:
         sub = without_units(run.graph, units, p)
-        error = 1.0 - test_accuracy(spec, sub, state_for(sub, run.state))
+        error = 1.0 - measure(spec, sub, run.state, "eval").accuracy
         return {"error": error, "full_error": 1.0 - run.accuracy, "units_removed": removes(p)}
 
     points, correct = fine_tune_points(
         spec, sweep, folder, start,
         lambda p: (with_drop(start.graph, units, p), None),
-        ratios, echo, quiet, measure,
+        ratios, echo, quiet, shallower_error,
     )  # fmt: skip
     # The sub-networks' errors are measured without per-sample correctness: an unpaired test.
-    record, candidates = read_knee("depth", points, start, sweep, correct)
+    record, candidates = read_knee("depth", points, start, sweep, correct,
+                                   seed=spec.train_config(name="seed").seed)  # fmt: skip
+    sized(record, lambda p: total - removes(p))
     echo(f"  {record['finding']}")
 
     def attempt(p: float) -> tuple[dict[str, Any], Trained]:

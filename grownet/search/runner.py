@@ -9,8 +9,13 @@ Layout of ``runs/<name>/``::
     stages/stage_K/     stage K's run directory  sweeps/      one run directory per ratio
     verify/             the checks' run directories
     sweeps.json         the sweeps, knees, estimates and checks
-    graph.json, weights.pt   the recommended network and its weights
-    summary.json, summary.txt, result.json, report.html
+    graph.json, weights.pt   the recommended network and its weights (the search's)
+    final/<start>/      the final model's runs (inherited weights, from scratch)
+    model/              the chosen final model: graph.json, weights.pt, config.json
+    search_summary.json, summary.txt, result.json, report.html
+
+Every decision reads the validation split (``[validate]``; see :class:`ValidateSpec`); the test
+split is read once per reported network, after the decisions (:mod:`grownet.search.summary`).
 
 Everything is recomputed from the run directories on a rerun, so a rerun after Ctrl-C redoes
 nothing that finished.
@@ -34,11 +39,19 @@ from grownet.files import atomic_save, atomic_write_text
 from grownet.graph import NetGraph
 from grownet.graph.widen import without_width_mixers
 from grownet.provenance import environment
+from grownet.search.final import final_iters, train_final, write_model
 from grownet.search.grow import Growth, collapse_all, weighted_depth
 from grownet.search.growing import Grower, Grown
 from grownet.search.residual import residual_depth_sweep, residual_units
-from grownet.search.runs import Echo, Trained, state_for
+from grownet.search.runs import Echo, Trained, measure, state_for
 from grownet.search.spec import SearchSpec, SpecError
+from grownet.search.summary import (
+    depth_interval,
+    format_summary,
+    network_entry,
+    sweep_entry,
+    width_interval,
+)
 from grownet.search.sweeps import (
     SweepResult,
     depth_sweep,
@@ -56,11 +69,27 @@ from grownet.train.trainer import build_graph
 _WHERE_IT_RUNS = ("source", "data_dir", "device")
 
 
+__all__ = ["Search", "format_summary", "validated"]
+
+
+def validated(spec: SearchSpec) -> SearchSpec:
+    """``spec`` with the validation split its decisions read: ``[train] val_size`` as given,
+    0 where the dataset ships ``val/``, else the ``[validate]`` rule's hold-out."""
+    if "val_size" in spec.train:
+        return spec
+    config = spec.train_config(name="validate")
+    v = spec.validate
+    size = gdata.held_out_size(config.dataset, data_dir=config.data_dir,
+                               download=config.download, fraction=v.fraction,
+                               min_size=v.min_size, max_share=v.max_share)  # fmt: skip
+    return dataclasses.replace(spec, train={**spec.train, "val_size": size})
+
+
 class Search:
     """One growth search over one spec, in ``runs_dir/name``."""
 
     def __init__(self, spec: SearchSpec, *, echo: Echo = print, quiet: bool = False) -> None:
-        self.spec = spec
+        self.spec = validated(spec)
         self.echo = echo
         self.quiet = quiet
         self.dir = RunDir(Path(spec.runs_dir) / spec.name)
@@ -188,7 +217,17 @@ class Search:
             sweeps += self._width(start, full, verify)
         self.dir.write_json("sweeps.json", {"sweeps": [s.record for s in sweeps]})
         recommended = self._recommend(start, sweeps, verify)
-        return self._finish(grown, full, start, recommended, sweeps)
+        finals = None
+        if self.spec.final.enabled:
+            iters = final_iters(self.spec, len(grown.kept_kinds(decision.chosen)))
+            trained, chosen = train_final(
+                self.spec, self.dir.path / "final", recommended, iters=iters, echo=self.echo,
+                quiet=self.quiet,
+            )
+            model = write_model(self.dir, chosen, self.spec, iters=iters)
+            finals = {"iters": iters, "runs": [r.to_dict() for r in trained],
+                      "chosen": chosen.to_dict(), "model": str(model)}  # fmt: skip
+        return self._finish(grown, full, start, recommended, sweeps, finals)
 
     def _depth_method(self, chosen: NetGraph, growth: Growth) -> str | None:
         """Which depth sweep runs: depth dropout on a residual network, the DropIn ratio on a
@@ -255,18 +294,36 @@ class Search:
         start: Trained,
         rec: Trained,
         sweeps: list[SweepResult],
+        final: dict[str, Any] | None,
     ) -> dict[str, Any]:
         runs, decision = grown.runs, grown.decision
         kept = grown.kept_kinds(decision.chosen)
+        # "best seen" is chosen on the decision split, like everything else
         best = max([*runs, full, start, rec], key=lambda r: r.accuracy)
         graph = rec.graph
         graph.to_json(self.dir.file("graph.json"))
         atomic_save(self.dir.file("weights.pt"), lambda f: torch.save(rec.state, f))
         widths = {n: graph.shapes()[n][0] for n in graph.nodes_of("conv", "linear")}
         biggest = max(runs, key=lambda r: r.graph.num_params())
+        # The test split, read once per reported network, now that every decision is taken.
+        rec_test = measure(self.spec, rec.graph, rec.state)
+        full_test = rec_test if full is rec else measure(self.spec, full.graph, full.state)
+        entries = [sweep_entry(s.record, s.passed) for s in sweeps]
+        config = self.spec.train_config(name=self.spec.name)
         summary = {
             "name": self.spec.name,
             "dataset": self.spec.dataset,
+            "protocol": {
+                "decisions": rec.split,
+                "n_val": rec.n_test if rec.split == "val" else 0,
+                "n_test": rec_test.n,
+                "val_size": config.val_size,
+                "held_out": (
+                    f"held out of the training set, stratified, seed {config.seed}"
+                    if config.val_size
+                    else "the dataset's own val/"
+                ),
+            },
             "stages": len(runs),
             "chosen_stage": decision.chosen,
             "growth_decision": decision.reason,
@@ -274,53 +331,33 @@ class Search:
             "grown": kept,
             "growth_kind": self.spec.growth.kind,
             "recommended": {
-                "depth": weighted_depth(graph),
+                **network_entry(rec, weighted_depth(graph), rec_test),
                 "widths": widths,
-                "params": graph.num_params(),
-                "flops": 2 * graph.macs(),
-                "accuracy": rec.accuracy,
-                "run": str(rec.path),
             },
-            "best": {
-                "depth": weighted_depth(best.graph),
-                "params": best.graph.num_params(),
-                "flops": 2 * best.graph.macs(),
-                "accuracy": best.accuracy,
-                "run": str(best.path),
-            },
-            "full": {
-                "depth": weighted_depth(full.graph),
-                "params": full.graph.num_params(),
-                "flops": 2 * full.graph.macs(),
-                "accuracy": full.accuracy,
-                "run": str(full.path),
-            },
+            "best": network_entry(best, weighted_depth(best.graph)),
+            "full": network_entry(full, weighted_depth(full.graph), full_test),
             "largest": {"params": biggest.graph.num_params(), "flops": 2 * biggest.graph.macs()},
             "within_tolerance": best.accuracy - rec.accuracy <= self.spec.verify.tolerance,
-            "sweeps": [
-                {
-                    "kind": s.record["kind"],
-                    "layer": s.record["layer"],
-                    "finding": s.record["finding"],
-                    "passed": s.passed,
-                    "checked_ratio": (s.record["estimate"] or {}).get("ratio"),
-                }
-                for s in sweeps
-            ],
-            "n_test": rec.n_test,
+            "sweeps": entries,
+            "width_interval": width_interval(entries),
+            "depth_interval": depth_interval(entries),
+            "final": final,
+            "n_val": rec.n_test,
+            "n_test": rec_test.n,
             "wall_time_s": time.perf_counter() - self.started,
             "train_time_s": self._train_time(),
             "report": str(self.dir.file("report.html")),
         }
         self.dir.write_json("search_summary.json", summary)
         atomic_write_text(self.dir.file("summary.txt"), format_summary(summary) + "\n")
+        answer = final["chosen"]["test_accuracy"] if final else rec_test.accuracy
         self.dir.write_json(
             "result.json",
             {
                 "status": "search finished",
                 "iterations": len(runs) * self.spec.growth.stage_iters,
-                "final_test_accuracy": rec.accuracy,
-                "best_test_accuracy": best.accuracy,
+                "final_test_accuracy": answer,
+                "best_test_accuracy": answer,
                 "final_test_loss": None,
                 "wall_time_s": summary["wall_time_s"],
                 "run_dir": str(self.dir.path),
@@ -331,47 +368,3 @@ class Search:
 
         try_write_report(self.dir.path)
         return summary
-
-
-def _sweep_line(w: dict[str, Any]) -> str:
-    line = f"{w['kind']} sweep{' of ' + w['layer'] if w['layer'] else ''}: {w['finding']}"
-    if w.get("checked_ratio") is None:
-        return line
-    verdict = "passed" if w["passed"] else "FAILED"
-    return f"{line}; check {verdict} at ratio {w['checked_ratio']:g}"
-
-
-def format_summary(s: dict[str, Any]) -> str:
-    """The short text a user reads at the end of ``grownet search``."""
-    rec, best, full = s["recommended"], s["best"], s["full"]
-    saved = 1.0 - rec["params"] / full["params"]
-    flops = 1.0 - rec["flops"] / full["flops"]
-    grown = s.get("grown", ["depth"] if s["depth_pays"] else [])
-    if grown and set(grown) != {"depth"}:
-        depth = (f"growth pays: kept stage {s['chosen_stage']}, grown by "
-                 f"{', '.join(grown)} (depth {full['depth']})")  # fmt: skip
-    elif s["depth_pays"]:
-        depth = f"depth pays: growth kept stage {s['chosen_stage']} (depth {full['depth']})"
-    elif s["stages"] == 1:
-        depth = "no growth stage ran: the base depth is kept"
-    elif s.get("growth_kind", "depth") != "depth":
-        depth = "growth does not pay on this data: the base network is kept"
-    else:
-        depth = "depth does not pay on this data: the base depth is kept"
-    widths = ", ".join(f"{n}={c}" for n, c in rec["widths"].items())
-    lines = [
-        f"search {s['name']} on {s['dataset']}: {s['stages']} stage(s), {s['wall_time_s']:.0f} s "
-        f"this call, {s['train_time_s']:.0f} s of training in all runs",
-        f"growth: {s['growth_decision']}",
-        depth,
-        *(_sweep_line(w) for w in s["sweeps"]),
-        f"recommended: depth {rec['depth']}, widths {widths}",
-        f"accuracy: recommended {100 * rec['accuracy']:.2f} % vs full {100 * full['accuracy']:.2f} "
-        f"% (depth {full['depth']}); best seen {100 * best['accuracy']:.2f} % (depth "
-        f"{best['depth']}); {s['n_test']} test samples",
-        f"parameters: {rec['params']:,} vs {full['params']:,} of the full network "
-        f"({100 * saved:.1f} % saved); FLOPs per sample: {rec['flops']:,} vs {full['flops']:,} "
-        f"({100 * flops:.1f} % saved)",
-        f"report: {s['report']}",
-    ]
-    return "\n".join(lines)

@@ -27,7 +27,8 @@ class SearchInterrupted(Exception):
 
 @dataclass
 class Trained:
-    """A finished run: its network, final weights (CPU) and per-sample test correctness."""
+    """A finished run: its network, final weights (CPU) and per-sample correctness on the
+    split that takes decisions (``split``: "val" under the search's protocol)."""
 
     graph: NetGraph
     state: dict[str, Tensor]
@@ -36,9 +37,11 @@ class Trained:
     status: str
     wall_time_s: float
     path: Path
+    split: str = "val"
 
     @property
     def n_test(self) -> int:
+        """How many samples ``accuracy`` was measured on (the decision split's size)."""
         return len(self.correct)
 
 
@@ -76,7 +79,7 @@ def train_run(
     result = trainer.run(resume=True)
     if result.status == INTERRUPTED:
         raise SearchInterrupted(f"interrupted in {path}")
-    correct = trainer.test_correctness()
+    correct = trainer.correctness()
     return Trained(
         graph=trainer.graph,
         state={k: v.detach().cpu().clone() for k, v in trainer.net.state_dict().items()},
@@ -85,12 +88,32 @@ def train_run(
         status=result.status,
         wall_time_s=result.wall_time_s,
         path=path,
+        split=trainer.eval_split,
     )
 
 
-def test_accuracy(spec: SearchSpec, graph: NetGraph, state: Mapping[str, Tensor]) -> float:
-    """Test accuracy of ``graph`` holding ``state``'s weights, without training it (the
-    spec's [train] device, batch and data settings)."""
+@dataclass(frozen=True)
+class Measured:
+    """A reported network's accuracy on one split, with the sample count behind it."""
+
+    split: str
+    accuracy: float
+    n: int
+    correct: tuple[bool, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"split": self.split, "accuracy": self.accuracy, "n": self.n}
+
+
+def measure(
+    spec: SearchSpec, graph: NetGraph, state: Mapping[str, Tensor], split: str = "test"
+) -> Measured:
+    """``graph`` holding ``state``'s weights evaluated on ``split`` ("test": the test split,
+    read once per reported network after every decision; "eval": the decision split), without
+    training (the spec's [train] device, batch and data settings)."""
     config = spec.train_config(name="evaluate", max_iter=1, quiet=True)
     trainer = Trainer(config, graph=graph, init_state=state_for(graph, state))
-    return float(trainer.test_correctness().float().mean())
+    flags = trainer.correctness(split)
+    name = "test" if split == "test" else trainer.eval_split
+    return Measured(name, float(flags.float().mean()), flags.numel(),
+                    tuple(bool(c) for c in flags.tolist()))  # fmt: skip

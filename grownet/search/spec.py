@@ -17,6 +17,8 @@ Tables (every key optional except ``dataset`` and ``[base]``'s ``model``)::
     [width]                      # see SweepSpec (a width-dropout retention sweep)
     [depth]                      # see SweepSpec (a DropIn or depth-dropout ratio sweep)
     [verify]                     # see VerifySpec
+    [validate]                   # see ValidateSpec: the split every decision reads
+    [final]                      # see FinalSpec: the recommended network trained to the end
 
 Mistakes raise :class:`SpecError` with one line naming the key and the fix.
 """
@@ -56,7 +58,9 @@ class GrowthSpec:
     previous one's (asynchronous DropIn). The search stops growing when the gain of a stage is
     not above ``min_gain`` with confidence ``confidence`` (see :mod:`grownet.search.decide`),
     after ``patience`` such stages in a row, when a stage diverges, or at ``max_stages``,
-    ``max_depth`` or ``time_budget_s``.
+    ``max_depth`` or ``iter_budget`` (iterations of growth stages in all, the base's included;
+    0: no bound but ``max_stages``). ``time_budget_s`` is a safety stop only: it makes the
+    answer depend on the machine's load, and the decision says so when it fires.
 
     ``kind``: what a stage grows. ``"depth"`` as above; ``"width"``: every layer of
     ``width_layers`` (default: every layer a width sweep may thin; a coupled group widens as
@@ -75,7 +79,8 @@ class GrowthSpec:
     stagger: int = 0
     max_stages: int = 4
     max_depth: int = 64
-    time_budget_s: float = 3600.0
+    iter_budget: int = 0
+    time_budget_s: float = 86400.0
     min_gain: float = 0.0
     confidence: float = 0.9
     patience: int = 1
@@ -130,6 +135,37 @@ class VerifySpec:
 
 
 @dataclass(frozen=True)
+class ValidateSpec:
+    """The validation split that takes every decision of the search (a stage pays, a knee, a
+    check); the test split is read once per reported network, after the decisions.
+
+    A dataset that ships ``val/`` uses it. Otherwise ``[train] val_size`` if set, else a
+    stratified, seeded hold-out of the training set (seed: ``[train] seed``) of
+    ``fraction`` of it, at least ``min_size`` samples where that leaves ``1 - max_share`` of
+    the training set, else ``max_share`` of it (:func:`grownet.data.validation_size`)."""
+
+    fraction: float = 0.1
+    min_size: int = 1000
+    max_share: float = 0.25
+
+
+FINAL_STARTS = ("inherited", "scratch")
+
+
+@dataclass(frozen=True)
+class FinalSpec:
+    """The recommended network trained to the end: ``iters`` iterations (0: the chosen
+    network's own training budget, ``stage_iters`` for each stage it grew through, the base's
+    included) from each of ``starts`` ("inherited": the search's weights; "scratch": a fresh
+    initialisation); the one with the better validation accuracy is the final model, and
+    each is evaluated on test once. ``enabled = false`` skips it."""
+
+    iters: int = 0
+    starts: tuple[str, ...] = FINAL_STARTS
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class SearchSpec:
     name: str
     dataset: str
@@ -140,6 +176,8 @@ class SearchSpec:
     width: SweepSpec
     depth: SweepSpec
     verify: VerifySpec
+    validate: ValidateSpec = ValidateSpec()
+    final: FinalSpec = FinalSpec()
     runs_dir: str = "runs"
     source: str = ""
     data_dir: str | None = None
@@ -214,7 +252,7 @@ def _check_growth(g: GrowthSpec, where: str) -> None:
     for key in ("stage_iters", "dropin_length", "max_depth"):
         if getattr(g, key) < 1:
             raise SpecError(f"{where}: {key} must be >= 1, got {getattr(g, key)!r}")
-    for key in ("stagger", "max_stages"):
+    for key in ("stagger", "max_stages", "iter_budget"):
         if getattr(g, key) < 0:
             raise SpecError(f"{where}: {key} must be >= 0, got {getattr(g, key)!r}")
     if g.patience < 1:
@@ -249,6 +287,24 @@ def _check_sweep(s: SweepSpec, where: str, kind: str) -> None:
         raise SpecError(f"{where}: confidence must be in [0.5, 1), got {s.confidence!r}")
     if kind == "depth" and s.method not in DEPTH_METHODS:
         raise SpecError(f"{where}: method must be one of {DEPTH_METHODS}, got {s.method!r}")
+
+
+def _check_validate(v: ValidateSpec, where: str) -> None:
+    for key in ("fraction", "max_share"):
+        if not 0.0 < getattr(v, key) < 1.0:
+            raise SpecError(f"{where}: {key} must be in (0, 1), got {getattr(v, key)!r}")
+    if v.min_size < 1:
+        raise SpecError(f"{where}: min_size must be >= 1, got {v.min_size!r}")
+
+
+def _check_final(f: FinalSpec, where: str) -> None:
+    if f.iters < 0:
+        raise SpecError(f"{where}: iters must be >= 0 (0: the chosen network's own budget), "
+                        f"got {f.iters!r}")  # fmt: skip
+    bad = [s for s in f.starts if s not in FINAL_STARTS]
+    if f.enabled and (not f.starts or bad or len(set(f.starts)) != len(f.starts)):
+        raise SpecError(f"{where}: starts must be distinct values of {FINAL_STARTS}, got "
+                        f"{list(f.starts)!r}")  # fmt: skip
 
 
 def load_spec(
@@ -290,7 +346,8 @@ def spec_from_dict(
     if "study" in data:
         raise SpecError(f"{source} is a study spec; run it with `grownet study {path.stem}` "
                         "(or give its path)")  # fmt: skip
-    known = {"name", "runs_dir", "dataset", "base", "train", "growth", "width", "depth", "verify"}
+    known = {"name", "runs_dir", "dataset", "base", "train", "growth", "width", "depth", "verify",
+             "validate", "final"}  # fmt: skip
     unknown = sorted(set(data) - known)
     if unknown:
         raise SpecError(f"{source}: unknown key {unknown[0]!r}; known: {', '.join(sorted(known))}")
@@ -310,6 +367,10 @@ def spec_from_dict(
     width = _fill(SweepSpec, _section(data, "width", source), f"{source} [width]")
     depth = _fill(SweepSpec, _section(data, "depth", source), f"{source} [depth]")
     verify = _fill(VerifySpec, _section(data, "verify", source), f"{source} [verify]")
+    validate = _fill(ValidateSpec, _section(data, "validate", source), f"{source} [validate]")
+    final = _fill(FinalSpec, _section(data, "final", source), f"{source} [final]")
+    _check_validate(validate, f"{source} [validate]")
+    _check_final(final, f"{source} [final]")
     _check_growth(growth, f"{source} [growth]")
     _check_sweep(width, f"{source} [width]", "width")
     _check_sweep(depth, f"{source} [depth]", "depth")
@@ -335,6 +396,8 @@ def spec_from_dict(
         width=width,
         depth=depth,
         verify=verify,
+        validate=validate,
+        final=final,
         runs_dir=str(data.get("runs_dir", "runs")),
         source=source,
         data_dir=data_dir,

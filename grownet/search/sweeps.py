@@ -3,7 +3,7 @@
 Width: prefix width-dropout layers after each swept layer's activation keep the first
 ``ceil(ratio * channels)`` channels, in training and test alike, so the net at a ratio *is* the
 thinner net. Starting from the trained weights, the sweep fine-tunes at each ratio in turn,
-largest first (progressive thinning), and measures the test error. Minimum channels:
+largest first (progressive thinning), and measures the validation error. Minimum channels:
 ``ceil(channels * knee ratio)``.
 
 Depth (grown networks): every grown block's DropIn is held at ratio q, the share of its units
@@ -46,6 +46,7 @@ from grownet.graph.weights import narrow
 from grownet.layers import kept_channels
 from grownet.search.decide import StageOutcome, gain_bound
 from grownet.search.grow import Growth, removal_order, shallower, weighted_depth
+from grownet.search.interval import knee_interval
 from grownet.search.knee import FLAT, KNEE, find_knee
 from grownet.search.runs import Echo, Trained, train_run
 from grownet.search.spec import SearchSpec, SweepSpec
@@ -151,11 +152,17 @@ def _verify(
     gain, low = gain_bound(_outcome(reduced), _outcome(full), confidence)
     allowed = max(tolerance, gain - low)  # the larger of the tolerance and the test set's noise
     passed = gain >= -allowed
+    # How many samples the verdict stood from its threshold: within one or two, another
+    # validation draw could have turned it, and the summary says so.
+    margin = round((gain + allowed) * reduced.n_test, 6)
     record["verification"] = {
         "full_accuracy": full.accuracy,
         "reduced_accuracy": reduced.accuracy,
         "passed": passed,
         "allowed_drop": allowed,
+        "margin_samples": margin,
+        "split": reduced.split,
+        "n": reduced.n_test,
         "full_params": full.graph.num_params(),
         "reduced_params": reduced.graph.num_params(),
         "run": str(reduced.path),
@@ -181,7 +188,7 @@ def fine_tune_points(
     """Fine-tune progressively through ``ratios``; one point (ratio, error) per ratio, and the
     per-sample test correctness behind each error (for the knee's paired test).
 
-    The point's error is the fine-tuned network's test error, unless ``measure`` (given the
+    The point's error is the fine-tuned network's validation error, unless ``measure`` (given the
     ratio and the run) says otherwise; its other keys join the point's record. A measured
     error has no correctness here (None): the knee finder then tests the rates unpaired."""
     points: list[dict[str, Any]] = []
@@ -205,7 +212,7 @@ def fine_tune_points(
         points.append(point)
         # Kept out of the point: sweeps.json would hold a test set's worth of booleans each.
         correct.append(None if "error" in extra else run.correct)
-        echo(f"  ratio {ratio:g}: test error {100 * point['error']:.2f} %")
+        echo(f"  ratio {ratio:g}: {run.split} error {100 * point['error']:.2f} %")
     return points, correct
 
 
@@ -231,13 +238,19 @@ def width_sweep(
         lambda r: (with_width_dropout(start.graph, layers, r), None),
         ratios, echo, quiet,
     )  # fmt: skip
-    record, candidates = read_knee("width", points, start, sweep, correct)
+    record, candidates = read_knee("width", points, start, sweep, correct, seed=_seed(spec))
     record |= {"layer": label, "layers": list(layers), "units": [list(u) for u in units]}
+    # a coupled group's channels are counted once: its layers share them
+    sizes = {unit: width(start.graph, unit[0]) for unit in units}
+    interval = record["interval"]
+    for end in ("low", "high"):
+        interval[f"{end}_channels"] = {
+            node: kept_channels(n, interval[f"{end}_ratio"]) for unit, n in sizes.items()
+            for node in unit
+        }  # fmt: skip
     echo(f"  {record['finding']}")
     if not candidates:
         return SweepResult(record, None, False)
-    # a coupled group's channels are counted once: its layers share them
-    sizes = {unit: width(start.graph, unit[0]) for unit in units}
 
     def attempt(ratio: float) -> tuple[dict[str, Any], Trained]:
         kept = {unit: kept_channels(n, ratio) for unit, n in sizes.items()}
@@ -249,12 +262,18 @@ def width_sweep(
     return estimate_and_check(spec, record, full, attempt, candidates, echo)
 
 
+def _seed(spec: SearchSpec) -> int:
+    return spec.train_config(name="seed").seed
+
+
 def read_knee(
     kind: str,
     points: list[dict[str, Any]],
     reference: Trained,
     sweep: SweepSpec,
     correct: Sequence[Sequence[bool] | None] | None = None,
+    *,
+    seed: int = 0,
 ) -> tuple[dict[str, Any], list[float]]:
     """The sweep's record with its knee, and the ratios to check, best estimate first.
 
@@ -267,6 +286,10 @@ def read_knee(
     The ratios to check: the knee, then each ratio back towards the full network. A flat
     curve has no knee, but its smallest network is an upper bound on the minimum worth
     checking: it is checked first, the same way. A curve with no plateau gives none.
+
+    The record's ``interval`` is the knee's bootstrap interval over the validation samples
+    (:mod:`grownet.search.interval`, resampled with ``seed``) in the swept ratios:
+    ``low_ratio`` the smaller network's end, ``high_ratio`` the larger's.
     """
     removal = kind != "width"
     ratios = [p["ratio"] for p in points]
@@ -288,6 +311,17 @@ def read_knee(
     finding = knee.describe(lambda k: ratios[kept.index(k)])
     if knee.kind == FLAT:
         finding += f"; the smallest network (ratio {candidates[0]:g}) is checked as a bound"
+    spread = knee_interval(
+        kept, [p["error"] for p in points], n=reference.n_test, plateau=1.0 - reference.accuracy,
+        max_rise=sweep.max_rise, confidence=sweep.confidence, correct=correct,
+        plateau_correct=reference.correct, seed=seed,
+    )  # fmt: skip
+
+    def swept(share: float) -> float:  # a kept share back to the ratio the user swept
+        return round(1.0 - share, 9) if removal else share
+
+    interval = {"low_ratio": swept(spread.low), "high_ratio": swept(spread.high),
+                **spread.to_dict()}  # fmt: skip
     record = {
         "kind": kind,
         "layer": None,
@@ -298,10 +332,18 @@ def read_knee(
         "plateau": knee.plateau,
         "max_rise": knee.max_rise,
         "confidence": knee.confidence,
+        "interval": interval,
         "estimate": None,
         "verification": None,
     }
     return record, candidates
+
+
+def sized(record: dict[str, Any], size: Callable[[float], int]) -> None:
+    """Give a depth sweep's interval its ends in layers (or units): ``size`` of a ratio."""
+    interval = record["interval"]
+    interval["low_size"] = size(interval["low_ratio"])
+    interval["high_size"] = size(interval["high_ratio"])
 
 
 def estimate_and_check(
@@ -377,12 +419,14 @@ def depth_sweep(
         lambda q: (grown.graph, dict.fromkeys(blocks, q)),
         ratios, echo, quiet,
     )  # fmt: skip
-    record, candidates = read_knee("dropin", points, grown, sweep, correct)
+    record, candidates = read_knee("dropin", points, grown, sweep, correct, seed=_seed(spec))
     echo(f"  {record['finding']}")
     depth = weighted_depth(grown.graph)
 
     def removes(q: float) -> int:
         return math.floor(round(len(blocks) * q, 9))
+
+    sized(record, lambda q: depth - removes(q))
 
     def attempt(q: float) -> tuple[dict[str, Any], Trained]:
         estimate = {"ratio": q, "size": depth - removes(q), "full_size": depth,
@@ -395,13 +439,23 @@ def depth_sweep(
     )
 
 
+def close_call(v: dict[str, Any]) -> str:
+    """"" or why a check's verdict is fragile: within two samples of its threshold."""
+    margin = v.get("margin_samples")
+    if margin is None or abs(margin) > 2:
+        return ""
+    side = "above" if margin >= 0 else "below"
+    return f" (a close call: {abs(margin):.1f} sample(s) {side} the threshold)"
+
+
 def _said(record: dict[str, Any]) -> str:
     v = record["verification"]
     verdict = "passed" if v["passed"] else "FAILED"
     return (
         f"{verdict}: reduced {100 * v['reduced_accuracy']:.2f} % vs full "
-        f"{100 * v['full_accuracy']:.2f} % (allowed drop {100 * v['allowed_drop']:.2f} points), "
-        f"{v['reduced_params']:,} vs {v['full_params']:,} parameters"
+        f"{100 * v['full_accuracy']:.2f} % {v['split']} (allowed drop "
+        f"{100 * v['allowed_drop']:.2f} points), {v['reduced_params']:,} vs "
+        f"{v['full_params']:,} parameters{close_call(v)}"
     )
 
 

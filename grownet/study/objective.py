@@ -3,7 +3,9 @@
 A trial trains (kind train) or searches (kind search) in ``runs/<study>/trials/<number>/``
 and records, as user attributes, everything a figure needs: ``run_dir`` (relative to the study
 directory), ``depth``, ``params``, ``flops``, ``widths``, ``accuracy``, ``status``,
-``train_time_s`` and ``ms_per_iter``; so a report can be redrawn from the storage alone or from
+``train_time_s`` and ``ms_per_iter``; ``accuracy`` is on the validation split (``split``),
+which the objective and the pruner read, and ``test_accuracy`` the test split's, read once
+after the trial and fed to nothing; so a report can be redrawn from the storage alone or from
 the directories alone.
 
 A trial that retries a failed one (its worker died) or continues an interrupted one runs in
@@ -217,6 +219,7 @@ def _train(
     spec: StudySpec, trial: Any, values: dict[str, Any], study_dir: Path, run: str, quiet: bool
 ) -> dict[str, Any]:
     config = spec.train_config(values, name=run, runs_dir=str(study_dir))
+    config = spec.validated(config)
     config.quiet = quiet
     config.threads = trial_threads(config.threads, study_dir / run)
     try:
@@ -228,9 +231,15 @@ def _train(
     if spec.pruner != "none":
         trainer.callbacks.append(Pruning(trial, mixed_by=mixed_by(trainer.graph)))
     result = trainer.run(resume=True)
+    test = None
+    if result.status not in (INTERRUPTED, PRUNED) and result.final_test_accuracy is not None:
+        # read once, after the trial's last evaluation; no objective or pruning sees it
+        test = float(trainer.correctness("test").float().mean())
     return {
         **network_attrs(trainer.graph),
         "accuracy": result.final_test_accuracy,
+        "split": trainer.eval_split,
+        "test_accuracy": test,
         "status": result.status,
         "iterations": result.iterations,
         "train_time_s": result.wall_time_s,
@@ -253,9 +262,14 @@ def _search(
     graph = NetGraph.from_json(path / "graph.json")
     recommended = Path(summary["recommended"]["run"])
     batch = search_spec.train_config(name="check").batch_size
+    final, rec = summary.get("final"), summary["recommended"]
+    # the answer's test accuracy: the final model's when the search trained one
+    test = final["chosen"]["test_accuracy"] if final else rec.get("test_accuracy")
     return {
         **network_attrs(graph),
         "accuracy": summary["recommended"]["accuracy"],
+        "split": summary["recommended"].get("split", "test"),
+        "test_accuracy": test,
         "status": "search finished",
         "train_time_s": summary["train_time_s"],
         "ms_per_iter": ms_per_iter(recommended, batch),

@@ -34,6 +34,7 @@ anything is written.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ from grownet.search.spec import (
     GrowthSpec,
     SearchSpec,
     SweepSpec,
+    ValidateSpec,
     VerifySpec,
     read_toml,
     spec_from_dict,
@@ -144,12 +146,31 @@ class StudySpec:
         }
         return TrainConfig.from_dict(data, source=f"{self.source} [train]")
 
+    def validated(self, config: TrainConfig) -> TrainConfig:
+        """``config`` with the validation split a trial is scored on: ``[train] val_size``
+        as given, else the search's default hold-out (:class:`ValidateSpec`), so the test
+        split is read once per trial, after it, and feeds neither objective nor pruner."""
+        if "val_size" in self.tables.get("train", {}):
+            return config
+        config.val_size = _held_out(config.dataset, config.data_dir, config.download)
+        return config
+
     def initial_network(
         self, values: dict[str, Any], config: TrainConfig, *, study_dir: Path
     ) -> tuple[NetGraph, dict[str, Tensor]] | None:
         """The network and weights a trial starts from, when not its config's network from
         scratch (a recipe's grown cases)."""
         return None
+
+
+@functools.lru_cache(maxsize=8)
+def _held_out(dataset: str, data_dir: str | Path | None, download: bool) -> int:
+    """The search's default validation hold-out (:class:`ValidateSpec`) for a trial's data."""
+    from grownet.data import held_out_size
+
+    rule = ValidateSpec()
+    return held_out_size(dataset, data_dir=data_dir, download=download, fraction=rule.fraction,
+                         min_size=rule.min_size, max_share=rule.max_share)  # fmt: skip
 
 
 def apply_knobs(tables: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:

@@ -312,14 +312,34 @@ class Trainer:
         loss, accuracy = numbers.tolist()
         return loss, accuracy
 
-    def test_correctness(self) -> Tensor:
-        """Per-sample correctness (bool, on the CPU) of the current net on the evaluation split,
-        in eval mode under the plan of the last step: what paired comparisons of two nets use."""
+    @property
+    def eval_split(self) -> str:
+        """The split every evaluation and decision reads: ``"val"`` when the run holds one
+        out (``val_size``, or a dataset's own ``val/``), else ``"test"``."""
+        return "val" if self.dataset.val is not None else "test"
+
+    def correctness(self, split: str = "eval") -> Tensor:
+        """Per-sample correctness (bool, on the CPU) of the current net in eval mode under the
+        plan of the last step: what paired comparisons of two nets use. ``split``: ``"eval"``,
+        the split evaluations read (:attr:`eval_split`), or ``"test"``, the test split even
+        when a validation split takes the decisions (read once, for a reported network)."""
+        if split not in ("eval", "test"):
+            raise ValueError(f'split must be "eval" or "test", got {split!r}')
+        loader = self.test_loader
+        if split == "test" and self.eval_split != "test":
+            loader = gdata.make_loader(
+                self.dataset.test,
+                batch_size=self.config.test_batch_size,
+                preprocess=self.dataset.preprocess,
+                train=False,
+                device=self.device,
+                channels_last=self.channels_last,
+            )
         plan = self.planner.draw(max(0, self.iteration - 1))
         self.net.eval()
         flags = []
         with torch.no_grad(), self._autocast():
-            for x, y in self.test_loader:
+            for x, y in loader:
                 flags.append((self.net(x, plan).argmax(1) == y).cpu())
         self.net.train()
         return torch.cat(flags)

@@ -137,9 +137,11 @@ def test_interrupted_search_resumes_without_redoing_stages(tmp_path, monkeypatch
 
 def test_per_layer_width_sweeps(tmp_path):
     spec = tiny_spec(tmp_path, per_layer="true")
-    runner.Search(spec, echo=lambda s: None, quiet=True).run()
+    summary = runner.Search(spec, echo=lambda s: None, quiet=True).run()
     sweeps = json.loads((tmp_path / "runs" / "tiny" / "sweeps.json").read_text())["sweeps"]
-    assert [s["layer"] for s in sweeps if s["kind"] == "width"] == ["conv1_1", "conv2_1"]
+    swept = [s["layer"] for s in sweeps if s["kind"] == "width"]
+    # one sweep per conv of the network the widths were swept on (grown blocks' too)
+    assert swept[:2] == ["conv1_1", "conv2_1"] and len(swept) == summary["recommended"]["depth"] - 1
 
 
 def test_another_spec_in_the_same_directory_is_refused(searched, tmp_path, capsys):

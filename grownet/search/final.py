@@ -1,0 +1,105 @@
+"""The answer trained to the end: the recommended network's final model, and ``model/``.
+
+A sweep's or check's weights were fine-tuned for a few hundred iterations from a bigger
+network's; they describe the search, not the architecture. The final model trains the
+recommended architecture for a full budget from each start the spec asks for ("inherited":
+the search's weights; "scratch": a fresh initialisation), keeps the one with the better
+validation accuracy, and only then reads the test split, once for each. ``runs/<name>/model/``
+holds what a user takes away: ``graph.json``, ``weights.pt`` and ``config.json`` (the run's
+training settings and how the model was chosen), loadable with
+:func:`grownet.graph.export.load_model` and exportable with ``grownet export``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from grownet.files import atomic_save
+from grownet.search.runs import Echo, Measured, Trained, measure, train_run
+from grownet.search.spec import SearchSpec
+from grownet.train.rundir import RunDir
+
+
+@dataclass
+class FinalRun:
+    """One start's final training: its run, and its test accuracy (read once)."""
+
+    start: str
+    run: Trained
+    test: Measured
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": self.start,
+            "val_accuracy": self.run.accuracy,
+            "split": self.run.split,
+            "test_accuracy": self.test.accuracy,
+            "n_test": self.test.n,
+            "status": self.run.status,
+            "run": str(self.run.path),
+        }
+
+
+def final_iters(spec: SearchSpec, stages_grown: int) -> int:
+    """``[final] iters``, or the chosen network's own training budget: ``stage_iters`` for the
+    base and for each stage it grew through."""
+    return spec.final.iters or spec.growth.stage_iters * (stages_grown + 1)
+
+
+def train_final(
+    spec: SearchSpec,
+    folder: Path,
+    recommended: Trained,
+    *,
+    iters: int,
+    echo: Echo,
+    quiet: bool,
+) -> tuple[list[FinalRun], FinalRun]:
+    """Train ``recommended``'s network for ``iters`` from each of ``[final] starts`` in
+    ``folder/<start>``; returns every run and the chosen one (best validation accuracy; the
+    first start at a tie). Test accuracies are read after every run has trained."""
+    runs = []
+    for start in spec.final.starts:
+        echo(f"final model ({start} weights): {iters} iterations ...")
+        init = recommended.state if start == "inherited" else None
+        runs.append((start, train_run(spec, folder / start, recommended.graph, iters=iters,
+                                      init_state=init, quiet=quiet)))  # fmt: skip
+    best = max(range(len(runs)), key=lambda i: (runs[i][1].accuracy, -i))
+    done = [FinalRun(start, run, measure(spec, run.graph, run.state)) for start, run in runs]
+    for f in done:
+        picked = f" (chosen on {f.run.split})" if f is done[best] else ""
+        echo(f"final model ({f.start}): {f.run.split} {100 * f.run.accuracy:.2f} %, test "
+             f"{100 * f.test.accuracy:.2f} %{picked}")  # fmt: skip
+    return done, done[best]
+
+
+def write_model(folder: RunDir, chosen: FinalRun, spec: SearchSpec, *, iters: int) -> Path:
+    """``model/``: the chosen final network's graph, weights and config; returns its path."""
+    model = folder.file("model")
+    model.mkdir(exist_ok=True)
+    run = chosen.run
+    run.graph.to_json(model / "graph.json")
+    atomic_save(model / "weights.pt", lambda f: torch.save(run.state, f))
+    config = RunDir(run.path).read_json("config.json")
+    RunDir(model).write_json(
+        "config.json",
+        {
+            "search": spec.name,
+            "start": chosen.start,
+            "iters": iters,
+            "chosen_on": run.split,
+            "val_accuracy": run.accuracy,
+            "test_accuracy": chosen.test.accuracy,
+            "n_val": run.n_test,
+            "n_test": chosen.test.n,
+            "params": run.graph.num_params(),
+            "flops": 2 * run.graph.macs(),
+            "run": str(run.path),
+            "train": config,
+        },
+    )
+    return model
