@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from grownet.bench.paper import compare_to_paper, format_comparison
 from grownet.bench.theory import (
     Unit,
     paper_saving,
@@ -37,6 +36,7 @@ from grownet.graph.executor import GraphNet, exclusive_branches
 from grownet.graph.plan import Planner, StepPlan
 from grownet.graph.surgery import remove_layer
 from grownet.provenance import environment
+from grownet.reproduce.timing import compare_to_paper, format_comparison
 from grownet.zoo import build
 
 

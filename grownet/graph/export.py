@@ -31,7 +31,7 @@ Every file is read with ``torch.load(weights_only=True)``: nothing in it runs. A
 DropIn or width DropIn still mixing is taken at its ratio at the checkpoint's last step; a graph
 file with weights does not record an iteration, so give it (``iteration``), or collapse the
 mixers first. A run trained with DropIns held at a fixed ratio (the points of a search's DropIn
-ratio sweep) does not record that ratio either: give it as ``dropin_q``.
+ratio sweep) is taken at that ratio, which its checkpoint records; ``dropin_q`` overrides it.
 
 Example:
     >>> import tempfile, torch
@@ -103,7 +103,8 @@ class Loaded:
 
     ``state`` is the executor's state dict, None for the graph's fresh initialisation;
     ``iteration`` the training iteration its mixers are taken at (None: not recorded);
-    ``origin`` says in words what was read; ``inputs`` are the files read.
+    ``origin`` says in words what was read; ``inputs`` are the files read; ``dropin_q`` the
+    DropIn ratios the run held fixed (a ratio sweep's point), as its checkpoint records them.
     """
 
     graph: NetGraph
@@ -112,6 +113,7 @@ class Loaded:
     origin: str
     inputs: tuple[Path, ...]
     weights_file: Path | None = None
+    dropin_q: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -182,7 +184,8 @@ def _from_checkpoint(path: Path) -> Loaded:
     # The plan of the run's last step: what its own evaluations used (Trainer.correctness).
     steps = int(payload["iteration"])
     origin = f"{path} (iteration {steps})"
-    return Loaded(graph, payload["model"], max(0, steps - 1), origin, (path,), path)
+    held = dict(payload.get("extra", {}).get("fixed_dropin_q") or {})
+    return Loaded(graph, payload["model"], max(0, steps - 1), origin, (path,), path, held)
 
 
 def _from_files(graph_file: Path, weights: Path, origin: str) -> Loaded:
@@ -248,7 +251,7 @@ def _mixers_needing_q(graph: NetGraph) -> list[str]:
 
 def _plan(loaded: Loaded, iteration: int | None, dropin_q: Mapping[str, float] | None) -> StepPlan:
     """The plan an inference runs under: each mixer at its ratio at ``iteration``."""
-    fixed = dict(dropin_q or {})
+    fixed = {**loaded.dropin_q, **(dropin_q or {})}
     mixers = _mixers_needing_q(loaded.graph)
     for node, q in fixed.items():
         if node not in mixers:

@@ -2,7 +2,10 @@
 
 ``grownet study SPEC --compare runs/<search> ...`` writes the comparison (see
 :mod:`grownet.study.compare`); this draws the study's accuracy/parameters front with every
-search's recommendation on it, and the table of dominance and gaps.
+search's recommendation on it, and the table of dominance and gaps. Its ``basis`` says which
+accuracies are compared: "test" (read once, after the choices on validation), or "selected"
+(a study or search from before the validation protocol: the accuracy that chose, no test read
+after it); a comparison from before ``basis`` was on test.
 """
 
 from __future__ import annotations
@@ -15,6 +18,13 @@ from typing import Any
 import plotly.graph_objects as go
 
 from grownet.report import tables
+
+BASES = {"test": "test accuracy (read once)", "selected": "accuracy that chose (no test after)"}
+
+
+def basis(data: dict[str, Any]) -> str:
+    """The accuracy a comparison (or one search in it) holds, as an axis names it."""
+    return BASES.get(data.get("basis"), "test accuracy")
 
 
 def comparison_content(path: Path, *, label: str) -> list[Any]:
@@ -31,15 +41,16 @@ def comparison_content(path: Path, *, label: str) -> list[Any]:
     ))  # fmt: skip
     for s in searches:
         seed = "" if s.get("seed") is None else f" seed {s['seed']}"
+        place = "dominated" if s["dominated"] else "on or beyond the front"
         fig.add_trace(go.Scatter(
             x=[s["params"]], y=[s["accuracy"]], mode="markers", marker={"symbol": "star",
             "size": 14}, name=f"growth{seed}: {Path(s['run']).name}",
-            hovertext=[f"depth {s['depth']}, widths {s['widths']}, "
-                       f"{'dominated' if s['dominated'] else 'on or beyond the front'}"],
+            hovertext=[f"{basis(s)} {s['accuracy']:.4f}<br>depth {s['depth']}, widths "
+                       f"{s['widths']}, {place}"],
         ))  # fmt: skip
     fig.update_layout(
         template="plotly_white", height=460, xaxis={"type": "log", "title": "parameters"},
-        yaxis={"title": "test accuracy"},
+        yaxis={"title": basis(data)},
         title={"text": f"{label}: growth recommendations on the study's front", "x": 0.01},
     )  # fmt: skip
     rows = [
@@ -50,7 +61,7 @@ def comparison_content(path: Path, *, label: str) -> list[Any]:
          f"{s['train_time_s']:.0f} s"]
         for s in searches
     ]  # fmt: skip
-    head = ["search", "seed", "accuracy", "params", "dominated", "acc gap (points)",
+    head = ["search", "seed", basis(data), "params", "dominated", "acc gap (points)",
             "params x at equal acc", "training"]  # fmt: skip
     seconds = data.get("study_train_time_s", 0)
     heading = (f"<h3>{html.escape(label)}: growth versus brute force ({seconds:.0f} s of "

@@ -15,8 +15,8 @@ Example:
     ...     {"kind": "test", "iteration": 20, "loss": 1.4, "accuracy": 0.4, "wall_time_s": 0.3},
     ...     {"kind": "test", "iteration": 40, "loss": 0.4, "accuracy": 0.9, "wall_time_s": 0.6}])
     >>> fig = learning_curves([run])["accuracy"]
-    >>> [(t.name, list(t.x), list(t.y)) for t in fig.data]
-    [('r test', [20, 40], [0.4, 0.9])]
+    >>> [(t.name, list(t.x), list(t.y)) for t in fig.data], fig.layout.title.text
+    ([('r test', [20, 40], [0.4, 0.9])], 'Accuracy (test solid, train dotted)')
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from grownet.report.load import Run, number
+from grownet.report.splits import common, split_of, word
 
 PALETTE = qualitative.Plotly + qualitative.D3
 
@@ -79,7 +80,9 @@ def _q_groups(train: Sequence[dict[str, Any]]) -> list[tuple[list[str], list[int
 
 
 def _add_curves(fig: go.Figure, run: Run, colour: str, key: str) -> None:
-    for kind, records, dash in (("test", run.test, "solid"), ("train", run.train, "dot")):
+    # metrics.jsonl calls every evaluation "test", whichever split it read: named by the run's.
+    evaluated = word(split_of(run))
+    for kind, records, dash in ((evaluated, run.test, "solid"), ("train", run.train, "dot")):
         if not records:
             continue
         x, y = _series(records, key)
@@ -94,8 +97,8 @@ def _add_curves(fig: go.Figure, run: Run, colour: str, key: str) -> None:
             y=y,
             name=f"{run.label} {kind}",
             legendgroup=run.label,
-            mode="lines+markers" if kind == "test" else "lines",
-            line={"color": colour, "dash": dash, "width": 2 if kind == "test" else 1.5},
+            mode="lines+markers" if kind == evaluated else "lines",
+            line={"color": colour, "dash": dash, "width": 2 if kind == evaluated else 1.5},
             customdata=custom,
             hovertemplate=f"{run.label} {kind}<br>iteration %{{x}}<br>{key} %{{y:.4f}}{extra}"
             "<extra></extra>",
@@ -103,8 +106,9 @@ def _add_curves(fig: go.Figure, run: Run, colour: str, key: str) -> None:
 
 
 def learning_curves(runs: Sequence[Run]) -> dict[str, go.Figure]:
-    """Test (solid) and train (dotted) accuracy and loss vs iteration, one colour per run;
-    the DropIn ratio q (share of units still taking the old layer) on a secondary axis."""
+    """Evaluation (solid: validation or test, as each run evaluated) and train (dotted)
+    accuracy and loss vs iteration, one colour per run; the DropIn ratio q (share of units
+    still taking the old layer) on a secondary axis."""
     shown = [r for r in runs if r.train or r.test]
     if not shown:
         return {}
@@ -133,13 +137,14 @@ def learning_curves(runs: Sequence[Run]) -> dict[str, go.Figure]:
                 ),
                 secondary_y=True,
             )
-    styled(accuracy, title="Accuracy (test solid, train dotted)", x="iteration", y="accuracy")
+    solid = common([r for r in shown if r.test], "solid")
+    styled(accuracy, title=f"Accuracy ({solid}, train dotted)", x="iteration", y="accuracy")
     accuracy.update_layout(yaxis_range=[-0.02, 1.02])
     if has_q:
         accuracy.update_layout(
             yaxis2={"title_text": "DropIn q (dashed)", "range": [-0.02, 1.02], "showgrid": False}
         )
-    styled(loss, title="Loss (test solid, train dotted)", x="iteration", y="cross-entropy loss")
+    styled(loss, title=f"Loss ({solid}, train dotted)", x="iteration", y="cross-entropy loss")
     return {"accuracy": accuracy, "loss": loss}
 
 
@@ -174,7 +179,8 @@ def signal_maps(runs: Sequence[Run]) -> dict[str, go.Figure]:
                 hovertemplate="%{y}<br>iteration %{x}<br>signal %{customdata:.3g}<extra></extra>",
             )
         )
-        styled(fig, title=f"{run.label}: signal per layer (std across the test batch)",
+        batch = f"std across the {word(split_of(run))} batch"
+        styled(fig, title=f"{run.label}: signal per layer ({batch})",
                x="iteration", y="layer (input at the top)",
                height=max(300, 160 + 14 * len(layers)))  # fmt: skip
         fig.update_yaxes(autorange="reversed", type="category")

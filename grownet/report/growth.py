@@ -1,10 +1,12 @@
-"""Figures of a growth search: error on the search clock, the stages vs depth, the sweeps.
+"""Figures of a growth search: error on the search clock, the stages vs depth and FLOPs.
 
 A ``grownet search`` directory (layout: :mod:`grownet.search.runner`) trains each stage as its
 own run, whose clock starts at 0; its top-level ``metrics.jsonl`` tags each record with its
 ``stage``. Time is drawn on one search clock: each stage is shifted by the time the stages
 before it took, and drawn as its own line, so no line runs back in time. A plain training run
-is one line on its own clock.
+is one line on its own clock. Every accuracy is on the split the run evaluated (a search's
+decisions: validation under its protocol), named on each axis and hover
+(:mod:`grownet.report.splits`); the sweeps are drawn by :mod:`grownet.report.sweeps`.
 
 Example:
     >>> from pathlib import Path
@@ -28,14 +30,9 @@ import plotly.graph_objects as go
 from scipy.stats import beta
 
 from grownet.report.figures import colours, styled
-from grownet.report.load import Run, n_test_of, number
+from grownet.report.load import Run, number
+from grownet.report.splits import common, eval_samples, label, samples_text, split_of
 
-SWEEP_AXES = {
-    "width": "width dropout ratio",
-    "depth": "depth dropout ratio",
-    "dropin": "DropIn ratio",
-}
-_UNITS = {"width": "channels", "depth": "weighted layers", "dropin": "weighted layers"}
 CONFIDENCE = 0.95  # of the per-stage intervals: the usual two-sided 95 %
 _KEEP = re.compile(r"keep stage (\d+)")
 _STAR = {"symbol": "star", "size": 18, "line": {"color": "black", "width": 1}}
@@ -69,7 +66,7 @@ def stage_offsets(run: Run) -> dict[int, float]:
 
 
 def _clocked(run: Run) -> dict[int | None, list[tuple[float, float]]]:
-    """(search-clock time, test error) per stage (None: a run without stages)."""
+    """(search-clock time, error) per stage (None: a run without stages)."""
     by_stage: dict[int | None, list[tuple[float, float]]] = {}
     for r in run.test:
         t, a = number(r.get("wall_time_s")), number(r.get("accuracy"))
@@ -88,13 +85,17 @@ def _clocked(run: Run) -> dict[int | None, list[tuple[float, float]]]:
 
 
 def error_vs_time(runs: Sequence[Run]) -> dict[str, go.Figure]:
-    """Test error (1 - accuracy) vs training wall time: what a faster variant buys; a growth
-    search's stages one line each, end to end on the search's clock."""
+    """Error (1 - accuracy, on each run's evaluation split) vs training wall time: what a
+    faster variant buys; a growth search's stages one line each, end to end on the search's
+    clock."""
     fig = go.Figure()
     palette = colours(runs)
     staged = False
-    for run in runs:
-        clocked = _clocked(run)
+    clocks = {run.label: _clocked(run) for run in runs}
+    drawn = [run for run in runs if clocks[run.label]]
+    for run in drawn:
+        clocked = clocks[run.label]
+        error = label(run, "error")
         for stage in sorted(clocked, key=lambda k: -1 if k is None else k):
             points = clocked[stage]
             staged |= stage is not None
@@ -107,12 +108,13 @@ def error_vs_time(runs: Sequence[Run]) -> dict[str, go.Figure]:
                 mode="lines+markers",
                 line={"color": palette[run.label]},
                 marker={"symbol": "circle" if stage is None else _symbol(stage)},
-                hovertemplate=f"{name}<br>%{{x:.1f}} s<br>test error %{{y:.4f}}<extra></extra>",
+                hovertemplate=f"{name}<br>%{{x:.1f}} s<br>{error} %{{y:.4f}}<extra></extra>",
             )
     if not fig.data:
         return {}
     x = "wall time (s" + ("; a search's stages end to end)" if staged else ")")
-    return {"error-time": styled(fig, title="Test error vs training time", x=x, y="test error")}
+    y = common(drawn, "error")
+    return {"error-time": styled(fig, title=f"{y.capitalize()} vs training time", x=x, y=y)}
 
 
 def _symbol(stage: int) -> str:
@@ -157,22 +159,23 @@ def chosen_stage(run: Run) -> tuple[int | None, str]:
 
 
 def accuracy_vs_depth(runs: Sequence[Run]) -> dict[str, go.Figure]:
-    """Test accuracy after each growth stage vs depth, each with its 95 % binomial interval
-    when the test-set size is known; the stage the search kept is starred."""
+    """Accuracy after each growth stage (on the split the search's decisions read) vs depth,
+    each with its 95 % binomial interval when that split's size is known; the stage the
+    search kept is starred."""
     fig = go.Figure()
     palette = colours(runs)
-    for run in runs:
-        if not run.stages:
-            continue
+    staged = [run for run in runs if run.stages]
+    for run in staged:
         stages = sorted(run.stages, key=lambda s: s["stage"])
+        # "test_accuracy" keeps its name in stages.jsonl but holds the decision split's.
         accuracies = [s["test_accuracy"] for s in stages]
-        # The exact binomial (Clopper-Pearson) interval of each stage's accuracy on the n_test
-        # samples it was measured on (n_test_of says where n was read); no n, no bars.
-        n, source = n_test_of(run)
+        # The exact binomial (Clopper-Pearson) interval of each stage's accuracy on the
+        # samples it was measured on (eval_samples says where n was read); no n, no bars.
+        n, source = eval_samples(run)
         bounds = [binomial_interval(a, n) if n else (None, None) for a in accuracies]
         interval = (
             f"<br>{CONFIDENCE:.0%} interval [%{{customdata[5]:.4f}}, %{{customdata[6]:.4f}}]"
-            f" (n_test {n:,}, {source})"
+            f" over {samples_text(n, split_of(run))} ({source})"
             if n
             else ""
         )
@@ -202,7 +205,7 @@ def accuracy_vs_depth(runs: Sequence[Run]) -> dict[str, go.Figure]:
             error_y=error_y,
             customdata=custom,
             hovertemplate=f"{run.label} stage %{{customdata[0]}}<br>depth %{{x}}"
-            f"<br>test accuracy %{{y:.4f}}{interval}<br>params %{{customdata[1]:,}}"
+            f"<br>{label(run, 'accuracy')} %{{y:.4f}}{interval}<br>params %{{customdata[1]:,}}"
             "<br>FLOPs %{customdata[2]:,}<br>wall %{customdata[3]:.1f} s"
             "<br>%{customdata[4]}<extra></extra>",
         )
@@ -221,21 +224,22 @@ def accuracy_vs_depth(runs: Sequence[Run]) -> dict[str, go.Figure]:
             )
     if not fig.data:
         return {}
-    styled(fig, title="Test accuracy vs depth (growth stages; star: the stage kept)",
-           x="depth (weighted layers)", y="test accuracy")  # fmt: skip
+    y = common(staged, "accuracy")
+    styled(fig, title=f"{y.capitalize()} vs depth (growth stages; star: the stage kept)",
+           x="depth (weighted layers)", y=y)  # fmt: skip
     return {"depth": fig}
 
 
 def accuracy_vs_flops(runs: Sequence[Run]) -> dict[str, go.Figure]:
-    """For searches that grew width: test accuracy vs FLOPs per sample, each stage joined to
-    the stage it grew from (a stage that did not pay is a dead end), marked by its kind."""
+    """For searches that grew width: accuracy (the decision split's) vs FLOPs per sample, each
+    stage joined to the stage it grew from (a stage that did not pay is a dead end), marked
+    by its kind."""
     fig = go.Figure()
     palette = colours(runs)
     symbols = {"base": "circle", "depth": "triangle-up", "width": "diamond"}
-    for run in runs:
+    widened = [r for r in runs if any(s.get("kind") == "width" for s in r.stages)]
+    for run in widened:
         stages = {s["stage"]: s for s in run.stages}
-        if not any(s.get("kind") == "width" for s in stages.values()):
-            continue
         xs: list[float | None] = []
         ys: list[float | None] = []
         for s in stages.values():
@@ -259,13 +263,14 @@ def accuracy_vs_flops(runs: Sequence[Run]) -> dict[str, go.Figure]:
             legendgroup=run.label,
             customdata=[[s["stage"], s["params"], _extras(s)] for s in ordered],
             hovertemplate=f"{run.label} stage %{{customdata[0]}}<br>FLOPs %{{x:,}}"
-            "<br>test accuracy %{y:.4f}<br>params %{customdata[1]:,}"
+            f"<br>{label(run, 'accuracy')} %{{y:.4f}}<br>params %{{customdata[1]:,}}"
             "<br>%{customdata[2]}<extra></extra>",
         )  # fmt: skip
     if not fig.data:
         return {}
-    styled(fig, title="Test accuracy vs FLOPs (growth stages; lines: grown from)",
-           x="FLOPs per sample", y="test accuracy")  # fmt: skip
+    y = common(widened, "accuracy")
+    styled(fig, title=f"{y.capitalize()} vs FLOPs (growth stages; lines: grown from)",
+           x="FLOPs per sample", y=y)  # fmt: skip
     fig.update_xaxes(type="log")
     return {"flops": fig}
 
@@ -277,153 +282,7 @@ def _wrap(text: str, width: int = 80) -> str:
 
 def _extras(stage: dict[str, Any]) -> str:
     """The stage's other scalar keys, for hover (``action=insert after relu1``)."""
-    known = {"stage", "depth", "params", "flops", "test_accuracy", "wall_time_s"}
+    known = {"stage", "depth", "params", "flops", "test_accuracy", "wall_time_s", "split", "n"}
     return "<br>".join(
         f"{k}={v}" for k, v in stage.items() if k not in known and isinstance(v, str | int | float)
     )
-
-
-# --------------------------------------------------------------------------- sweeps
-
-
-def _full_error(sweep: dict[str, Any]) -> float | None:
-    """The error of the full network the sweep's estimate was checked against."""
-    check = sweep.get("verification") or {}
-    accuracy = number(check.get("full_accuracy"))
-    return None if accuracy is None else 1 - accuracy
-
-
-def sweep_plateau(run: Run, index: int) -> tuple[float | None, str]:
-    """The error the knee of ``run.sweeps[index]`` was tested against, and how it was found.
-
-    ``sweeps.json`` does not store it (:func:`grownet.search.sweeps.read_knee` passes
-    ``1 - reference.accuracy`` to the knee finder and keeps only the knee), so unless a record
-    carries ``plateau`` it is rebuilt from what the search wrote, following its code: a DropIn
-    sweep tests against its deepest stage's own run; a depth-dropout sweep against the
-    network it started from, which is also its check's full network; a width sweep against
-    the network it started from: the check's full network, or the shallower network of a
-    depth check that passed before it (when that is shallower than the chosen stage's).
-    """
-    sweep = run.sweeps[index]
-    if (stored := number(sweep.get("plateau"))) is not None:
-        return stored, "stored"
-    if sweep["kind"] == "dropin":
-        if run.stages:
-            deepest = max(run.stages, key=lambda s: s["stage"])
-            return 1 - deepest["test_accuracy"], f"stage {deepest['stage']}'s error"
-        return None, ""
-    if sweep["kind"] == "width":
-        chosen_depth = (run.search.get("full") or {}).get("depth")
-        for before in reversed(run.sweeps[:index]):
-            check, estimate = before.get("verification"), before.get("estimate") or {}
-            size = estimate.get("size")
-            if before["kind"] != "width" and check and check.get("passed") and size is not None \
-                    and isinstance(chosen_depth, int) and size < chosen_depth:  # fmt: skip
-                return 1 - check["reduced_accuracy"], "the shallower network's error"
-    full = _full_error(sweep)
-    return (full, "the full network's error") if full is not None else (None, "")
-
-
-def _max_rise(run: Run, sweep: dict[str, Any]) -> float | None:
-    """The rise over the plateau the knee finder accepted: the record's, else the spec's
-    (``search.json`` ``[width]`` for width sweeps, ``[depth]`` for the others)."""
-    if (stored := number(sweep.get("max_rise"))) is not None:
-        return stored
-    section = run.search_spec.get("width" if sweep["kind"] == "width" else "depth")
-    return number(section.get("max_rise")) if isinstance(section, dict) else None
-
-
-def _hline(fig: go.Figure, x: Sequence[float], y: float, name: str, dash: str, colour: str,
-           hover: str) -> None:  # fmt: skip
-    fig.add_scatter(
-        x=[min(x), max(x)],
-        y=[y, y],
-        name=name,
-        mode="lines",
-        line={"dash": dash, "color": colour, "width": 1.5},
-        hovertemplate=f"{hover}<extra></extra>",
-    )
-
-
-def _sweep_figure(run: Run, index: int, title: str) -> go.Figure:
-    sweep = run.sweeps[index]
-    points = sorted(sweep["points"], key=lambda p: p["ratio"])
-    ratios = [p["ratio"] for p in points]
-    errors = [p["error"] for p in points]
-    fig = go.Figure()
-    fig.add_scatter(
-        x=ratios,
-        y=errors,
-        name="test error",
-        mode="lines+markers",
-        hovertemplate="ratio %{x:.3f}<br>error %{y:.4f}<extra></extra>",
-    )
-    if all("full_error" in p for p in points):  # a depth-dropout sweep: every branch added
-        fig.add_scatter(
-            x=ratios,
-            y=[p["full_error"] for p in points],
-            name="all units (test-time rule)",
-            mode="lines+markers",
-            line={"dash": "dot"},
-            hovertemplate="ratio %{x:.3f}<br>error, all units %{y:.4f}<extra></extra>",
-        )
-    if (full := _full_error(sweep)) is not None:
-        _hline(fig, ratios, full, f"full network: {full:.4f}", "solid", "#7f7f7f",
-               f"the full network's error {full:.4f} (the check's reference)")  # fmt: skip
-    plateau, how = sweep_plateau(run, index)
-    rise = _max_rise(run, sweep)
-    if plateau is not None and rise is not None:
-        line = plateau + rise
-        hover = (
-            f"knee threshold {line:.4f} = plateau {plateau:.4f} ({how}) + max_rise {rise:g}"
-            "<br>a ratio is off the plateau when its error is significantly above it"
-        )
-        _hline(fig, ratios, line, f"plateau + max_rise: {line:.4f}", "dash", "#9467bd", hover)
-    if knee := sweep.get("knee"):
-        fig.add_scatter(
-            x=[knee["ratio"]],
-            y=[knee["error"]],
-            name=f"knee at {knee['ratio']:.3g}",
-            mode="markers",
-            marker={"symbol": "star", "size": 16, "color": "#d62728"},
-        )
-    if estimate := sweep.get("estimate"):
-        size, whole = estimate.get("size"), estimate.get("full_size")
-        what = f" → {size}" + (f" of {whole}" if whole else "") + f" {_UNITS[sweep['kind']]}"
-        fig.add_scatter(
-            x=[estimate["ratio"]] * 2,
-            y=[min(errors), max(errors)],
-            name=f"estimate at {estimate['ratio']:.3g}" + (what if size is not None else ""),
-            mode="lines",
-            line={"dash": "dash", "color": "#2ca02c"},
-        )
-    if check := sweep.get("verification"):
-        fig.add_annotation(
-            text=f"verification: {'passed' if check['passed'] else 'FAILED'}<br>"
-            f"full {100 * check['full_accuracy']:.2f} %, "
-            f"reduced {100 * check['reduced_accuracy']:.2f} %",
-            xref="paper",
-            yref="paper",
-            x=0.99,
-            y=0.97,
-            xanchor="right",
-            showarrow=False,
-            align="right",
-            bordercolor="#2ca02c" if check["passed"] else "#d62728",
-            borderwidth=2,
-            bgcolor="white",
-        )
-    return styled(fig, title=title, x=SWEEP_AXES[sweep["kind"]], y="test error")
-
-
-def sweep_figures(runs: Sequence[Run]) -> dict[str, go.Figure]:
-    """Error vs ratio for each width, depth or DropIn sweep: knee, estimate and check marked,
-    with the full network's error and the threshold the knee was read against."""
-    figures = {}
-    for r, run in enumerate(runs):
-        for i, sweep in enumerate(run.sweeps):
-            layer = f" of {sweep['layer']}" if sweep.get("layer") else ""
-            who = f"{run.label}: " if len(runs) > 1 else ""
-            title = f"{who}{sweep['kind']} sweep{layer}: error vs ratio"
-            figures[f"sweep-{r}-{i}"] = _sweep_figure(run, i, title)
-    return figures

@@ -18,6 +18,9 @@ progress. Every file is optional; what a run lacks, the report leaves out:
 ``search_summary.json``                (:mod:`grownet.search.runner`)
 =====================================  =======================================================
 
+A ``test`` record is any evaluation, on the validation split when the run held one out:
+:mod:`grownet.report.splits` says which split each run's numbers are on.
+
 A corrupt or partial line of a ``.jsonl`` file (a run still writing it) is skipped with a
 warning; so is a file or record that does not fit its schema. Each skip is also kept in
 ``Run.notes`` so the report can say what it left out.
@@ -50,6 +53,7 @@ RUN_FILES = (
     "study.journal",
 )
 SWEEP_KINDS = ("width", "depth", "dropin")
+SPLITS = ("val", "test")
 _STAGE_GRAPH = re.compile(r"^stage_(\d+)\.json$")
 
 
@@ -81,9 +85,12 @@ class Run:
     search_summary: str = ""
     """``summary.txt`` of a growth search: the recommendation in words."""
     search: dict[str, Any] = field(default_factory=dict)
-    """``search_summary.json`` of a growth search: chosen stage, ``n_test`` ..."""
+    """``search_summary.json`` of a growth search: chosen stage, protocol, reported networks."""
     search_spec: dict[str, Any] = field(default_factory=dict)
     """``search.json``: the search's spec as run (the sweeps' ``max_rise`` ...)."""
+    stage_dataset: dict[str, Any] = field(default_factory=dict)
+    """A search's ``stages/stage_0/dataset.json``: the split sizes its stages were measured on
+    (the search directory itself has no ``dataset.json``)."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -129,9 +136,13 @@ def check_stage(record: Any, where: str = "stage") -> dict[str, Any]:
     """One growth stage (a line of ``stages.jsonl``), checked; returns it.
 
     Schema: ``{"stage": int, "depth": int, "params": int, "flops": int, "test_accuracy":
-    float, "wall_time_s": float, ...}`` where ``depth`` counts weighted layers (conv and
-    linear), ``flops`` are forward FLOPs per sample (2 x MACs) and ``wall_time_s`` is the time
-    since the search began. Other keys (``action``, ``width`` ...) are kept and shown on hover.
+    float, "wall_time_s": float, "split": "val" | "test", "n": int, ...}`` where ``depth``
+    counts weighted layers (conv and linear), ``flops`` are forward FLOPs per sample (2 x MACs)
+    and ``wall_time_s`` is the time since the search began. ``test_accuracy`` keeps its name
+    for older readers but is the accuracy on ``split`` (the split the decisions read) over
+    ``n`` samples; records from before the validation protocol lack both (their run's
+    ``dataset.json`` says the split: :mod:`grownet.report.splits`).
+    Other keys (``action``, ``width`` ...) are kept and shown on hover.
 
     Example:
         >>> check_stage({"stage": 0, "depth": 3, "params": 5178, "flops": 81920,
@@ -145,7 +156,16 @@ def check_stage(record: Any, where: str = "stage") -> dict[str, Any]:
     record = _check_object(where, record)
     for key in STAGE_INTEGERS + STAGE_NUMBERS:
         _check_number(where, record, key, integer=key in STAGE_INTEGERS)
+    _check_split(where, record)
     return record
+
+
+def _check_split(where: str, record: dict[str, Any]) -> None:
+    """The optional ``split`` and ``n`` of a record measured on one split."""
+    if "split" in record and record["split"] not in SPLITS:
+        raise SchemaError(f"{where}: 'split' must be one of {SPLITS}, got {record['split']!r}")
+    if "n" in record:
+        _check_number(where, record, "n", integer=True)
 
 
 def check_sweeps(data: Any, where: str = "sweeps.json") -> list[dict[str, Any]]:
@@ -161,9 +181,18 @@ def check_sweeps(data: Any, where: str = "sweeps.json") -> list[dict[str, Any]]:
                                   "size": int | null, # minimum channels or weighted layers
                                   "full_size": int | null} | null,
                      "verification": {"full_accuracy": float, "reduced_accuracy": float,
-                                      "passed": bool} | null}]}
+                                      "passed": bool,
+                                      "split": "val" | "test", "n": int,
+                                      "margin_samples": float} | null,
+                     "interval": {"low_ratio": float, "high_ratio": float,
+                                  "level": float, ...} | null}]}
 
-    ``error`` is a test error rate (1 - accuracy). Other keys are kept.
+    ``error`` is an error rate (1 - accuracy) on the split the decisions read: the
+    verification's ``split``, over ``n`` samples; files from before the validation protocol
+    lack ``split``, ``n``, ``margin_samples`` and ``interval`` (:mod:`grownet.report.splits`
+    says their split).
+    ``interval`` is the knee's bootstrap interval in the swept ratios (``low_ratio``: the
+    smaller network's end) at coverage ``level``. Other keys are kept.
 
     Example:
         >>> doc = {"sweeps": [{"kind": "width", "layer": "conv1", "knee": None,
@@ -200,12 +229,17 @@ def _check_sweep(at: str, sweep: Any) -> None:
             if estimate.get(key) is not None:
                 _check_number(f"{at} estimate", estimate, key, integer=True)
     if (check := sweep.get("verification")) is not None:
-        at = f"{at} verification"
-        _check_object(at, check)
+        where = f"{at} verification"
+        _check_object(where, check)
         for key in ("full_accuracy", "reduced_accuracy"):
-            _check_number(at, check, key)
+            _check_number(where, check, key)
         if not isinstance(passed := check.get("passed"), bool):
-            raise SchemaError(f"{at}: 'passed' must be true or false, got {passed!r}")
+            raise SchemaError(f"{where}: 'passed' must be true or false, got {passed!r}")
+        _check_split(where, check)
+    if (interval := sweep.get("interval")) is not None:
+        _check_object(f"{at} interval", interval)
+        for key in ("low_ratio", "high_ratio", "level"):
+            _check_number(f"{at} interval", interval, key)
 
 
 BENCH_ROW_KEYS = ("ratio", "forward_ms", "backward_ms", "total_ms", "saving")
@@ -387,39 +421,10 @@ def load_run(path: str | Path, *, label: str | None = None) -> Run:
             break
     run.search = _object_file(run, path / "search_summary.json")
     run.search_spec = _object_file(run, path / "search.json")
+    run.stage_dataset = _object_file(run, path / "stages" / "stage_0" / "dataset.json")
     if run.search and (path / "summary.txt").exists():
         run.search_summary = (path / "summary.txt").read_text(errors="replace")
     return run
-
-
-def n_test_of(run: Run) -> tuple[int | None, str]:
-    """How many samples the run's test accuracies were measured on, and where that was read.
-
-    A search's ``search_summary.json`` says it (``n_test``); else the run's ``dataset.json``
-    (a search's: its first stage's) gives the split sizes, and the trainer tests on the whole
-    validation split when there is one, else on the whole test split.
-
-    Example:
-        >>> n_test_of(Run(path=Path("r"), label="r", search={"n_test": 360}))
-        (360, 'search_summary.json n_test')
-        >>> n_test_of(Run(path=Path("r"), label="r", dataset={"sizes": {"val": 0, "test": 90}}))
-        (90, 'dataset.json sizes')
-        >>> n_test_of(Run(path=Path("r"), label="r"))
-        (None, '')
-    """
-    n = run.search.get("n_test")
-    if isinstance(n, int) and not isinstance(n, bool) and n > 0:
-        return n, "search_summary.json n_test"
-    sources = [run.dataset]
-    if (first := run.path / "stages" / "stage_0" / "dataset.json").exists():
-        sources.append(_object_file(run, first))
-    for source in sources:
-        sizes = source.get("sizes") if isinstance(source, dict) else None
-        if isinstance(sizes, dict):
-            n = sizes.get("val") or sizes.get("test")
-            if isinstance(n, int) and not isinstance(n, bool) and n > 0:
-                return n, "dataset.json sizes"
-    return None, ""
 
 
 def is_run_dir(path: Path) -> bool:
@@ -445,6 +450,10 @@ def _summary(path: Path) -> dict[str, Any] | None:
 def _members(path: Path, summary: dict[str, Any] | None) -> list[Path]:
     """The run directories a path stands for: itself, and the runs directly inside it."""
     children = sorted(p for p in path.iterdir() if is_run_dir(p))
+    if (path / "search.json").exists():
+        # A search's model/ (graph, weights and how they were chosen) is its answer, tabled in
+        # its section, not a training run: its config.json is no trainer's.
+        children = [p for p in children if p.name != "model"]
     if summary:  # a recipe's cases in the recipe's order, then anything else
         order = {c.get("case"): i for i, c in enumerate(summary["cases"]) if isinstance(c, dict)}
         children.sort(key=lambda p: order.get(p.name, len(order)))

@@ -32,11 +32,12 @@ from plotly.offline import get_plotlyjs
 
 from grownet.files import atomic_write_text, check_output_dir
 from grownet.graph import GraphError, NetGraph
-from grownet.report import figures, growth, tables
+from grownet.report import figures, growth, sweeps, tables
 from grownet.report.cases import cases_over_depth
 from grownet.report.comparison import comparison_content
 from grownet.report.load import Evidence, ReportError, Run, load_evidence
 from grownet.report.network import graph_title, network_figure
+from grownet.report.protocol import search_content
 from grownet.report.studies import study_content
 
 PLOTLY_JS = "plotly.min.js"
@@ -154,20 +155,17 @@ def build_sections(evidence: Evidence) -> list[Section]:
     if runs:
         sections.append(Section("runs", "Runs", [tables.runs_table(runs), tables.notes_list(runs)]))
     sections += [_paper_section(i, *item, runs) for i, item in enumerate(evidence.summaries)]
-    searches = [r for r in runs if r.search_summary]
+    searches = [item for r in runs if r.search for item in search_content(r)]
     if searches:
-        texts = [
-            f"<h3>{html.escape(r.label)}</h3><pre>{html.escape(r.search_summary)}</pre>"
-            for r in searches
-        ]
-        sections.append(Section("search", "Growth search: what the network needs", texts))
+        sections.append(Section("search", "Growth search: what the network needs", searches))
     curves = figures.learning_curves(runs) | growth.error_vs_time(runs)
     sections += [
         Section("curves", "Learning curves").add(curves),
         Section("signal", "Signal through the layers").add(figures.signal_maps(runs)),
-        Section("growth", "Growth: accuracy vs depth").add(growth.accuracy_vs_depth(runs))
+        Section("growth", "Growth: accuracy vs depth")
+        .add(growth.accuracy_vs_depth(runs))
         .add(growth.accuracy_vs_flops(runs)),
-        Section("sweeps", "Depth and width sweeps").add(growth.sweep_figures(runs)),
+        Section("sweeps", "Depth and width sweeps").add(sweeps.sweep_figures(runs)),
         _bench_section(runs),
         _network_section(runs),
         _study_section(runs),

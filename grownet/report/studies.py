@@ -2,13 +2,13 @@
 
 Every study in the storage is drawn: optimisation history, parallel coordinates and parameter
 importances for one objective; for several, the Pareto front, each objective's history and the
-importances of all; the intermediate values (test accuracy at each test) when trials reported
-any. A grownet architecture study's trials also say what network each trained (user
-attributes, :mod:`grownet.report.trials`): accuracy vs depth and vs parameters over all trials,
-and a table of the Pareto set or best trial. A study with one complete trial gets its history
-and table; parallel coordinates and importances need two, and importances two parameters (a
-recipe's grid over its cases has one). Optuna is imported only when a run
-has a study, so other reports do not pay for it.
+importances of all; the intermediate values (accuracy at each evaluation, on the split the
+trials evaluated) when trials reported any. A grownet architecture study's trials also say what
+network each trained (user attributes, :mod:`grownet.report.trials`): accuracy vs depth and vs
+parameters over all trials, and a table of the Pareto set or best trial. A study with one
+complete trial gets its history and table; parallel coordinates and importances need two, and
+importances two parameters (a recipe's grid over its cases has one). Optuna is imported only
+when a run has a study, so other reports do not pay for it.
 
 Example:
     >>> import tempfile, optuna
@@ -37,6 +37,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from grownet.report import trials
+from grownet.report.splits import named
 
 _SQLITE = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 MIN_TRIALS = 2  # fewer trials: a table, no figures (importances need two finished ones)
@@ -213,9 +214,10 @@ def _content(storage: Any, label: str) -> Content:
                 else _multi(study, where, objectives, rank)
             )
         if any(t.intermediate_values for t in everything):
-            plots["intermediate"] = lambda study=study, where=where: _titled(
+            reported = named((p.split for p in points), "accuracy")
+            plots["intermediate"] = lambda study=study, where=where, reported=reported: _titled(
                 optuna.visualization.plot_intermediate_values(study),
-                f"{where}: intermediate values (test accuracy at each test)",
+                f"{where}: intermediate values ({reported} at each evaluation)",
             )
         figs = trials.accuracy_figures(points, marked, where=where, single=count == 1)
         out += [(f"{name}-{kind}", fig) for kind, fig in figs.items()]

@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from grownet.bench.paper import compare_to_paper
 from grownet.graph import GraphError, NetGraph
 from grownet.report.load import Run, number
+from grownet.report.splits import answer_split, word
+from grownet.reproduce.timing import compare_to_paper
 
 # Settings that name or place a run rather than change what it computes.
 _NOT_A_VARIANT = {"name", "runs_dir", "quiet", "data_dir", "download", "checkpoint_interval"}
@@ -93,7 +94,8 @@ def _parameters(run: Run) -> str:
 
 
 def runs_table(runs: Sequence[Run]) -> str:
-    """One row per run: what it trained, how far it got, how it ended."""
+    """One row per run: what it trained, how far it got, how it ended, and on which split
+    its accuracies were measured."""
     varying = varying_settings(runs) if len(runs) > 1 else {}
     rows = []
     for run in runs:
@@ -107,6 +109,8 @@ def runs_table(runs: Sequence[Run]) -> str:
             "wall_time_s": max(times, default=None),
         }
         got = so_far | run.result
+        # result.json and metrics.jsonl name every accuracy "test", whichever split it was on.
+        split = answer_split(run)
         budget = run.config.get("max_iter")
         status = _status(run)
         rows.append(
@@ -119,12 +123,13 @@ def runs_table(runs: Sequence[Run]) -> str:
                 count(got["iterations"]) + (f" / {count(budget)}" if budget else ""),
                 percent(got["final_test_accuracy"]),
                 percent(got["best_test_accuracy"]),
+                word(split),
                 seconds(got["wall_time_s"]),
                 ", ".join(varying.get(run.label, [])),
             ]
         )
-    head = ["run", "model", "parameters", "dataset", "status", "iterations", "final test acc.",
-            "best test acc.", "wall time", "differs in"]  # fmt: skip
+    head = ["run", "model", "parameters", "dataset", "status", "iterations", "final acc.",
+            "best acc.", "acc. on", "wall time", "differs in"]  # fmt: skip
     return table(head, rows)
 
 
@@ -214,7 +219,7 @@ def bench_table(file: str, bench: dict[str, Any]) -> str:
 
 def _bench_paper(bench: dict[str, Any]) -> str:
     """The papers' measured savings beside the run's, with verdicts, worked out afresh from the
-    rows (:mod:`grownet.bench.paper`), so a file written before a correction shows it too."""
+    rows (:mod:`grownet.reproduce.timing`), so a file written before a correction shows it too."""
     try:
         entries = compare_to_paper(bench)
     except (KeyError, TypeError, AttributeError):  # a file without rows: nothing to compare

@@ -8,14 +8,20 @@ Each trial of a grownet study carries user attributes that say what network it t
     params        int    parameters
     flops         int    forward FLOPs per sample
     widths        dict   node -> channels
-    accuracy      float | null   final test accuracy
+    accuracy      float | null   final accuracy on ``split``, what the study chose by
+    split         str    "val" when the trial held a validation split out, else "test";
+                         absent in studies from before the validation protocol (on test)
+    test_accuracy float | null   the test split's, read once after the trial (with ``split``
+                         "val"); absent before the protocol
     status        str    the trainer's status ("converged", "diverged", "pruned" ...)
     train_time_s  float  ms_per_iter  float | null
 
 Complete and pruned trials are drawn; a pruned trial's accuracy is its last intermediate value
-(the test accuracy when it was stopped), since it never reached a final one. The marked trials
-are Optuna's Pareto front over the study's objectives (``study.best_trials``), or the best trial
-of a one-objective study; pruned trials are never among them.
+(its ``split`` accuracy when it was stopped), since it never reached a final one. Every axis,
+hover and table names the split of its accuracies, and shows the test accuracy beside where a
+trial has one. The marked trials are Optuna's Pareto front over the study's objectives
+(``study.best_trials``), or the best trial of a one-objective study; pruned trials are never
+among them.
 
 Example:
     >>> import optuna
@@ -28,8 +34,8 @@ Example:
     >>> points = trial_points(study)
     >>> best = marked_trials(study)
     >>> fig = accuracy_figures(points, best, where="demo", single=True)["accuracy-depth"]
-    >>> [(t.name, list(t.x), list(t.y)) for t in fig.data]
-    [('complete', [3, 5], [0.9, 0.95]), ('best trial', [5], [0.95])]
+    >>> [(t.name, list(t.x), list(t.y)) for t in fig.data], fig.layout.yaxis.title.text
+    ([('complete', [3, 5], [0.9, 0.95]), ('best trial', [5], [0.95])], 'test accuracy')
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ import plotly.graph_objects as go
 
 from grownet.report.figures import styled
 from grownet.report.load import number
+from grownet.report.splits import named, word
 from grownet.report.tables import count, percent, table
 
 COMPLETE_COLOUR, PRUNED_COLOUR, MARK_COLOUR = "#1f77b4", "#9e9e9e", "#d62728"
@@ -63,6 +70,10 @@ class TrialPoint:
     widths: dict[str, Any] = field(default_factory=dict)
     status: str = ""
     run_dir: str = ""
+    split: str = "test"
+    """The split ``accuracy`` is on: "val" or "test" (studies from before the protocol)."""
+    test_accuracy: float | None = None
+    """The test split's accuracy, read once after the trial; None when it was not."""
 
 
 def _integer(value: Any) -> int | None:
@@ -105,6 +116,8 @@ def trial_points(study: Any) -> list[TrialPoint]:
                 widths=widths if isinstance(widths, dict) else {},
                 status=str(attrs.get("status") or ("pruned" if pruned else "")),
                 run_dir=str(attrs.get("run_dir") or ""),
+                split="val" if attrs.get("split") == "val" else "test",
+                test_accuracy=number(attrs.get("test_accuracy")),
             )
         )
     return points
@@ -135,16 +148,20 @@ def widths_text(widths: dict[str, Any], per_line: int = 4) -> str:
 
 
 _HOVER = (
-    "trial %{customdata[0]} (%{customdata[6]})<br>accuracy %{y:.4f} (%{customdata[7]})"
-    "<br>depth %{customdata[1]}<br>params %{customdata[2]:,}<br>FLOPs %{customdata[3]:,}"
-    "<br>widths %{customdata[4]}<br>%{customdata[5]}<extra></extra>"
+    "trial %{customdata[0]} (%{customdata[6]})<br>%{customdata[8]} accuracy %{y:.4f} "
+    "(%{customdata[7]})%{customdata[9]}<br>depth %{customdata[1]}<br>params %{customdata[2]:,}"
+    "<br>FLOPs %{customdata[3]:,}<br>widths %{customdata[4]}<br>%{customdata[5]}<extra></extra>"
 )
 
 
 def _custom(p: TrialPoint) -> list[Any]:
     """What :data:`_HOVER` shows of one trial, in its order."""
     widths = widths_text(p.widths)
-    return [p.number, p.depth, p.params, p.flops, widths, p.run_dir, p.status, p.accuracy_from]
+    tested = ""
+    if p.test_accuracy is not None:
+        tested = f"<br>test accuracy {p.test_accuracy:.4f} (read once)"
+    return [p.number, p.depth, p.params, p.flops, widths, p.run_dir, p.status, p.accuracy_from,
+            word(p.split), tested]  # fmt: skip
 
 
 def _trace(points: Sequence[TrialPoint], x: str, name: str, marker: dict[str, Any]) -> go.Scatter:
@@ -185,7 +202,8 @@ def accuracy_figures(
             ring = {"symbol": "circle-open", "size": 18, "color": MARK_COLOUR,
                     "line": {"width": 2.5}}  # fmt: skip
             fig.add_trace(_trace(best, x, mark, ring))
-        styled(fig, title=f"{where}: test accuracy vs {x}", x=title, y="test accuracy")
+        y = named((p.split for p in shown), "accuracy")
+        styled(fig, title=f"{where}: {y} vs {x}", x=title, y=y)
         if x == "params":
             fig.update_xaxes(type="log")
         figures[key] = fig
@@ -201,10 +219,15 @@ def marked_table(points: Sequence[TrialPoint], marked: set[int], *, single: bool
     if not any(p.depth or p.params or p.accuracy is not None or p.run_dir for p in rows):
         return ""  # not a grownet architecture study: optuna's figures say it all
     what = "Best trial" if single else f"Pareto set ({len(rows)} trials)"
-    head = ["trial", "depth", "widths", "test accuracy", "parameters", "FLOPs", "run directory"]
+    # The trials were chosen on their split; the test accuracy beside, where read, chose nothing.
+    tested = any(p.test_accuracy is not None for p in rows)
+    head = ["trial", "depth", "widths", named((p.split for p in rows), "accuracy"),
+            *(["test accuracy (read once)"] if tested else []), "parameters", "FLOPs",
+            "run directory"]  # fmt: skip
     body = [
         [p.number, count(p.depth), widths_text(p.widths, per_line=len(p.widths) or 1) or "-",
-         percent(p.accuracy), count(p.params), count(p.flops), p.run_dir or "-"]
+         percent(p.accuracy), *([percent(p.test_accuracy)] if tested else []), count(p.params),
+         count(p.flops), p.run_dir or "-"]
         for p in rows
     ]  # fmt: skip
     return f"<h4>{html.escape(what)}</h4>" + table(head, body)

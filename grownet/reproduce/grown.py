@@ -38,7 +38,9 @@ from grownet.search.sweeps import sweep_units
 from grownet.search.widen_stage import widen_to
 from grownet.study.objective import StartInterrupted
 from grownet.train.config import TrainConfig
-from grownet.train.trainer import INTERRUPTED, Trainer, build_graph
+from grownet.train.network import build_graph
+from grownet.train.trainer import Trainer
+from grownet.train.verdict import INTERRUPTED
 
 
 def grown_start(

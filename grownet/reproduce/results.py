@@ -20,7 +20,7 @@ from grownet.reproduce.scale import QUICK_FACTOR, QUICK_LABEL, run_folder
 from grownet.reproduce.verdict import Comparison, compare
 from grownet.train.config import TrainConfig
 from grownet.train.rundir import RunDir
-from grownet.train.trainer import CONVERGED, INTERRUPTED
+from grownet.train.verdict import CONVERGED, INTERRUPTED
 from grownet.zoo import options as builder_options
 
 UNFINISHED = "not finished"  # the status of a case whose run has no result yet

@@ -2,9 +2,13 @@
 
 The DropIn paper reads "substantial improvement implies benefit from additional depth" (Sec. 5).
 Made operational: a stage *pays* when the lower confidence bound of its accuracy gain over the
-best stage so far is above ``min_gain``. The bound uses the paired standard error of the
-per-sample correctness difference on the same test set when both stages' predictions are known
-(tighter: the two nets mostly agree), else the unpaired binomial one. Growth stops after
+best stage so far is above ``min_gain``. A stage trains on from its parent's weights, so part
+of any gain is only the extra training: when the stage's outcome carries a ``baseline`` (the
+parent network trained as many more iterations without growing), the gain is measured over
+that baseline instead, and what pays is the growth itself. The bound uses the paired standard
+error of the per-sample correctness difference on the same validation split when both stages'
+predictions are known (tighter: the two nets mostly agree), else the unpaired binomial one.
+Growth stops after
 ``patience`` stages in a row that do not pay, at a stage that diverged or fell to chance, at
 ``max_stages``, when the network cannot grow (``blocked``: the search's ``max_depth``), or
 when the next stage would overrun the iteration budget. Budgets that decide what is tried
@@ -20,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from grownet.search.knee import noise_z
-from grownet.train.trainer import CONVERGED, NOT_CONVERGED
+from grownet.train.verdict import CONVERGED, NOT_CONVERGED
 
 HEALTHY = (CONVERGED, NOT_CONVERGED)
 KINDS = ("depth", "width")
@@ -40,6 +44,8 @@ class StageOutcome:
     correct: tuple[bool, ...] | None = None
     kind: str = "depth"
     flops: int = 0
+    baseline: StageOutcome | None = None
+    """The parent network trained as long as this stage, without growing (the control)."""
 
 
 @dataclass(frozen=True)
@@ -121,13 +127,18 @@ def decide(
         if outcome.status not in HEALTHY:
             return Decision(False, chosen, f"stage {k} {outcome.status}: keep stage {chosen}")
         kind = outcome.kind if outcome.kind in streak else kinds[0]
-        gain, low = gain_bound(outcome, outcomes[chosen], confidence)
+        control = outcome.baseline
+        # the control stands in for the parent it continues (the parent is the chosen stage
+        # whenever one kind grows; competing kinds grow from the chosen stage too)
+        reference = control if control is not None and parent == chosen else outcomes[chosen]
+        gain, low = gain_bound(outcome, reference, confidence)
         added = outcome.flops - outcomes[parent].flops
         rate[kind] = gain / max(added, 1)
         size = f"depth {outcome.depth}" if kind == "depth" else f"width, {outcome.flops:,} FLOPs"
+        over = f"stage {chosen}" + (" trained as long" if reference is control else "")
         said = (
-            f"stage {k} ({size}) gained {100 * gain:+.2f} points over stage "
-            f"{chosen} (lower {100 * confidence:g}% bound {100 * low:+.2f})"
+            f"stage {k} ({size}) gained {100 * gain:+.2f} points over {over} "
+            f"(lower {100 * confidence:g}% bound {100 * low:+.2f})"
         )
         if low > min_gain:
             chosen, why = k, f"{said}: {kind} pays"

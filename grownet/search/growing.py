@@ -91,6 +91,7 @@ class Grower:
                     f"{weighted_depth(graph)}, {g.stage_iters} iterations ..."
                 )
             run = self._stage(k, graph, growth, init)
+            control = self._baseline(k, decision.parent, runs, growths)
             runs.append(run)
             growths.append(growth)
             self.parents.append(decision.parent)
@@ -107,11 +108,12 @@ class Grower:
                     run.correct,
                     kind=kind,
                     flops=2 * run.graph.macs(),
+                    baseline=None if control is None else _outcome(control),
                 )
             )
             decision = self._decide(outcomes, runs, growths, spent)
             if not done:
-                self._record_stage(k, run, growth, decision, spent, kind, widened)
+                self._record_stage(k, run, growth, decision, spent, kind, widened, control)
             self.echo(
                 f"stage {k}: depth {weighted_depth(run.graph)}, {run.graph.num_params():,} "
                 f"params, {run.split} accuracy {100 * run.accuracy:.2f} % "
@@ -120,6 +122,23 @@ class Grower:
             if not decision.grow:
                 return Grown(runs, growths, decision, self.parents, self.stage_kinds)
             k += 1
+
+    def _baseline(
+        self, k: int, parent: int, runs: list[Trained], growths: list[Growth]
+    ) -> Trained | None:
+        """Stage ``k``'s control: its parent's network trained on as long, not grown."""
+        if k == 0 or not self.spec.growth.baseline:
+            return None
+        fixed = dict.fromkeys(growths[parent].dropins(), 0.0)  # every grown block mixed in
+        return train_run(
+            self.spec,
+            self.dir.path / "stages" / f"baseline_{k}",
+            without_width_mixers(runs[parent].graph),
+            iters=self.spec.growth.stage_iters,
+            init_state=runs[parent].state,
+            fixed_q=fixed,
+            quiet=self.quiet,
+        )
 
     def _next_network(
         self, k: int, kind: str, parent: int, runs: list[Trained], growths: list[Growth]
@@ -182,7 +201,7 @@ class Grower:
 
     def _record_stage(
         self, k: int, run: Trained, growth: Growth, decision: Decision, spent: float, kind: str,
-        widened: list[dict[str, Any]],
+        widened: list[dict[str, Any]], control: Trained | None,
     ) -> None:  # fmt: skip
         self.dir.file("graphs").mkdir(exist_ok=True)
         run.graph.to_json(self.dir.file("graphs") / f"stage_{k}.json")
@@ -212,6 +231,7 @@ class Grower:
             "action": _action(kind, new, widened),
             "widened": widened,
             "decision": decision.reason,
+            "baseline_accuracy": None if control is None else control.accuracy,
             "growth": growth.to_dict(),
         }  # fmt: skip
         self.dir.append_jsonl("stages.jsonl", record)
@@ -223,3 +243,8 @@ def _action(kind: str, blocks: list[dict[str, Any]], widened: list[dict[str, Any
     if kind == "width":
         return "widen " + ", ".join(f"{w['layer']} {w['from']}->{w['to']}" for w in widened)
     return f"grow {len(blocks)} block(s) after {', '.join(sorted({b['position'] for b in blocks}))}"
+
+
+def _outcome(run: Trained) -> StageOutcome:
+    return StageOutcome(0, weighted_depth(run.graph), run.accuracy, run.n_test, run.status,
+                        run.wall_time_s, run.correct, flops=2 * run.graph.macs())  # fmt: skip

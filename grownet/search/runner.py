@@ -61,9 +61,9 @@ from grownet.search.sweeps import (
     width_sweep,
 )
 from grownet.train.distributed import current_world, rank_device
+from grownet.train.network import build_graph
 from grownet.train.resume import differing_keys
 from grownet.train.rundir import RunDir
-from grownet.train.trainer import build_graph
 
 # Spec fields that say where a search runs, not what it is: a rerun may change them.
 _WHERE_IT_RUNS = ("source", "data_dir", "device")
@@ -191,7 +191,7 @@ class Search:
         base = collapse_all(chosen.graph)
         full = verify(f"full-stage{decision.chosen}", base, state_for(base, chosen.state))
         start = full  # the widths are swept on the chosen depth's network
-        method = self._depth_method(base, growth)
+        method = self._depth_method(base, growth, "depth" in grown.kept_kinds(decision.chosen))
         if method == "depth_dropout":
             result = residual_depth_sweep(
                 self.spec, self.dir.path / "sweeps" / "depth", full, verify,
@@ -229,14 +229,20 @@ class Search:
                       "chosen": chosen.to_dict(), "model": str(model)}  # fmt: skip
         return self._finish(grown, full, start, recommended, sweeps, finals)
 
-    def _depth_method(self, chosen: NetGraph, growth: Growth) -> str | None:
+    def _depth_method(self, chosen: NetGraph, growth: Growth, depth_kept: bool) -> str | None:
         """Which depth sweep runs: depth dropout on a residual network, the DropIn ratio on a
-        grown one ("auto" picks in that order), or none."""
+        grown one ("auto" picks in that order), or none. The DropIn sweep only takes grown
+        blocks out, so when growth kept no depth (``depth_kept``) it cannot go below the chosen
+        network and is not run."""
         method = self.spec.depth.method
         if not self.spec.depth.enabled or method == "off":
             return None
         if method in ("auto", "depth_dropout") and residual_units(chosen):
             return "depth_dropout"
+        if method in ("auto", "dropin") and growth.blocks and not depth_kept:
+            self.echo("depth sweep (DropIn ratio): skipped: growth kept no grown block, and "
+                      "taking grown blocks out cannot go below the network kept")  # fmt: skip
+            return None
         if method in ("auto", "dropin") and growth.blocks:
             return "dropin"
         self.echo(f"depth sweep ({method}): nothing to sweep on this network; skipped")

@@ -16,7 +16,8 @@ from torch import Tensor
 
 from grownet.graph import NetGraph
 from grownet.search.spec import SearchSpec
-from grownet.train.trainer import INTERRUPTED, Trainer
+from grownet.train.trainer import Trainer
+from grownet.train.verdict import INTERRUPTED
 
 Echo = Callable[[str], None]
 

@@ -62,6 +62,10 @@ class GrowthSpec:
     0: no bound but ``max_stages``). ``time_budget_s`` is a safety stop only: it makes the
     answer depend on the machine's load, and the decision says so when it fires.
 
+    ``baseline``: also train each stage's parent network as long without growing it, and
+    measure the stage's gain over that (:mod:`grownet.search.decide`): more iterations alone
+    are not growth paying.
+
     ``kind``: what a stage grows. ``"depth"`` as above; ``"width"``: every layer of
     ``width_layers`` (default: every layer a width sweep may thin; a coupled group widens as
     one) gains units, ``width_step`` each if set, else its width times ``width_factor``
@@ -84,6 +88,7 @@ class GrowthSpec:
     min_gain: float = 0.0
     confidence: float = 0.9
     patience: int = 1
+    baseline: bool = True
     width_factor: float = 2.0
     width_step: int = 0
     width_init: str = "random"

@@ -30,7 +30,8 @@ from grownet.study.spec import StudySpec
 from grownet.study.storage import trial_lock
 from grownet.train.callbacks import Callback, Stop
 from grownet.train.rundir import RunDir
-from grownet.train.trainer import INTERRUPTED, Trainer
+from grownet.train.trainer import Trainer
+from grownet.train.verdict import INTERRUPTED
 
 PRUNED = "pruned"
 WORKER_THREADS = "GROWNET_WORKER_THREADS"  # set for the workers of `grownet study --workers N`

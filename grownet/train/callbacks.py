@@ -22,10 +22,20 @@ Stop(status='converged', reason='90 % reached at iteration 200')
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:  # annotations only: the trainer imports this module
-    from grownet.train.trainer import Trainer, TrainResult
+from grownet.train.config import TrainConfig
+from grownet.train.rundir import RunDir
+from grownet.train.verdict import TrainResult
+
+
+class Run(Protocol):
+    """What a callback may read of the run it watches (the trainer is one): the callback
+    layer knows this much of the trainer and imports nothing of it."""
+
+    config: TrainConfig
+    run_dir: RunDir
+    iteration: int
 
 
 @dataclass(frozen=True)
@@ -39,9 +49,9 @@ class Stop:
 class Callback:
     """Hooks into a training run; every method does nothing unless overridden."""
 
-    def on_evaluate(self, trainer: Trainer, iteration: int, accuracy: float) -> Stop | None:
+    def on_evaluate(self, trainer: Run, iteration: int, accuracy: float) -> Stop | None:
         """After each evaluation; return a :class:`Stop` to end the run here."""
         return None
 
-    def on_end(self, trainer: Trainer, result: TrainResult) -> None:
+    def on_end(self, trainer: Run, result: TrainResult) -> None:
         """Once, after ``result.json`` is written (rank 0 only)."""

@@ -20,7 +20,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from grownet.errors import RunDirError
 from grownet.train.config import ConfigError
+from grownet.train.rundir import RunDir
+from grownet.train.verdict import INTERRUPTED
 
 # Settings that may differ between a run and its resumption without changing its results.
 RESULT_NEUTRAL = frozenset(
@@ -98,3 +101,32 @@ def _check_extension(
             "training further would change the rates of the iterations already run. Start a "
             "new --name with the larger budget"
         )
+
+
+def check_fresh_start(run_dir: RunDir, config: dict[str, Any], *, resume: bool) -> None:
+    """Refuse to start afresh over a run the user did not name for deletion. A run that
+    saved no checkpoint yet (killed early) under the same settings (``config``) restarts: it
+    loses nothing an identical rerun would not redo."""
+    if not run_dir.holds_run():
+        return
+    saved, result = _read_or_none(run_dir, "config.json"), _read_or_none(run_dir, "result.json")
+    ended = isinstance(result, dict) and result.get("status") != INTERRUPTED
+    same = isinstance(saved, dict) and not changed_settings(saved, config)
+    if resume and same and not ended:
+        return
+    what = "an unfinished run"
+    if ended:
+        what = f"a finished run ({result.get('status')}, {result.get('iterations')} iterations)"
+    elif resume:
+        what += " with other settings and no checkpoint to resume"
+    raise RunDirError(
+        f"{run_dir.path} already holds {what}; pass another --name, or --overwrite "
+        "to delete it and train afresh"
+    )
+
+
+def _read_or_none(run_dir: RunDir, name: str) -> Any:
+    try:
+        return run_dir.read_json(name)
+    except (OSError, ValueError):
+        return None

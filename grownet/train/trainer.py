@@ -16,15 +16,10 @@ directory and shows progress; every rank resumes from the same checkpoint.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import math
-import os
 import re
-import shutil
-import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +29,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from grownet import data as gdata
-from grownet.errors import RunDirError
 from grownet.graph import NetGraph
 from grownet.graph.executor import GraphNet
 from grownet.graph.plan import Planner, StepPlan
@@ -42,92 +36,27 @@ from grownet.provenance import environment
 from grownet.train import checkpoint, distributed
 from grownet.train.callbacks import Callback
 from grownet.train.config import ConfigError, TrainConfig
+from grownet.train.evaluation import correctness, evaluate
 from grownet.train.interrupt import StopRequest
-from grownet.train.progress import Progress
-from grownet.train.resume import changed_settings, check_resume
-from grownet.train.rundir import RunDir
-from grownet.train.signal import SignalProbe, in_order
-from grownet.train.window import DisplayWindow
-from grownet.zoo import build
-
-CONVERGED, NOT_CONVERGED, DIVERGED, INTERRUPTED = (
-    "converged",
-    "did not converge",
-    "diverged",
-    "interrupted",
+from grownet.train.network import (
+    build_graph,
+    check_compile_support,
+    load_matching,
+    make_optimizer,
 )
-
-
-def converged(accuracy: float, num_classes: int) -> bool:
-    """Converged means at least halfway from chance to perfect accuracy on the test set.
-
-    A net that never leaves chance (MNIST: ~11 %, the majority class) is far below this; one that
-    learns anything real is far above it, so the verdict does not hinge on the exact bar.
-    """
-    chance = 1.0 / num_classes
-    return accuracy >= chance + 0.5 * (1.0 - chance)
-
-
-def at_chance(accuracy: float, num_classes: int) -> bool:
-    chance = 1.0 / num_classes
-    return accuracy < chance + 0.1 * (1.0 - chance)
-
-
-@dataclass
-class TrainResult:
-    status: str
-    iterations: int
-    final_test_accuracy: float | None
-    best_test_accuracy: float | None
-    final_test_loss: float | None
-    wall_time_s: float
-    run_dir: str
-    reason: str = ""
-
-
-def check_compile_support(device: torch.device) -> None:
-    """Raise a one-line :class:`ConfigError` where ``torch.compile``'s default backend
-    (inductor) cannot run, instead of a traceback at the first step."""
-    import torch._dynamo
-
-    if not torch._dynamo.is_dynamo_supported():
-        raise ConfigError(
-            f"--compile: torch {torch.__version__} cannot compile on Python "
-            f"{sys.version.split()[0]} on this platform; drop --compile"
-        )
-    if device.type == "cuda":
-        from torch.utils._triton import has_triton
-
-        if not has_triton():
-            raise ConfigError("--compile on CUDA needs Triton (pip install triton); or drop it")
-    elif device.type == "cpu":
-        compilers = (os.environ.get("CXX"), "g++", "clang++", "c++")
-        if not any(shutil.which(c) for c in compilers if c):
-            raise ConfigError(
-                "--compile on the CPU needs a C++ compiler (g++ or clang++, or $CXX) on PATH; "
-                "install one or drop --compile"
-            )
-
-
-def build_graph(config: TrainConfig, in_shape: tuple[int, ...], num_classes: int) -> NetGraph:
-    """The zoo model, shaped for the dataset unless the options say otherwise."""
-    from grownet.graph.fx_import import PREFIX, build_imported
-    from grownet.zoo import MODELS
-
-    options = dict(config.model_options)
-    if config.model.startswith(PREFIX):  # the user's own nn.Module, traced (grownet import)
-        if options:
-            raise ConfigError(f"model {config.model}: an imported network takes no builder "
-                              f"options, got {sorted(options)}")  # fmt: skip
-        return build_imported(config.model, tuple(in_shape), num_classes)
-    if config.model not in MODELS:
-        return build(config.model, **options)  # raises the registry's one-line error
-    accepted = inspect.signature(MODELS[config.model]).parameters
-    if "num_classes" in accepted:
-        options.setdefault("num_classes", num_classes)
-    if "in_shape" in accepted:
-        options.setdefault("in_shape", tuple(in_shape))
-    return build(config.model, **options)
+from grownet.train.progress import Progress
+from grownet.train.resume import check_fresh_start, check_resume
+from grownet.train.rundir import RunDir
+from grownet.train.verdict import (
+    CONVERGED,
+    DIVERGED,
+    INTERRUPTED,
+    NOT_CONVERGED,
+    TrainResult,
+    at_chance,
+    converged,
+)
+from grownet.train.window import DisplayWindow
 
 
 def _name_part(text: str) -> str:
@@ -138,21 +67,6 @@ def _name_part(text: str) -> str:
     """
     tail = text.split("?", 1)[0].rsplit("/", 1)[-1].rsplit(":", 1)[-1]
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", tail).strip("-.") or "data"
-
-
-def load_matching(net: torch.nn.Module, state: Mapping[str, Tensor]) -> None:
-    """Copy ``state`` into ``net``: every entry must exist there with the same shape; entries
-    ``net`` has and ``state`` lacks (layers added since) keep their values."""
-    own = net.state_dict()
-    for key, value in state.items():
-        if key not in own:
-            raise ConfigError(f"initial weights: {key!r} is not in the network; wrong graph?")
-        if own[key].shape != value.shape:
-            raise ConfigError(
-                f"initial weights: {key!r} has shape {tuple(value.shape)}, the network's "
-                f"{tuple(own[key].shape)}; narrow or widen the weights with the graph"
-            )
-    net.load_state_dict(state, strict=False)
 
 
 class Trainer:
@@ -219,7 +133,7 @@ class Trainer:
             load_matching(self.net, init_state)
         self.planner = self._planner(self.graph)
         self.schedule = config.schedule()
-        self.optimizer = self._make_optimizer()
+        self.optimizer = make_optimizer(self.net, self.config)
         loader_options = {"device": self.device, "channels_last": self.channels_last}
         self.train_loader = gdata.make_loader(
             self.dataset.train,
@@ -279,37 +193,12 @@ class Trainer:
         return lr
 
     def evaluate(self, plan: StepPlan) -> tuple[float, float]:
-        """Test loss and accuracy over the whole evaluation split, in eval mode.
-
-        Under DDP every rank evaluates the whole split with rank 0's BatchNorm statistics (the
-        simplest way to the same numbers everywhere; the split is small next to training), and
-        every rank returns rank 0's numbers, so decisions taken on them agree bit for bit.
-        The first batch also measures every weight layer's signal (``self.signal``, see
-        :mod:`grownet.train.signal`).
-        """
-        if self.world.distributed:
-            distributed.broadcast(self.net.buffers())
-        self.net.eval()
-        total, correct = 0, torch.zeros((), device=self.device)
-        loss_acc = torch.zeros((), device=self.device)
-        probe = SignalProbe(self.net.layers.items())
-        with torch.no_grad(), self._autocast():
-            for i, (x, y) in enumerate(self.test_loader):
-                with probe if i == 0 else contextlib.nullcontext():
-                    out = self.net(x, plan).float()
-                loss_acc += F.cross_entropy(out, y, reduction="sum")
-                correct += (out.argmax(1) == y).sum()
-                total += y.numel()
-        self.net.train()
-        self.signal = in_order(probe.signal, self.net.graph.topological_order())
-        numbers = torch.tensor(
-            [loss_acc.item() / total, correct.item() / total],
-            dtype=torch.float64,
+        """Loss and accuracy over the whole evaluation split, in eval mode (see
+        :func:`grownet.train.evaluation.evaluate`); keeps the layers' signal in ``signal``."""
+        loss, accuracy, self.signal = evaluate(
+            self.net, self.test_loader, plan, autocast=self._autocast, world=self.world,
             device=self.device,
-        )
-        if self.world.distributed:
-            dist.broadcast(numbers, src=0)
-        loss, accuracy = numbers.tolist()
+        )  # fmt: skip
         return loss, accuracy
 
     @property
@@ -336,13 +225,7 @@ class Trainer:
                 channels_last=self.channels_last,
             )
         plan = self.planner.draw(max(0, self.iteration - 1))
-        self.net.eval()
-        flags = []
-        with torch.no_grad(), self._autocast():
-            for x, y in loader:
-                flags.append((self.net(x, plan).argmax(1) == y).cpu())
-        self.net.train()
-        return torch.cat(flags)
+        return correctness(self.net, loader, plan, autocast=self._autocast)
 
     def _record_plan(self, plan: StepPlan) -> dict[str, Any]:
         record: dict[str, Any] = {}
@@ -380,7 +263,7 @@ class Trainer:
         if resuming:
             self._restore(ckpt, extend=extend)
         else:
-            self._check_fresh_start(resume)
+            check_fresh_start(self.run_dir, self.config.to_dict(), resume=resume)
             self._start_fresh()
         if self.world.distributed:
             distributed.check_agreement(
@@ -542,33 +425,6 @@ class Trainer:
             self.net.set_plan(plan)
             yield plan
 
-    def _check_fresh_start(self, resume: bool) -> None:
-        """Refuse to start afresh over a run the user did not name for deletion. A run that
-        saved no checkpoint yet (killed early) under the same settings restarts: it loses
-        nothing an identical rerun would not redo."""
-        if not self.run_dir.holds_run():
-            return
-        saved, result = self._read_or_none("config.json"), self._read_or_none("result.json")
-        ended = isinstance(result, dict) and result.get("status") != INTERRUPTED
-        same = isinstance(saved, dict) and not changed_settings(saved, self.config.to_dict())
-        if resume and same and not ended:
-            return
-        what = "an unfinished run"
-        if ended:
-            what = f"a finished run ({result.get('status')}, {result.get('iterations')} iterations)"
-        elif resume:
-            what += " with other settings and no checkpoint to resume"
-        raise RunDirError(
-            f"{self.run_dir.path} already holds {what}; pass another --name, or --overwrite "
-            "to delete it and train afresh"
-        )
-
-    def _read_or_none(self, name: str) -> Any:
-        try:
-            return self.run_dir.read_json(name)
-        except (OSError, ValueError):
-            return None
-
     def _start_fresh(self) -> None:
         if not self.world.is_main:
             return
@@ -603,22 +459,9 @@ class Trainer:
                 "wall_time_s": time.perf_counter() - self.started,
                 "window": self.window.state_dict(),
                 "scores": self.scores,
+                # so a loader of the checkpoint (grownet export) plans it as it trained
+                "fixed_dropin_q": self.fixed_dropin_q,
             },
-        )
-
-    def _make_optimizer(self) -> torch.optim.SGD:
-        """SGD over the current net; biases in their own group for Caffe's ``lr_mult``."""
-        named = list(self.net.named_parameters())
-        groups = [{"params": [p for n, p in named if not n.endswith(".bias")], "lr_mult": 1.0}]
-        biases = [p for n, p in named if n.endswith(".bias")]
-        if biases:
-            groups.append({"params": biases, "lr_mult": self.config.bias_lr_mult})
-        return torch.optim.SGD(
-            groups,
-            lr=self.config.base_lr,
-            momentum=self.config.momentum,
-            weight_decay=self.config.weight_decay,
-            nesterov=self.config.nesterov,
         )
 
     def _restore(self, path: Path, *, extend: bool) -> None:
@@ -646,7 +489,8 @@ class Trainer:
             self.graph = graph
             self.net = self._executor(graph)
             self.planner = self._planner(graph)
-            self.optimizer = self._make_optimizer()  # over the restored graph's parameters
+            # over the restored graph's parameters
+            self.optimizer = make_optimizer(self.net, self.config)
         self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.train_loader.load_state_dict(state["loader"])

@@ -185,7 +185,7 @@ def test_stochastic_depth_variants():
      (0.40, "not reproduced")],
 )  # fmt: skip
 def test_timing_verdicts_allow_five_points(saving, verdict):
-    from grownet.bench.paper import compare_to_paper
+    from grownet.reproduce.timing import compare_to_paper
 
     rows = [{"variant": "p=0.5 skip", "ratio": 0.5, "mode": "skip", "saving": 0.0},
             {"variant": "p=0.5 mask", "ratio": 0.5, "mode": "mask", "saving": saving},

@@ -285,6 +285,9 @@ def world(tmp_path_factory) -> Path:
     torch.save(grown_state, w / "grown.pt")
     # a run stopped part-way through its DropIn's schedule: at iteration 5 of 10
     train("growing", graph=graph, init_state=grown_state)
+    # a ratio sweep's point: the DropIn held at q = 0.25 throughout
+    train("held", graph=graph, init_state=grown_state,
+          fixed_dropin_q={graph.nodes_of("dropin")[0]: 0.25})  # fmt: skip
     blob(sink()).to_json(w / "blob.json")
     return w
 
@@ -317,6 +320,11 @@ def test_a_run_stopped_mid_schedule_is_exported_as_its_last_step_mixed(world, tm
         torch.testing.assert_close(program(x), want, rtol=0, atol=ATOL)
         at_end = load_model(world / "runs/growing", iteration=10)(x)  # q = 0: new path alone
     assert not torch.allclose(at_end, want)
+
+
+def test_a_run_held_at_a_fixed_ratio_is_exported_at_that_ratio(world, tmp_path):
+    result = export_model(world / "runs/held", tmp_path / "out", onnx=False)
+    assert any("gradual DropIn at q=0.25" in note for note in result.notes), result.notes
 
 
 def test_a_graph_file_alone_is_its_fresh_initialisation(world, capsys):

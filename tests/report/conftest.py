@@ -152,3 +152,93 @@ def copy_of(tmp_path):
         return Path(shutil.copytree(path, tmp_path / path.name))
 
     return copy
+
+
+# A growth search's directory, laid by hand as `grownet search` writes it, under the validation
+# protocol ("new": decisions on 500 validation samples, test read once on 1,000) or from before
+# it ("old": decisions on the 1,000 test samples, none of the protocol's fields).
+N_VAL, N_TEST = 500, 1000
+SEARCH_STAGES = [
+    {"stage": 0, "depth": 3, "params": 5000, "flops": 80000, "test_accuracy": 0.80,
+     "wall_time_s": 10.0, "stage_time_s": 10.0},
+    {"stage": 1, "depth": 4, "params": 7000, "flops": 110000, "test_accuracy": 0.90,
+     "wall_time_s": 25.0, "stage_time_s": 15.0, "decision": "depth pays; keep stage 1"},
+]  # fmt: skip
+INTERVAL = {"low_ratio": 0.25, "high_ratio": 0.5, "low": 0.25, "high": 0.5, "level": 0.9,
+            "replicates": 400, "paired": True, "shares": {"0.25": 0.3, "0.5": 0.7},
+            "low_channels": {"conv1": 4}, "high_channels": {"conv1": 8}}  # fmt: skip
+# A depth sweep's ratios are the share taken out: low_ratio (the smaller network) is the larger.
+DEPTH_INTERVAL = {"low_ratio": 0.5, "high_ratio": 0.25, "level": 0.9, "replicates": 400,
+                  "paired": False, "low_size": 3, "high_size": 4}  # fmt: skip
+CHECK = {"full_accuracy": 0.9, "reduced_accuracy": 0.89, "passed": True}
+CLOSE_CALL = {"split": "val", "n": N_VAL, "margin_samples": 1.0}  # the protocol's check keys
+
+
+def _network(accuracy: float, test: float | None, run: str) -> dict:
+    entry = {"depth": 4, "params": 7000, "flops": 110000, "accuracy": accuracy, "run": run}
+    return entry | ({"split": "val", "test_accuracy": test, "n_test": N_TEST} if test else {})
+
+
+def lay_search(path: Path, *, new: bool) -> Path:
+    path.mkdir(parents=True)
+    val = {"split": "val", "n": N_VAL} if new else {}
+    stages = [s | val for s in SEARCH_STAGES]
+    tests = [{"kind": "test", "iteration": 10 * (s["stage"] + 1), "accuracy": s["test_accuracy"],
+              "wall_time_s": s["stage_time_s"], "stage": s["stage"]} for s in stages]  # fmt: skip
+    (path / "stages.jsonl").write_text("".join(json.dumps(s) + "\n" for s in stages))
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in tests))
+    (path / "stages" / "stage_0").mkdir(parents=True)
+    sizes = {"train": 1000, "val": N_VAL, "test": N_TEST} if new else {"train": 1500, "val": 0,
+                                                                       "test": N_TEST}  # fmt: skip
+    (path / "stages" / "stage_0" / "dataset.json").write_text(json.dumps({"sizes": sizes}))
+    points = [{"ratio": r, "error": e} for r, e in [(0.25, 0.11), (0.5, 0.10), (0.75, 0.10)]]
+    width = {"kind": "width", "layer": "conv1", "points": points,
+             "knee": {"ratio": 0.5, "error": 0.10}, "plateau": 0.1, "max_rise": 0.01,
+             "estimate": {"ratio": 0.5, "size": 8, "full_size": 16},
+             "verification": CHECK | (CLOSE_CALL if new else {})}  # fmt: skip
+    depth = {"kind": "dropin", "layer": None, "points": points, "knee": None, "estimate": None,
+             "verification": None}  # fmt: skip
+    if new:
+        width["interval"], depth["interval"] = INTERVAL, DEPTH_INTERVAL
+    (path / "sweeps.json").write_text(json.dumps({"sweeps": [width, depth]}))
+    summary = {"chosen_stage": 1, "growth_decision": "depth pays; keep stage 1",
+               "recommended": {**_network(0.89, 0.87 if new else None, "s/verify/width"),
+                               "widths": {"conv1": 8, "fc": 10}},
+               "full": _network(0.90, 0.88 if new else None, "s/verify/full-stage1"),
+               "best": _network(0.905, None, "s/stages/stage_1")}  # fmt: skip
+    if new:
+        starts = [("inherited", 0.91, 0.89), ("scratch", 0.90, 0.895)]
+        final = [{"start": start, "val_accuracy": v, "split": "val", "test_accuracy": t,
+                  "n_test": N_TEST, "status": "converged", "run": f"s/final/{start}"}
+                 for start, v, t in starts]  # fmt: skip
+        summary |= {
+            "protocol": {"decisions": "val", "n_val": N_VAL, "n_test": N_TEST, "val_size": N_VAL,
+                         "held_out": "held out of the training set, stratified, seed 0"},
+            "n_val": N_VAL, "n_test": N_TEST, "width_interval": {"conv1": [4, 8]},
+            "depth_interval": [3, 4],
+            "final": {"iters": 600, "runs": final, "chosen": final[0], "model": "s/model"},
+            "sweeps": [{"kind": "width", "layer": "conv1", "interval": INTERVAL,
+                        "close_call": "a close call: 1.0 sample(s) above the threshold"}],
+        }  # fmt: skip
+        answer = {
+            "status": "search finished",
+            "final_test_accuracy": 0.89,
+            "best_test_accuracy": 0.89,
+        }  # the final model's test accuracy, twice
+        (path / "result.json").write_text(json.dumps(answer))
+    else:
+        summary["n_test"] = N_TEST
+    if new:  # the final model, as a user takes it away
+        (path / "model").mkdir()
+        (path / "model" / "config.json").write_text(json.dumps({"chosen_on": "val"}))
+    (path / "search_summary.json").write_text(json.dumps(summary))
+    (path / "search.json").write_text(json.dumps({"depth": {"max_rise": 0.02}}))
+    (path / "summary.txt").write_text(f"search s ({'new' if new else 'old'}): depth pays\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def searches(tmp_path_factory) -> dict[str, Path]:
+    """``{"new": .../new/s, "old": .../old/s}``: the same search under and before the protocol."""
+    root = tmp_path_factory.mktemp("searches")
+    return {kind: lay_search(root / kind / "s", new=kind == "new") for kind in ("new", "old")}

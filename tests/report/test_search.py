@@ -99,7 +99,7 @@ def test_each_stage_has_its_binomial_interval_and_the_kept_stage_is_starred(sear
         k = round(acc * 1000)
         assert acc - down == pytest.approx(beta.ppf(0.025, k, 1000 - k + 1))
         assert acc + up == pytest.approx(beta.ppf(0.975, k + 1, 1000 - k))
-    assert "n_test 1,000, search_summary.json n_test" in stages.hovertemplate
+    assert "over 1,000 test samples (search_summary.json n_test)" in stages.hovertemplate
     kept = by_name(fig)["s: kept stage 1"]
     assert list(kept.x) == [4] and list(kept.y) == [0.90] and kept.marker.symbol == "star"
     assert "keep stage 1" in kept.hovertemplate
@@ -110,10 +110,10 @@ def test_without_a_summary_the_decision_names_the_kept_stage(search, tmp_path):
     (run / "search_summary.json").unlink()
     fig = figures_of(run)["depth"]
     assert list(by_name(fig)["s: kept stage 1"].x) == [4]  # from "... keep stage 1"
-    assert by_name(fig)["s"].error_y.array is None  # no n_test known: no bars
+    assert by_name(fig)["s"].error_y.array is None  # no sample count known: no bars
     (run / "dataset.json").write_text(json.dumps({"sizes": {"train": 9, "val": 0, "test": 360}}))
     stages = by_name(figures_of(run)["depth"])["s"]
-    assert "n_test 360, dataset.json sizes" in stages.hovertemplate
+    assert "over 360 test samples (dataset.json sizes)" in stages.hovertemplate
     assert stages.error_y.array is not None
 
 

@@ -1,6 +1,7 @@
 """Architecture studies drawn from hand-built Optuna storages: the figures hold exactly the
 trials' numbers, pruned trials are drawn as such and the Pareto (or best) trials are marked."""
 
+import json
 import re
 import warnings
 from pathlib import Path
@@ -11,6 +12,7 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
 from grownet.report import build_sections, load_evidence, write_report
+from grownet.report.comparison import comparison_content
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 SPACE = {"lr": FloatDistribution(0.01, 1.0, log=True), "blocks": IntDistribution(0, 8)}
@@ -25,14 +27,15 @@ def attrs(n: int, depth: int, params: int, accuracy: float | None, status: str) 
 
 
 def add(study, n, depth, params, accuracy, *, state=TrialState.COMPLETE, values=None,
-        intermediate=None, status="converged"):  # fmt: skip
+        intermediate=None, status="converged", split=None):  # fmt: skip
+    """``split``: the validation protocol's attributes ({"split": ..., "test_accuracy": ...})."""
     study.add_trial(
         create_trial(
             params={"lr": 0.01 * (n + 1), "blocks": depth - 2},
             distributions=SPACE,
             values=values if state == TrialState.COMPLETE else None,
             state=state,
-            user_attrs=attrs(n, depth, params, accuracy, status),
+            user_attrs=attrs(n, depth, params, accuracy, status) | (split or {}),
             intermediate_values=intermediate or {},
         )
     )
@@ -191,3 +194,46 @@ def test_a_grid_over_one_parameter_draws_no_importances(tmp_path):
         warnings.simplefilter("error")
         kinds = {k.removeprefix("recipe-") for k in study_figures(db, label="r")}
     assert {"history", "parallel"} <= kinds and "importance" not in kinds
+
+
+@pytest.mark.parametrize(("split", "axis", "tested"), [
+    (None, "test accuracy", None),  # a study from before the protocol: accuracies on test
+    ({"split": "test", "test_accuracy": None}, "test accuracy", None),  # no validation held out
+    ({"split": "val", "test_accuracy": 0.5}, "validation accuracy", "50.00 %"),
+])  # fmt: skip
+def test_trials_accuracy_names_its_split_and_the_test_read_once_stands_beside(
+    tmp_path, split, axis, tested
+):
+    db = tmp_path / "study.db"
+    study = new_study(db, "held", ["maximize", "minimize"], ["accuracy", "params"])
+    for n, depth, params, acc in PARETO_TRIALS:
+        add(study, n, depth, params, acc, values=[acc, params], intermediate={10: acc},
+            split=split)  # fmt: skip
+    section = next(s for s in build_sections(load_evidence([tmp_path])) if s.id == "studies")
+    figs = section.figures
+    depth = figs["study-0-held-accuracy-depth"]
+    assert depth.layout.yaxis.title.text == axis and axis in depth.layout.title.text
+    complete = by_name(depth)["complete"]
+    row = complete.customdata[0]  # the hover's split word, and the test accuracy where read
+    assert f"{row[8]} accuracy" == axis
+    assert row[9] == ("" if tested is None else "<br>test accuracy 0.5000 (read once)")
+    assert f"({axis} at each evaluation)" in figs["study-0-held-intermediate"].layout.title.text
+    table = next(c for c in section.content if isinstance(c, str) and "Pareto set" in c)
+    assert f"<th>{axis}</th>" in table
+    assert ("<th>test accuracy (read once)</th>" in table) == (tested is not None)
+    assert tested is None or f"<td>{tested}</td>" in table
+
+
+@pytest.mark.parametrize(("basis", "axis"), [
+    (None, "test accuracy"),  # a comparison from before the protocol: on test
+    ("test", "test accuracy (read once)"),
+    ("selected", "accuracy that chose (no test after)"),
+])  # fmt: skip
+def test_a_comparison_names_the_accuracy_it_compares(tmp_path, basis, axis):
+    search = {"run": "runs/s", "seed": 0, "accuracy": 0.91, "params": 8, "depth": 3,
+              "widths": {}, "dominated": False, "accuracy_gap": None, "params_ratio": None,
+              "train_time_s": 1.0}  # fmt: skip
+    data = {"front": [{"accuracy": 0.9, "params": 10}], "trials": 3, "searches": [search]}
+    (tmp_path / "c.json").write_text(json.dumps(data | ({"basis": basis} if basis else {})))
+    _, table, (_, fig) = comparison_content(tmp_path / "c.json", label="x")
+    assert fig.layout.yaxis.title.text == axis and f"<th>{axis}</th>" in table

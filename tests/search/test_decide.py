@@ -1,5 +1,7 @@
 """The growth controller's rule on scripted accuracy sequences."""
 
+import dataclasses
+
 import pytest
 
 from grownet.search.decide import StageOutcome, decide, gain_bound
@@ -181,3 +183,13 @@ def test_one_kind_grows_on_from_the_last_stage():
 def test_kinds_checked(kinds):
     with pytest.raises(ValueError, match="kinds must be"):
         decide(both(BASE), kinds=kinds)
+
+
+def test_a_gain_that_more_training_alone_gives_does_not_pay():
+    """Stage 1 beats stage 0 by 5 points, but stage 0 trained as long gains 4.9 of them."""
+    base = StageOutcome(0, 3, 0.90, 10_000)
+    longer = StageOutcome(0, 3, 0.949, 10_000)
+    grown = StageOutcome(1, 5, 0.95, 10_000)
+    assert decide([base, grown]).chosen == 1
+    controlled = decide([base, dataclasses.replace(grown, baseline=longer)])
+    assert controlled.chosen == 0 and "over stage 0 trained as long" in controlled.reason

@@ -53,7 +53,7 @@ def test_mistakes(options, match):
 
 def test_the_trainer_shapes_it_for_a_table():
     from grownet.train.config import TrainConfig
-    from grownet.train.trainer import build_graph
+    from grownet.train.network import build_graph
 
     g = build_graph(TrainConfig(model="mlp", dataset="wine"), (13,), 3)
     assert g.input_shape == (13,) and g.shapes()["out"] == (3,)

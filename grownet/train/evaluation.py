@@ -1,0 +1,75 @@
+"""Evaluating a network on a split: loss and accuracy for the curves, per-sample correctness
+for paired comparisons. Both run in eval mode under one step's plan and put the network back
+in train mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor
+
+from grownet.graph.executor import GraphNet
+from grownet.graph.plan import StepPlan
+from grownet.train import distributed
+from grownet.train.signal import SignalProbe, in_order
+
+Autocast = Callable[[], contextlib.AbstractContextManager[Any]]
+
+
+def evaluate(
+    net: GraphNet,
+    loader: Iterable[tuple[Tensor, Tensor]],
+    plan: StepPlan,
+    *,
+    autocast: Autocast,
+    world: distributed.World,
+    device: torch.device,
+) -> tuple[float, float, dict[str, float]]:
+    """Mean loss, accuracy and the layers' signal (measured on the first batch, see
+    :mod:`grownet.train.signal`) over a whole split.
+
+    Under DDP every rank evaluates the whole split with rank 0's BatchNorm statistics (the
+    simplest way to the same numbers everywhere; the split is small next to training), and
+    every rank returns rank 0's numbers, so decisions taken on them agree bit for bit.
+    """
+    if world.distributed:
+        distributed.broadcast(net.buffers())
+    net.eval()
+    total, correct = 0, torch.zeros((), device=device)
+    loss_sum = torch.zeros((), device=device)
+    probe = SignalProbe(net.layers.items())
+    with torch.no_grad(), autocast():
+        for i, (x, y) in enumerate(loader):
+            with probe if i == 0 else contextlib.nullcontext():
+                out = net(x, plan).float()
+            loss_sum += F.cross_entropy(out, y, reduction="sum")
+            correct += (out.argmax(1) == y).sum()
+            total += y.numel()
+    net.train()
+    signal = in_order(probe.signal, net.graph.topological_order())
+    numbers = torch.tensor(
+        [loss_sum.item() / total, correct.item() / total], dtype=torch.float64, device=device
+    )
+    if world.distributed:
+        dist.broadcast(numbers, src=0)
+    loss, accuracy = numbers.tolist()
+    return loss, accuracy, signal
+
+
+def correctness(
+    net: GraphNet, loader: Iterable[tuple[Tensor, Tensor]], plan: StepPlan, *, autocast: Autocast
+) -> Tensor:
+    """Per-sample correctness (bool, on the CPU) over a whole split, in the split's order."""
+    net.eval()
+    flags = []
+    with torch.no_grad(), autocast():
+        for x, y in loader:
+            flags.append((net(x, plan).argmax(1) == y).cpu())
+    net.train()
+    return torch.cat(flags)

@@ -1,0 +1,43 @@
+"""How a training run ended: its status, the rules that give it, and its result record.
+
+Shared by the trainer, the callbacks that see a run end, and the code above that reads runs
+(searches, studies, recipes), so none of them imports the trainer for a constant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CONVERGED, NOT_CONVERGED, DIVERGED, INTERRUPTED = (
+    "converged",
+    "did not converge",
+    "diverged",
+    "interrupted",
+)
+
+
+def converged(accuracy: float, num_classes: int) -> bool:
+    """Converged means at least halfway from chance to perfect accuracy on the test set.
+
+    A net that never leaves chance (MNIST: ~11 %, the majority class) is far below this; one that
+    learns anything real is far above it, so the verdict does not hinge on the exact bar.
+    """
+    chance = 1.0 / num_classes
+    return accuracy >= chance + 0.5 * (1.0 - chance)
+
+
+def at_chance(accuracy: float, num_classes: int) -> bool:
+    chance = 1.0 / num_classes
+    return accuracy < chance + 0.1 * (1.0 - chance)
+
+
+@dataclass
+class TrainResult:
+    status: str
+    iterations: int
+    final_test_accuracy: float | None
+    best_test_accuracy: float | None
+    final_test_loss: float | None
+    wall_time_s: float
+    run_dir: str
+    reason: str = ""
