@@ -69,6 +69,9 @@ def world(tmp_path_factory) -> Path:
     (specs / "name.toml").write_text(SPEC.replace('name = "digits"', 'name = "../escape"'))
     policy = SPEC.replace('lr_policy = "cosine"', 'lr_policy = "multistep"')
     (specs / "policy.toml").write_text(policy)
+    (specs / "final.toml").write_text(SPEC + '\n[final]\nstarts = ["warm"]\n')
+    (specs / "validate.toml").write_text(SPEC + "\n[validate]\nfraction = 2.0\n")
+    (specs / "budget.toml").write_text(SPEC.replace("min_gain = 0.005", "iter_budget = -1"))
     (w / "recipe.toml").write_text('name = "r"\n[train]\nmax_iter = 5\n')
     (w / "config.toml").write_text("max_iter = = 3\n")
     (w / "unknown.toml").write_text("max_iters = 3\n")
@@ -175,6 +178,9 @@ OTHERS = [
     (["search", "W/specs/node.toml"], "'relu9_9' is not a node"),
     (["search", "W/specs/name.toml"], "leaves the runs directory"),
     (["search", "W/specs/policy.toml"], "multistep policy needs stepvalues"),
+    (["search", "W/specs/final.toml"], "starts must be distinct values of"),
+    (["search", "W/specs/validate.toml"], "fraction must be in (0, 1), got 2.0"),
+    (["search", "W/specs/budget.toml"], "iter_budget must be >= 0, got -1"),
     (["search", "digits", "--name", "../x"], "leaves the runs directory"),
     (["search", "digits", "--device", "cuda:abc"], "device must be"),
     (["search", "digits", "--device", "cuda:7"], "--device cuda:7"),
@@ -200,6 +206,10 @@ OTHERS = [
     (["report", "W/runs/done", "-o", "W/runs/done/x.html"], "only report.html is the report's"),
     (["report", "W/runs/done", "-o", "W/page.html"], "is not a grownet report"),
     (["report", "W/runs/done", "-o", "W/file.txt/r.html"], "file.txt"),
+    (["export", "W/nope", "-o", "W/out"], "does not exist"),
+    (["export", "W/runs/done", "-o", "W/file.txt"], "is a file, not a directory"),
+    (["export", "W/runs/broken", "-o", "W/out"], "checkpoint.pt"),
+    (["export", "W/graphs/negative.json", "-o", "W/out"], "negative.json"),
     (["bench", "executor", "--batch", "0"], "--batch 0"),
     (["bench", "executor", "--warmup", "-1"], "--warmup -1"),
     (["bench", "depth-dropout", "--iters", "0"], "--iters 0"),
