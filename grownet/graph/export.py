@@ -51,12 +51,9 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import pickle
 import shutil
-import struct
 import tempfile
 import warnings
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,22 +77,6 @@ __all__ = ["ExportResult", "Loaded", "export_model", "load_model", "read_model"]
 FILES = ("model.py", "weights.pt", "model.pt2", "model.onnx")
 ONNX_EXTRA = "pip install 'grownet[onnx]'"
 _BATCH = 4  # the batch each export is checked on (not 0 or 1, which torch.export specializes)
-
-# What torch.load raises on a file that is not a state dict it can read safely (as in
-# grownet.train.checkpoint): cut short, a damaged zip, a pickle with foreign globals, garbage.
-_UNREADABLE = (
-    EOFError,
-    RuntimeError,
-    zipfile.BadZipFile,
-    pickle.UnpicklingError,
-    KeyError,
-    ValueError,
-    TypeError,
-    IndexError,
-    AttributeError,
-    struct.error,
-)
-
 
 @dataclass
 class Loaded:
@@ -150,7 +131,7 @@ def _torch_load(path: Path, fix: str) -> Any:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
             return torch.load(path, map_location="cpu", weights_only=True)
-    except _UNREADABLE as err:
+    except checkpoint.UNREADABLE as err:
         problem = f"{type(err).__name__}: {_first_line(err)}"
         raise DataFileError(path, f"not a weights file ({problem}); {fix}") from None
 

@@ -28,10 +28,11 @@ from grownet.files import atomic_save
 FORMAT = "grownet.checkpoint/1"
 FIX = "give a checkpoint.pt written by grownet, or start the run afresh"
 
-# What torch.load raises on a file that is not a checkpoint: EOFError (empty or cut short),
-# RuntimeError (a damaged zip), BadZipFile, UnpicklingError (foreign globals under
-# weights_only, or not a pickle), KeyError/ValueError/TypeError/IndexError (garbled legacy data).
-_NOT_A_CHECKPOINT = (
+# What torch.load raises on a file it cannot read safely (a checkpoint or any other weights
+# file): EOFError (empty or cut short), RuntimeError (a damaged zip), BadZipFile,
+# UnpicklingError (foreign globals under weights_only, or not a pickle),
+# KeyError/ValueError/TypeError/IndexError (garbled legacy data).
+UNREADABLE = (
     EOFError,
     RuntimeError,
     zipfile.BadZipFile,
@@ -105,7 +106,7 @@ def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[
             # A foreign pickle's protocol draws a warning before the refusal: noise, not news.
             warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
             payload = torch.load(Path(path), map_location=map_location, weights_only=True)
-    except _NOT_A_CHECKPOINT as err:
+    except UNREADABLE as err:
         name = type(err).__name__
         name = f"{type(err).__module__}.{name}" if name == "error" else name  # struct.error
         problem = f"{name}: {_first_line(err)}"
