@@ -34,6 +34,7 @@ from grownet.data.sources import (
 from grownet.data.splits import (
     FolderSplit,
     Split,
+    fold_indices,
     held_out,
     stratified_indices,
     validation_size,
@@ -178,6 +179,8 @@ def load_dataset(
     val_size: int = 0,
     seed: int = 0,
     preprocessing: str = "paper",
+    folds: int = 0,
+    fold: int = 0,
 ) -> Dataset:
     """Load dataset ``name`` (a key of ``DATASETS``, or your own data as ``SCHEME:PATH``: see
     ``grownet.data.names``) with the splits and recipe asked for.
@@ -185,7 +188,9 @@ def load_dataset(
     ``val_size`` samples are held out of the official training set (seeded, stratified: the
     stochastic-depth paper's 45k/5k CIFAR split is ``val_size=5000``); then ``train_size``
     (if given) takes a seeded stratified subset of what is left. The test split is always the
-    official one. Nothing is downloaded unless ``download=True``; a dataset not on disk
+    official one. ``folds`` > 1 holds out fold ``fold`` of a stratified, seeded ``folds``-fold
+    partition of the training set instead (cross-validation; not with ``val_size``). Nothing
+    is downloaded unless ``download=True``; a dataset not on disk
     raises ``DatasetMissing`` (a ``FileNotFoundError``) naming the files to place.
 
     >>> ds = load_dataset("digits", val_size=100, seed=1)
@@ -216,8 +221,14 @@ def load_dataset(
         )
     if val_size >= n:
         raise ValueError(f"val_size must be < {n} (the training samples of {key}), got {val_size}")
+    if folds and (val_size or val is not None):
+        raise BadValueError(f"{key}: folds = {folds} holds folds of the training set out; it "
+                            "excludes val_size and a dataset's own val/: drop one")  # fmt: skip
     if val_size:
         keep, held = held_out(train.y, val_size, seed=derive_seed(seed, _VALIDATION))
+        train, val = train.subset(keep), train.subset(held)
+    elif folds:
+        keep, held = fold_indices(train.y, folds, fold, seed=derive_seed(seed, _VALIDATION))
         train, val = train.subset(keep), train.subset(held)
     if train_size is not None:
         if train_size > len(train):
@@ -246,6 +257,7 @@ def load_dataset(
         "reader": raw.reader,
         "split_seed": seed,
         "val_size": val_size,
+        **({"folds": folds, "fold": fold} if folds else {}),
         "train_size": train_size,
         "sizes": {
             "train": len(train),

@@ -16,6 +16,7 @@ __all__ = [
     "FolderSplit",
     "Split",
     "fixed_test_split",
+    "fold_indices",
     "held_out",
     "stratified_indices",
     "validation_size",
@@ -165,6 +166,33 @@ def held_out(y: Tensor, size: int, *, seed: int) -> tuple[Tensor, Tensor]:
     mask = torch.ones(y.numel(), dtype=torch.bool)
     mask[held] = False
     return torch.nonzero(mask).flatten(), held
+
+
+def fold_indices(y: Tensor, folds: int, fold: int, *, seed: int) -> tuple[Tensor, Tensor]:
+    """Indices (keep, held) of stratified ``folds``-fold cross-validation: ``held`` is fold
+    ``fold`` (0-based) of a seeded, shuffled partition that keeps the class proportions
+    (scikit-learn's ``StratifiedKFold``); over the folds every sample is held out once.
+
+    >>> y = torch.tensor([0, 1] * 6)
+    >>> held = [fold_indices(y, 3, f, seed=0)[1].tolist() for f in range(3)]
+    >>> sorted(i for h in held for i in h) == list(range(12)), [len(h) for h in held]
+    (True, [4, 4, 4])
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    n = y.numel()
+    if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= n:
+        raise ValueError(f"folds must be an int in [2, {n}] (the samples available), got {folds!r}")
+    if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < folds:
+        raise ValueError(f"fold must be an int in [0, {folds - 1}], got {fold!r}")
+    fewest = int(torch.unique(y, return_counts=True)[1].min())
+    if fewest < folds:
+        raise ValueError(f"folds = {folds} needs at least {folds} samples of every class; the "
+                         f"rarest class has {fewest}: use fewer folds or a hold-out")  # fmt: skip
+    # scikit-learn takes a 32-bit seed; derived seeds are 64-bit
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed % 2**32)
+    keep, held = list(splitter.split(y.numpy().reshape(-1, 1), y.numpy()))[fold]
+    return torch.from_numpy(keep).long(), torch.from_numpy(held).long()
 
 
 TEST_FRACTION = 0.25

@@ -4,9 +4,12 @@ A sweep's or check's weights were fine-tuned for a few hundred iterations from a
 network's; they describe the search, not the architecture. The final model trains the
 recommended architecture for a full budget from each start the spec asks for ("inherited":
 the search's weights; "scratch": a fresh initialisation), keeps the one with the better
-validation accuracy, and only then reads the test split, once for each. ``runs/<name>/model/``
-holds what a user takes away: ``graph.json``, ``weights.pt`` and ``config.json`` (the run's
-training settings and how the model was chosen), loadable with
+validation accuracy, and only then reads the test split, once for each. Under k-fold
+cross-validation there is no validation split left to choose on: each start trains once on the
+whole training set, evaluated only at its end, and "scratch" is chosen where it is asked for
+(it owes nothing to one fold's weights; "inherited" starts from the first fold's).
+``runs/<name>/model/`` holds what a user takes away: ``graph.json``, ``weights.pt`` and
+``config.json`` (the run's training settings and how the model was chosen), loadable with
 :func:`grownet.graph.export.load_model` and exportable with ``grownet export``.
 """
 
@@ -19,7 +22,7 @@ from typing import Any
 import torch
 
 from grownet.files import atomic_save
-from grownet.search.runs import Echo, Measured, Trained, measure, train_run
+from grownet.search.runs import Echo, Measured, Trained, first, folds_of, measure, train_run
 from grownet.search.spec import SearchSpec
 from grownet.train.rundir import RunDir
 
@@ -35,7 +38,7 @@ class FinalRun:
     def to_dict(self) -> dict[str, Any]:
         return {
             "start": self.start,
-            "val_accuracy": self.run.accuracy,
+            "val_accuracy": self.run.accuracy if self.run.split == "val" else None,
             "split": self.run.split,
             "test_accuracy": self.test.accuracy,
             "n_test": self.test.n,
@@ -62,18 +65,27 @@ def train_final(
     """Train ``recommended``'s network for ``iters`` from each of ``[final] starts`` in
     ``folder/<start>``; returns every run and the chosen one (best validation accuracy; the
     first start at a tie). Test accuracies are read after every run has trained."""
+    folds = folds_of(spec)
+    # cross-validated: one run on the whole training set, evaluated once, at its end
+    whole = {"folds": 0, "test_interval": iters} if folds else {}
     runs = []
     for start in spec.final.starts:
         echo(f"final model ({start} weights): {iters} iterations ...")
-        init = recommended.state if start == "inherited" else None
+        init = first(recommended.state) if start == "inherited" else None
         runs.append((start, train_run(spec, folder / start, recommended.graph, iters=iters,
-                                      init_state=init, quiet=quiet)))  # fmt: skip
-    best = max(range(len(runs)), key=lambda i: (runs[i][1].accuracy, -i))
+                                      init_state=init, quiet=quiet, **whole)))  # fmt: skip
+    if folds:
+        starts = [start for start, _ in runs]
+        best = starts.index("scratch") if "scratch" in starts else 0
+    else:
+        best = max(range(len(runs)), key=lambda i: (runs[i][1].accuracy, -i))
     done = [FinalRun(start, run, measure(spec, run.graph, run.state)) for start, run in runs]
     for f in done:
         picked = f" (chosen on {f.run.split})" if f is done[best] else ""
-        echo(f"final model ({f.start}): {f.run.split} {100 * f.run.accuracy:.2f} %, test "
-             f"{100 * f.test.accuracy:.2f} %{picked}")  # fmt: skip
+        val = f"{f.run.split} {100 * f.run.accuracy:.2f} %, " if f.run.split == "val" else ""
+        if folds and f is done[best]:
+            picked = " (chosen: trained on the whole training set from scratch)"
+        echo(f"final model ({f.start}): {val}test {100 * f.test.accuracy:.2f} %{picked}")
     return done, done[best]
 
 
@@ -83,7 +95,7 @@ def write_model(folder: RunDir, chosen: FinalRun, spec: SearchSpec, *, iters: in
     model.mkdir(exist_ok=True)
     run = chosen.run
     run.graph.to_json(model / "graph.json")
-    atomic_save(model / "weights.pt", lambda f: torch.save(run.state, f))
+    atomic_save(model / "weights.pt", lambda f: torch.save(first(run.state), f))
     config = RunDir(run.path).read_json("config.json")
     RunDir(model).write_json(
         "config.json",
@@ -91,8 +103,8 @@ def write_model(folder: RunDir, chosen: FinalRun, spec: SearchSpec, *, iters: in
             "search": spec.name,
             "start": chosen.start,
             "iters": iters,
-            "chosen_on": run.split,
-            "val_accuracy": run.accuracy,
+            "chosen_on": run.split if run.split == "val" else "cross-validation (scratch)",
+            "val_accuracy": run.accuracy if run.split == "val" else None,
             "test_accuracy": chosen.test.accuracy,
             "n_val": run.n_test,
             "n_test": chosen.test.n,

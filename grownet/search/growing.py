@@ -12,13 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from torch import Tensor
-
 from grownet.graph import NetGraph
 from grownet.graph.widen import without_width_mixers
 from grownet.search.decide import Decision, StageOutcome, decide
 from grownet.search.grow import Growth, grow_stage, weighted_depth
-from grownet.search.runs import Echo, Trained, train_run
+from grownet.search.runs import Echo, Trained, Weights, train_run
 from grownet.search.spec import SearchSpec
 from grownet.search.widen_stage import widen_stage, width_blocked
 from grownet.train.rundir import RunDir
@@ -56,7 +54,7 @@ class Grower:
         self.stage_kinds: list[str] = []
 
     def _stage(
-        self, k: int, graph: NetGraph, growth: Growth, init: dict[str, Tensor] | None
+        self, k: int, graph: NetGraph, growth: Growth, init: Weights | None
     ) -> Trained:
         g = self.spec.growth
         fixed = dict.fromkeys(growth.dropins(before_stage=k), 0.0)  # grown in already
@@ -142,7 +140,7 @@ class Grower:
 
     def _next_network(
         self, k: int, kind: str, parent: int, runs: list[Trained], growths: list[Growth]
-    ) -> tuple[NetGraph, Growth, dict[str, Tensor] | None, list[dict[str, Any]]]:
+    ) -> tuple[NetGraph, Growth, Weights | None, list[dict[str, Any]]]:
         """Stage ``k``'s network grown from stage ``parent``'s: graph, growth state, initial
         weights and (width stages) what was widened."""
         g = self.spec.growth
@@ -156,6 +154,9 @@ class Grower:
             )  # fmt: skip
             return graph, grown, run.state, []
         seed = self.spec.train_config(name="seed").seed
+        if isinstance(run.state, tuple):  # every fold's weights widened alike
+            wide = [widen_stage(run.graph, s, g, stage=k, seed=seed) for s in run.state]
+            return wide[0][0], growth, tuple(w[1] for w in wide), wide[0][2]
         graph, state, widened = widen_stage(run.graph, run.state, g, stage=k, seed=seed)
         return graph, growth, state, widened
 

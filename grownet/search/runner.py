@@ -43,7 +43,7 @@ from grownet.search.final import final_iters, train_final, write_model
 from grownet.search.grow import Growth, collapse_all, weighted_depth
 from grownet.search.growing import Grower, Grown
 from grownet.search.residual import residual_depth_sweep, residual_units
-from grownet.search.runs import Echo, Trained, measure, state_for
+from grownet.search.runs import Echo, Trained, first, measure, state_for
 from grownet.search.spec import SearchSpec, SpecError
 from grownet.search.summary import (
     depth_interval,
@@ -74,11 +74,17 @@ __all__ = ["Search", "format_summary", "validated"]
 
 def validated(spec: SearchSpec) -> SearchSpec:
     """``spec`` with the validation split its decisions read: ``[train] val_size`` as given,
-    0 where the dataset ships ``val/``, else the ``[validate]`` rule's hold-out."""
+    ``[validate] folds`` cross-validation, 0 where the dataset ships ``val/``, else the
+    ``[validate]`` rule's hold-out."""
+    v = spec.validate
+    if v.folds and "val_size" in spec.train:
+        raise SpecError(f"{spec.source}: [validate] folds = {v.folds} and [train] val_size "
+                        "both choose the validation split; drop one")  # fmt: skip
+    if v.folds:
+        return dataclasses.replace(spec, train={**spec.train, "folds": v.folds})
     if "val_size" in spec.train:
         return spec
     config = spec.train_config(name="validate")
-    v = spec.validate
     size = gdata.held_out_size(config.dataset, data_dir=config.data_dir,
                                download=config.download, fraction=v.fraction,
                                min_size=v.min_size, max_share=v.max_share)  # fmt: skip
@@ -308,7 +314,8 @@ class Search:
         best = max([*runs, full, start, rec], key=lambda r: r.accuracy)
         graph = rec.graph
         graph.to_json(self.dir.file("graph.json"))
-        atomic_save(self.dir.file("weights.pt"), lambda f: torch.save(rec.state, f))
+        # one network's weights (under cross-validation, the first fold's)
+        atomic_save(self.dir.file("weights.pt"), lambda f: torch.save(first(rec.state), f))
         widths = {n: graph.shapes()[n][0] for n in graph.nodes_of("conv", "linear")}
         biggest = max(runs, key=lambda r: r.graph.num_params())
         # The test split, read once per reported network, now that every decision is taken.
@@ -324,11 +331,8 @@ class Search:
                 "n_val": rec.n_test if rec.split == "val" else 0,
                 "n_test": rec_test.n,
                 "val_size": config.val_size,
-                "held_out": (
-                    f"held out of the training set, stratified, seed {config.seed}"
-                    if config.val_size
-                    else "the dataset's own val/"
-                ),
+                "folds": config.folds,
+                "held_out": _held_out_text(config.val_size, config.folds, config.seed),
             },
             "stages": len(runs),
             "chosen_stage": decision.chosen,
@@ -374,3 +378,12 @@ class Search:
 
         try_write_report(self.dir.path)
         return summary
+
+
+def _held_out_text(val_size: int, folds: int, seed: int) -> str:
+    if folds:
+        return (f"{folds}-fold cross-validation of the training set, stratified, seed {seed}: "
+                "each sample answered by the fold model that did not train on it")
+    if val_size:
+        return f"held out of the training set, stratified, seed {seed}"
+    return "the dataset's own val/"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from torch import Tensor
 
@@ -26,13 +27,21 @@ class SearchInterrupted(Exception):
     """The user stopped the search; what finished is kept and a rerun resumes."""
 
 
+State = dict[str, Tensor]
+Weights = State | tuple[State, ...]
+"""A run's weights: one state dict, or under k-fold cross-validation one per fold."""
+
+
 @dataclass
 class Trained:
     """A finished run: its network, final weights (CPU) and per-sample correctness on the
-    split that takes decisions (``split``: "val" under the search's protocol)."""
+    split that takes decisions (``split``: "val" under the search's protocol). Under k-fold
+    cross-validation a run is k trainings, one per fold (``state`` holds k state dicts) and
+    ``correct`` each sample of the training set as its fold's model answered it, folds in
+    order: one vector, paired from run to run like a hold-out's."""
 
     graph: NetGraph
-    state: dict[str, Tensor]
+    state: Weights
     accuracy: float
     correct: tuple[bool, ...]
     status: str
@@ -46,11 +55,26 @@ class Trained:
         return len(self.correct)
 
 
-def state_for(graph: NetGraph, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+def each(weights: Weights, fn: Callable[[State], Any]) -> Any:
+    """``fn`` of the state dict, or of every fold's (a tuple of the results)."""
+    return tuple(fn(s) for s in weights) if isinstance(weights, tuple) else fn(weights)
+
+
+def first(weights: Weights) -> State:
+    """The state dict, or the first fold's: what a single network is saved with."""
+    return weights[0] if isinstance(weights, tuple) else weights
+
+
+def folds_of(spec: SearchSpec) -> int:
+    """How many cross-validation folds every run of ``spec`` trains (0: one hold-out run)."""
+    return spec.train_config(name="folds").folds
+
+
+def state_for(graph: NetGraph, state: Weights) -> Weights:
     """The entries of an executor's state dict that belong to nodes of ``graph``
     (keys are ``layers.<node>.<tensor>``): what a smaller network keeps of a bigger one."""
     nodes = set(graph.nodes)
-    return {k: v for k, v in state.items() if k.split(".")[1] in nodes}
+    return each(state, lambda s: {k: v for k, v in s.items() if k.split(".")[1] in nodes})
 
 
 def train_run(
@@ -59,22 +83,59 @@ def train_run(
     graph: NetGraph,
     *,
     iters: int,
-    init_state: Mapping[str, Tensor] | None = None,
+    init_state: Weights | None = None,
     fixed_q: Mapping[str, float] | None = None,
     quiet: bool = False,
+    **overrides: Any,
 ) -> Trained:
     """Train ``graph`` for ``iters`` under the spec's [train] settings in run directory ``path``
-    (resuming it if it exists); raises :class:`SearchInterrupted` on Ctrl-C."""
+    (resuming it if it exists); raises :class:`SearchInterrupted` on Ctrl-C. Under k-fold
+    cross-validation, one run per fold in ``path/fold_<i>``, fold i from the initial weights'
+    fold i; ``overrides`` replace [train] settings (``folds=0``: train once)."""
+    k = spec.train_config(name="folds", **overrides).folds
+    if not k:
+        return _train_one(spec, path, graph, iters, init_state, fixed_q, quiet, overrides)
+    inits = init_state if isinstance(init_state, tuple) else (init_state,) * k
+    runs = []
+    for i in range(k):
+        where = path / f"fold_{i}"
+        runs.append(_train_one(spec, where, graph, iters, inits[i], fixed_q, quiet,
+                               {**overrides, "fold": i}))  # fmt: skip
+    correct = tuple(c for run in runs for c in run.correct)
+    bad = [r.status for r in runs if r.status != runs[0].status]
+    return Trained(
+        graph=runs[0].graph,
+        state=tuple(first(r.state) for r in runs),
+        accuracy=sum(correct) / len(correct),
+        correct=correct,
+        status=bad[0] if bad else runs[0].status,
+        wall_time_s=sum(r.wall_time_s for r in runs),
+        path=path,
+        split=runs[0].split,
+    )
+
+
+def _train_one(
+    spec: SearchSpec,
+    path: Path,
+    graph: NetGraph,
+    iters: int,
+    init_state: Weights | None,
+    fixed_q: Mapping[str, float] | None,
+    quiet: bool,
+    overrides: dict[str, Any],
+) -> Trained:
     config = spec.train_config(
         name=path.name,
         runs_dir=str(path.parent),
         max_iter=iters,
         quiet=quiet or spec.train.get("quiet", False),
+        **overrides,
     )
     trainer = Trainer(
         config,
         graph=graph,
-        init_state=state_for(graph, init_state) if init_state is not None else None,
+        init_state=first(state_for(graph, init_state)) if init_state is not None else None,
         fixed_dropin_q=fixed_q,
     )
     result = trainer.run(resume=True)
@@ -106,15 +167,24 @@ class Measured:
         return {"split": self.split, "accuracy": self.accuracy, "n": self.n}
 
 
-def measure(
-    spec: SearchSpec, graph: NetGraph, state: Mapping[str, Tensor], split: str = "test"
-) -> Measured:
+def measure(spec: SearchSpec, graph: NetGraph, state: Weights, split: str = "test") -> Measured:
     """``graph`` holding ``state``'s weights evaluated on ``split`` ("test": the test split,
     read once per reported network after every decision; "eval": the decision split), without
-    training (the spec's [train] device, batch and data settings)."""
-    config = spec.train_config(name="evaluate", max_iter=1, quiet=True)
-    trainer = Trainer(config, graph=graph, init_state=state_for(graph, state))
-    flags = trainer.correctness(split)
-    name = "test" if split == "test" else trainer.eval_split
-    return Measured(name, float(flags.float().mean()), flags.numel(),
-                    tuple(bool(c) for c in flags.tolist()))  # fmt: skip
+    training (the spec's [train] device, batch and data settings). Under k-fold
+    cross-validation "eval" is each fold's model on its fold, folds in order, and "test" the
+    fold models' mean accuracy on the test split (``correct``: the first fold's)."""
+    k = folds_of(spec)
+    states = state if isinstance(state, tuple) else (state,)
+    flags = []
+    for i, s in enumerate(states):
+        config = spec.train_config(name="evaluate", max_iter=1, quiet=True,
+                                   **({"fold": i} if k else {}))  # fmt: skip
+        trainer = Trainer(config, graph=graph, init_state=first(state_for(graph, s)))
+        flags.append(trainer.correctness(split))
+        name = "test" if split == "test" else trainer.eval_split
+    if split == "test":
+        accuracy = sum(float(f.float().mean()) for f in flags) / len(flags)
+        correct = tuple(bool(c) for c in flags[0].tolist())
+        return Measured(name, accuracy, len(correct), correct)
+    correct = tuple(bool(c) for f in flags for c in f.tolist())
+    return Measured(name, sum(correct) / len(correct), len(correct), correct)

@@ -147,11 +147,18 @@ class ValidateSpec:
     A dataset that ships ``val/`` uses it. Otherwise ``[train] val_size`` if set, else a
     stratified, seeded hold-out of the training set (seed: ``[train] seed``) of
     ``fraction`` of it, at least ``min_size`` samples where that leaves ``1 - max_share`` of
-    the training set, else ``max_share`` of it (:func:`grownet.data.validation_size`)."""
+    the training set, else ``max_share`` of it (:func:`grownet.data.validation_size`).
+
+    ``folds`` >= 2: stratified k-fold cross-validation instead, the field's convention for
+    small data: every run of the search trains once per fold, and every decision reads each
+    training sample as the model that did not train on it answered it (k times the training,
+    all the training set to decide on). The final model then trains on the whole training
+    set."""
 
     fraction: float = 0.1
     min_size: int = 1000
     max_share: float = 0.25
+    folds: int = 0
 
 
 FINAL_STARTS = ("inherited", "scratch")
@@ -300,6 +307,8 @@ def _check_validate(v: ValidateSpec, where: str) -> None:
             raise SpecError(f"{where}: {key} must be in (0, 1), got {getattr(v, key)!r}")
     if v.min_size < 1:
         raise SpecError(f"{where}: min_size must be >= 1, got {v.min_size!r}")
+    if v.folds < 0 or v.folds == 1:
+        raise SpecError(f"{where}: folds must be 0 (a hold-out) or >= 2, got {v.folds!r}")
 
 
 def _check_final(f: FinalSpec, where: str) -> None:
@@ -385,11 +394,13 @@ def spec_from_dict(
             f"iters={verify.iters}, backoff={verify.backoff}, tolerance={verify.tolerance}"
         )
     train = _section(data, "train", source)
-    clash = sorted(set(train) & {"dataset", "model", "model_options", "name", "max_iter"})
+    clash = sorted(set(train) & {"dataset", "model", "model_options", "name", "max_iter",
+                                 "folds", "fold"})  # fmt: skip
     if clash:
         raise SpecError(
             f"{source} [train]: {clash[0]!r} is set by the search itself; remove it "
-            "(dataset and model are top-level and [base] keys; iterations are [growth] keys)"
+            "(dataset and model are top-level and [base] keys; iterations are [growth] keys; "
+            "cross-validation is [validate] folds)"
         )
     spec = SearchSpec(
         name=str(data.get("name") or path.stem),

@@ -126,22 +126,21 @@ def format_summary(s: dict[str, Any]) -> str:
         f"chosen on {split}); {s.get('n_val', s.get('n_test'))} {split} samples",
     ]
     if "test_accuracy" in rec:
+        folds = (s.get("protocol") or {}).get("folds")
+        weights = f"the mean of its {folds} fold models" if folds else "the search's weights"
         lines.append(
             f"test accuracy (read once, after every decision): recommended "
-            f"{_pct(rec['test_accuracy'])} with the search's weights, full "
+            f"{_pct(rec['test_accuracy'])} with {weights}, full "
             f"{_pct(full.get('test_accuracy'))}; {rec['n_test']} test samples"
         )
     if final := s.get("final"):
-        others = "; ".join(
-            f"{r['start']}: {r['split']} {_pct(r['val_accuracy'])}, test "
-            f"{_pct(r['test_accuracy'])}"
-            for r in final["runs"]
-        )
+        others = "; ".join(f"{r['start']}: {_final_figures(r)}" for r in final["runs"])
         chosen = final["chosen"]
+        how = (f"chosen on {chosen['split']}" if chosen["val_accuracy"] is not None
+               else "trained on the whole training set")  # fmt: skip
         lines.append(
-            f"final model ({final['iters']} iterations, {chosen['start']} weights, chosen on "
-            f"{chosen['split']}): {chosen['split']} {_pct(chosen['val_accuracy'])}, test "
-            f"{_pct(chosen['test_accuracy'])} [{others}] -> {final['model']}"
+            f"final model ({final['iters']} iterations, {chosen['start']} weights, {how}): "
+            f"{_final_figures(chosen)} [{others}] -> {final['model']}"
         )
     lines += [
         f"parameters: {rec['params']:,} vs {full['params']:,} of the full network "
@@ -152,6 +151,13 @@ def format_summary(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _final_figures(run: dict[str, Any]) -> str:
+    test = f"test {_pct(run['test_accuracy'])}"
+    if run["val_accuracy"] is None:
+        return test
+    return f"{run['split']} {_pct(run['val_accuracy'])}, {test}"
+
+
 def _protocol_line(s: dict[str, Any]) -> str:
     p = s.get("protocol")
     if not p:
@@ -159,7 +165,8 @@ def _protocol_line(s: dict[str, Any]) -> str:
     if p["decisions"] != "val":
         return f"decisions on the {p['decisions']} split: no validation split was held out"
     held = p["held_out"]
+    what = "every training sample" if p.get("folds") else f"{p['n_val']} samples"
     return (
-        f"decisions on the validation split ({p['n_val']} samples, {held}); the test split "
+        f"decisions on the validation split ({what}, {held}); the test split "
         f"({p['n_test']} samples) is read once per reported network, after every decision"
     )

@@ -48,7 +48,7 @@ from grownet.search.decide import StageOutcome, gain_bound
 from grownet.search.grow import Growth, removal_order, shallower, weighted_depth
 from grownet.search.interval import knee_interval
 from grownet.search.knee import FLAT, KNEE, find_knee
-from grownet.search.runs import Echo, Trained, train_run
+from grownet.search.runs import Echo, State, Trained, Weights, train_run
 from grownet.search.spec import SearchSpec, SweepSpec
 
 _ACTIVATIONS = ("batchnorm", "relu", "lrn")
@@ -379,12 +379,19 @@ def estimate_and_check(
     return SweepResult(record, reduced, bool(tries) and tries[-1]["passed"])
 
 
-def thinned(start: Trained, keep: dict[str, int]) -> tuple[NetGraph, dict[str, Any]]:
+def thinned(start: Trained, keep: dict[str, int]) -> tuple[NetGraph, Weights]:
     """``start``'s network with each layer narrowed to its first ``keep[layer]`` channels; a
     coupled group's layers (which share one count) are narrowed together, in ``keep``'s order
-    (a stage before the stage its channel pads feed)."""
-    net = GraphNet(start.graph)
-    net.load_state_dict(start.state)
+    (a stage before the stage its channel pads feed). Every fold's weights alike."""
+    if not isinstance(start.state, tuple):
+        return _narrowed(start.graph, start.state, keep)
+    narrowed = [_narrowed(start.graph, state, keep) for state in start.state]
+    return narrowed[0][0], tuple(state for _, state in narrowed)
+
+
+def _narrowed(graph: NetGraph, state: State, keep: dict[str, int]) -> tuple[NetGraph, State]:
+    net = GraphNet(graph)
+    net.load_state_dict(state)
     done: set[str] = set()
     for node, count in keep.items():
         if node in done:

@@ -39,6 +39,8 @@ class TrainConfig:
     download: bool = False
     train_size: int | None = None
     val_size: int = 0
+    folds: int = 0
+    fold: int = 0
     batch_size: int = 64
     test_batch_size: int = 500
     max_iter: int = 10_000
@@ -75,10 +77,13 @@ class TrainConfig:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)!r}")
         nonneg = ("momentum", "weight_decay", "bias_lr_mult", "seed", "checkpoint_interval",
                   "val_size", "warmup", "give_up_at_chance_after", "gamma", "power",
-                  "stepsize", "schedule_offset")  # fmt: skip
+                  "stepsize", "schedule_offset", "folds", "fold")  # fmt: skip
         for key in nonneg:
             if getattr(self, key) is not None and getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)!r}")
+        if self.folds == 1 or (self.folds and self.fold >= self.folds):
+            raise ConfigError(f"folds must be 0 (none) or >= 2 with fold in [0, folds), got "
+                              f"folds={self.folds}, fold={self.fold}")  # fmt: skip
         if self.nesterov and self.momentum == 0:
             raise ConfigError("nesterov needs momentum > 0")
         if not DEVICE.fullmatch(self.device):
@@ -144,6 +149,9 @@ HELP: dict[str, str] = {
     "download": "download the dataset if its files are missing",
     "train_size": "train on a seeded subset of this many images",
     "val_size": "hold out this many training images for validation (evaluated instead of test)",
+    "folds": "cross-validation: hold out one of this many stratified folds of the training set "
+    "for validation (0: none)",
+    "fold": "which fold (0-based) folds holds out",
     "batch_size": "training mini-batch size (Caffe LeNet: 64)",
     "test_batch_size": "evaluation batch size",
     "max_iter": "training iterations",

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from grownet.errors import RunDirError
-from grownet.train.config import ConfigError
+from grownet.train.config import ConfigError, TrainConfig
 from grownet.train.rundir import RunDir
 from grownet.train.verdict import INTERRUPTED
 
@@ -54,7 +54,15 @@ def differing_keys(
 
 
 def changed_settings(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    """The settings, other than result-neutral ones, whose values differ."""
+    """The settings, other than result-neutral ones, whose values differ. A setting added to
+    :class:`TrainConfig` after a run was saved counts as its default there (that is what the
+    run trained with).
+
+    >>> changed_settings({"seed": 1}, {"seed": 1, "folds": 0}), changed_settings({}, {"folds": 3})
+    ([], ['folds'])
+    """
+    defaults = TrainConfig().to_dict()
+    saved = {**{k: defaults[k] for k in now.keys() - saved.keys() if k in defaults}, **saved}
     return differing_keys(saved, now, ignore=RESULT_NEUTRAL)
 
 

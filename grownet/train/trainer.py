@@ -120,6 +120,8 @@ class Trainer:
             train_size=config.train_size,
             val_size=config.val_size,
             seed=config.seed,
+            folds=config.folds,
+            fold=config.fold,
         )
         self.graph_given = graph is not None
         self.graph = graph or build_graph(config, self.dataset.in_shape, self.dataset.num_classes)

@@ -59,11 +59,12 @@ def write_digits(path, *, shuffle_test: bool) -> None:
     np.savez(path, x=x[:1200], y=y[:1200], x_test=x[1200:], y_test=y_test)
 
 
-def search(tmp, name, *, shuffle_test):
+def search(tmp, name, *, shuffle_test, folds=0):
     data = tmp / f"{name}.npz"
     write_digits(data, shuffle_test=shuffle_test)
     spec_file = tmp / f"{name}.toml"
-    spec_file.write_text(SPEC.format(name=name, path=data))
+    extra = f"[validate]\nfolds = {folds}\n" if folds else ""
+    spec_file.write_text(SPEC.format(name=name, path=data) + extra)
     spec = load_spec(spec_file, runs_dir=str(tmp / "runs"))
     summary = runner.Search(spec, echo=lambda line: None, quiet=True).run()
     out = tmp / "runs" / name
@@ -72,10 +73,12 @@ def search(tmp, name, *, shuffle_test):
     return summary, stages, sweeps, out
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory):
+@pytest.fixture(scope="module", params=[0, 3], ids=["hold-out", "3-fold"])
+def pair(tmp_path_factory, request):
     tmp = tmp_path_factory.mktemp("protocol")
-    return search(tmp, "plain", shuffle_test=False), search(tmp, "shuffled", shuffle_test=True)
+    folds = request.param
+    return (search(tmp, "plain", shuffle_test=False, folds=folds),
+            search(tmp, "shuffled", shuffle_test=True, folds=folds))  # fmt: skip
 
 
 def decisions(summary, stages, sweeps):
@@ -91,7 +94,7 @@ def decisions(summary, stages, sweeps):
 
     rec = {k: v for k, v in summary["recommended"].items() if k not in ("test_accuracy",)}
     final = summary["final"]
-    return clean({
+    return clean({  # a cross-validated final run has no validation accuracy: None on both
         "stages": stages,
         "sweeps": sweeps,
         "decision": summary["growth_decision"],
@@ -107,7 +110,10 @@ def decisions(summary, stages, sweeps):
 def test_shuffled_test_labels_change_no_decision(pair):
     (a, *rest_a), (b, *rest_b) = pair
     assert decisions(a, *rest_a[:2]) == decisions(b, *rest_b[:2])
-    assert a["protocol"]["decisions"] == "val" and a["protocol"]["n_val"] == 300
+    folds = a["protocol"]["folds"]
+    # a hold-out of 300 of the 1,200 training samples; 3 folds validate every one of them
+    assert a["protocol"]["decisions"] == "val"
+    assert a["protocol"]["n_val"] == (1200 if folds else 300)
 
 
 def test_shuffled_test_labels_change_the_test_figures(pair):
@@ -123,7 +129,15 @@ def test_the_final_model_is_written_and_loads(pair):
     (summary, _, _, out), _ = pair
     model = out / "model"
     config = json.loads((model / "config.json").read_text())
-    assert config["chosen_on"] == "val" and config["start"] == summary["final"]["chosen"]["start"]
+    folds = summary["protocol"]["folds"]
+    assert config["start"] == summary["final"]["chosen"]["start"]
+    if folds:  # trained once on the whole training set, from scratch
+        assert config["start"] == "scratch" and config["train"]["folds"] == 0
+        assert config["val_accuracy"] is None
+        assert sorted(p.name for p in (out / "stages" / "stage_0").iterdir()) == [
+            "fold_0", "fold_1", "fold_2"]
+    else:
+        assert config["chosen_on"] == "val"
     state = torch.load(model / "weights.pt", weights_only=True)
     from grownet.graph import NetGraph
     from grownet.graph.executor import GraphNet
@@ -132,5 +146,6 @@ def test_the_final_model_is_written_and_loads(pair):
     net.load_state_dict(state)
     assert config["params"] == sum(p.numel() for p in net.parameters())
     text = (out / "summary.txt").read_text()
-    assert "decisions on the validation split (300 samples" in text
+    said = "every training sample, 3-fold cross-validation" if folds else "300 samples"
+    assert f"decisions on the validation split ({said}" in text
     assert "test accuracy (read once" in text and "final model (60 iterations" in text
