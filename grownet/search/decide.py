@@ -19,6 +19,7 @@ safety stop only, and says so when it fires. The chosen network is the last stag
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from grownet.search.knee import noise_z
 from grownet.train.verdict import CONVERGED, NOT_CONVERGED
 
 HEALTHY = (CONVERGED, NOT_CONVERGED)
+REPLICATES = 400  # bootstrap resamples behind kept_shares
 KINDS = ("depth", "width")
 
 
@@ -185,3 +187,48 @@ def decide(
             "iter_budget or max_stages instead",
         )
     return Decision(True, chosen, why, kind, parent)
+
+
+def kept_shares(
+    outcomes: Sequence[StageOutcome],
+    *,
+    replicates: int = REPLICATES,
+    seed: int = 0,
+    kinds: Sequence[str] = ("depth",),
+    min_gain: float = 0.0,
+    confidence: float = 0.9,
+    patience: int = 1,
+) -> dict[int, float]:
+    """How often the rule keeps each stage when the validation samples are resampled: the
+    growth answer's uncertainty. Every stage's (and control's) per-sample correctness is
+    resampled with the same draw, so the pairing holds, and the rule reads the stages run;
+    empty when a stage lacks its correctness.
+
+    Example:
+        >>> clear = [StageOutcome(0, 3, 0.80, 1000, correct=(True,) * 800 + (False,) * 200),
+        ...          StageOutcome(1, 5, 0.95, 1000, correct=(True,) * 950 + (False,) * 50)]
+        >>> kept_shares(clear, replicates=50)
+        {1: 1.0}
+    """
+    import numpy as np
+
+    n = outcomes[0].n_test
+    every = [*outcomes, *(o.baseline for o in outcomes if o.baseline is not None)]
+    if any(o.correct is None or len(o.correct) != n for o in every):
+        return {}
+    rng = np.random.default_rng(seed)
+    arrays = {id(o): np.asarray(o.correct, dtype=bool) for o in every}
+
+    def drawn(o: StageOutcome, pick: np.ndarray) -> StageOutcome:
+        flags = arrays[id(o)][pick]
+        base = None if o.baseline is None else drawn(o.baseline, pick)
+        return dataclasses.replace(o, accuracy=float(flags.mean()), correct=tuple(flags.tolist()),
+                                   baseline=base)  # fmt: skip
+
+    counts: dict[int, int] = {}
+    for _ in range(replicates):
+        pick = rng.integers(0, n, n)
+        kept = decide([drawn(o, pick) for o in outcomes], kinds=kinds, min_gain=min_gain,
+                      confidence=confidence, patience=patience).chosen  # fmt: skip
+        counts[kept] = counts.get(kept, 0) + 1
+    return {k: c / replicates for k, c in sorted(counts.items())}

@@ -14,7 +14,7 @@ from typing import Any
 
 from grownet.graph import NetGraph
 from grownet.graph.widen import without_width_mixers
-from grownet.search.decide import Decision, StageOutcome, decide
+from grownet.search.decide import Decision, StageOutcome, decide, kept_shares
 from grownet.search.grow import Growth, grow_stage, weighted_depth
 from grownet.search.runs import Echo, Trained, Weights, train_run
 from grownet.search.spec import SearchSpec
@@ -32,6 +32,8 @@ class Grown:
     decision: Decision
     parents: list[int]
     kinds: list[str]
+    shares: dict[int, float]
+    """How often each stage is kept over bootstrap resamples of the validation samples."""
 
     def kept_kinds(self, chosen: int) -> list[str]:
         """How stage ``chosen`` was grown, stage by stage from the base."""
@@ -118,7 +120,12 @@ class Grower:
                 f"({run.wall_time_s:.1f} s) - {decision.reason}"
             )
             if not decision.grow:
-                return Grown(runs, growths, decision, self.parents, self.stage_kinds)
+                g = self.spec.growth
+                shares = kept_shares(
+                    outcomes, kinds=g.kinds, min_gain=g.min_gain, confidence=g.confidence,
+                    patience=g.patience, seed=self.spec.train_config(name="seed").seed,
+                )  # fmt: skip
+                return Grown(runs, growths, decision, self.parents, self.stage_kinds, shares)
             k += 1
 
     def _baseline(

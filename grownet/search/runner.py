@@ -337,6 +337,10 @@ class Search:
             "stages": len(runs),
             "chosen_stage": decision.chosen,
             "growth_decision": decision.reason,
+            "growth_support": [
+                {"stage": k, "depth": weighted_depth(runs[k].graph), "share": share}
+                for k, share in grown.shares.items()
+            ],
             "depth_pays": "depth" in kept,
             "grown": kept,
             "growth_kind": self.spec.growth.kind,

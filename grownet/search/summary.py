@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from grownet.search.decide import REPLICATES
 from grownet.search.sweeps import close_call
 
 
@@ -118,6 +119,7 @@ def format_summary(s: dict[str, Any]) -> str:
         _protocol_line(s),
         f"growth: {s['growth_decision']}",
         depth,
+        *_support_line(s),
         *(_sweep_line(w) for w in s["sweeps"]),
         f"recommended: depth {rec['depth']}, widths {widths}",
         *_interval_text(s),
@@ -149,6 +151,20 @@ def format_summary(s: dict[str, Any]) -> str:
         f"report: {s['report']}",
     ]
     return "\n".join(lines)
+
+
+def _support_line(s: dict[str, Any]) -> list[str]:
+    """How sure growth's answer is: the stage kept over bootstrap resamples of validation."""
+    support = s.get("growth_support")
+    if not support or s["stages"] < 2:
+        return []
+    shares = ", ".join(f"stage {x['stage']} (depth {x['depth']}) {100 * x['share']:.0f} %"
+                       for x in support)  # fmt: skip
+    line = (f"growth's answer over {REPLICATES} bootstrap resamples of the validation samples: "
+            f"{shares}")  # fmt: skip
+    if max(x["share"] for x in support) < 0.9:
+        line += "; the data do not settle the depth: several stages are supported"
+    return [line]
 
 
 def _final_figures(run: dict[str, Any]) -> str:

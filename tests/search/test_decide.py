@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from grownet.search.decide import StageOutcome, decide, gain_bound
+from grownet.search.decide import StageOutcome, decide, gain_bound, kept_shares
 
 
 def stages(*accuracies, n=10_000, status=None):
@@ -193,3 +193,27 @@ def test_a_gain_that_more_training_alone_gives_does_not_pay():
     assert decide([base, grown]).chosen == 1
     controlled = decide([base, dataclasses.replace(grown, baseline=longer)])
     assert controlled.chosen == 0 and "over stage 0 trained as long" in controlled.reason
+
+
+def correct(*runs: tuple[bool, int]) -> tuple[bool, ...]:
+    return tuple(flag for value, count in runs for flag in (value,) * count)
+
+
+FLAGS = correct((True, 300), (False, 100))
+
+
+@pytest.mark.parametrize(
+    ("grown", "kept"),
+    [
+        (correct((True, 380), (False, 20)), {1}),  # clearly better
+        (FLAGS, {0}),  # no better
+        # on the edge: wins 55 samples, loses 45 (+2.5 points, paired bound about -0.7)
+        (correct((False, 45), (True, 310), (False, 45)), {0, 1}),
+    ],
+)
+def test_kept_shares_say_how_sure_growth_is(grown, kept):
+    base = StageOutcome(0, 3, 0.75, 400, correct=FLAGS)
+    stage = StageOutcome(1, 5, sum(grown) / 400, 400, correct=grown)
+    shares = kept_shares([base, stage], replicates=200)
+    assert {k for k, share in shares.items() if share >= 0.05} == kept
+    assert abs(sum(shares.values()) - 1.0) < 1e-9
