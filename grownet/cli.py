@@ -186,7 +186,8 @@ def cmd_train(args: argparse.Namespace, extra: Sequence[str] = ()) -> None:
     acc = result.final_test_accuracy
     shown = "n/a" if acc is None else f"{acc:.4f}"
     print(
-        f"{result.status}: test accuracy {shown} after {result.iterations} iterations "
+        f"{result.status}: {trainer.eval_split} accuracy {shown} after {result.iterations} "
+        "iterations "
         f"({result.wall_time_s:.1f} s); run directory {result.run_dir}"
     )
     if result.status == "interrupted":

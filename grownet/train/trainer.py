@@ -278,7 +278,8 @@ class Trainer:
             distributed.broadcast(self.net.state_dict().values())
         if resuming and (earlier := self._finished_result()) is not None:
             return earlier
-        progress = Progress(total=cfg.max_iter, initial=self.iteration, quiet=cfg.quiet or not main)
+        progress = Progress(total=cfg.max_iter, initial=self.iteration, quiet=cfg.quiet or not main,
+                            split=self.eval_split)  # fmt: skip
         # A resumed run's clock goes on from the checkpoint: wall times cover the whole run.
         self.started, status, reason = time.perf_counter() - self.trained_s, None, ""
         stop = StopRequest(announce=main)
@@ -370,7 +371,7 @@ class Trainer:
                         "signal": self.signal,
                     }
                 )
-                progress.update(done, test_acc=acc)
+                progress.update(done, accuracy=acc)
                 patience = cfg.give_up_at_chance_after
                 classes = self.dataset.num_classes
                 if patience is not None and done >= patience and at_chance(acc, classes):
