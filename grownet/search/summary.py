@@ -162,7 +162,8 @@ def _support_line(s: dict[str, Any]) -> list[str]:
                        for x in support)  # fmt: skip
     line = (f"growth's answer over {REPLICATES} bootstrap resamples of the validation samples: "
             f"{shares}")  # fmt: skip
-    if max(x["share"] for x in support) < 0.9:
+    # judged on the shares as printed, so "90 %" never reads as unsettled
+    if max(round(100 * x["share"]) for x in support) < 90:
         line += "; the data do not settle the depth: several stages are supported"
     return [line]
 
