@@ -72,6 +72,7 @@ def world(tmp_path_factory) -> Path:
     (specs / "final.toml").write_text(SPEC + '\n[final]\nstarts = ["warm"]\n')
     (specs / "validate.toml").write_text(SPEC.replace("folds = 5", "fraction = 2.0"))
     (specs / "folds.toml").write_text(SPEC.replace("folds = 5", "folds = 1"))
+    (specs / "many_folds.toml").write_text(SPEC.replace("folds = 5", "folds = 500"))
     (specs / "budget.toml").write_text(SPEC.replace("min_gain = 0.005", "iter_budget = -1"))
     (w / "recipe.toml").write_text('name = "r"\n[train]\nmax_iter = 5\n')
     (w / "config.toml").write_text("max_iter = = 3\n")
@@ -182,6 +183,7 @@ OTHERS = [
     (["search", "W/specs/final.toml"], "starts must be distinct values of"),
     (["search", "W/specs/validate.toml"], "fraction must be in (0, 1), got 2.0"),
     (["search", "W/specs/folds.toml"], "folds must be 0 (a hold-out) or >= 2, got 1"),
+    (["search", "W/specs/many_folds.toml"], "folds = 500 needs at least 500 samples"),
     (["search", "W/specs/budget.toml"], "iter_budget must be >= 0, got -1"),
     (["search", "digits", "--name", "../x"], "leaves the runs directory"),
     (["search", "digits", "--device", "cuda:abc"], "device must be"),

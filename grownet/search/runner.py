@@ -85,9 +85,7 @@ def validated(spec: SearchSpec) -> SearchSpec:
     if "val_size" in spec.train:
         return spec
     config = spec.train_config(name="validate")
-    size = gdata.held_out_size(config.dataset, data_dir=config.data_dir,
-                               download=config.download, fraction=v.fraction,
-                               min_size=v.min_size, max_share=v.max_share)  # fmt: skip
+    size = v.held_out(config.dataset, data_dir=config.data_dir, download=config.download)
     return dataclasses.replace(spec, train={**spec.train, "val_size": size})
 
 
@@ -105,11 +103,13 @@ class Search:
 
     @cached_property
     def base(self) -> NetGraph:
-        """The spec's base network, shaped for its dataset."""
+        """The spec's base network, shaped for its dataset (read with the search's split, so
+        a split the data cannot give is refused here, before anything is written)."""
         config = self.spec.train_config(name="base")
         info = gdata.load_dataset(config.dataset, data_dir=config.data_dir,
                                   download=config.download, train_size=config.train_size,
-                                  val_size=config.val_size, seed=config.seed)  # fmt: skip
+                                  val_size=config.val_size, seed=config.seed,
+                                  folds=config.folds, fold=0)  # fmt: skip
         return build_graph(config, info.in_shape, info.num_classes)
 
     def _check(self, *, existing: bool = True) -> dict[str, Any]:
