@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from grownet.files import atomic_save
-from grownet.search.runs import Echo, Measured, Trained, first, folds_of, measure, train_run
+from grownet.search.runs import Echo, Measured, Trained, first, measure, train_run
 from grownet.search.spec import SearchSpec
 from grownet.train.rundir import RunDir
 
@@ -65,7 +65,7 @@ def train_final(
     """Train ``recommended``'s network for ``iters`` from each of ``[final] starts`` in
     ``folder/<start>``; returns every run and the chosen one (best validation accuracy; the
     first start at a tie). Test accuracies are read after every run has trained."""
-    folds = folds_of(spec)
+    folds = spec.folds
     # cross-validated: one run on the whole training set, evaluated once, at its end
     whole = {"folds": 0, "test_interval": iters} if folds else {}
     runs = []
@@ -81,10 +81,9 @@ def train_final(
         best = max(range(len(runs)), key=lambda i: (runs[i][1].accuracy, -i))
     done = [FinalRun(start, run, measure(spec, run.graph, run.state)) for start, run in runs]
     for f in done:
-        picked = f" (chosen on {f.run.split})" if f is done[best] else ""
+        how = "trained on the whole training set from scratch" if folds else f"on {f.run.split}"
+        picked = f" (chosen {how})" if f is done[best] else ""
         val = f"{f.run.split} {100 * f.run.accuracy:.2f} %, " if f.run.split == "val" else ""
-        if folds and f is done[best]:
-            picked = " (chosen: trained on the whole training set from scratch)"
         echo(f"final model ({f.start}): {val}test {100 * f.test.accuracy:.2f} %{picked}")
     return done, done[best]
 
@@ -94,6 +93,7 @@ def write_model(folder: RunDir, chosen: FinalRun, spec: SearchSpec, *, iters: in
     model = folder.file("model")
     model.mkdir(exist_ok=True)
     run = chosen.run
+    validated = run.split == "val"  # cross-validated, the final run had no validation split
     run.graph.to_json(model / "graph.json")
     atomic_save(model / "weights.pt", lambda f: torch.save(first(run.state), f))
     config = RunDir(run.path).read_json("config.json")
@@ -103,10 +103,10 @@ def write_model(folder: RunDir, chosen: FinalRun, spec: SearchSpec, *, iters: in
             "search": spec.name,
             "start": chosen.start,
             "iters": iters,
-            "chosen_on": run.split if run.split == "val" else "cross-validation (scratch)",
-            "val_accuracy": run.accuracy if run.split == "val" else None,
+            "chosen_on": "cross-validation (scratch)" if spec.folds else run.split,
+            "val_accuracy": run.accuracy if validated else None,
             "test_accuracy": chosen.test.accuracy,
-            "n_val": run.n_test,
+            "n_val": run.n_test if validated else None,
             "n_test": chosen.test.n,
             "params": run.graph.num_params(),
             "flops": 2 * run.graph.macs(),

@@ -120,10 +120,9 @@ class Grower:
                 f"({run.wall_time_s:.1f} s) - {decision.reason}"
             )
             if not decision.grow:
-                g = self.spec.growth
                 shares = kept_shares(
                     outcomes, kinds=g.kinds, min_gain=g.min_gain, confidence=g.confidence,
-                    patience=g.patience, seed=self.spec.train_config(name="seed").seed,
+                    patience=g.patience, seed=self.spec.seed,
                 )  # fmt: skip
                 return Grown(runs, growths, decision, self.parents, self.stage_kinds, shares)
             k += 1
@@ -160,7 +159,7 @@ class Grower:
                 dropin_length=g.dropin_length, stagger=g.stagger, stage_iters=g.stage_iters,
             )  # fmt: skip
             return graph, grown, run.state, []
-        seed = self.spec.train_config(name="seed").seed
+        seed = self.spec.seed
         if isinstance(run.state, tuple):  # every fold's weights widened alike
             wide = [widen_stage(run.graph, s, g, stage=k, seed=seed) for s in run.state]
             return wide[0][0], growth, tuple(w[1] for w in wide), wide[0][2]

@@ -124,8 +124,7 @@ def residual_depth_sweep(
         ratios, echo, quiet, shallower_error,
     )  # fmt: skip
     # The sub-networks' errors are measured without per-sample correctness: an unpaired test.
-    record, candidates = read_knee("depth", points, start, sweep, correct,
-                                   seed=spec.train_config(name="seed").seed)  # fmt: skip
+    record, candidates = read_knee("depth", points, start, sweep, correct, seed=spec.seed)
     sized(record, lambda p: total - removes(p))
     echo(f"  {record['finding']}")
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from grownet.graph import NetGraph
@@ -55,26 +56,20 @@ class Trained:
         return len(self.correct)
 
 
-def each(weights: Weights, fn: Callable[[State], Any]) -> Any:
-    """``fn`` of the state dict, or of every fold's (a tuple of the results)."""
-    return tuple(fn(s) for s in weights) if isinstance(weights, tuple) else fn(weights)
-
-
 def first(weights: Weights) -> State:
     """The state dict, or the first fold's: what a single network is saved with."""
     return weights[0] if isinstance(weights, tuple) else weights
-
-
-def folds_of(spec: SearchSpec) -> int:
-    """How many cross-validation folds every run of ``spec`` trains (0: one hold-out run)."""
-    return spec.train_config(name="folds").folds
 
 
 def state_for(graph: NetGraph, state: Weights) -> Weights:
     """The entries of an executor's state dict that belong to nodes of ``graph``
     (keys are ``layers.<node>.<tensor>``): what a smaller network keeps of a bigger one."""
     nodes = set(graph.nodes)
-    return each(state, lambda s: {k: v for k, v in s.items() if k.split(".")[1] in nodes})
+
+    def kept(one: State) -> State:
+        return {k: v for k, v in one.items() if k.split(".")[1] in nodes}
+
+    return tuple(kept(s) for s in state) if isinstance(state, tuple) else kept(state)
 
 
 def train_run(
@@ -161,10 +156,6 @@ class Measured:
     split: str
     accuracy: float
     n: int
-    correct: tuple[bool, ...]
-
-    def to_dict(self) -> dict[str, object]:
-        return {"split": self.split, "accuracy": self.accuracy, "n": self.n}
 
 
 def measure(spec: SearchSpec, graph: NetGraph, state: Weights, split: str = "test") -> Measured:
@@ -172,8 +163,8 @@ def measure(spec: SearchSpec, graph: NetGraph, state: Weights, split: str = "tes
     read once per reported network after every decision; "eval": the decision split), without
     training (the spec's [train] device, batch and data settings). Under k-fold
     cross-validation "eval" is each fold's model on its fold, folds in order, and "test" the
-    fold models' mean accuracy on the test split (``correct``: the first fold's)."""
-    k = folds_of(spec)
+    fold models' mean accuracy on the test split."""
+    k = spec.folds
     states = state if isinstance(state, tuple) else (state,)
     flags = []
     for i, s in enumerate(states):
@@ -184,7 +175,6 @@ def measure(spec: SearchSpec, graph: NetGraph, state: Weights, split: str = "tes
         name = "test" if split == "test" else trainer.eval_split
     if split == "test":
         accuracy = sum(float(f.float().mean()) for f in flags) / len(flags)
-        correct = tuple(bool(c) for c in flags[0].tolist())
-        return Measured(name, accuracy, len(correct), correct)
-    correct = tuple(bool(c) for f in flags for c in f.tolist())
-    return Measured(name, sum(correct) / len(correct), len(correct), correct)
+        return Measured(name, accuracy, flags[0].numel())
+    every = torch.cat(flags)
+    return Measured(name, float(every.float().mean()), every.numel())

@@ -160,6 +160,14 @@ class ValidateSpec:
     max_share: float = 0.25
     folds: int = 0
 
+    def held_out(self, dataset: str, *, data_dir: str | None, download: bool) -> int:
+        """The hold-out this rule gives ``dataset`` (0 where it ships ``val/``)."""
+        from grownet.data import held_out_size  # reads the data: only when a run needs it
+
+        return held_out_size(dataset, data_dir=data_dir, download=download,
+                             fraction=self.fraction, min_size=self.min_size,
+                             max_share=self.max_share)  # fmt: skip
+
 
 FINAL_STARTS = ("inherited", "scratch")
 
@@ -196,6 +204,16 @@ class SearchSpec:
     device: str | None = None
     """Where the search reads its data and runs (command-line choices, not part of the spec:
     a search may resume from another data directory or device)."""
+
+    @property
+    def seed(self) -> int:
+        """``[train] seed``: every run's, and every bootstrap's resampling."""
+        return self.train_config(name="seed").seed
+
+    @property
+    def folds(self) -> int:
+        """How many cross-validation folds every run trains (0: one run on a hold-out)."""
+        return self.train_config(name="folds").folds
 
     def train_config(self, **overrides: Any) -> TrainConfig:
         """The TrainConfig of one run of this search (``overrides``: name, max_iter ...)."""

@@ -238,7 +238,7 @@ def width_sweep(
         lambda r: (with_width_dropout(start.graph, layers, r), None),
         ratios, echo, quiet,
     )  # fmt: skip
-    record, candidates = read_knee("width", points, start, sweep, correct, seed=_seed(spec))
+    record, candidates = read_knee("width", points, start, sweep, correct, seed=spec.seed)
     record |= {"layer": label, "layers": list(layers), "units": [list(u) for u in units]}
     # a coupled group's channels are counted once: its layers share them
     sizes = {unit: width(start.graph, unit[0]) for unit in units}
@@ -260,10 +260,6 @@ def width_sweep(
         return estimate, verify(f"width-{label or 'all'}-r{ratio:.3f}", *thinned(start, keep))
 
     return estimate_and_check(spec, record, full, attempt, candidates, echo)
-
-
-def _seed(spec: SearchSpec) -> int:
-    return spec.train_config(name="seed").seed
 
 
 def read_knee(
@@ -426,7 +422,7 @@ def depth_sweep(
         lambda q: (grown.graph, dict.fromkeys(blocks, q)),
         ratios, echo, quiet,
     )  # fmt: skip
-    record, candidates = read_knee("dropin", points, grown, sweep, correct, seed=_seed(spec))
+    record, candidates = read_knee("dropin", points, grown, sweep, correct, seed=spec.seed)
     echo(f"  {record['finding']}")
     depth = weighted_depth(grown.graph)
 

@@ -164,13 +164,9 @@ class StudySpec:
 
 
 @functools.lru_cache(maxsize=8)
-def _held_out(dataset: str, data_dir: str | Path | None, download: bool) -> int:
+def _held_out(dataset: str, data_dir: str | None, download: bool) -> int:
     """The search's default validation hold-out (:class:`ValidateSpec`) for a trial's data."""
-    from grownet.data import held_out_size
-
-    rule = ValidateSpec()
-    return held_out_size(dataset, data_dir=data_dir, download=download, fraction=rule.fraction,
-                         min_size=rule.min_size, max_share=rule.max_share)  # fmt: skip
+    return ValidateSpec().held_out(dataset, data_dir=data_dir, download=download)
 
 
 def apply_knobs(tables: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
