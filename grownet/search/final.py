@@ -81,8 +81,8 @@ def train_final(
         best = max(range(len(runs)), key=lambda i: (runs[i][1].accuracy, -i))
     done = [FinalRun(start, run, measure(spec, run.graph, run.state)) for start, run in runs]
     for f in done:
-        how = "trained on the whole training set from scratch" if folds else f"on {f.run.split}"
-        picked = f" (chosen {how})" if f is done[best] else ""
+        how = ": trained on the whole training set from scratch" if folds else f" on {f.run.split}"
+        picked = f" (chosen{how})" if f is done[best] else ""
         val = f"{f.run.split} {100 * f.run.accuracy:.2f} %, " if f.run.split == "val" else ""
         echo(f"final model ({f.start}): {val}test {100 * f.test.accuracy:.2f} %{picked}")
     return done, done[best]
