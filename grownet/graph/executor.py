@@ -199,6 +199,9 @@ class GraphNet(nn.Module):
         }
         # Gradual width growth: these layers hold new units off by the plan's q (like DropIn).
         self._width_mixers = [n for n, _, _ in self._nodes if graph.op(n) == "width_dropin"]
+        # One-shot width sweeps: the plan may set these layers' retention step by step.
+        self._width_dropouts = {n: graph.spec(n).params["retain"] for n, _, _ in self._nodes
+                                if graph.op(n) == "width_dropout"}  # fmt: skip
         self.branches = exclusive_branches(graph)
         self._schedules: dict[frozenset[Edge], list[_Step]] = {}
         # Compiled chains, keyed by their last node (whose value they produce). A plain dict,
@@ -426,6 +429,8 @@ class GraphNet(nn.Module):
             mixer = layers[node]
             scheduled = gradual_q(plan.iteration, length=mixer.length, start=mixer.start)
             mixer.q = plan.dropin_q.get(node, scheduled)
+        for node, retain in self._width_dropouts.items():
+            layers[node].retain = plan.retain.get(node, retain)
         values: dict[str, Tensor] = {self.input_node: x}
         for step in self._schedule(self.closed_edges(plan)):
             ins = [None if u is None else values[u] for u in step.inputs]

@@ -18,6 +18,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from grownet.report import tables
+from grownet.train.compute import format_flops
 
 BASES = {"test": "test accuracy (read once)", "selected": "accuracy that chose (no test after)"}
 
@@ -58,12 +59,22 @@ def comparison_content(path: Path, *, label: str) -> list[Any]:
          f"{s['params']:,}", "yes" if s["dominated"] else "no",
          "-" if s["accuracy_gap"] is None else f"{100 * s['accuracy_gap']:+.2f}",
          "-" if s["params_ratio"] is None else f"{s['params_ratio']:.2f}",
-         f"{s['train_time_s']:.0f} s"]
+         format_flops(s["train_flops"]) if s.get("train_flops") else "-",
+         _ratio(s.get("compute_ratio")), f"{s['train_time_s']:.0f} s", _ratio(s.get("time_ratio"))]
         for s in searches
     ]  # fmt: skip
     head = ["search", "seed", basis(data), "params", "dominated", "acc gap (points)",
-            "params x at equal acc", "training"]  # fmt: skip
-    seconds = data.get("study_train_time_s", 0)
-    heading = (f"<h3>{html.escape(label)}: growth versus brute force ({seconds:.0f} s of "
-               "training in the study)</h3>")  # fmt: skip
+            "params x at equal acc", "training compute", "compute x study",
+            "training time", "time x study"]  # fmt: skip
+    seconds, flops = data.get("study_train_time_s", 0), data.get("study_train_flops")
+    cost = f"{seconds:.0f} s" + (f", {format_flops(flops)}" if flops else "")
+    moved = data.get("front_moved")
+    settled = "" if moved is None else (f"; its last quarter of trials moved the front by at "
+                                        f"most {100 * moved:.2f} points")  # fmt: skip
+    heading = (f"<h3>{html.escape(label)}: growth versus brute force ({cost} of training in "
+               f"the study{settled})</h3>")  # fmt: skip
     return [heading, tables.table(head, rows), ("comparison", fig)]
+
+
+def _ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"

@@ -122,8 +122,9 @@ def _check_object(where: str, value: Any) -> dict[str, Any]:
 
 def _check_point(where: str, point: Any) -> None:
     _check_object(where, point)
-    for key in ("ratio", "error"):
-        _check_number(where, point, key)
+    _check_number(where, point, "ratio")
+    if point.get("status") != "stopped":  # a point stopped early was never measured
+        _check_number(where, point, "error")
 
 
 # --------------------------------------------------------------------------- schemas
@@ -176,6 +177,7 @@ def check_sweeps(data: Any, where: str = "sweeps.json") -> list[dict[str, Any]]:
         {"sweeps": [{"kind": "width" | "depth" | "dropin",
                      "layer": str | null,            # the thinned layer; null: whole net
                      "points": [{"ratio": float, "error": float}, ...],
+                                 # or {"ratio", "error": null, "status": "stopped"}
                      "knee": {"ratio": float, "error": float} | null,
                      "estimate": {"ratio": float,     # where the estimate was read off
                                   "size": int | null, # minimum channels or weighted layers

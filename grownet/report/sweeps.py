@@ -175,7 +175,9 @@ def _check_note(fig: go.Figure, check: dict[str, Any], split: str) -> None:
 
 def _sweep_figure(run: Run, index: int, title: str) -> go.Figure:
     sweep = run.sweeps[index]
-    points = sorted(sweep["points"], key=lambda p: p["ratio"])
+    every = sorted(sweep["points"], key=lambda p: p["ratio"])
+    points = [p for p in every if p.get("error") is not None]  # stopped ones were never read
+    stopped = [p["ratio"] for p in every if p.get("error") is None]
     ratios = [p["ratio"] for p in points]
     errors = [p["error"] for p in points]
     split = split_of(run)
@@ -188,6 +190,13 @@ def _sweep_figure(run: Run, index: int, title: str) -> go.Figure:
         mode="lines+markers",
         hovertemplate=f"ratio %{{x:.3f}}<br>{error} %{{y:.4f}}<extra></extra>",
     )
+    if stopped:
+        fig.add_scatter(
+            x=stopped, y=[max(errors)] * len(stopped), name="stopped early (not trained)",
+            mode="markers", marker={"symbol": "x-thin-open", "size": 10, "color": "#7f7f7f"},
+            hovertemplate=("ratio %{x:.3f}: stopped, not trained: the ratios above it had "
+                           "settled the knee<extra></extra>"),
+        )  # fmt: skip
     if all("full_error" in p for p in points):  # a depth-dropout sweep: every branch added
         fig.add_scatter(
             x=ratios,

@@ -25,14 +25,15 @@ from typing import Any
 from grownet.graph import NetGraph
 from grownet.graph.surgery import exclusive_nodes, remove_residual_unit, set_params
 from grownet.search.grow import weighted_depth
+from grownet.search.points import fine_tune_points
 from grownet.search.runs import Echo, Trained, measure, state_for
 from grownet.search.spec import SearchSpec
 from grownet.search.sweeps import (
     SweepResult,
     Verifier,
     estimate_and_check,
-    fine_tune_points,
     read_knee,
+    settled_by,
     sized,
 )
 
@@ -121,7 +122,7 @@ def residual_depth_sweep(
     points, correct = fine_tune_points(
         spec, sweep, folder, start,
         lambda p: (with_drop(start.graph, units, p), None),
-        ratios, echo, quiet, shallower_error,
+        ratios, echo, quiet, shallower_error, settled=settled_by("depth", start, sweep),
     )  # fmt: skip
     # The sub-networks' errors are measured without per-sample correctness: an unpaired test.
     record, candidates = read_knee("depth", points, start, sweep, correct, seed=spec.seed)

@@ -43,7 +43,7 @@ from grownet.search.final import final_iters, train_final, write_model
 from grownet.search.grow import Growth, collapse_all, weighted_depth
 from grownet.search.growing import Grower, Grown
 from grownet.search.residual import residual_depth_sweep, residual_units
-from grownet.search.runs import Echo, Trained, first, measure, state_for
+from grownet.search.runs import Echo, Trained, first, measure, spent, state_for
 from grownet.search.spec import SearchSpec, SpecError
 from grownet.search.summary import (
     depth_interval,
@@ -293,12 +293,6 @@ class Search:
 
     # ------------------------------------------------------------------ summary
 
-    def _train_time(self) -> float:
-        """Seconds spent training, summed over every stage, sweep point and check (the same
-        however many calls and resumptions the search took)."""
-        results = self.dir.path.glob("*/**/result.json")
-        return sum(RunDir(r.parent).read_json("result.json")["wall_time_s"] for r in results)
-
     def _finish(
         self,
         grown: Grown,
@@ -323,6 +317,9 @@ class Search:
         full_test = rec_test if full is rec else measure(self.spec, full.graph, full.state)
         entries = [sweep_entry(s.record, s.passed) for s in sweeps]
         config = self.spec.train_config(name=self.spec.name)
+        cost = spent(self.dir.path)
+        # a one-shot sweep's forward-only passes (BatchNorm recalibration) cost compute too
+        passes = sum(s.record.get("forward_flops", 0) for s in sweeps)
         summary = {
             "name": self.spec.name,
             "dataset": self.spec.dataset,
@@ -359,7 +356,9 @@ class Search:
             "n_val": rec.n_test,
             "n_test": rec_test.n,
             "wall_time_s": time.perf_counter() - self.started,
-            "train_time_s": self._train_time(),
+            "train_time_s": cost.train_time_s,
+            "compute": {"train_flops": cost.train_flops + passes, "forward_flops": passes,
+                        "iterations": cost.iterations, "runs": cost.runs},
             "report": str(self.dir.file("report.html")),
         }
         self.dir.write_json("search_summary.json", summary)

@@ -17,7 +17,10 @@ import torch
 from torch import Tensor
 
 from grownet.graph import NetGraph
+from grownet.graph.plan import Sandwich
 from grownet.search.spec import SearchSpec
+from grownet.train.compute import run_flops
+from grownet.train.rundir import RunDir
 from grownet.train.trainer import Trainer
 from grownet.train.verdict import INTERRUPTED
 
@@ -80,6 +83,7 @@ def train_run(
     iters: int,
     init_state: Weights | None = None,
     fixed_q: Mapping[str, float] | None = None,
+    sandwich: Sandwich | None = None,
     quiet: bool = False,
     **overrides: Any,
 ) -> Trained:
@@ -89,12 +93,13 @@ def train_run(
     fold i; ``overrides`` replace [train] settings (``folds=0``: train once)."""
     k = spec.train_config(name="folds", **overrides).folds
     if not k:
-        return _train_one(spec, path, graph, iters, init_state, fixed_q, quiet, overrides)
+        return _train_one(spec, path, graph, iters, init_state, fixed_q, sandwich, quiet,
+                          overrides)  # fmt: skip
     inits = init_state if isinstance(init_state, tuple) else (init_state,) * k
     runs = []
     for i in range(k):
         where = path / f"fold_{i}"
-        runs.append(_train_one(spec, where, graph, iters, inits[i], fixed_q, quiet,
+        runs.append(_train_one(spec, where, graph, iters, inits[i], fixed_q, sandwich, quiet,
                                {**overrides, "fold": i}))  # fmt: skip
     correct = tuple(c for run in runs for c in run.correct)
     bad = [r.status for r in runs if r.status != runs[0].status]
@@ -117,6 +122,7 @@ def _train_one(
     iters: int,
     init_state: Weights | None,
     fixed_q: Mapping[str, float] | None,
+    sandwich: Sandwich | None,
     quiet: bool,
     overrides: dict[str, Any],
 ) -> Trained:
@@ -132,6 +138,7 @@ def _train_one(
         graph=graph,
         init_state=first(state_for(graph, init_state)) if init_state is not None else None,
         fixed_dropin_q=fixed_q,
+        sandwich=sandwich,
     )
     result = trainer.run(resume=True)
     if result.status == INTERRUPTED:
@@ -147,6 +154,31 @@ def _train_one(
         path=path,
         split=trainer.eval_split,
     )
+
+
+@dataclass(frozen=True)
+class Spent:
+    """What the training runs under a folder cost: seconds, FLOPs (iterations x FLOPs per
+    iteration, :mod:`grownet.train.compute`), iterations and how many runs (a fold each)."""
+
+    train_time_s: float
+    train_flops: int
+    iterations: int
+    runs: int
+
+
+def spent(folder: Path) -> Spent:
+    """The cost of every training run below ``folder`` (stages, baselines, sweep points,
+    checks, final models, every fold), the same however many calls and resumptions it took;
+    ``folder``'s own ``result.json`` (a search's record) is not a run."""
+    seconds, flops, iterations, runs = 0.0, 0, 0, 0
+    for result in sorted(folder.glob("*/**/result.json")):
+        record = RunDir(result.parent).read_json("result.json")
+        seconds += record["wall_time_s"]
+        flops += run_flops(result.parent) or 0
+        iterations += int(record.get("iterations", 0))
+        runs += 1
+    return Spent(seconds, flops, iterations, runs)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ GROWTH_MODES = ("append", "double")
 GROWTH_KINDS = ("depth", "width", "both")
 WIDTH_INITS = ("random", "net2net")
 DEPTH_METHODS = ("auto", "depth_dropout", "dropin", "off")
+SWEEP_MODES = ("fine_tune", "one_shot")
 DEFAULT_RATIOS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
 
 
@@ -113,10 +114,23 @@ class SweepSpec:
     unit that keeps its shape (residual networks; see :mod:`grownet.search.residual`);
     ``"dropin"`` the DropIn ratio q of every grown block (grown networks); ``"auto"`` picks
     depth dropout on a residual network, else DropIn; ``"off"`` skips the depth sweep.
+
+    ``mode="fine_tune"`` (the memorandum's sweep) trains ``iters_per_ratio`` at each ratio;
+    ``stop_early`` stops once the ratios measured confirm a knee (or no plateau): the
+    smaller ratios left could not move it, and are recorded as stopped, never as measured.
+    ``mode="one_shot"`` (width, and the DropIn depth sweep) trains the network once for
+    ``one_shot_iters`` (0: twice ``iters_per_ratio``) at one ratio a step, by the sandwich
+    rule (:class:`grownet.graph.plan.Sandwich`), then reads every ratio's validation error
+    from those weights after re-estimating BatchNorm statistics at that ratio on
+    ``recalibrate`` training samples (:mod:`grownet.search.oneshot`).
     """
 
     ratios: tuple[float, ...] = DEFAULT_RATIOS
     iters_per_ratio: int = 200
+    mode: str = "fine_tune"
+    stop_early: bool = True
+    one_shot_iters: int = 0
+    recalibrate: int = 512
     max_rise: float = 0.01
     confidence: float = 0.9
     per_layer: bool = False
@@ -317,6 +331,18 @@ def _check_sweep(s: SweepSpec, where: str, kind: str) -> None:
         raise SpecError(f"{where}: confidence must be in [0.5, 1), got {s.confidence!r}")
     if kind == "depth" and s.method not in DEPTH_METHODS:
         raise SpecError(f"{where}: method must be one of {DEPTH_METHODS}, got {s.method!r}")
+    if s.mode not in SWEEP_MODES:
+        raise SpecError(f"{where}: mode must be one of {SWEEP_MODES}, got {s.mode!r}")
+    if kind == "depth" and s.mode == "one_shot" and s.method == "depth_dropout":
+        raise SpecError(f'{where}: mode = "one_shot" sweeps the DropIn ratio; a depth-dropout '
+                        'sweep fine-tunes each ratio: use method = "dropin", or mode = '
+                        '"fine_tune"')  # fmt: skip
+    if s.one_shot_iters < 0:
+        raise SpecError(f"{where}: one_shot_iters must be >= 0 (0: twice iters_per_ratio), got "
+                        f"{s.one_shot_iters!r}")  # fmt: skip
+    if s.recalibrate < 1:
+        raise SpecError(f"{where}: recalibrate must be >= 1 training samples, got "
+                        f"{s.recalibrate!r}")  # fmt: skip
 
 
 def _check_validate(v: ValidateSpec, where: str) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from grownet.search.decide import REPLICATES
 from grownet.search.sweeps import close_call
+from grownet.train.compute import format_flops
 
 
 def network_entry(run: Any, depth: int, test: Any | None = None) -> dict[str, Any]:
@@ -40,6 +41,8 @@ def sweep_entry(record: dict[str, Any], passed: bool) -> dict[str, Any]:
         "checked_ratio": (record["estimate"] or {}).get("ratio"),
         "close_call": close_call(verification).strip(" ()"),
         "interval": record.get("interval"),
+        "mode": record.get("mode", "fine_tune"),
+        "stopped": sum(1 for p in record["points"] if p.get("error") is None),
     }
 
 
@@ -70,6 +73,15 @@ def _sweep_line(w: dict[str, Any]) -> str:
     verdict = "passed" if w["passed"] else "FAILED"
     close = f" ({w['close_call']})" if w.get("close_call") else ""
     return f"{line}; check {verdict} at ratio {w['checked_ratio']:g}{close}"
+
+
+def _compute_text(s: dict[str, Any]) -> str:
+    """" (FLOPs in N iterations over R runs)" where the summary has its compute."""
+    c = s.get("compute")
+    if not c:
+        return ""
+    return (f" ({format_flops(c['train_flops'])}: {c['iterations']:,} iterations over "
+            f"{c['runs']} runs)")  # fmt: skip
 
 
 def _pct(x: float | None) -> str:
@@ -115,7 +127,7 @@ def format_summary(s: dict[str, Any]) -> str:
     split = rec.get("split", "test")
     lines = [
         f"search {s['name']} on {s['dataset']}: {s['stages']} stage(s), {s['wall_time_s']:.0f} s "
-        f"this call, {s['train_time_s']:.0f} s of training in all runs",
+        f"this call, {s['train_time_s']:.0f} s of training in all runs{_compute_text(s)}",
         _protocol_line(s),
         f"growth: {s['growth_decision']}",
         depth,

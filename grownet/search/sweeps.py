@@ -26,6 +26,7 @@ passes if it comes within ``max(tolerance, z * paired se)`` of the full network'
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from grownet.graph.coupling import (
     with_group_dropout,
 )
 from grownet.graph.executor import GraphNet
+from grownet.graph.plan import Sandwich
 from grownet.graph.surgery import insert_after
 from grownet.graph.weights import narrow
 from grownet.layers import kept_channels
@@ -48,7 +50,14 @@ from grownet.search.decide import StageOutcome, gain_bound
 from grownet.search.grow import Growth, removal_order, shallower, weighted_depth
 from grownet.search.interval import knee_interval
 from grownet.search.knee import FLAT, KNEE, find_knee
-from grownet.search.runs import Echo, State, Trained, Weights, train_run
+from grownet.search.points import (
+    Correct,
+    Settled,
+    fine_tune_points,
+    measured,
+    one_shot_points,
+)
+from grownet.search.runs import Echo, State, Trained, Weights, state_for, train_run
 from grownet.search.spec import SearchSpec, SweepSpec
 
 _ACTIVATIONS = ("batchnorm", "relu", "lrn")
@@ -174,48 +183,6 @@ def _outcome(run: Trained) -> StageOutcome:
     return StageOutcome(0, 0, run.accuracy, run.n_test, run.status, correct=run.correct)
 
 
-def fine_tune_points(
-    spec: SearchSpec,
-    sweep: SweepSpec,
-    folder: Path,
-    start: Trained,
-    build: Callable[[float], tuple[NetGraph, dict[str, float] | None]],
-    ratios: Sequence[float],
-    echo: Echo,
-    quiet: bool,
-    measure: Callable[[float, Trained], dict[str, Any]] | None = None,
-) -> tuple[list[dict[str, Any]], list[tuple[bool, ...] | None]]:
-    """Fine-tune progressively through ``ratios``; one point (ratio, error) per ratio, and the
-    per-sample test correctness behind each error (for the knee's paired test).
-
-    The point's error is the fine-tuned network's validation error, unless ``measure`` (given the
-    ratio and the run) says otherwise; its other keys join the point's record. A measured
-    error has no correctness here (None): the knee finder then tests the rates unpaired."""
-    points: list[dict[str, Any]] = []
-    correct: list[tuple[bool, ...] | None] = []
-    state = start.state
-    for ratio in ratios:
-        graph, fixed_q = build(ratio)
-        run = train_run(
-            spec,
-            folder / f"r{ratio:.3f}",
-            graph,
-            iters=sweep.iters_per_ratio,
-            init_state=state,
-            fixed_q=fixed_q,
-            quiet=quiet,
-        )
-        state = run.state
-        point = {"ratio": ratio, "error": 1.0 - run.accuracy, "status": run.status}
-        extra = measure(ratio, run) if measure else {}
-        point |= extra
-        points.append(point)
-        # Kept out of the point: sweeps.json would hold a test set's worth of booleans each.
-        correct.append(None if "error" in extra else run.correct)
-        echo(f"  ratio {ratio:g}: {run.split} error {100 * point['error']:.2f} %")
-    return points, correct
-
-
 def width_sweep(
     spec: SearchSpec,
     folder: Path,
@@ -233,12 +200,25 @@ def width_sweep(
     label = units[0][0] if len(units) == 1 else None  # one layer or one coupled group
     ratios = sorted(sweep.ratios, reverse=True)
     echo(f"width sweep of {label or f'{len(layers)} layers'}: {len(ratios)} ratios")
-    points, correct = fine_tune_points(
-        spec, sweep, folder, start,
-        lambda r: (with_width_dropout(start.graph, layers, r), None),
-        ratios, echo, quiet,
-    )  # fmt: skip
-    record, candidates = read_knee("width", points, start, sweep, correct, seed=spec.seed)
+    reference, passes = start, 0
+    if sweep.mode == "one_shot":
+        graph = with_width_dropout(start.graph, layers, 1.0)
+        sandwich = Sandwich(values=(1.0, *ratios), retain=tuple(
+            n for n in graph.nodes_of("width_dropout") if n not in start.graph))  # fmt: skip
+        points, correct, whole, passes = one_shot_points(
+            spec, sweep, folder, start, graph, sandwich, echo, quiet
+        )
+        # the plateau, and the weights the checks narrow: the one-shot network's own
+        reference = dataclasses.replace(whole, graph=start.graph,
+                                        state=state_for(start.graph, whole.state))  # fmt: skip
+    else:
+        points, correct = fine_tune_points(
+            spec, sweep, folder, start,
+            lambda r: (with_width_dropout(start.graph, layers, r), None),
+            ratios, echo, quiet, settled=settled_by("width", start, sweep),
+        )  # fmt: skip
+    record, candidates = read_knee("width", points, reference, sweep, correct, seed=spec.seed)
+    _one_shot(record, sweep, passes)
     record |= {"layer": label, "layers": list(layers), "units": [list(u) for u in units]}
     # a coupled group's channels are counted once: its layers share them
     sizes = {unit: width(start.graph, unit[0]) for unit in units}
@@ -257,9 +237,42 @@ def width_sweep(
         keep = {node: k for unit, k in kept.items() for node in unit}
         estimate = {"ratio": ratio, "size": sum(kept.values()),
                     "full_size": sum(sizes.values()), "channels": keep}  # fmt: skip
-        return estimate, verify(f"width-{label or 'all'}-r{ratio:.3f}", *thinned(start, keep))
+        name = f"width-{label or 'all'}-r{ratio:.3f}"
+        return estimate, verify(name, *thinned(reference, keep))
 
     return estimate_and_check(spec, record, full, attempt, candidates, echo)
+
+
+def _one_shot(record: dict[str, Any], sweep: SweepSpec, passes: int) -> None:
+    """Mark how the sweep's points were measured, and what its forward-only passes cost."""
+    record["mode"], record["forward_flops"] = sweep.mode, passes
+    if sweep.mode == "one_shot":
+        record["finding"] = "one-shot: " + record["finding"]
+
+
+def settled_by(kind: str, reference: Trained, sweep: SweepSpec) -> Settled:
+    """The early stop of a fine-tuned sweep: two ratios in a row off the plateau (the knee
+    finder's confirmed rise, tested over the ratios measured so far) settle the knee above
+    them, and no smaller ratio can move it."""
+    removal = kind != "width"
+
+    def settled(points: list[dict[str, Any]], correct: list[Correct]) -> str:
+        if len(points) < 2:
+            return ""
+        knee = find_knee(
+            [1.0 - p["ratio"] if removal else p["ratio"] for p in points],
+            [p["error"] for p in points], n_test=reference.n_test,
+            plateau=1.0 - reference.accuracy, max_rise=sweep.max_rise,
+            confidence=sweep.confidence, correct=correct, plateau_correct=reference.correct,
+        )  # fmt: skip
+        off = knee.off  # in the points' order: the sweep's, largest network first
+        for a, b in zip(range(len(off)), range(1, len(off)), strict=False):
+            if off[a] and off[b]:
+                return (f"ratios {points[a]['ratio']:g} and {points[b]['ratio']:g} are both off "
+                        "the plateau: the knee is settled")  # fmt: skip
+        return ""
+
+    return settled
 
 
 def read_knee(
@@ -288,11 +301,15 @@ def read_knee(
     ``low_ratio`` the smaller network's end, ``high_ratio`` the larger's.
     """
     removal = kind != "width"
-    ratios = [p["ratio"] for p in points]
+    read = measured(points)  # stopped points carry no error, and take no part
+    ratios = [points[i]["ratio"] for i in read]
+    errors = [points[i]["error"] for i in read]
+    if correct is not None:
+        correct = [correct[i] for i in read]
     kept = [1.0 - r if removal else r for r in ratios]
     knee = find_knee(
         kept,
-        [p["error"] for p in points],
+        errors,
         n_test=reference.n_test,
         plateau=1.0 - reference.accuracy,
         max_rise=sweep.max_rise,
@@ -307,8 +324,10 @@ def read_knee(
     finding = knee.describe(lambda k: ratios[kept.index(k)])
     if knee.kind == FLAT:
         finding += f"; the smallest network (ratio {candidates[0]:g}) is checked as a bound"
+    if stopped := [p["ratio"] for p in points if p.get("error") is None]:
+        finding += f"; ratio {', '.join(f'{r:g}' for r in stopped)} stopped early, not trained"
     spread = knee_interval(
-        kept, [p["error"] for p in points], n=reference.n_test, plateau=1.0 - reference.accuracy,
+        kept, errors, n=reference.n_test, plateau=1.0 - reference.accuracy,
         max_rise=sweep.max_rise, confidence=sweep.confidence, correct=correct,
         plateau_correct=reference.correct, seed=seed,
     )  # fmt: skip
@@ -417,12 +436,20 @@ def depth_sweep(
     blocks = removal_order(growth)
     ratios = sorted(sweep.ratios)  # q rising: ever shallower
     echo(f"depth sweep (DropIn ratio) over {len(blocks)} grown blocks: {len(ratios)} ratios")
-    points, correct = fine_tune_points(
-        spec, sweep, folder, grown,
-        lambda q: (grown.graph, dict.fromkeys(blocks, q)),
-        ratios, echo, quiet,
-    )  # fmt: skip
-    record, candidates = read_knee("dropin", points, grown, sweep, correct, seed=spec.seed)
+    reference, passes = grown, 0
+    if sweep.mode == "one_shot":
+        sandwich = Sandwich(values=(0.0, *ratios), dropin=tuple(blocks))
+        points, correct, reference, passes = one_shot_points(
+            spec, sweep, folder, grown, grown.graph, sandwich, echo, quiet
+        )
+    else:
+        points, correct = fine_tune_points(
+            spec, sweep, folder, grown,
+            lambda q: (grown.graph, dict.fromkeys(blocks, q)),
+            ratios, echo, quiet, settled=settled_by("dropin", grown, sweep),
+        )  # fmt: skip
+    record, candidates = read_knee("dropin", points, reference, sweep, correct, seed=spec.seed)
+    _one_shot(record, sweep, passes)
     echo(f"  {record['finding']}")
     depth = weighted_depth(grown.graph)
 
@@ -435,7 +462,7 @@ def depth_sweep(
         estimate = {"ratio": q, "size": depth - removes(q), "full_size": depth,
                     "blocks_removed": removes(q)}  # fmt: skip
         graph = shallower(grown.graph, growth, removes(q))
-        return estimate, verify(f"depth-q{q:.3f}", graph, grown.state)
+        return estimate, verify(f"depth-q{q:.3f}", graph, reference.state)
 
     return estimate_and_check(
         spec, record, full, attempt, candidates, echo, removes=removes, what="grown block"

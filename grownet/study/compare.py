@@ -4,8 +4,11 @@ A growth search answers "how deep and how wide" with one network; a multi-object
 the same architectures answers with a Pareto front of accuracy against parameters. This module
 places each recommendation on the front: is it dominated (some trial at least as accurate with
 no more parameters, better in one), by how many accuracy points at equal or fewer parameters,
-and how many parameters the front needs for the same accuracy. Time: the search's training
-seconds against the study's.
+and how many parameters the front needs for the same accuracy. Cost: the search's training
+compute (iterations x FLOPs per iteration, summed over every run: :mod:`grownet.train.compute`)
+over the study's (every trial that trained, pruned ones included), and the seconds of
+training beside it (same machine only). Whether the study ran long enough to stand for brute
+force: how far its last quarter of trials moved the front (:func:`front_moved`).
 
 >>> front = [Point(0.95, 1_000), Point(0.99, 5_000)]
 >>> place(Point(0.97, 6_000), front)
@@ -22,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from grownet.errors import BadValueError
+from grownet.search.runs import spent
+from grownet.train.compute import format_flops, run_flops
 
 
 @dataclass(frozen=True)
@@ -95,11 +100,51 @@ def read_search(run: Path) -> dict[str, Any]:
         "depth": rec["depth"],
         "widths": rec["widths"],
         "train_time_s": summary["train_time_s"],
+        # a search from before summaries counted compute is counted from its run directories
+        "train_flops": (summary.get("compute") or {}).get("train_flops")
+        or spent(run).train_flops,
     }
 
 
-def compare(study: Any, searches: list[Path]) -> dict[str, Any]:
-    """Every search's answer placed on the study's accuracy/params front.
+def front_moved(points: list[Point], *, share: float = 0.75) -> float:
+    """How far the trials after the first ``share`` of ``points`` (in trial order) moved the
+    Pareto front: the largest accuracy gain of a final front point over the earlier front's
+    best accuracy at no more parameters. A point smaller than anything the earlier front had
+    extends the front rather than moving it, and is not counted. 0.0: the last trials found
+    nothing better at any size the study had reached; a front that still moves by more than
+    the differences the study is asked to judge has not settled.
+
+    >>> front_moved([Point(0.9, 100), Point(0.95, 200), Point(0.9, 300), Point(0.96, 200)])
+    0.010000000000000009
+    """
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"share must be in (0, 1), got {share!r}")
+    early = pareto(points[: max(1, int(len(points) * share))])
+    moved = 0.0
+    for p in pareto(points):
+        if before := [q.accuracy for q in early if q.params <= p.params]:
+            moved = max(moved, p.accuracy - max(before))
+    return moved
+
+
+def _trial_flops(trial: Any, study_dir: Path | None) -> int | None:
+    """A trial's training FLOPs: its ``train_flops`` attribute, else (a trial from before
+    trials recorded it) counted from its run directory."""
+    if trial.user_attrs.get("train_flops"):
+        return int(trial.user_attrs["train_flops"])
+    run = trial.user_attrs.get("run_dir")
+    if study_dir is None or not run:
+        return None
+    path = study_dir / run
+    if (path / "search_summary.json").exists():
+        return spent(path).train_flops or None
+    return run_flops(path)
+
+
+def compare(study: Any, searches: list[Path], *, study_dir: Path | None = None) -> dict[str, Any]:
+    """Every search's answer placed on the study's accuracy/params front, with its cost
+    against the study's (``study_dir``: where the trials' run directories are, for trials
+    that did not record their compute).
 
     Both sides choose on validation and are scored on test once: the study's front is the
     Pareto front of its trials' validation accuracies, and each front trial enters the
@@ -112,47 +157,74 @@ def compare(study: Any, searches: list[Path]) -> dict[str, Any]:
             if t.user_attrs.get("accuracy") is not None]  # fmt: skip
     if not done:
         raise BadValueError(f"study {study.study_name} has no finished trial to compare with")
-    chosen = pareto([Point(t.user_attrs["accuracy"], t.user_attrs["params"]) for t in done])
+    trained = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    costs = [_trial_flops(t, study_dir) for t in trained]
+    study_flops = None if None in costs else sum(c for c in costs if c is not None)
+    study_seconds = sum(t.user_attrs.get("train_time_s") or 0.0 for t in trained)
+    decided = [Point(t.user_attrs["accuracy"], t.user_attrs["params"]) for t in done]
+    chosen = pareto(decided)
     on_front = [t for t in done
                 if Point(t.user_attrs["accuracy"], t.user_attrs["params"]) in chosen]  # fmt: skip
     honest = all(t.user_attrs.get("test_accuracy") is not None for t in on_front)
     if honest:
         points = [Point(t.user_attrs["test_accuracy"], t.user_attrs["params"]) for t in on_front]
     else:
-        points = [Point(t.user_attrs["accuracy"], t.user_attrs["params"]) for t in done]
+        points = decided
     rows = []
     for run in searches:
         found = read_search(Path(run))
         found |= place(Point(found["accuracy"], found["params"]), points)
+        found["compute_ratio"] = (found["train_flops"] / study_flops
+                                  if study_flops and found["train_flops"] else None)  # fmt: skip
+        found["time_ratio"] = found["train_time_s"] / study_seconds if study_seconds else None
         rows.append(found)
     return {
         "study": study.study_name,
         "trials": len(done),
+        "trials_trained": len(trained),
         "basis": "test" if honest else "selected",
-        "study_train_time_s": sum(t.user_attrs.get("train_time_s") or 0.0 for t in done),
+        "study_train_time_s": study_seconds,
+        "study_train_flops": study_flops,
+        # judged on the split the study's choices read (validation), in trial order
+        "front_moved": front_moved(decided),
         "front": [{"accuracy": p.accuracy, "params": p.params} for p in pareto(points)],
         "searches": rows,
     }
 
 
+def _ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
 def format_comparison(c: dict[str, Any]) -> str:
+    flops = c.get("study_train_flops")
+    cost = f"{c['study_train_time_s']:.0f} s" + (f" and {format_flops(flops)}" if flops else "")
     lines = [
         f"growth versus brute force: {len(c['front'])} Pareto-optimal of {c['trials']} trials, "
-        f"{c['study_train_time_s']:.0f} s of training in the study",
-        f"{'search':28s} {'seed':>4} {'accuracy':>9} {'params':>9} {'dominated':>9} "
-        f"{'acc gap':>8} {'params x':>8} {'time':>7}",
+        f"{cost} of training in the study",
+        f"{'search':24s} {'seed':>4} {'accuracy':>9} {'params':>8} {'dominated':>9} "
+        f"{'acc gap':>7} {'params x':>8} {'compute':>11} {'compute x':>9} {'time':>6} "
+        f"{'time x':>6}",
     ]
     for r in c["searches"]:
         gap = "-" if r["accuracy_gap"] is None else f"{100 * r['accuracy_gap']:+.2f}"
-        ratio = "-" if r["params_ratio"] is None else f"{r['params_ratio']:.2f}"
+        compute = format_flops(r["train_flops"]) if r.get("train_flops") else "-"
         lines.append(
-            f"{Path(r['run']).name:28s} {r['seed'] if r['seed'] is not None else '-':>4} "
-            f"{100 * r['accuracy']:8.2f}% {r['params']:>9,} {'yes' if r['dominated'] else 'no':>9} "
-            f"{gap:>8} {ratio:>8} {r['train_time_s']:6.0f}s"
+            f"{Path(r['run']).name:24s} {r['seed'] if r['seed'] is not None else '-':>4} "
+            f"{100 * r['accuracy']:8.2f}% {r['params']:>8,} "
+            f"{'yes' if r['dominated'] else 'no':>9} {gap:>7} {_ratio(r['params_ratio']):>8} "
+            f"{compute:>11} {_ratio(r.get('compute_ratio')):>9} {r['train_time_s']:5.0f}s "
+            f"{_ratio(r.get('time_ratio')):>6}"
         )
     lines.append("acc gap: the study's best accuracy at no more parameters, minus the search's "
                  "(points); params x: the study's fewest parameters at the search's accuracy, "
-                 "over the search's")  # fmt: skip
+                 "over the search's; compute: training FLOPs (iterations x FLOPs per "
+                 "iteration, forward and backward, every run), compute x and time x: the "
+                 "search's over the study's")  # fmt: skip
+    if "front_moved" in c:
+        last = c["trials"] - int(c["trials"] * 0.75)
+        lines.append(f"the study's front: its last {last} trials moved it by at most "
+                     f"{100 * c['front_moved']:.2f} points of validation accuracy")  # fmt: skip
     if c.get("basis") == "test" and all(r.get("basis") == "test" for r in c["searches"]):
         lines.append("accuracies: test, read once; the study's front chosen on validation, "
                      "each search's answer its final model")  # fmt: skip

@@ -3,10 +3,11 @@
 A trial trains (kind train) or searches (kind search) in ``runs/<study>/trials/<number>/``
 and records, as user attributes, everything a figure needs: ``run_dir`` (relative to the study
 directory), ``depth``, ``params``, ``flops``, ``widths``, ``accuracy``, ``status``,
-``train_time_s`` and ``ms_per_iter``; ``accuracy`` is on the validation split (``split``),
-which the objective and the pruner read, and ``test_accuracy`` the test split's, read once
-after the trial and fed to nothing; so a report can be redrawn from the storage alone or from
-the directories alone.
+``train_time_s``, ``train_flops`` (iterations x FLOPs per iteration, the compute a
+comparison adds up: :mod:`grownet.train.compute`) and ``ms_per_iter``; ``accuracy`` is on
+the validation split (``split``), which the objective and the pruner read, and
+``test_accuracy`` the test split's, read once after the trial and fed to nothing; so a report
+can be redrawn from the storage alone or from the directories alone.
 
 A trial that retries a failed one (its worker died) or continues an interrupted one runs in
 that trial's directory, and resumes its checkpoint.
@@ -39,7 +40,8 @@ WORKER_THREADS = "GROWNET_WORKER_THREADS"  # set for the workers of `grownet stu
 
 # A trial's user attributes when Ctrl-C stopped it before it measured anything.
 _INTERRUPTED = {"depth": None, "params": None, "flops": None, "widths": {}, "accuracy": None,
-                "status": INTERRUPTED, "train_time_s": 0.0, "ms_per_iter": None}  # fmt: skip
+                "status": INTERRUPTED, "train_time_s": 0.0, "train_flops": 0,
+                "ms_per_iter": None}  # fmt: skip
 
 
 class TrialInterrupted(Exception):
@@ -244,6 +246,7 @@ def _train(
         "status": result.status,
         "iterations": result.iterations,
         "train_time_s": result.wall_time_s,
+        "train_flops": result.train_flops,
         "ms_per_iter": ms_per_iter(study_dir / run, config.batch_size),
     }
 
@@ -273,5 +276,6 @@ def _search(
         "test_accuracy": test,
         "status": "search finished",
         "train_time_s": summary["train_time_s"],
+        "train_flops": summary["compute"]["train_flops"],
         "ms_per_iter": ms_per_iter(recommended, batch),
     }

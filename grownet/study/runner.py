@@ -258,7 +258,9 @@ class StudyRunner:
         summary = summarize(study, self.spec, self.dir, storage=self.storage)
         text = format_summary(summary)
         if compare:
-            summary["comparison"] = placed = place_searches(study, [Path(p) for p in compare])
+            summary["comparison"] = placed = place_searches(
+                study, [Path(p) for p in compare], study_dir=self.dir
+            )
             atomic_write_text(self.dir / "comparison.json", json.dumps(placed, indent=1) + "\n")
             text += "\n\n" + format_comparison(placed)
         atomic_write_text(self.dir / "study_summary.json", json.dumps(summary, indent=1) + "\n")

@@ -73,3 +73,25 @@ def correctness(
             flags.append((net(x, plan).argmax(1) == y).cpu())
     net.train()
     return torch.cat(flags)
+
+
+def recalibrate_batchnorm(
+    net: GraphNet, batches: Iterable[tuple[Tensor, Tensor]], plan: StepPlan, *, autocast: Autocast
+) -> int:
+    """Reset every BatchNorm's running statistics and estimate them afresh, as the plain
+    average over ``batches`` (forward passes in train mode, no gradients) under ``plan``;
+    returns the number of samples read. The net is left in train mode."""
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # None: a cumulative average over every batch seen
+    seen = 0
+    net.train()
+    with torch.no_grad(), autocast():
+        for x, _ in batches:
+            net(x, plan)
+            seen += x.shape[0]
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    return seen

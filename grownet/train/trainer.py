@@ -31,12 +31,13 @@ from torch import Tensor
 from grownet import data as gdata
 from grownet.graph import NetGraph
 from grownet.graph.executor import GraphNet
-from grownet.graph.plan import Planner, StepPlan
+from grownet.graph.plan import Planner, Sandwich, StepPlan
 from grownet.provenance import environment
 from grownet.train import checkpoint, distributed
 from grownet.train.callbacks import Callback
+from grownet.train.compute import step_flops
 from grownet.train.config import ConfigError, TrainConfig
-from grownet.train.evaluation import correctness, evaluate
+from grownet.train.evaluation import correctness, evaluate, recalibrate_batchnorm
 from grownet.train.interrupt import StopRequest
 from grownet.train.network import (
     build_graph,
@@ -87,15 +88,18 @@ class Trainer:
         graph: NetGraph | None = None,
         init_state: Mapping[str, Tensor] | None = None,
         fixed_dropin_q: Mapping[str, float] | None = None,
+        sandwich: Sandwich | None = None,
         callbacks: Sequence[Callback] = (),
     ) -> None:
         """``init_state`` starts a fresh run from these weights (a state dict of an executor of
         ``graph``, or of one it grew from: new nodes keep their initialisation);
         ``fixed_dropin_q`` holds those DropIn nodes at one ratio (a DropIn ratio sweep);
+        ``sandwich`` trains its nodes at one of its ratios a step (a one-shot sweep);
         ``callbacks`` see every evaluation and the end of the run (pruning, reports)."""
         self.config = config
         self.callbacks = list(callbacks)
         self.fixed_dropin_q = dict(fixed_dropin_q or {})
+        self.sandwich = sandwich
         self.world = distributed.current_world()
         self.device = distributed.rank_device(config.device, self.world)
         if config.compile:
@@ -173,7 +177,8 @@ class Trainer:
         return net
 
     def _planner(self, graph: NetGraph) -> Planner:
-        return Planner(graph, seed=self.config.seed, fixed_q=self.fixed_dropin_q)
+        return Planner(graph, seed=self.config.seed, fixed_q=self.fixed_dropin_q,
+                       sandwich=self.sandwich)  # fmt: skip
 
     def _default_name(self) -> str:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -209,11 +214,12 @@ class Trainer:
         out (``val_size``, or a dataset's own ``val/``), else ``"test"``."""
         return "val" if self.dataset.val is not None else "test"
 
-    def correctness(self, split: str = "eval") -> Tensor:
-        """Per-sample correctness (bool, on the CPU) of the current net in eval mode under the
-        plan of the last step: what paired comparisons of two nets use. ``split``: ``"eval"``,
-        the split evaluations read (:attr:`eval_split`), or ``"test"``, the test split even
-        when a validation split takes the decisions (read once, for a reported network)."""
+    def correctness(self, split: str = "eval", *, plan: StepPlan | None = None) -> Tensor:
+        """Per-sample correctness (bool, on the CPU) of the current net in eval mode under
+        ``plan`` (default: the plan of the last step): what paired comparisons of two nets
+        use. ``split``: ``"eval"``, the split evaluations read (:attr:`eval_split`), or
+        ``"test"``, the test split even when a validation split takes the decisions (read
+        once, for a reported network)."""
         if split not in ("eval", "test"):
             raise ValueError(f'split must be "eval" or "test", got {split!r}')
         loader = self.test_loader
@@ -226,8 +232,21 @@ class Trainer:
                 device=self.device,
                 channels_last=self.channels_last,
             )
-        plan = self.planner.draw(max(0, self.iteration - 1))
+        if plan is None:
+            plan = self.planner.draw(max(0, self.iteration - 1))
         return correctness(self.net, loader, plan, autocast=self._autocast)
+
+    def recalibrate(self, plan: StepPlan, *, samples: int) -> int:
+        """Re-estimate every BatchNorm's statistics under ``plan`` from the next ``samples``
+        training samples (whole batches); returns how many were read. A one-shot sweep's
+        narrower or shallower network feeds its BatchNorms other statistics than the network
+        whose steps set them (Yu & Huang, 2019), and reads wrong until they are re-estimated."""
+        samples = min(samples, len(self.dataset.train))  # a second pass adds nothing
+        batches = max(1, math.ceil(samples / self.config.batch_size))
+        return recalibrate_batchnorm(
+            self.net, (self.train_loader.next_batch() for _ in range(batches)), plan,
+            autocast=self._autocast,
+        )  # fmt: skip
 
     def _record_plan(self, plan: StepPlan) -> dict[str, Any]:
         record: dict[str, Any] = {}
@@ -308,6 +327,9 @@ class Trainer:
             wall_time_s=time.perf_counter() - self.started,
             run_dir=str(self.run_dir.path),
             reason=reason,
+            train_flops=self.iteration * step_flops(
+                self.graph, batch_size=cfg.batch_size * self.world.world_size
+            ),
         )
         if main:
             self.run_dir.write_json("result.json", result.__dict__)
@@ -464,6 +486,7 @@ class Trainer:
                 "scores": self.scores,
                 # so a loader of the checkpoint (grownet export) plans it as it trained
                 "fixed_dropin_q": self.fixed_dropin_q,
+                "sandwich": None if self.sandwich is None else self.sandwich.to_dict(),
             },
         )
 

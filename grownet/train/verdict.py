@@ -41,3 +41,4 @@ class TrainResult:
     wall_time_s: float
     run_dir: str
     reason: str = ""
+    train_flops: int = 0  # iterations x FLOPs per iteration (grownet.train.compute)
