@@ -60,12 +60,14 @@ def comparison_content(path: Path, *, label: str) -> list[Any]:
          "-" if s["accuracy_gap"] is None else f"{100 * s['accuracy_gap']:+.2f}",
          "-" if s["params_ratio"] is None else f"{s['params_ratio']:.2f}",
          format_flops(s["train_flops"]) if s.get("train_flops") else "-",
-         _ratio(s.get("compute_ratio")), f"{s['train_time_s']:.0f} s", _ratio(s.get("time_ratio"))]
+         _ratio(s.get("compute_ratio")), _ratio(s.get("decision_ratio")),
+         f"{s['train_time_s']:.0f} s", _ratio(s.get("time_ratio"))]
         for s in searches
     ]  # fmt: skip
     head = ["search", "seed", basis(data), "params", "dominated", "acc gap (points)",
             "params x at equal acc", "training compute", "compute x study",
-            "training time", "time x study"]  # fmt: skip
+            "compute x study without the final model", "training time",
+            "time x study"]  # fmt: skip
     seconds, flops = data.get("study_train_time_s", 0), data.get("study_train_flops")
     cost = f"{seconds:.0f} s" + (f", {format_flops(flops)}" if flops else "")
     moved = data.get("front_moved")

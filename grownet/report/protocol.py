@@ -28,6 +28,7 @@ from typing import Any
 from grownet.report.load import Run, number
 from grownet.report.splits import eval_samples, samples_text, split_of, word
 from grownet.report.tables import count, percent, table
+from grownet.train.compute import format_flops
 
 
 def _protocol(run: Run) -> str:
@@ -142,10 +143,28 @@ def _intervals(run: Run) -> str:
     return out
 
 
+def _cost(run: Run) -> str:
+    """What the search cost: training compute (machine-independent) and seconds beside it."""
+    c = run.search.get("compute")
+    if not isinstance(c, dict) or not isinstance(c.get("train_flops"), int | float):
+        return ""
+    seconds = number(run.search.get("train_time_s"))
+    passes = c.get("forward_flops") or 0
+    extra = f", {format_flops(passes)} of it forward-only (one-shot sweeps)" if passes else ""
+    return (
+        f"<p>Cost: {format_flops(c['train_flops'])} of training compute (iterations x FLOPs "
+        f"per iteration, forward and backward, {count(c.get('iterations'))} iterations over "
+        f"{count(c.get('runs'))} runs{extra})"
+        + (f", {seconds:.0f} s of training on this machine" if seconds is not None else "")
+        + ".</p>"
+    )
+
+
 def search_content(run: Run) -> list[str]:
     """The search's part of the report's search section, in reading order: its protocol, the
     reported networks, the intervals, and ``summary.txt`` as the search printed it."""
-    out = [f"<h3>{html.escape(run.label)}</h3>", _protocol(run), _networks(run), _intervals(run)]
+    out = [f"<h3>{html.escape(run.label)}</h3>", _protocol(run), _networks(run), _intervals(run),
+           _cost(run)]  # fmt: skip
     if run.search_summary:
         out.append(f"<pre>{html.escape(run.search_summary)}</pre>")
     return [item for item in out if item]

@@ -358,7 +358,9 @@ class Search:
             "wall_time_s": time.perf_counter() - self.started,
             "train_time_s": cost.train_time_s,
             "compute": {"train_flops": cost.train_flops + passes, "forward_flops": passes,
-                        "iterations": cost.iterations, "runs": cost.runs},
+                        "iterations": cost.iterations, "runs": cost.runs,
+                        # training the answer to the end, which brute force's pick needs too
+                        "final_flops": spent(self.dir.path / "final").train_flops},
             "report": str(self.dir.file("report.html")),
         }
         self.dir.write_json("search_summary.json", summary)

@@ -170,9 +170,11 @@ class Spent:
 def spent(folder: Path) -> Spent:
     """The cost of every training run below ``folder`` (stages, baselines, sweep points,
     checks, final models, every fold), the same however many calls and resumptions it took;
-    ``folder``'s own ``result.json`` (a search's record) is not a run."""
+    ``folder``'s own ``result.json`` (a search's record) is not a run, unless it is a run's
+    own directory (no ``search.json``)."""
     seconds, flops, iterations, runs = 0.0, 0, 0, 0
-    for result in sorted(folder.glob("*/**/result.json")):
+    pattern = "*/**/result.json" if (folder / "search.json").exists() else "**/result.json"
+    for result in sorted(folder.glob(pattern)):
         record = RunDir(result.parent).read_json("result.json")
         seconds += record["wall_time_s"]
         flops += run_flops(result.parent) or 0

@@ -87,6 +87,7 @@ def read_search(run: Path) -> dict[str, Any]:
         accuracy, basis = rec["test_accuracy"], "test"
     else:
         accuracy, basis = rec["accuracy"], "selected"
+    compute = summary.get("compute") or {}
     seed = None
     config = run / "config.json"
     if config.exists():
@@ -101,8 +102,8 @@ def read_search(run: Path) -> dict[str, Any]:
         "widths": rec["widths"],
         "train_time_s": summary["train_time_s"],
         # a search from before summaries counted compute is counted from its run directories
-        "train_flops": (summary.get("compute") or {}).get("train_flops")
-        or spent(run).train_flops,
+        "train_flops": compute.get("train_flops") or spent(run).train_flops,
+        "final_flops": compute.get("final_flops", spent(run / "final").train_flops),
     }
 
 
@@ -176,6 +177,9 @@ def compare(study: Any, searches: list[Path], *, study_dir: Path | None = None) 
         found |= place(Point(found["accuracy"], found["params"]), points)
         found["compute_ratio"] = (found["train_flops"] / study_flops
                                   if study_flops and found["train_flops"] else None)  # fmt: skip
+        # without the final model: what deciding cost (a study's pick trains to the end too)
+        found["decision_ratio"] = ((found["train_flops"] - found["final_flops"]) / study_flops
+                                   if study_flops and found["train_flops"] else None)  # fmt: skip
         found["time_ratio"] = found["train_time_s"] / study_seconds if study_seconds else None
         rows.append(found)
     return {
@@ -203,8 +207,8 @@ def format_comparison(c: dict[str, Any]) -> str:
         f"growth versus brute force: {len(c['front'])} Pareto-optimal of {c['trials']} trials, "
         f"{cost} of training in the study",
         f"{'search':24s} {'seed':>4} {'accuracy':>9} {'params':>8} {'dominated':>9} "
-        f"{'acc gap':>7} {'params x':>8} {'compute':>11} {'compute x':>9} {'time':>6} "
-        f"{'time x':>6}",
+        f"{'acc gap':>7} {'params x':>8} {'compute':>11} {'compute x':>9} {'w/o final':>9} "
+        f"{'time':>6} {'time x':>6}",
     ]
     for r in c["searches"]:
         gap = "-" if r["accuracy_gap"] is None else f"{100 * r['accuracy_gap']:+.2f}"
@@ -213,14 +217,17 @@ def format_comparison(c: dict[str, Any]) -> str:
             f"{Path(r['run']).name:24s} {r['seed'] if r['seed'] is not None else '-':>4} "
             f"{100 * r['accuracy']:8.2f}% {r['params']:>8,} "
             f"{'yes' if r['dominated'] else 'no':>9} {gap:>7} {_ratio(r['params_ratio']):>8} "
-            f"{compute:>11} {_ratio(r.get('compute_ratio')):>9} {r['train_time_s']:5.0f}s "
+            f"{compute:>11} {_ratio(r.get('compute_ratio')):>9} "
+            f"{_ratio(r.get('decision_ratio')):>9} {r['train_time_s']:5.0f}s "
             f"{_ratio(r.get('time_ratio')):>6}"
         )
     lines.append("acc gap: the study's best accuracy at no more parameters, minus the search's "
                  "(points); params x: the study's fewest parameters at the search's accuracy, "
                  "over the search's; compute: training FLOPs (iterations x FLOPs per "
                  "iteration, forward and backward, every run), compute x and time x: the "
-                 "search's over the study's")  # fmt: skip
+                 "search's over the study's; w/o final: the search's compute less its final "
+                 "model's (training the answer to the end, which the study's pick needs as "
+                 "well) over the study's")  # fmt: skip
     if "front_moved" in c:
         last = c["trials"] - int(c["trials"] * 0.75)
         lines.append(f"the study's front: its last {last} trials moved it by at most "

@@ -48,7 +48,7 @@ def search_run(path, accuracy, params, seed):
     path.mkdir(parents=True)
     summary = {"recommended": {"accuracy": accuracy, "params": params, "depth": 3,
                                "widths": {"conv1_1": 8}}, "train_time_s": 20.0,
-               "compute": {"train_flops": 3_000}}  # fmt: skip
+               "compute": {"train_flops": 3_000, "final_flops": 1_000}}  # fmt: skip
     (path / "search_summary.json").write_text(json.dumps(summary))
     (path / "config.json").write_text(json.dumps({"seed": seed}))
     return path
@@ -67,8 +67,9 @@ def test_compare_reads_a_study_and_searches_and_the_report_draws_it(tmp_path):
     assert [r["seed"] for r in result["searches"]] == [0, 1]
     # compute: the search's FLOPs over the study's (5 trials x 2,000), seconds beside them
     assert result["study_train_flops"] == 10_000
-    ratios = [(r["compute_ratio"], r["time_ratio"]) for r in result["searches"]]
-    assert ratios == [(0.3, 20 / 15)] * 2
+    ratios = [(r["compute_ratio"], r["decision_ratio"], r["time_ratio"])
+              for r in result["searches"]]  # fmt: skip
+    assert ratios == [(0.3, 0.2, 20 / 15)] * 2
     assert "compute x" in format_comparison(result) and "10 kFLOP" in format_comparison(result)
     (tmp_path / "comparison.json").write_text(json.dumps(result))
     heading, table, (_, fig) = comparison_content(tmp_path / "comparison.json", label="s")
