@@ -256,7 +256,7 @@ def cmd_search(args: argparse.Namespace) -> None:
     )
     print(f"growth search {spec.name} on {spec.dataset} from {spec.model} ({spec.source})")
     try:
-        search = Search(spec, quiet=args.quiet, echo=_echo())
+        search = Search(spec, quiet=args.quiet, echo=_echo(), workers=args.workers)
         summary = search.run(overwrite=args.overwrite)
     except SearchInterrupted as err:
         print(f"grownet: {err}; rerun the same command to resume", file=sys.stderr)
@@ -438,6 +438,10 @@ def build_parser() -> argparse.ArgumentParser:
                      device="the spec's, else cuda if available")  # fmt: skip
     p.add_argument("--seed", type=int, help="the [train] seed of every run (default: the spec's)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes for the runs that do not wait on each other (folds, a stage "
+                   "and its control, the final model's starts), each with its share of the CPU "
+                   "threads (default: 1)")  # fmt: skip
     p.add_argument(
         "--overwrite",
         action="store_true",

@@ -34,7 +34,8 @@ from grownet.train.config import TrainConfig
 from grownet.train.resume import changed_settings
 from grownet.train.rundir import RunDir
 
-# Settings a continued case may differ in: threads are the run's own (see trial_threads).
+# Settings a continued case may differ in: threads are the run's own
+# (see grownet.train.rundir.run_threads).
 _MAY_DIFFER = {"threads", "extensions"}
 _LONGEST_NAME = 400  # Optuna's RDB storages keep study names up to 512 characters
 

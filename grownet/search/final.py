@@ -15,6 +15,7 @@ whole training set, evaluated only at its end, and "scratch" is chosen where it 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import torch
 from grownet.files import atomic_save
 from grownet.search.runs import Echo, Measured, Trained, first, measure, train_run
 from grownet.search.spec import SearchSpec
+from grownet.search.workers import run_all
 from grownet.train.rundir import RunDir
 
 
@@ -68,12 +70,16 @@ def train_final(
     folds = spec.folds
     # cross-validated: one run on the whole training set, evaluated once, at its end
     whole = {"folds": 0, "test_interval": iters} if folds else {}
-    runs = []
+    calls = []
     for start in spec.final.starts:
         echo(f"final model ({start} weights): {iters} iterations ...")
         init = first(recommended.state) if start == "inherited" else None
-        runs.append((start, train_run(spec, folder / start, recommended.graph, iters=iters,
-                                      init_state=init, quiet=quiet, **whole)))  # fmt: skip
+        calls.append(functools.partial(
+            train_run, spec, folder / start, recommended.graph, iters=iters, init_state=init,
+            quiet=quiet, **whole,
+        ))  # fmt: skip
+    # the starts do not wait on each other: in parallel under --workers
+    runs = list(zip(spec.final.starts, run_all(calls), strict=True))
     if folds:
         starts = [start for start, _ in runs]
         best = starts.index("scratch") if "scratch" in starts else 0

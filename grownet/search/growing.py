@@ -9,6 +9,8 @@ read back, never trained again.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,7 @@ from grownet.search.grow import Growth, grow_stage, weighted_depth
 from grownet.search.runs import Echo, Trained, Weights, train_run
 from grownet.search.spec import SearchSpec
 from grownet.search.widen_stage import widen_stage, width_blocked
+from grownet.search.workers import run_all
 from grownet.train.rundir import RunDir
 
 
@@ -57,10 +60,12 @@ class Grower:
 
     def _stage(
         self, k: int, graph: NetGraph, growth: Growth, init: Weights | None
-    ) -> Trained:
+    ) -> Callable[[], Trained]:
+        """Stage ``k``'s training, to run (a picklable call: it may train in a worker)."""
         g = self.spec.growth
         fixed = dict.fromkeys(growth.dropins(before_stage=k), 0.0)  # grown in already
-        return train_run(
+        return functools.partial(
+            train_run,
             self.spec,
             self.dir.path / "stages" / f"stage_{k}",
             graph,
@@ -90,8 +95,10 @@ class Grower:
                     f"stage {k}: training {self._growing(k, kind, growth, widened)}, depth "
                     f"{weighted_depth(graph)}, {g.stage_iters} iterations ..."
                 )
-            run = self._stage(k, graph, growth, init)
-            control = self._baseline(k, decision.parent, runs, growths)
+            # a stage and its control do not wait on each other: in parallel under --workers
+            controls = self._baseline(k, decision.parent, runs, growths)
+            run, *rest = run_all([self._stage(k, graph, growth, init), *controls])
+            control = rest[0] if rest else None
             runs.append(run)
             growths.append(growth)
             self.parents.append(decision.parent)
@@ -129,12 +136,14 @@ class Grower:
 
     def _baseline(
         self, k: int, parent: int, runs: list[Trained], growths: list[Growth]
-    ) -> Trained | None:
-        """Stage ``k``'s control: its parent's network trained on as long, not grown."""
+    ) -> list[Callable[[], Trained]]:
+        """Stage ``k``'s control, to run: its parent's network trained on as long, not grown
+        (none for the base, or without ``baseline``)."""
         if k == 0 or not self.spec.growth.baseline:
-            return None
+            return []
         fixed = dict.fromkeys(growths[parent].dropins(), 0.0)  # every grown block mixed in
-        return train_run(
+        return [functools.partial(
+            train_run,
             self.spec,
             self.dir.path / "stages" / f"baseline_{k}",
             without_width_mixers(runs[parent].graph),
@@ -142,7 +151,7 @@ class Grower:
             init_state=runs[parent].state,
             fixed_q=fixed,
             quiet=self.quiet,
-        )
+        )]  # fmt: skip
 
     def _next_network(
         self, k: int, kind: str, parent: int, runs: list[Trained], growths: list[Growth]

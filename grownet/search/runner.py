@@ -60,6 +60,7 @@ from grownet.search.sweeps import (
     thinned,
     width_sweep,
 )
+from grownet.search.workers import parallel
 from grownet.train.distributed import current_world, rank_device
 from grownet.train.network import build_graph
 from grownet.train.resume import differing_keys
@@ -92,7 +93,14 @@ def validated(spec: SearchSpec) -> SearchSpec:
 class Search:
     """One growth search over one spec, in ``runs_dir/name``."""
 
-    def __init__(self, spec: SearchSpec, *, echo: Echo = print, quiet: bool = False) -> None:
+    def __init__(
+        self, spec: SearchSpec, *, echo: Echo = print, quiet: bool = False, workers: int = 1
+    ) -> None:
+        """``workers`` > 1 trains the search's independent runs (folds, a stage and its
+        control, the final model's starts) in that many processes (:mod:`.workers`)."""
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise SpecError(f"--workers must be a whole number >= 1, got {workers!r}")
+        self.workers = workers
         self.spec = validated(spec)
         self.echo = echo
         self.quiet = quiet
@@ -176,7 +184,7 @@ class Search:
         first deletes what the directory holds (the user named it for that)."""
         # A mistake in the spec writes (or, with --overwrite, deletes) nothing.
         self._check(existing=not overwrite)
-        with self.dir.lock():
+        with self.dir.lock(), parallel(self.workers):
             if overwrite:
                 self.dir.clear()
             return self._run()

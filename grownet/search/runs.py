@@ -8,6 +8,8 @@ checkpoint.
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +21,9 @@ from torch import Tensor
 from grownet.graph import NetGraph
 from grownet.graph.plan import Sandwich
 from grownet.search.spec import SearchSpec
+from grownet.search.workers import run_all
 from grownet.train.compute import run_flops
-from grownet.train.rundir import RunDir
+from grownet.train.rundir import WORKER_THREADS, RunDir, run_threads
 from grownet.train.trainer import Trainer
 from grownet.train.verdict import INTERRUPTED
 
@@ -96,11 +99,12 @@ def train_run(
         return _train_one(spec, path, graph, iters, init_state, fixed_q, sandwich, quiet,
                           overrides)  # fmt: skip
     inits = init_state if isinstance(init_state, tuple) else (init_state,) * k
-    runs = []
-    for i in range(k):
-        where = path / f"fold_{i}"
-        runs.append(_train_one(spec, where, graph, iters, inits[i], fixed_q, sandwich, quiet,
-                               {**overrides, "fold": i}))  # fmt: skip
+    # the folds do not wait on each other: in parallel under --workers
+    runs = run_all([
+        functools.partial(_train_one, spec, path / f"fold_{i}", graph, iters, inits[i], fixed_q,
+                          sandwich, quiet, {**overrides, "fold": i})
+        for i in range(k)
+    ])  # fmt: skip
     correct = tuple(c for run in runs for c in run.correct)
     bad = [r.status for r in runs if r.status != runs[0].status]
     return Trained(
@@ -126,13 +130,15 @@ def _train_one(
     quiet: bool,
     overrides: dict[str, Any],
 ) -> Trained:
+    in_worker = WORKER_THREADS in os.environ  # progress bars of parallel runs would interleave
     config = spec.train_config(
         name=path.name,
         runs_dir=str(path.parent),
         max_iter=iters,
-        quiet=quiet or spec.train.get("quiet", False),
+        quiet=quiet or in_worker or spec.train.get("quiet", False),
         **overrides,
     )
+    config.threads = run_threads(config.threads, path)
     trainer = Trainer(
         config,
         graph=graph,

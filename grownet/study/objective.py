@@ -16,8 +16,6 @@ that trial's directory, and resumes its checkpoint.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -30,12 +28,11 @@ from grownet.search.grow import weighted_depth
 from grownet.study.spec import StudySpec
 from grownet.study.storage import trial_lock
 from grownet.train.callbacks import Callback, Stop
-from grownet.train.rundir import RunDir
+from grownet.train.rundir import RunDir, run_threads
 from grownet.train.trainer import Trainer
 from grownet.train.verdict import INTERRUPTED
 
 PRUNED = "pruned"
-WORKER_THREADS = "GROWNET_WORKER_THREADS"  # set for the workers of `grownet study --workers N`
 
 
 # A trial's user attributes when Ctrl-C stopped it before it measured anything.
@@ -112,20 +109,6 @@ def ms_per_iter(run: Path, batch_size: int) -> float | None:
     rates = [r["images_per_s"] for r in records if isinstance(r.get("images_per_s"), int | float)]
     rates = [r for r in rates if r > 0]
     return 1000.0 * batch_size / statistics.median(rates) if rates else None
-
-
-def trial_threads(threads: int | None, run: Path) -> int | None:
-    """CPU threads for a trial: at most this worker's share of the cores (workers that each
-    take all cores spin against each other: over 100x slower measured here); a trial that continues
-    a run directory keeps the threads it started with, since they change its numbers."""
-    try:
-        return json.loads((run / "config.json").read_text())["threads"]
-    except (OSError, ValueError, KeyError):
-        pass
-    share = os.environ.get(WORKER_THREADS)
-    if share is None:
-        return threads
-    return min(threads, int(share)) if threads else int(share)
 
 
 def trial_dir(study: Any, trial: Any, fresh: str) -> str:
@@ -224,7 +207,7 @@ def _train(
     config = spec.train_config(values, name=run, runs_dir=str(study_dir))
     config = spec.validated(config)
     config.quiet = quiet
-    config.threads = trial_threads(config.threads, study_dir / run)
+    config.threads = run_threads(config.threads, study_dir / run)
     try:
         start = spec.initial_network(values, config, study_dir=study_dir)
     except StartInterrupted:

@@ -32,7 +32,6 @@ from grownet.files import atomic_write_text, check_output_dir
 from grownet.study.compare import compare as place_searches
 from grownet.study.compare import format_comparison, read_search
 from grownet.study.objective import (
-    WORKER_THREADS,
     Superseded,
     Surplus,
     TrialInterrupted,
@@ -42,7 +41,7 @@ from grownet.study.spec import StudySpec, StudySpecError
 from grownet.study.storage import describe_storage, fail_dead_trials, is_url, open_storage
 from grownet.study.summary import format_summary, summarize
 from grownet.train.resume import differing_keys
-from grownet.train.rundir import RunDir
+from grownet.train.rundir import WORKER_THREADS, RunDir
 
 Echo = Callable[[str], None]
 

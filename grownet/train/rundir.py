@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import shutil
 import warnings
 from collections.abc import Iterator
@@ -32,6 +33,10 @@ from grownet.files import LockHeld, atomic_write_text, exclusive_lock
 
 LOCK = ".lock"
 # What makes a directory hold a run that --overwrite would destroy.
+WORKER_THREADS = "GROWNET_WORKER_THREADS"
+"""Set in the worker processes of ``grownet study --workers N`` and ``grownet search --workers
+N``: the CPU threads each may use."""
+
 RUN_FILES = ("checkpoint.pt", "metrics.jsonl", "result.json", "config.json", "search.json")
 
 
@@ -176,3 +181,18 @@ class RunDir:
         The file is replaced whole: a kill during the rewrite loses nothing."""
         kept = [r for r in self.read_metrics() if r.get("iteration", 0) <= after_iteration]
         self.write_jsonl("metrics.jsonl", kept)
+
+
+def run_threads(threads: int | None, run: Path) -> int | None:
+    """CPU threads for a run: at most this worker's share of the cores (workers that each
+    take all cores spin against each other: over 100x slower measured here); a run that
+    continues a run directory keeps the threads it started with, since they change its
+    numbers (the order floating-point sums are taken in)."""
+    try:
+        return json.loads((run / "config.json").read_text())["threads"]
+    except (OSError, ValueError, KeyError):
+        pass
+    share = os.environ.get(WORKER_THREADS)
+    if share is None:
+        return threads
+    return min(threads, int(share)) if threads else int(share)
