@@ -200,6 +200,9 @@ def lay_search(path: Path, *, new: bool) -> Path:
              "verification": None}  # fmt: skip
     if new:
         width["interval"], depth["interval"] = INTERVAL, DEPTH_INTERVAL
+        # a point the sweep stopped early: recorded, never measured
+        depth["points"] = [*points, {"ratio": 0.9, "error": None, "status": "stopped",
+                                     "stopped": "ratios 0.5 and 0.75 are both off"}]  # fmt: skip
     (path / "sweeps.json").write_text(json.dumps({"sweeps": [width, depth]}))
     summary = {"chosen_stage": 1, "growth_decision": "depth pays; keep stage 1",
                "recommended": {**_network(0.89, 0.87 if new else None, "s/verify/width"),
@@ -215,7 +218,9 @@ def lay_search(path: Path, *, new: bool) -> Path:
             "protocol": {"decisions": "val", "n_val": N_VAL, "n_test": N_TEST, "val_size": N_VAL,
                          "held_out": "held out of the training set, stratified, seed 0"},
             "n_val": N_VAL, "n_test": N_TEST, "width_interval": {"conv1": [4, 8]},
-            "depth_interval": [3, 4],
+            "depth_interval": [3, 4], "train_time_s": 42.0,
+            "compute": {"train_flops": 1.5e12, "forward_flops": 0, "iterations": 4_200,
+                        "runs": 7, "final_flops": 2e11},
             "final": {"iters": 600, "runs": final, "chosen": final[0], "model": "s/model"},
             "sweeps": [{"kind": "width", "layer": "conv1", "interval": INTERVAL,
                         "close_call": "a close call: 1.0 sample(s) above the threshold"}],

@@ -170,3 +170,11 @@ def test_schemas_take_records_from_before_and_under_the_protocol(check, record):
 def test_schema_mistakes_in_the_protocols_fields_are_named(check, record, match):
     with pytest.raises(SchemaError, match=match):
         check(record)
+
+
+def test_a_stopped_point_is_drawn_as_stopped_and_the_cost_is_stated(searches):
+    sections = sections_of(searches["new"])
+    stopped = named(figures_of(searches["new"])["sweep-0-1"], "stopped early (not trained)")
+    assert list(stopped.x) == [0.9]  # off the error line, which holds only measured points
+    text = " ".join(c for s in sections.values() for c in s.content if isinstance(c, str))
+    assert "Cost: 1.5 TFLOP of training compute" in text and "4,200 iterations over 7 runs" in text
