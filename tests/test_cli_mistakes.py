@@ -74,6 +74,7 @@ def world(tmp_path_factory) -> Path:
     (specs / "folds.toml").write_text(SPEC.replace("folds = 5", "folds = 1"))
     (specs / "many_folds.toml").write_text(SPEC.replace("folds = 5", "folds = 500"))
     (specs / "budget.toml").write_text(SPEC.replace("min_gain = 0.005", "iter_budget = -1"))
+    (specs / "mode.toml").write_text(SPEC.replace("iters_per_ratio = 200", 'mode = "once"', 1))
     (w / "recipe.toml").write_text('name = "r"\n[train]\nmax_iter = 5\n')
     (w / "config.toml").write_text("max_iter = = 3\n")
     (w / "unknown.toml").write_text("max_iters = 3\n")
@@ -185,6 +186,8 @@ OTHERS = [
     (["search", "W/specs/folds.toml"], "folds must be 0 (a hold-out) or >= 2, got 1"),
     (["search", "W/specs/many_folds.toml"], "folds = 500 needs at least 500 samples"),
     (["search", "W/specs/budget.toml"], "iter_budget must be >= 0, got -1"),
+    (["search", "W/specs/mode.toml"], "mode must be one of ('fine_tune', 'one_shot')"),
+    (["search", "digits", "--workers", "0"], "--workers must be a whole number >= 1, got 0"),
     (["search", "digits", "--name", "../x"], "leaves the runs directory"),
     (["search", "digits", "--device", "cuda:abc"], "device must be"),
     (["search", "digits", "--device", "cuda:7"], "--device cuda:7"),

@@ -91,9 +91,11 @@ def train_run(
     **overrides: Any,
 ) -> Trained:
     """Train ``graph`` for ``iters`` under the spec's [train] settings in run directory ``path``
-    (resuming it if it exists); raises :class:`SearchInterrupted` on Ctrl-C. Under k-fold
-    cross-validation, one run per fold in ``path/fold_<i>``, fold i from the initial weights'
-    fold i; ``overrides`` replace [train] settings (``folds=0``: train once)."""
+    (resuming it if it exists); raises :class:`SearchInterrupted` on Ctrl-C. ``fixed_q`` holds
+    DropIn nodes at one ratio, ``sandwich`` trains one ratio a step (a one-shot sweep). Under
+    k-fold cross-validation, one run per fold in ``path/fold_<i>`` (in parallel under
+    :func:`grownet.search.workers.parallel`), fold i from the initial weights' fold i;
+    ``overrides`` replace [train] settings (``folds=0``: train once)."""
     k = spec.train_config(name="folds", **overrides).folds
     if not k:
         return _train_one(spec, path, graph, iters, init_state, fixed_q, sandwich, quiet,
