@@ -37,6 +37,8 @@ class Grown:
     kinds: list[str]
     shares: dict[int, float]
     """How often each stage is kept over bootstrap resamples of the validation samples."""
+    controls: dict[int, Trained]
+    """Stage k's control (its parent trained on as long), where one was trained."""
 
     def kept_kinds(self, chosen: int) -> list[str]:
         """How stage ``chosen`` was grown, stage by stage from the base."""
@@ -83,6 +85,7 @@ class Grower:
         growths: list[Growth] = []
         outcomes: list[StageOutcome] = []
         self.parents, self.stage_kinds = [], []
+        trained_controls: dict[int, Trained] = {}
         decision = Decision(True, 0, "", "base", 0)
         k = 0
         while True:
@@ -99,6 +102,8 @@ class Grower:
             controls = self._baseline(k, decision.parent, runs, growths)
             run, *rest = run_all([self._stage(k, graph, growth, init), *controls])
             control = rest[0] if rest else None
+            if control is not None:
+                trained_controls[k] = control
             runs.append(run)
             growths.append(growth)
             self.parents.append(decision.parent)
@@ -131,7 +136,8 @@ class Grower:
                     outcomes, kinds=g.kinds, min_gain=g.min_gain, confidence=g.confidence,
                     patience=g.patience, seed=self.spec.seed,
                 )  # fmt: skip
-                return Grown(runs, growths, decision, self.parents, self.stage_kinds, shares)
+                return Grown(runs, growths, decision, self.parents, self.stage_kinds, shares,
+                             trained_controls)  # fmt: skip
             k += 1
 
     def _baseline(

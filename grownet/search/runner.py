@@ -203,7 +203,7 @@ class Search:
         deepest = dataclasses.replace(runs[last], graph=without_width_mixers(runs[last].graph))
         growth = growths[last]
         base = collapse_all(chosen.graph)
-        full = verify(f"full-stage{decision.chosen}", base, state_for(base, chosen.state))
+        full = self._full(grown, base, verify)
         start = full  # the widths are swept on the chosen depth's network
         method = self._depth_method(base, growth, "depth" in grown.kept_kinds(decision.chosen))
         if method == "depth_dropout":
@@ -242,6 +242,21 @@ class Search:
             finals = {"iters": iters, "runs": [r.to_dict() for r in trained],
                       "chosen": chosen.to_dict(), "model": str(model)}  # fmt: skip
         return self._finish(grown, full, start, recommended, sweeps, finals)
+
+    def _full(self, grown: Grown, base: NetGraph, verify: Any) -> Trained:
+        """The chosen network trained on ``[verify] iters`` more: every check's reference.
+        Where a later stage grew from it, that stage's control is this very training (the
+        chosen network, from its weights, as long, under the same settings; its DropIns held
+        at q = 0 compute what ``base`` collapses them to), so it is read back, not trained
+        again."""
+        k = grown.decision.chosen
+        twins = [j for j, c in grown.controls.items() if grown.parents[j] == k]
+        if twins and self.spec.verify.iters == self.spec.growth.stage_iters:
+            twin = grown.controls[twins[0]]
+            self.echo(f"  full network: stage {k} trained on {self.spec.verify.iters} more is "
+                      f"stage {twins[0]}'s control, {twin.path}: not trained again")  # fmt: skip
+            return dataclasses.replace(twin, graph=base, state=state_for(base, twin.state))
+        return verify(f"full-stage{k}", base, state_for(base, grown.runs[k].state))
 
     def _depth_method(self, chosen: NetGraph, growth: Growth, depth_kept: bool) -> str | None:
         """Which depth sweep runs: depth dropout on a residual network, the DropIn ratio on a
