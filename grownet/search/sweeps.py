@@ -3,7 +3,9 @@
 Width: prefix width-dropout layers after each swept layer's activation keep the first
 ``ceil(ratio * channels)`` channels, in training and test alike, so the net at a ratio *is* the
 thinner net. Starting from the trained weights, the sweep fine-tunes at each ratio in turn,
-largest first (progressive thinning), and measures the validation error. Minimum channels:
+largest first (progressive thinning), and measures the validation error, stopping once the knee
+is settled; or (``mode = "one_shot"``) trains once at one ratio a step and reads every ratio
+off those weights (:mod:`grownet.search.points`). Minimum channels:
 ``ceil(channels * knee ratio)``.
 
 Depth (grown networks): every grown block's DropIn is held at ratio q, the share of its units
