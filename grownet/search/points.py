@@ -108,8 +108,8 @@ def one_shot_points(
     """Train ``graph`` once from ``start``'s weights under ``sandwich``, then read each of
     its values but the first (the swept ratios) as a point; returns the points, their
     correctness, the whole network (``sandwich.values[0]``) read the same way as a
-    :class:`Trained` (the plateau, and the weights a check starts from), and the forward FLOPs
-    of the recalibration passes."""
+    :class:`Trained` (the plateau the knee is read against), and the forward FLOPs of the
+    recalibration passes."""
     iters = sweep.one_shot_iters or 2 * sweep.iters_per_ratio
     echo(f"  one-shot: {iters} iterations at one ratio a step (sandwich rule), then each "
          f"ratio read after re-estimating BatchNorm on {sweep.recalibrate} training "

@@ -210,7 +210,9 @@ def width_sweep(
         points, correct, whole, passes = one_shot_points(
             spec, sweep, folder, start, graph, sandwich, echo, quiet
         )
-        # the plateau, and the weights the checks narrow: the one-shot network's own
+        # the plateau the one-shot readings are tested against: the one-shot network's own
+        # (the checks still narrow ``start``'s weights, as a fine-tuned sweep's do: the two
+        # modes differ in how the knee is read, not in how it is checked)
         reference = dataclasses.replace(whole, graph=start.graph,
                                         state=state_for(start.graph, whole.state))  # fmt: skip
     else:
@@ -239,8 +241,7 @@ def width_sweep(
         keep = {node: k for unit, k in kept.items() for node in unit}
         estimate = {"ratio": ratio, "size": sum(kept.values()),
                     "full_size": sum(sizes.values()), "channels": keep}  # fmt: skip
-        name = f"width-{label or 'all'}-r{ratio:.3f}"
-        return estimate, verify(name, *thinned(reference, keep))
+        return estimate, verify(f"width-{label or 'all'}-r{ratio:.3f}", *thinned(start, keep))
 
     return estimate_and_check(spec, record, full, attempt, candidates, echo)
 
@@ -464,7 +465,7 @@ def depth_sweep(
         estimate = {"ratio": q, "size": depth - removes(q), "full_size": depth,
                     "blocks_removed": removes(q)}  # fmt: skip
         graph = shallower(grown.graph, growth, removes(q))
-        return estimate, verify(f"depth-q{q:.3f}", graph, reference.state)
+        return estimate, verify(f"depth-q{q:.3f}", graph, grown.state)
 
     return estimate_and_check(
         spec, record, full, attempt, candidates, echo, removes=removes, what="grown block"
