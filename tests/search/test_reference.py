@@ -7,26 +7,12 @@ check's budget differs from a stage's, or no stage grew from the chosen one, it 
 
 import json
 
-import numpy as np
 import pytest
 
 from grownet.search import runner
 from grownet.search.spec import load_spec
 
-SPEC = """
-name = "{name}"
-dataset = "npz:{path}"
-[base]
-model = "mlp"
-options = {{ widths = [16] }}
-[train]
-batch_size = 32
-base_lr = 0.05
-lr_policy = "cosine"
-test_interval = 40
-display_interval = 20
-threads = 1
-quiet = true
+TABLES = """
 [growth]
 insert_after = ["relu1"]
 stage_iters = 40
@@ -34,8 +20,6 @@ dropin_length = 20
 max_stages = 1
 min_gain = 0.5          # fifty points: growth never pays, stage 0 is chosen
 [width]
-ratios = [0.5]
-iters_per_ratio = 20
 enabled = false
 [verify]
 iters = {verify}
@@ -45,16 +29,11 @@ enabled = false
 
 
 @pytest.mark.parametrize(("verify", "reused"), [(40, True), (30, False)])
-def test_the_chosen_networks_reference_is_its_childs_control(tmp_path, verify, reused):
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 4, 400)
-    x = rng.normal(0.0, 0.5, (400, 8)).astype(np.float32)
-    x[np.arange(400), y] += 2.0
-    np.savez(tmp_path / "d.npz", x=x[:300], y=y[:300], x_test=x[300:], y_test=y[300:])
-    (tmp_path / "s.toml").write_text(SPEC.format(name="s", path=tmp_path / "d.npz",
-                                                 verify=verify))  # fmt: skip
+def test_the_chosen_networks_reference_is_its_childs_control(tiny_spec, verify, reused):
+    path = tiny_spec("s", TABLES.format(verify=verify))
+    tmp_path = path.parent
     lines: list[str] = []
-    spec = load_spec(tmp_path / "s.toml", runs_dir=str(tmp_path / "runs"))
+    spec = load_spec(path, runs_dir=str(tmp_path / "runs"))
     summary = runner.Search(spec, echo=lines.append, quiet=True).run()
     out = tmp_path / "runs" / "s"
     assert summary["chosen_stage"] == 0

@@ -7,28 +7,15 @@ and final model, and so every decision.
 
 import functools
 import json
+from pathlib import Path
 
-import numpy as np
 import pytest
 
 from grownet.search import runner
 from grownet.search.spec import SpecError, load_spec
 from grownet.search.workers import parallel, run_all
 
-SPEC = """
-name = "{name}"
-dataset = "npz:{path}"
-[base]
-model = "mlp"
-options = {{ widths = [16] }}
-[train]
-batch_size = 32
-base_lr = 0.05
-lr_policy = "cosine"
-test_interval = 40
-display_interval = 20
-threads = 1
-quiet = true
+TABLES = """
 [growth]
 insert_after = ["relu1"]
 stage_iters = 40
@@ -46,22 +33,17 @@ iters = 40
 """
 
 
-def search(tmp, name, workers):
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 4, 400)
-    x = rng.normal(0.0, 0.5, (400, 8)).astype(np.float32)
-    x[np.arange(400), y] += 2.0
-    np.savez(tmp / "d.npz", x=x[:300], y=y[:300], x_test=x[300:], y_test=y[300:])
-    (tmp / f"{name}.toml").write_text(SPEC.format(name=name, path=tmp / "d.npz"))
-    spec = load_spec(tmp / f"{name}.toml", runs_dir=str(tmp / "runs"))
+def search(tiny_spec, name, workers):
+    path = tiny_spec(name, TABLES)
+    spec = load_spec(path, runs_dir=str(path.parent / "runs"))
     summary = runner.Search(spec, echo=lambda line: None, quiet=True, workers=workers).run()
-    sweeps = json.loads((tmp / "runs" / name / "sweeps.json").read_text())
+    sweeps = json.loads((Path(spec.runs_dir) / name / "sweeps.json").read_text())
     return summary, sweeps
 
 
-def test_two_workers_train_what_one_process_trains(tmp_path):
-    one, one_sweeps = search(tmp_path, "one", 1)
-    two, two_sweeps = search(tmp_path, "two", 2)
+def test_two_workers_train_what_one_process_trains(tiny_spec):
+    one, one_sweeps = search(tiny_spec, "one", 1)
+    two, two_sweeps = search(tiny_spec, "two", 2)
     for key in ("growth_decision", "recommended", "full", "final", "compute"):
         assert json.dumps(one[key]).replace("/one/", "/two/") == json.dumps(two[key]), key
     assert json.dumps(one_sweeps).replace("/one/", "/two/") == json.dumps(two_sweeps)
