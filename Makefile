@@ -10,6 +10,12 @@ export GROWNET_DATA ?= $(abspath ../shared/data)
 $(BIN)/grownet: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+# The test tools (pytest, ruff, the PostgreSQL driver, ONNX): only `make test` needs them, so
+# `make search` on a fresh machine does not wait for them.
+$(VENV)/dev.stamp: $(BIN)/grownet
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
@@ -26,7 +32,7 @@ demo: install
 	$(BIN)/grownet train --model convnet --dataset digits --max-iter 300 --test-interval 100 \
 		--batch-size 32 --base-lr 0.1 --name demo-digits --overwrite
 
-test: install
+test: $(VENV)/dev.stamp
 	$(BIN)/ruff check grownet tests
 	$(BIN)/pytest -q
 
