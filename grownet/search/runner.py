@@ -250,7 +250,7 @@ class Search:
         at q = 0 compute what ``base`` collapses them to), so it is read back, not trained
         again."""
         k = grown.decision.chosen
-        twins = [j for j, c in grown.controls.items() if grown.parents[j] == k]
+        twins = [j for j in grown.controls if grown.parents[j] == k]
         if twins and self.spec.verify.iters == self.spec.growth.stage_iters:
             twin = grown.controls[twins[0]]
             self.echo(f"  full network: stage {k} trained on {self.spec.verify.iters} more is "

@@ -28,7 +28,6 @@ passes if it comes within ``max(tolerance, z * paired se)`` of the full network'
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -51,7 +50,7 @@ from grownet.layers import kept_channels
 from grownet.search.decide import StageOutcome, gain_bound
 from grownet.search.grow import Growth, removal_order, shallower, weighted_depth
 from grownet.search.interval import knee_interval
-from grownet.search.knee import FLAT, KNEE, find_knee
+from grownet.search.knee import FLAT, KNEE, Knee, find_knee
 from grownet.search.points import (
     Correct,
     Settled,
@@ -59,7 +58,7 @@ from grownet.search.points import (
     measured,
     one_shot_points,
 )
-from grownet.search.runs import Echo, State, Trained, Weights, state_for, train_run
+from grownet.search.runs import Echo, State, Trained, Weights, train_run
 from grownet.search.spec import SearchSpec, SweepSpec
 
 _ACTIVATIONS = ("batchnorm", "relu", "lrn")
@@ -207,14 +206,12 @@ def width_sweep(
         graph = with_width_dropout(start.graph, layers, 1.0)
         sandwich = Sandwich(values=(1.0, *ratios), retain=tuple(
             n for n in graph.nodes_of("width_dropout") if n not in start.graph))  # fmt: skip
-        points, correct, whole, passes = one_shot_points(
+        # the plateau is the one-shot network's own reading; the checks still narrow
+        # ``start``'s weights, as a fine-tuned sweep's do: the two modes differ in how the
+        # knee is read, not in how it is checked
+        points, correct, reference, passes = one_shot_points(
             spec, sweep, folder, start, graph, sandwich, echo, quiet
         )
-        # the plateau the one-shot readings are tested against: the one-shot network's own
-        # (the checks still narrow ``start``'s weights, as a fine-tuned sweep's do: the two
-        # modes differ in how the knee is read, not in how it is checked)
-        reference = dataclasses.replace(whole, graph=start.graph,
-                                        state=state_for(start.graph, whole.state))  # fmt: skip
     else:
         points, correct = fine_tune_points(
             spec, sweep, folder, start,
@@ -257,25 +254,38 @@ def settled_by(kind: str, reference: Trained, sweep: SweepSpec) -> Settled:
     """The early stop of a fine-tuned sweep: two ratios in a row off the plateau (the knee
     finder's confirmed rise, tested over the ratios measured so far) settle the knee above
     them, and no smaller ratio can move it."""
-    removal = kind != "width"
 
     def settled(points: list[dict[str, Any]], correct: list[Correct]) -> str:
         if len(points) < 2:
             return ""
-        knee = find_knee(
-            [1.0 - p["ratio"] if removal else p["ratio"] for p in points],
-            [p["error"] for p in points], n_test=reference.n_test,
-            plateau=1.0 - reference.accuracy, max_rise=sweep.max_rise,
-            confidence=sweep.confidence, correct=correct, plateau_correct=reference.correct,
-        )  # fmt: skip
-        off = knee.off  # in the points' order: the sweep's, largest network first
-        for a, b in zip(range(len(off)), range(1, len(off)), strict=False):
-            if off[a] and off[b]:
-                return (f"ratios {points[a]['ratio']:g} and {points[b]['ratio']:g} are both off "
-                        "the plateau: the knee is settled")  # fmt: skip
+        # off the plateau, in the points' order: the sweep's, largest network first
+        off = _knee_of(kind, points, reference, sweep, correct)[1].off
+        for a in range(len(off) - 1):
+            if off[a] and off[a + 1]:
+                return (f"ratios {points[a]['ratio']:g} and {points[a + 1]['ratio']:g} are both "
+                        "off the plateau: the knee is settled")  # fmt: skip
         return ""
 
     return settled
+
+
+def _knee_of(
+    kind: str,
+    points: Sequence[dict[str, Any]],
+    reference: Trained,
+    sweep: SweepSpec,
+    correct: Sequence[Correct] | None,
+) -> tuple[list[float], Knee]:
+    """The knee of measured ``points`` against ``reference`` at the sweep's confidence, and
+    their ratios as the knee finder reads them (the share of the network kept: a depth
+    ratio, the share taken out, as ``1 - ratio``)."""
+    kept = [p["ratio"] if kind == "width" else 1.0 - p["ratio"] for p in points]
+    knee = find_knee(
+        kept, [p["error"] for p in points], n_test=reference.n_test,
+        plateau=1.0 - reference.accuracy, max_rise=sweep.max_rise,
+        confidence=sweep.confidence, correct=correct, plateau_correct=reference.correct,
+    )  # fmt: skip
+    return kept, knee
 
 
 def read_knee(
@@ -309,17 +319,7 @@ def read_knee(
     errors = [points[i]["error"] for i in read]
     if correct is not None:
         correct = [correct[i] for i in read]
-    kept = [1.0 - r if removal else r for r in ratios]
-    knee = find_knee(
-        kept,
-        errors,
-        n_test=reference.n_test,
-        plateau=1.0 - reference.accuracy,
-        max_rise=sweep.max_rise,
-        confidence=sweep.confidence,
-        correct=correct,
-        plateau_correct=reference.correct,
-    )
+    kept, knee = _knee_of(kind, [points[i] for i in read], reference, sweep, correct)
     at = {KNEE: knee.ratio, FLAT: min(kept)}.get(knee.kind)
     on_plateau = sorted(k for k in kept if at is not None and k >= at)
     candidates = [ratios[kept.index(k)] for k in on_plateau]
@@ -327,7 +327,7 @@ def read_knee(
     finding = knee.describe(lambda k: ratios[kept.index(k)])
     if knee.kind == FLAT:
         finding += f"; the smallest network (ratio {candidates[0]:g}) is checked as a bound"
-    if stopped := [p["ratio"] for p in points if p.get("error") is None]:
+    if stopped := [p["ratio"] for i, p in enumerate(points) if i not in read]:
         finding += f"; ratio {', '.join(f'{r:g}' for r in stopped)} stopped early, not trained"
     spread = knee_interval(
         kept, errors, n=reference.n_test, plateau=1.0 - reference.accuracy,
