@@ -122,7 +122,7 @@ class SweepSpec:
     ``one_shot_iters`` (0: twice ``iters_per_ratio``) at one ratio a step, by the sandwich
     rule (:class:`grownet.graph.plan.Sandwich`), then reads every ratio's validation error
     from those weights after re-estimating BatchNorm statistics at that ratio on
-    ``recalibrate`` training samples (:mod:`grownet.search.oneshot`).
+    ``recalibrate`` training samples (:mod:`grownet.search.points`).
     """
 
     ratios: tuple[float, ...] = DEFAULT_RATIOS

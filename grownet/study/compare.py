@@ -26,7 +26,7 @@ from typing import Any
 
 from grownet.errors import BadValueError
 from grownet.search.runs import spent
-from grownet.train.compute import format_flops, run_flops
+from grownet.train.compute import format_flops
 
 
 @dataclass(frozen=True)
@@ -103,11 +103,16 @@ def read_search(run: Path) -> dict[str, Any]:
         "train_time_s": summary["train_time_s"],
         # a search from before summaries counted compute is counted from its run directories
         "train_flops": compute.get("train_flops") or spent(run).train_flops,
-        "final_flops": compute.get("final_flops", spent(run / "final").train_flops),
+        "final_flops": (compute["final_flops"] if "final_flops" in compute
+                        else spent(run / "final").train_flops),
     }
 
 
-def front_moved(points: list[Point], *, share: float = 0.75) -> float:
+FRONT_SHARE = 0.75
+"""The share of a study's trials whose front the rest are measured against (front_moved)."""
+
+
+def front_moved(points: list[Point], *, share: float = FRONT_SHARE) -> float:
     """How far the trials after the first ``share`` of ``points`` (in trial order) moved the
     Pareto front: the largest accuracy gain of a final front point over the earlier front's
     best accuracy at no more parameters. A point smaller than anything the earlier front had
@@ -120,12 +125,17 @@ def front_moved(points: list[Point], *, share: float = 0.75) -> float:
     """
     if not 0.0 < share < 1.0:
         raise ValueError(f"share must be in (0, 1), got {share!r}")
-    early = pareto(points[: max(1, int(len(points) * share))])
+    early = pareto(points[: _early(len(points), share)])
     moved = 0.0
     for p in pareto(points):
         if before := [q.accuracy for q in early if q.params <= p.params]:
             moved = max(moved, p.accuracy - max(before))
     return moved
+
+
+def _early(n: int, share: float) -> int:
+    """How many of ``n`` trials make the earlier front :func:`front_moved` measures against."""
+    return max(1, int(n * share))
 
 
 def _trial_flops(trial: Any, study_dir: Path | None) -> int | None:
@@ -136,10 +146,8 @@ def _trial_flops(trial: Any, study_dir: Path | None) -> int | None:
     run = trial.user_attrs.get("run_dir")
     if study_dir is None or not run:
         return None
-    path = study_dir / run
-    if (path / "search_summary.json").exists():
-        return spent(path).train_flops or None
-    return run_flops(path)
+    # a train trial's own run, or every run of a search trial
+    return spent(study_dir / run).train_flops or None
 
 
 def compare(study: Any, searches: list[Path], *, study_dir: Path | None = None) -> dict[str, Any]:
@@ -191,6 +199,7 @@ def compare(study: Any, searches: list[Path], *, study_dir: Path | None = None) 
         "study_train_flops": study_flops,
         # judged on the split the study's choices read (validation), in trial order
         "front_moved": front_moved(decided),
+        "front_last_trials": len(decided) - _early(len(decided), FRONT_SHARE),
         "front": [{"accuracy": p.accuracy, "params": p.params} for p in pareto(points)],
         "searches": rows,
     }
@@ -229,9 +238,9 @@ def format_comparison(c: dict[str, Any]) -> str:
                  "model's (training the answer to the end, which the study's pick needs as "
                  "well) over the study's")  # fmt: skip
     if "front_moved" in c:
-        last = c["trials"] - int(c["trials"] * 0.75)
-        lines.append(f"the study's front: its last {last} trials moved it by at most "
-                     f"{100 * c['front_moved']:.2f} points of validation accuracy")  # fmt: skip
+        lines.append(f"the study's front: its last {c['front_last_trials']} trials moved it by "
+                     f"at most {100 * c['front_moved']:.2f} points of validation "
+                     "accuracy")  # fmt: skip
     if c.get("basis") == "test" and all(r.get("basis") == "test" for r in c["searches"]):
         lines.append("accuracies: test, read once; the study's front chosen on validation, "
                      "each search's answer its final model")  # fmt: skip
