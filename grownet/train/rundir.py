@@ -32,11 +32,11 @@ from grownet.errors import BadValueError, RunDirError
 from grownet.files import LockHeld, atomic_write_text, exclusive_lock
 
 LOCK = ".lock"
-# What makes a directory hold a run that --overwrite would destroy.
 WORKER_THREADS = "GROWNET_WORKER_THREADS"
 """Set in the worker processes of ``grownet study --workers N`` and ``grownet search --workers
 N``: the CPU threads each may use."""
 
+# What makes a directory hold a run that --overwrite would destroy.
 RUN_FILES = ("checkpoint.pt", "metrics.jsonl", "result.json", "config.json", "search.json")
 
 
