@@ -55,23 +55,12 @@ enabled = false
 """
 
 
-def known_knee(path) -> None:
-    rng = np.random.default_rng(0)
-
-    def draw(n):
-        y = rng.integers(0, 8, n)
-        x = rng.normal(0.0, 0.5, (n, 16)).astype(np.float32)
-        x[np.arange(n), y] += 2.0
-        return x, y.astype(np.int64)
-
-    (x, y), (xt, yt) = draw(2000), draw(500)
-    np.savez(path, x=x, y=y, x_test=xt, y_test=yt)
-
-
 @pytest.fixture(scope="module")
-def both(tmp_path_factory):
+def both(tmp_path_factory, feature_classes):
     tmp = tmp_path_factory.mktemp("oneshot")
-    known_knee(tmp / "known.npz")
+    rng = np.random.default_rng(0)
+    (x, y), (xt, yt) = feature_classes(rng, 2000, 8, 16), feature_classes(rng, 500, 8, 16)
+    np.savez(tmp / "known.npz", x=x, y=y, x_test=xt, y_test=yt)
     out = {}
     for mode in ("fine_tune", "one_shot"):
         spec_file = tmp / f"{mode}.toml"
