@@ -197,7 +197,14 @@ def cmd_train(args: argparse.Namespace, extra: Sequence[str] = ()) -> None:
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
     from grownet.report import try_write_report
-    from grownet.reproduce import format_table, load_recipe, plan_recipe, run_recipe, write_summary
+    from grownet.reproduce import (
+        format_table,
+        load_recipe,
+        plan_recipe,
+        require_some_data,
+        run_recipe,
+        write_summary,
+    )
     from grownet.shipped import resolve_recipe
 
     if args.list:
@@ -216,6 +223,8 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
             overrides[key] = getattr(args, key)
     # every mistake before any output
     plan = plan_recipe(recipe, cases=args.case, scale=args.scale, overrides=overrides)
+    if not args.summary_only and args.worker is None:
+        require_some_data(recipe, plan, runs_dir=args.runs_dir)
     if args.worker is not None:
         run_recipe(recipe, plan=plan, scale=args.scale, overrides=overrides,
                    runs_dir=args.runs_dir, workers=args.workers, storage=args.storage,

@@ -173,6 +173,8 @@ OTHERS = [
     (["reproduce", "dropin_mnist_lenet", "--device", "cuda:abc"], "device must be"),
     (["reproduce", "dropin_mnist_lenet", "--device", "cuda:7", "--runs-dir", "W/r"],
      "--device cuda:7"),
+    (["reproduce", "dropin_cifar10", "--scale", "quick", "--data-dir", "W/empty", "--runs-dir",
+      "W/r"], "dropin_cifar10: none of its 5 case(s) can run: missing cifar10"),
     (["search", "nope"], "nope"),
     (["search", "W/specs/lr.toml"], "base_lr must be a number > 0"),
     (["search", "W/specs/key.toml"], "unknown key 'wobble'"),

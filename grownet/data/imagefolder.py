@@ -87,7 +87,7 @@ def read_user_image_folder(root: Path, size: int, data_dir: Path) -> Raw:
     shipped = {
         s: FolderSplit(*_listing(f, classes)[1:], classes, channels) for s, f in folders.items()
     }
-    val = shipped["val"] if "test" in shipped else None
+    val = shipped.get("val") if "test" in shipped else None
     test = shipped.get("test", shipped.get("val"))
     if test is None:
         keep, held = fixed_test_split(train.y)

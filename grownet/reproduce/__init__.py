@@ -12,10 +12,12 @@ settings and the paper's value. ``grownet reproduce`` runs the cases as an Optun
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from grownet.devices import available_device
-from grownet.reproduce.data import missing_data
+from grownet.errors import UserError
+from grownet.reproduce.data import data_location, missing_data
 from grownet.reproduce.grid import RecipeRunner, check_case_dirs, recipe_spec
 from grownet.reproduce.recipe import Case, PaperValue, Recipe, load_recipe
 from grownet.reproduce.results import CaseResult, collect_results, format_table, write_summary
@@ -31,6 +33,7 @@ __all__ = [
     "format_table",
     "load_recipe",
     "plan_recipe",
+    "require_some_data",
     "run_recipe",
     "write_summary",
 ]
@@ -62,6 +65,26 @@ def plan_recipe(
     return plan
 
 
+class NoDataError(UserError, FileNotFoundError):
+    """No selected case of a recipe has its data (and no earlier run of it to report)."""
+
+
+def require_some_data(
+    recipe: Recipe, plan: list[tuple[str, TrainConfig, list[str]]], *, runs_dir: str
+) -> None:
+    """Raise :class:`NoDataError` when no planned case has its data and the recipe has no
+    earlier runs to report: a run would create a folder and a report of nothing."""
+    if any(not missing for _, _, missing in plan) or (Path(runs_dir) / recipe.name).exists():
+        return
+    # One clause per dataset: a recipe's cases mostly share one.
+    absent: dict[str, str] = {}
+    for _, config, missing in plan:
+        where = data_location(config.dataset, config.data_dir)
+        absent.setdefault(config.dataset, f"{config.dataset} ({', '.join(missing)} in {where})")
+    raise NoDataError(f"{recipe.name}: none of its {len(plan)} case(s) can run: missing "
+                      f"{'; '.join(absent.values())}; place the files there or pass --data-dir")
+
+
 def run_recipe(
     recipe: Recipe,
     *,
@@ -87,6 +110,8 @@ def run_recipe(
     if plan is None:
         plan = plan_recipe(recipe, cases=cases, scale=scale, overrides=overrides)
     ready = [name for name, _, missing in plan if not missing]
+    if worker is None:
+        require_some_data(recipe, plan, runs_dir=runs_dir)
     for name, config, missing in plan:
         if missing and worker is None:
             echo(f"{name}: not run: {config.dataset} missing ({', '.join(missing)})")

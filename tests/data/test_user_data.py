@@ -71,6 +71,11 @@ def test_val_folder_plays_the_test_set_unless_there_is_a_test_folder(tmp_path):
     assert (len(ds.train), len(ds.val), len(ds.test)) == (6, 6, 6)
     with pytest.raises(ValueError, match="drop val_size"):
         load_dataset(f"imagefolder:{both}?size=8", val_size=2)
+    # train/ and test/ without val/ (the layout the README documents)
+    documented = _tree(tmp_path / "c", subs=("train", "test"), per_class=3)
+    ds = load_dataset(f"imagefolder:{documented}?size=8", val_size=2)
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (4, 2, 6)
+    assert ds.source["splits"]["test"] == "test/"
 
 
 def test_grayscale_tree_keeps_one_channel(tmp_path):
