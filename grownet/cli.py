@@ -13,10 +13,12 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from grownet.errors import BadValueError, UserError
-from grownet.graph import NetGraph
+
+if TYPE_CHECKING:  # torch loads with the graph: --help starts without it
+    from grownet.graph import NetGraph
 
 
 class UsageError(BadValueError):
@@ -72,6 +74,7 @@ def parse_options(items: Sequence[str]) -> dict[str, Any]:
 
 
 def _load_graph(args: argparse.Namespace) -> NetGraph:
+    from grownet.graph import NetGraph
     from grownet.zoo import build
 
     if args.model.endswith(".json"):
@@ -570,6 +573,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UsageError(f"unrecognized arguments: {' '.join(extra)}; see grownet --help")
             else:
                 args.func(args)
+    except BrokenPipeError:
+        # The reader went away (`grownet models | head`): not a mistake. Python would still
+        # flush stdout at exit and complain, so stdout goes to /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a command a pipe stopped
     except (UserError, ValueError, OSError) as err:
         if debug:
             raise

@@ -1,6 +1,8 @@
 """The `grownet` command's graph subcommand and its one-line errors."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -26,3 +28,30 @@ def test_graph_mistakes_are_one_line(capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["search", "--help"],
+                                  ["import", "--help"], ["export", "--help"], ["bench", "--help"]])
+def test_help_starts_without_torch(argv):
+    # torch takes seconds to import: help must not wait for it
+    code = (f"import sys; from grownet.cli import main; code = main({argv!r}); "
+            "print(code, 'torch' in sys.modules, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stderr.split()[-2:] == ["0", "False"], done.stderr
+    assert "usage: grownet" in done.stdout
+
+
+def test_a_closed_pipe_is_not_an_error():
+    # the reader is gone before the first write (`grownet models | head -0`)
+    proc = subprocess.Popen([sys.executable, "-m", "grownet.cli", "models"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == "", err
+
+
+def test_graph_package_exports_the_executor():
+    from grownet.graph import GraphNet, NetGraph
+    from grownet.graph.executor import GraphNet as Executor
+
+    assert GraphNet is Executor and NetGraph.__name__ == "NetGraph"

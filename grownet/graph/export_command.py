@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 
-from grownet.graph.export import FILES, export_model
-
 _WHAT = {
     "model.py": "standalone nn.Module (imports only torch)",
     "weights.pt": "its state dict: Net().load_state_dict(torch.load(..., weights_only=True))",
@@ -25,6 +23,8 @@ _WHAT = {
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    from grownet.graph.export import export_model  # torch: not for --help
+
     result = export_model(
         args.source,
         args.out,
@@ -75,6 +75,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="mix still-growing DropIns as at training iteration N (default: a "
                    "checkpoint's last step)")  # fmt: skip
     p.add_argument("--overwrite", action="store_true",
-                   help=f"replace the export files ({', '.join(FILES)}) in a non-empty OUT; "
+                   help=f"replace the export files ({', '.join(_WHAT)}) in a non-empty OUT; "
                    "nothing else there is touched")  # fmt: skip
     p.set_defaults(func=cmd_export)

@@ -17,11 +17,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from grownet.errors import BadValueError
 from grownet.files import atomic_save, check_output_dir
-from grownet.graph.fx_import import import_callable
 
 
 def input_shape(text: str) -> tuple[int, ...]:
@@ -45,6 +42,10 @@ def input_shape(text: str) -> tuple[int, ...]:
 
 def cmd_import(args: argparse.Namespace) -> None:
     """Convert, then write the graph and its weights."""
+    import torch  # not for --help
+
+    from grownet.graph.fx_import import import_callable
+
     out = Path(args.out)
     if out.suffix != ".json":
         raise BadValueError(f"-o {out}: the graph is JSON; give a path ending in .json")
