@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from grownet.errors import BadValueError, UserError
+from grownet.files import check_replaceable
+from grownet.graph.base import is_graph_file
 
 if TYPE_CHECKING:  # torch loads with the graph: --help starts without it
     from grownet.graph import NetGraph
@@ -110,6 +112,7 @@ def cmd_graph(args: argparse.Namespace) -> None:
     print(f"parameters  {graph.num_params():,d}")
     print(f"MACs        {graph.macs():,d} per sample forward ({2 * graph.macs() / 1e9:.3f} GFLOP)")
     if args.json:
+        check_replaceable(args.json, label="--json", what="a grownet graph", ours=is_graph_file)
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         graph.to_json(args.json)
         print(f"graph       written to {args.json}")
@@ -227,7 +230,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     # every mistake before any output
     plan = plan_recipe(recipe, cases=args.case, scale=args.scale, overrides=overrides)
     if not args.summary_only and args.worker is None:
-        require_some_data(recipe, plan, runs_dir=args.runs_dir)
+        require_some_data(recipe, plan, runs_dir=args.runs_dir, scale=args.scale)
     if args.worker is not None:
         run_recipe(recipe, plan=plan, scale=args.scale, overrides=overrides,
                    runs_dir=args.runs_dir, workers=args.workers, storage=args.storage,

@@ -166,3 +166,27 @@ def check_output_dir(directory: str | os.PathLike, *, label: str = "output direc
             f"{label} {path}: cannot write into the directory ({err.strerror or err})"
         ) from None
     return path
+
+
+def check_replaceable(
+    path: str | os.PathLike, *, label: str, what: str, ours: Callable[[Path], bool]
+) -> Path:
+    """``path`` may be written: it is absent, or a file grownet wrote (``ours(path)``, e.g. a
+    graph file's format marker). Anything else of the user's is refused in one
+    :class:`OutputError` line, before any work: grownet replaces only its own files. The
+    checks follow symbolic links, so a link is judged by what it leads to.
+
+    >>> check_replaceable("/", label="-o", what="a grownet graph", ours=lambda p: True)
+    Traceback (most recent call last):
+    ...
+    grownet.files.OutputError: -o /: is a directory; name a file
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise OutputError(f"{label} {target}: is a directory; name a file")
+    if target.exists() and not ours(target):
+        raise OutputError(
+            f"{label} {target} exists and is not {what}; grownet replaces only files it wrote: "
+            "choose another name"
+        )
+    return target

@@ -55,3 +55,15 @@ def test_graph_package_exports_the_executor():
     from grownet.graph.executor import GraphNet as Executor
 
     assert GraphNet is Executor and NetGraph.__name__ == "NetGraph"
+
+
+def test_import_and_graph_replace_only_their_own_files(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "nets.py").write_text("from torch import nn\ndef net():\n"
+                                      "    return nn.Sequential(nn.Linear(4, 2))\n")  # fmt: skip
+    argv = ["import", "nets:net", "--input-shape", "4", "-o", "out/g.json"]
+    assert main(argv) == 0 and main(argv) == 0  # the second run replaces the first's pair
+    assert main(["graph", "lenet2n", "-o", "n=1", "--json", "out/g.json"]) == 0
+    (tmp_path / "out" / "g.pt").write_text("now the user's own file")
+    assert main(argv) == 2
+    assert "g.pt exists and is not weights grownet imported" in capsys.readouterr().err

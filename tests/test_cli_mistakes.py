@@ -78,7 +78,42 @@ def world(tmp_path_factory) -> Path:
     (w / "recipe.toml").write_text('name = "r"\n[train]\nmax_iter = 5\n')
     (w / "config.toml").write_text("max_iter = = 3\n")
     (w / "unknown.toml").write_text("max_iters = 3\n")
+    # what is not grownet's: a user's folder among the runs, folders a link leads out to
+    (w / "runs" / "mine").mkdir()
+    (w / "runs" / "mine" / "notes.txt").write_text("the user's notes")
+    (w / "outside").mkdir()
+    (w / "outside" / "keep.txt").write_text("not in the runs folder")
+    (w / "runs" / "out").symlink_to(w / "outside")
+    torn = w / "runs" / "torn"
+    shutil.copytree(w / "runs" / "done", torn)
+    with (torn / "checkpoint.pt").open("r+b") as f:
+        f.truncate(f.seek(0, 2) // 2)
+    (w / "notes.json").write_text('{"the user": "s own JSON"}')
+    (w / "model.pt").write_text("the user's own .pt")
+    (w / "dir.json").mkdir()
+    (w / "failing.py").write_text("import a_package_that_is_not_installed\n")
+    (w / "raising.py").write_text("def net():\n    raise RuntimeError('boom')\n")
+    (w / "needy.py").write_text("def net(width):\n    return None\n")
+    fine = "from torch import nn\ndef net():\n    return nn.Sequential(nn.Linear(4, 2))\n"
+    (w / "fine.py").write_text(fine)
+    bomb = w / "bomb" / "train"
+    for c in ("a", "b"):
+        (bomb / c).mkdir(parents=True)
+        huge_png(bomb / c / "0.png")
     return w
+
+
+def huge_png(path: Path) -> None:
+    """A PNG whose header claims 100,000 x 100,000 pixels (and holds none)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -149,6 +184,12 @@ TRAIN = [
     ([*DONE, "--max-iter", "8"], "pass --extend"),
     ([*DONE, "--max-iter", "8", "--lr-policy", "cosine", "--extend"], "lr_policy"),
     ([*DONE, "--name", "broken"], "not a grownet checkpoint"),
+    ([*DONE, "--name", "torn"], "torn/checkpoint.pt"),
+    # nothing of the user's is deleted, nor written outside the runs folder
+    (["--name", "mine", "--overwrite"], "is not a grownet run"),
+    (["--name", "out", "--overwrite"], "outside the runs directory"),
+    (["--name", "out/sub"], "outside the runs directory"),
+    (["--dataset", "imagefolder:W/bomb"], "0.png"),
 ]
 
 OTHERS = [
@@ -175,6 +216,15 @@ OTHERS = [
      "--device cuda:7"),
     (["reproduce", "dropin_cifar10", "--scale", "quick", "--data-dir", "W/empty", "--runs-dir",
       "W/r"], "dropin_cifar10: none of its 5 case(s) can run: missing cifar10"),
+    (["search", "digits", "--name", "mine", "--overwrite"], "runs/mine"),
+    (["search", "digits", "--name", "out/s"], "outside the runs directory"),
+    (["import", "fine:net", "--input-shape", "4", "-o", "W/notes.json"], "notes.json"),
+    (["import", "fine:net", "--input-shape", "4", "-o", "W/dir.json"], "dir.json"),
+    (["import", "fine:net", "--input-shape", "4", "-o", "W/model.json"], "model.pt exists"),
+    (["graph", "lenet2n", "-o", "n=1", "--json", "W/notes.json"], "is not a grownet graph"),
+    (["import", "failing:net", "--input-shape", "4", "-o", "W/g.json"], "failing"),
+    (["import", "raising:net", "--input-shape", "4", "-o", "W/g.json"], "boom"),
+    (["import", "needy:net", "--input-shape", "4", "-o", "W/g.json"], "width"),
     (["search", "nope"], "nope"),
     (["search", "W/specs/lr.toml"], "base_lr must be a number > 0"),
     (["search", "W/specs/key.toml"], "unknown key 'wobble'"),

@@ -32,7 +32,6 @@ from collections import OrderedDict
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import DataLoader
 
@@ -40,7 +39,12 @@ from grownet.data.dirs import DatasetMissing
 from grownet.data.preprocess import Preprocess, recipe
 from grownet.data.sources import Raw
 from grownet.data.splits import FolderSplit, Split, fixed_test_split
-from grownet.data.stream import IMAGE_FORMATS, _FolderImages, folder_transform, image_channels
+from grownet.data.stream import (
+    _FolderImages,
+    folder_transform,
+    image_channels,
+    open_image,
+)
 from grownet.errors import DataFileError
 from grownet.files import atomic_write_text
 
@@ -156,13 +160,8 @@ def _listing(folder: Path, known: tuple[str, ...] | None) -> tuple[tuple, tuple,
 
 
 def _first_channels(path: str) -> int:
-    try:
-        with Image.open(path, formats=IMAGE_FORMATS) as image:
-            return image_channels(image)
-    except (UnidentifiedImageError, OSError) as err:
-        raise DataFileError(
-            path, f"is not a readable image ({err}); remove or replace it"
-        ) from None
+    with open_image(path) as image:
+        return image_channels(image)
 
 
 def _stamp(split: FolderSplit, size: int) -> str:

@@ -10,6 +10,8 @@ seeded by (seed, epoch), and each image's transform runs under a torch seed deri
 depend on which worker made it, on the number of workers, or on where a run was resumed.
 """
 
+import contextlib
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -92,6 +94,30 @@ def check_channels(image: Image.Image, path: str, channels: int) -> None:
         )
 
 
+@contextlib.contextmanager
+def open_image(path: str) -> Iterator[Image.Image]:
+    """``PIL.Image.open`` for the block; an image that cannot be read is one
+    ``DataFileError`` line naming it (a real file-system error keeps its own message)."""
+    try:
+        with warnings.catch_warnings():
+            # PIL warns between its pixel limit and twice it, and refuses past that: a header
+            # claiming that many pixels is a mistake or an attack either way.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path, formats=IMAGE_FORMATS) as image:
+                yield image
+    except UnidentifiedImageError:  # another format, or not an image
+        formats = ", ".join(IMAGE_FORMATS)
+        raise DataFileError(path, f"is not a {formats} image; remove or replace it") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataFileError(path, f"claims more than {Image.MAX_IMAGE_PIXELS:,} pixels (PIL's "
+                            "safety limit); remove it or shrink it") from None  # fmt: skip
+    except OSError as err:
+        if err.errno is not None:
+            raise
+        # no errno: a truncated or corrupt image
+        raise DataFileError(path, f"is a damaged image ({err}); remove or replace it") from None
+
+
 class _FolderImages(TorchDataset):
     """Map (index, seed) to (uint8 C×H×W image, label); the seed drives the random transform."""
 
@@ -105,20 +131,10 @@ class _FolderImages(TorchDataset):
     def __getitem__(self, item: tuple[int, int]) -> tuple[Tensor, int]:
         index, seed = item
         path = self.paths[index]
-        try:
-            with Image.open(path, formats=IMAGE_FORMATS) as image:
-                if self.channels is not None:
-                    check_channels(image, path, self.channels)
-                image = image.convert("L" if self.channels == 1 else "RGB")
-        # UnidentifiedImageError: another format or not an image; OSError with no errno:
-        # a truncated or corrupt image (a real file-system error keeps its errno).
-        except UnidentifiedImageError:
-            formats = ", ".join(IMAGE_FORMATS)
-            raise DataFileError(path, f"is not a {formats} image; remove or replace it") from None
-        except OSError as err:
-            if err.errno is not None:
-                raise
-            raise DataFileError(path, f"is a damaged image ({err}); remove or replace it") from None
+        with open_image(path) as image:
+            if self.channels is not None:
+                check_channels(image, path, self.channels)
+            image = image.convert("L" if self.channels == 1 else "RGB")
         # torchvision's v1 transforms draw from the global torch RNG; fork_rng confines the
         # reseeding to this call, so the caller's RNG (the main process with num_workers=0)
         # is left exactly as it was.

@@ -7,9 +7,14 @@ against it (:mod:`grownet.graph.spec`) import in one direction only.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from grownet.errors import BadValueError
+
+GRAPH_FORMAT = "grownet.netgraph"
+"""The ``format`` field of every graph file grownet writes."""
 
 Shape = tuple[int, ...]
 """A per-sample tensor shape, batch dimension excluded: ``(C, H, W)`` or ``(F,)``."""
@@ -26,3 +31,12 @@ class _Required:
 
 REQUIRED: Any = _Required()
 """Marks a parameter that has no default and must be given."""
+
+
+def is_graph_file(path: Path) -> bool:
+    """Whether ``path`` holds a graph grownet wrote (its format marker), so it may be replaced."""
+    try:
+        data = json.loads(path.read_text(errors="replace"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("format") == GRAPH_FORMAT

@@ -18,7 +18,8 @@ import argparse
 from pathlib import Path
 
 from grownet.errors import BadValueError
-from grownet.files import atomic_save, check_output_dir
+from grownet.files import atomic_save, check_output_dir, check_replaceable
+from grownet.graph.base import is_graph_file
 
 
 def input_shape(text: str) -> tuple[int, ...]:
@@ -40,6 +41,21 @@ def input_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
+def _imported_weights(path: Path) -> bool:
+    """Whether ``path`` holds a state dict as ``grownet import`` writes them (the executor's
+    ``layers.<node>.<tensor>`` keys), read without running anything in it."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # any unreadable file is simply not ours
+        return False
+    return isinstance(state, dict) and all(
+        isinstance(k, str) and k.startswith("layers.") and isinstance(v, torch.Tensor)
+        for k, v in state.items()
+    )
+
+
 def cmd_import(args: argparse.Namespace) -> None:
     """Convert, then write the graph and its weights."""
     import torch  # not for --help
@@ -52,9 +68,13 @@ def cmd_import(args: argparse.Namespace) -> None:
     shape = input_shape(args.input_shape)
     if args.num_classes is not None and args.num_classes < 1:
         raise BadValueError(f"--num-classes must be >= 1, got {args.num_classes}")
-    check_output_dir(out.parent, label="-o")  # before running the user's code
-    graph, state = import_callable(args.ref, shape, args.num_classes)
+    # before running the user's code: only a graph and weights grownet wrote are replaced
     weights = out.with_suffix(".pt")
+    check_replaceable(out, label="-o", what="a grownet graph", ours=is_graph_file)
+    check_replaceable(weights, label="the weights file", what="weights grownet imported",
+                      ours=lambda p: is_graph_file(out) and _imported_weights(p))  # fmt: skip
+    check_output_dir(out.parent, label="-o")
+    graph, state = import_callable(args.ref, shape, args.num_classes)
     atomic_save(weights, lambda f: torch.save(state, f))
     graph.to_json(out)
     print(

@@ -17,6 +17,7 @@ from typing import Any
 import networkx as nx
 
 from grownet.files import atomic_write_text
+from grownet.graph.base import GRAPH_FORMAT
 from grownet.graph.ops import INIT_KINDS, OPS
 from grownet.graph.spec import GraphError, LayerSpec, Shape
 
@@ -235,7 +236,7 @@ class NetGraph:
     def to_dict(self) -> dict[str, Any]:
         """Node-link data, nodes in insertion order and edges sorted, so output is stable."""
         return {
-            "format": "grownet.netgraph",
+            "format": GRAPH_FORMAT,
             "version": FORMAT_VERSION,
             "nodes": [{"id": n, **self.spec(n).to_dict()} for n in self.nx.nodes],
             "edges": [
@@ -254,7 +255,7 @@ class NetGraph:
         ...
         grownet.graph.base.GraphError: nodes[0] must be a mapping with 'id' and 'op', got {}
         """
-        if not isinstance(data, dict) or data.get("format") != "grownet.netgraph":
+        if not isinstance(data, dict) or data.get("format") != GRAPH_FORMAT:
             raise GraphError("not a grownet graph: expected 'format': 'grownet.netgraph'")
         if data.get("version") != FORMAT_VERSION:
             raise GraphError(

@@ -21,6 +21,7 @@ from grownet.reproduce.data import data_location, missing_data
 from grownet.reproduce.grid import RecipeRunner, check_case_dirs, recipe_spec
 from grownet.reproduce.recipe import Case, PaperValue, Recipe, load_recipe
 from grownet.reproduce.results import CaseResult, collect_results, format_table, write_summary
+from grownet.reproduce.scale import run_folder
 from grownet.train.config import ConfigError, TrainConfig
 
 __all__ = [
@@ -70,11 +71,12 @@ class NoDataError(UserError, FileNotFoundError):
 
 
 def require_some_data(
-    recipe: Recipe, plan: list[tuple[str, TrainConfig, list[str]]], *, runs_dir: str
+    recipe: Recipe, plan: list[tuple[str, TrainConfig, list[str]]], *, runs_dir: str, scale: str
 ) -> None:
     """Raise :class:`NoDataError` when no planned case has its data and the recipe has no
     earlier runs to report: a run would create a folder and a report of nothing."""
-    if any(not missing for _, _, missing in plan) or (Path(runs_dir) / recipe.name).exists():
+    earlier = Path(runs_dir) / run_folder(recipe.name, scale)
+    if any(not missing for _, _, missing in plan) or earlier.exists():
         return
     # One clause per dataset: a recipe's cases mostly share one.
     absent: dict[str, str] = {}
@@ -111,7 +113,7 @@ def run_recipe(
         plan = plan_recipe(recipe, cases=cases, scale=scale, overrides=overrides)
     ready = [name for name, _, missing in plan if not missing]
     if worker is None:
-        require_some_data(recipe, plan, runs_dir=runs_dir)
+        require_some_data(recipe, plan, runs_dir=runs_dir, scale=scale)
     for name, config, missing in plan:
         if missing and worker is None:
             echo(f"{name}: not run: {config.dataset} missing ({', '.join(missing)})")

@@ -27,7 +27,6 @@ import dataclasses
 import json
 import time
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -64,7 +63,7 @@ from grownet.search.workers import parallel
 from grownet.train.distributed import current_world, rank_device
 from grownet.train.network import build_graph
 from grownet.train.resume import differing_keys
-from grownet.train.rundir import RunDir
+from grownet.train.rundir import RunDir, run_path
 
 # Spec fields that say where a search runs, not what it is: a rerun may change them.
 _WHERE_IT_RUNS = ("source", "data_dir", "device")
@@ -104,7 +103,7 @@ class Search:
         self.spec = validated(spec)
         self.echo = echo
         self.quiet = quiet
-        self.dir = RunDir(Path(spec.runs_dir) / spec.name)
+        self.dir = RunDir(run_path(spec.runs_dir, spec.name, what="name"))
         self.started = time.perf_counter()
 
     # ------------------------------------------------------------------ setup
@@ -184,6 +183,8 @@ class Search:
         first deletes what the directory holds (the user named it for that)."""
         # A mistake in the spec writes (or, with --overwrite, deletes) nothing.
         self._check(existing=not overwrite)
+        if overwrite:
+            self.dir.refuse_foreign()
         with self.dir.lock(), parallel(self.workers):
             if overwrite:
                 self.dir.clear()

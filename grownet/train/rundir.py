@@ -65,6 +65,24 @@ def check_run_name(name: str, *, what: str = "--name") -> str:
     return name
 
 
+def run_path(runs_dir: str | Path, name: str, *, what: str = "--name") -> Path:
+    """``runs_dir/name``, refused when a symbolic link on the way leads it out of the runs
+    directory: a run's writes and ``--overwrite``'s deletions stay where the user pointed
+    ``--runs-dir`` (which may itself be a link).
+
+    >>> run_path("runs", "lenet/seed0")
+    PosixPath('runs/lenet/seed0')
+    """
+    path = Path(runs_dir) / check_run_name(name, what=what)
+    base, real = Path(runs_dir).resolve(), path.resolve()
+    if real != base and base not in real.parents:
+        raise RunDirError(
+            f"{what} {name!r}: {path} leads to {real}, outside the runs directory {base} (a "
+            "symbolic link); pass another --name, or --runs-dir naming where the run should go"
+        )
+    return path
+
+
 def _jsonable(value: Any) -> Any:
     # NaN and inf are valid results ("the loss diverged"); JSON has no spelling for them.
     if isinstance(value, float) and not math.isfinite(value):
@@ -120,11 +138,25 @@ class RunDir:
         """Whether this directory holds (part of) a run that starting afresh would destroy."""
         return any(self.file(name).exists() for name in RUN_FILES)
 
+    def refuse_foreign(self) -> None:
+        """Raise :class:`RunDirError` when the directory holds files but no grownet run:
+        ``--overwrite`` deletes only what grownet wrote. Call it before :meth:`lock`, whose
+        lock file would be the first thing written into a user's folder."""
+        others = sorted(e.name for e in self.path.iterdir() if e.name != LOCK) if (
+            self.path.is_dir()) else []  # fmt: skip
+        if others and not self.holds_run():
+            raise RunDirError(
+                f"{self.path} is not a grownet run (it holds {', '.join(others[:3])}"
+                f"{', ...' if len(others) > 3 else ''}): --overwrite deletes only runs grownet "
+                "wrote; pass another --name"
+            )
+
     def clear(self) -> None:
         """Delete everything in the directory but its lock (``--overwrite``: the user named
         this run for deletion). Only while holding the lock."""
         if not self._locked:
             raise RuntimeError("RunDir.clear() needs the run's lock")
+        self.refuse_foreign()
         for entry in self.path.iterdir():
             if entry.name == LOCK:
                 continue
