@@ -8,8 +8,10 @@ validation accuracy, and only then reads the test split, once for each. Under k-
 cross-validation there is no validation split left to choose on: each start trains once on the
 whole training set, evaluated only at its end, and "scratch" is chosen where it is asked for
 (it owes nothing to one fold's weights; "inherited" starts from the first fold's).
-``runs/<name>/model/`` holds what a user takes away: ``graph.json``, ``weights.pt`` and
-``config.json`` (the run's training settings and how the model was chosen), loadable with
+``runs/<name>/model/`` holds what a user takes away: ``graph.json``, ``weights.pt``,
+``config.json`` (the run's training settings and how the model was chosen) and
+``dataset.json`` (the data's preprocessing; a table's encoding for
+:func:`grownet.data.encoding.load_encoding`), loadable with
 :func:`grownet.graph.export.load_model` and exportable with ``grownet export``.
 """
 
@@ -103,6 +105,9 @@ def write_model(folder: RunDir, chosen: FinalRun, spec: SearchSpec, *, iters: in
     run.graph.to_json(model / "graph.json")
     atomic_save(model / "weights.pt", lambda f: torch.save(first(run.state), f))
     config = RunDir(run.path).read_json("config.json")
+    # the data's description (a table's fitted encoding, the preprocessing): what a user needs
+    # to feed the model new rows or images the way it was trained
+    RunDir(model).write_json("dataset.json", RunDir(run.path).read_json("dataset.json"))
     RunDir(model).write_json(
         "config.json",
         {

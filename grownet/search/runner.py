@@ -11,7 +11,8 @@ Layout of ``runs/<name>/``::
     sweeps.json         the sweeps, knees, estimates and checks
     graph.json, weights.pt   the recommended network and its weights (the search's)
     final/<start>/      the final model's runs (inherited weights, from scratch)
-    model/              the chosen final model: graph.json, weights.pt, config.json
+    model/              the chosen final model: graph.json, weights.pt, config.json,
+                        dataset.json (preprocessing; a table's encoding)
     search_summary.json, summary.txt, result.json, report.html
 
 Every decision reads the validation split (``[validate]``; see :class:`ValidateSpec`); the test

@@ -6,6 +6,7 @@ the test accuracies, read once per reported network, may change.
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,6 +139,9 @@ def test_the_final_model_is_written_and_loads(pair):
             "fold_0", "fold_1", "fold_2"]
     else:
         assert config["chosen_on"] == "val"
+    # the data's description travels with the model (a table's encoding for new rows)
+    data = json.loads((model / "dataset.json").read_text())
+    assert data == json.loads((Path(config["run"]) / "dataset.json").read_text())
     state = torch.load(model / "weights.pt", weights_only=True)
     from grownet.graph import NetGraph
     from grownet.graph.executor import GraphNet
