@@ -7,9 +7,18 @@ export GROWNET_DATA ?= $(abspath ../shared/data)
 
 .PHONY: install search demo test lint bench clean
 
+# PyPI's torch wheels bring the CUDA libraries (a 6 GB venv); on a machine without an NVIDIA
+# GPU, `make install CPU=1` (or TORCH_INDEX=<a PyTorch wheel index>) takes PyTorch's CPU-only
+# wheels first, about 1 GB. Not the default: that index is not PyPI, and some machines reach
+# only PyPI.
+TORCH_INDEX ?= $(if $(CPU),https://download.pytorch.org/whl/cpu)
+
 $(BIN)/grownet: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(if $(TORCH_INDEX),$(BIN)/pip install --quiet torch torchvision --index-url $(TORCH_INDEX))
+	@[ -n "$(TORCH_INDEX)" ] || command -v nvidia-smi >/dev/null || echo "no NVIDIA GPU" \
+		"found: 'rm -rf $(VENV) && make install CPU=1' installs CPU-only PyTorch (1 GB, not 6)"
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
@@ -40,4 +49,4 @@ bench: install
 	$(BIN)/grownet bench executor --depth 56 --batch 64
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache runs
+	rm -rf $(VENV) .pytest_cache .ruff_cache  # never runs/: only a user deletes their runs

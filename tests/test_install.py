@@ -96,3 +96,14 @@ def test_the_command_line_says_so_in_one_line(tmp_path, monkeypatch, capsys):
     assert err.count("\n") == 1 and "shipped recipes are: " in err and "dropin_mnist_lenet," in err
     assert main(["search", "nope"]) == 2
     assert "shipped search specs are:" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make here")
+@pytest.mark.parametrize(("flags", "cpu_wheels"), [([], False), (["CPU=1"], True)])
+def test_make_install_offers_cpu_only_torch(tmp_path, flags, cpu_wheels):
+    # a dry run (-n) into a venv path that does not exist: nothing is installed
+    done = subprocess.run(["make", "-n", "-C", str(ROOT), "install", f"VENV={tmp_path}/v", *flags],
+                          capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    assert ("torch torchvision --index-url https://download.pytorch.org/whl/cpu" in done.stdout) \
+        == cpu_wheels
+    assert "pip install --quiet -e ." in done.stdout
