@@ -307,7 +307,8 @@ def cmd_study(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from grownet.report import write_report
 
-    print(f"report written to {write_report(args.run_dirs, args.out)}")
+    page = write_report(args.run_dirs, args.out, standalone=args.standalone)
+    print(f"report written to {page}")
 
 
 def _add_worker_flags(p: argparse.ArgumentParser, where: str) -> None:
@@ -489,8 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
         "report",
         help="draw an interactive HTML report of run directories (plotly, opens offline)",
         description="Draw learning curves, growth stages, sweeps, benchmarks, the network, "
-        "Optuna studies and provenance from run directories' files alone; plotly.min.js is "
-        "written beside the page.",
+        "Optuna studies and provenance from run directories' files alone; every report "
+        "under one runs folder shares its plotly.min.js (--standalone: plotly.js inside the "
+        "page).",
     )
     p.add_argument(
         "run_dirs",
@@ -505,6 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the page to write (default: RUN_DIR/report.html for one directory, "
         "./report.html for several)",
     )
+    p.add_argument("--standalone", action="store_true",
+                   help="put plotly.js inside the page (one 5 MB file to move or mail) instead "
+                   "of sharing the runs folder's plotly.min.js")  # fmt: skip
     p.set_defaults(func=cmd_report)
 
     from grownet.bench.command import register as register_bench

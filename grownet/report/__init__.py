@@ -1,7 +1,7 @@
 """Interactive plotly reports of run directories, drawn from their files alone.
 
-``write_report(["runs/a"])`` writes ``runs/a/report.html`` (with ``plotly.min.js`` beside it)
-showing learning curves, growth stages, sweeps, benchmarks, the network, Optuna studies and
+``write_report(["runs/a"])`` writes ``runs/a/report.html`` (loading the runs folder's shared
+``plotly.min.js``), showing learning curves, growth stages, sweeps, benchmarks, the network, Optuna studies and
 provenance, each when the run has the data; ``grownet report RUN_DIR ...`` does the same from
 the command line. See :mod:`grownet.report.load` for the files and their schemas.
 """

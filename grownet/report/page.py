@@ -1,9 +1,13 @@
 """The report page: sections of tables and figures, one HTML file that opens offline.
 
-plotly.js is written beside the page as ``plotly.min.js`` (from the installed plotly package)
-and loaded by relative path: nothing is fetched from the network, and reports in one directory
-share the file. The page is replaced atomically, so a browser reloading a run's report while
-the run writes it never sees half a page.
+plotly.js (from the installed plotly package) is one ``plotly.min.js`` per runs folder,
+loaded by relative path: a page inside a grownet run (a directory holding a run's lock and
+files, or a study's ``study.json``) loads the copy in the folder that holds the outermost such
+run, so every report under ``runs/`` shares ``runs/plotly.min.js`` (4.8 MB once, not once a
+report); any other page has the file beside it. ``standalone=True`` (``grownet report
+--standalone``) puts plotly.js inside the page instead: one file to mail or move. Nothing is
+fetched from the network. The page is replaced atomically, so a browser reloading a run's
+report while the run writes it never sees half a page.
 
 Example:
     >>> import tempfile
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -39,6 +44,7 @@ from grownet.report.load import Evidence, ReportError, Run, load_evidence
 from grownet.report.network import graph_title, network_figure
 from grownet.report.protocol import search_content
 from grownet.report.studies import study_content
+from grownet.train.rundir import LOCK, RUN_FILES
 
 PLOTLY_JS = "plotly.min.js"
 # plotly.js shows a "Share chart" button that uploads the figure to plotly's cloud by default:
@@ -182,8 +188,9 @@ def _figure_html(key: str, fig: go.Figure) -> str:
     return f"<div class='figure'>{div}</div>"
 
 
-def render(sections: Sequence[Section], evidence: Evidence) -> str:
-    """The whole page as HTML text; it loads ``plotly.min.js`` from its own directory."""
+def render(sections: Sequence[Section], evidence: Evidence, *, plotly: str = PLOTLY_JS) -> str:
+    """The whole page as HTML text; ``plotly``: where it loads plotly.js from (a path relative
+    to the page), or the script itself (``inline:`` + its text)."""
     labels = ", ".join(run.label for run in evidence.runs) or ", ".join(
         p.name for p in evidence.sources
     )
@@ -199,7 +206,7 @@ def render(sections: Sequence[Section], evidence: Evidence) -> str:
             "<!DOCTYPE html>",
             "<html lang='en'><head><meta charset='utf-8'>",
             f"<title>{_MARK} {html.escape(labels)}</title>",
-            f"<script src='{PLOTLY_JS}' charset='utf-8'></script>",
+            _script(plotly),
             f"<style>{STYLE}</style></head><body>",
             f"<h1>grownet report: {html.escape(labels)}</h1>",
             f"<p class='meta'>Drawn {stamp} from {tables.source_list(evidence.sources)} "
@@ -214,8 +221,41 @@ def render(sections: Sequence[Section], evidence: Evidence) -> str:
 _MARK = "grownet report:"  # in every page's title: what may be redrawn over
 
 
+_INLINE = "inline:"
+
+
+def _script(plotly: str) -> str:
+    if plotly.startswith(_INLINE):  # "</script" cannot occur in minified plotly.js
+        return f"<script type='text/javascript'>{plotly.removeprefix(_INLINE)}</script>"
+    return f"<script src='{html.escape(plotly)}' charset='utf-8'></script>"
+
+
+def _is_run(directory: Path) -> bool:
+    # A run or search holds its writer's lock file and its files (a .lock alone is not
+    # grownet's: pytest's numbered folders have one); a study or recipe holds its study.json.
+    if (directory / "study.json").is_file():
+        return True
+    return (directory / LOCK).is_file() and any((directory / f).exists() for f in RUN_FILES)
+
+
+def plotly_home(page_dir: Path) -> Path:
+    """Where a page in ``page_dir`` finds ``plotly.min.js``: the folder holding the outermost
+    grownet run around it (a study's trials, a search's stages and checks are runs inside runs,
+    possibly one plain folder such as ``trials/`` apart), else ``page_dir`` itself."""
+    here, outer = page_dir.resolve(), None
+    while True:
+        if _is_run(here):
+            outer = here
+        elif not _is_run(here.parent):
+            break
+        if here.parent == here:
+            break
+        here = here.parent
+    return outer.parent if outer is not None else page_dir.resolve()
+
+
 def _write_plotlyjs(directory: Path) -> None:
-    """plotly.js of the installed plotly, beside the page; rewritten only when it differs."""
+    """plotly.js of the installed plotly in ``directory``; rewritten only when it differs."""
     path = directory / PLOTLY_JS
     text = get_plotlyjs()
     if path.exists() and path.stat().st_size == len(text.encode()) and path.read_text() == text:
@@ -229,12 +269,16 @@ def default_output(paths: Sequence[Path]) -> Path:
 
 
 def write_report(
-    run_dirs: str | Path | Sequence[str | Path], out: str | Path | None = None
+    run_dirs: str | Path | Sequence[str | Path],
+    out: str | Path | None = None,
+    *,
+    standalone: bool = False,
 ) -> Path:
     """Draw the report of one or more run (or recipe) directories; returns the page's path.
 
     One directory: ``RUN_DIR/report.html``; several: their overlay in ``out`` (default
-    ``report.html`` in the current directory). ``plotly.min.js`` is written beside the page.
+    ``report.html`` in the current directory). ``plotly.min.js`` is shared by the runs folder
+    (see the module docstring); ``standalone`` puts plotly.js inside the page instead.
     Raises :class:`grownet.report.load.ReportError` for a path that is not a run directory.
     """
     paths = [Path(run_dirs)] if isinstance(run_dirs, str | Path) else [Path(p) for p in run_dirs]
@@ -243,9 +287,13 @@ def write_report(
         target = target / "report.html"
     evidence = load_evidence(paths)  # first: a mistyped run directory must not be created
     check_output(target, paths)
-    page = render(build_sections(evidence), evidence)
-    _write_plotlyjs(target.parent)
-    atomic_write_text(target, page)
+    if standalone:
+        plotly = _INLINE + get_plotlyjs()
+    else:
+        home = plotly_home(target.parent)
+        _write_plotlyjs(home)
+        plotly = Path(os.path.relpath(home / PLOTLY_JS, target.parent.resolve())).as_posix()
+    atomic_write_text(target, render(build_sections(evidence), evidence, plotly=plotly))
     return target
 
 

@@ -13,6 +13,7 @@ from grownet.graph.executor import exclusive_branches
 from grownet.report import build_sections, load_evidence, try_write_report, write_report
 from grownet.report.load import SchemaError, check_bench, check_stage, check_sweeps
 from grownet.report.network import network_figure
+from grownet.report.page import plotly_home
 from grownet.zoo import build
 
 STAGE = {"stage": 0, "depth": 3, "params": 5178, "flops": 81920, "test_accuracy": 0.71,
@@ -38,8 +39,10 @@ def trace(fig, name: str):
 def test_the_trainer_writes_an_offline_report(demo):
     run = demo / "plain"
     page = (run / "report.html").read_text()
-    assert (run / "plotly.min.js").stat().st_size > 1_000_000
-    assert "<script src='plotly.min.js'" in page
+    # one plotly.js for the folder of runs, not one per report
+    assert (demo / "plotly.min.js").stat().st_size > 1_000_000
+    assert not (run / "plotly.min.js").exists() and not (demo / "grown" / "plotly.min.js").exists()
+    assert "<script src='../plotly.min.js'" in page
     assert "https://" not in page.split("<body>")[0]  # no CDN, no remote script or style
     assert (demo / "report.html").exists()  # `grownet reproduce` drew the recipe's report
 
@@ -274,3 +277,27 @@ def test_a_report_never_writes_its_inputs(demo, tmp_path, study):
     after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.iterdir() if p.is_file()}
     assert {k for k in after if after[k] != before.get(k)} <= {"report.html", "plotly.min.js"}
     assert not list(run.glob("study.db-*"))  # no journal left beside the storage either
+
+
+def test_reports_under_a_runs_folder_share_one_plotly_js(tmp_path):
+    runs = tmp_path / "runs"
+    study = runs / "study"
+    trial = study / "trials" / "3"
+    stage = runs / "search" / "stages" / "stage_0"
+    for run in (trial, stage, runs / "search"):
+        run.mkdir(parents=True, exist_ok=True)
+        (run / ".lock").touch()
+        (run / "config.json").write_text("{}")
+    (study / "study.json").write_text("{}")
+    loose = tmp_path / "elsewhere"
+    loose.mkdir()
+    (loose / ".lock").touch()  # another program's lock file: not a run
+    assert {plotly_home(d) for d in (study, trial, stage, runs / "search")} == {runs.resolve()}
+    assert plotly_home(loose) == loose.resolve() and plotly_home(runs) == runs.resolve()
+
+
+def test_a_standalone_report_carries_plotly_inside(demo, tmp_path):
+    out = write_report(demo / "plain", tmp_path / "one.html", standalone=True)
+    page = out.read_text()
+    assert len(page) > 1_000_000 and "<script src=" not in page
+    assert not (tmp_path / "plotly.min.js").exists()
