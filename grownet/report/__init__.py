@@ -1,9 +1,9 @@
 """Interactive plotly reports of run directories, drawn from their files alone.
 
 ``write_report(["runs/a"])`` writes ``runs/a/report.html`` (loading the runs folder's shared
-``plotly.min.js``), showing learning curves, growth stages, sweeps, benchmarks, the network, Optuna studies and
-provenance, each when the run has the data; ``grownet report RUN_DIR ...`` does the same from
-the command line. See :mod:`grownet.report.load` for the files and their schemas.
+``plotly.min.js``), showing learning curves, growth stages, sweeps, benchmarks, the network,
+Optuna studies and provenance, each when the run has the data; ``grownet report RUN_DIR ...``
+does the same from the command line. See :mod:`grownet.report.load` for the files and their schemas.
 """
 
 from grownet.report.load import ReportError, load_evidence
