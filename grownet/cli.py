@@ -571,6 +571,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, extra = parser.parse_known_args(argv)
     except SystemExit as done:  # --help, or argparse's one-line error (see _Parser)
         return done.code if isinstance(done.code, int) else 2
+    if getattr(args, "worker", None) is not None:  # a process that --workers started
+        from grownet.train.progress import WORKER_INDEX
+
+        os.environ[WORKER_INDEX] = str(args.worker)
     try:
         with warnings.catch_warnings():
             if not debug:

@@ -24,8 +24,9 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextvars import ContextVar
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from grownet.train.progress import WORKER_INDEX
 from grownet.train.rundir import WORKER_THREADS
 
 T = TypeVar("T")
@@ -33,8 +34,11 @@ T = TypeVar("T")
 _POOL: ContextVar[Executor | None] = ContextVar("grownet_search_pool", default=None)
 
 
-def _start_worker(threads: int) -> None:
+def _start_worker(threads: int, started: Any) -> None:
     os.environ[WORKER_THREADS] = str(threads)
+    with started.get_lock():  # each worker its own index: its progress bars' terminal line
+        os.environ[WORKER_INDEX] = str(started.value)
+        started.value += 1
 
 
 @contextlib.contextmanager
@@ -47,8 +51,9 @@ def parallel(workers: int) -> Iterator[None]:
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
     # spawn, not fork: a forked copy of a process that already runs OpenMP threads can hang
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_worker, initargs=(threads,))  # fmt: skip
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                               initargs=(threads, context.Value("i", 0)))  # fmt: skip
     token = _POOL.set(pool)
     try:
         yield

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import struct
 import warnings
 import zipfile
@@ -87,8 +88,32 @@ def save(
     atomic_save(path, lambda f: torch.save(payload, f))
 
 
-def _first_line(err: BaseException) -> str:
-    """A short reason from a torch.load error (its messages run to many lines of advice)."""
+def remove_torn_saves(path: str | Path) -> list[Path]:
+    """Delete the temporary files that saves of ``path`` killed mid-write left beside it (a
+    kill between the temporary file and its rename); returns them. Only the run's one writer
+    calls this (on resume, holding the run's lock): no save of ``path`` is then under way.
+    Only names :func:`grownet.files.atomic_save` gives (``tempfile.mkstemp``'s eight
+    characters between ``.checkpoint.pt.`` and ``.tmp``) match: nothing else is touched.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> for name in (".checkpoint.pt.k2_x9abq.tmp", ".checkpoint.pt.mine.tmp", "checkpoint.pt"):
+    ...     _ = (d / name).write_bytes(b"")
+    >>> [p.name for p in remove_torn_saves(d / "checkpoint.pt")]
+    ['.checkpoint.pt.k2_x9abq.tmp']
+    >>> sorted(p.name for p in d.iterdir())
+    ['.checkpoint.pt.mine.tmp', 'checkpoint.pt']
+    """
+    path = Path(path)
+    torn = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")
+    removed = [p for p in path.parent.glob(f".{path.name}.*.tmp") if torn.fullmatch(p.name)]
+    for stale in removed:
+        stale.unlink(missing_ok=True)
+    return removed
+
+
+def first_line(err: BaseException) -> str:
+    """A short reason from a torch error (torch.load's messages run to many lines of advice)."""
     text = str(err)
     # weights_only refusals bury the cause ("Unsupported global: GLOBAL posix.system") deep down
     text = text.split("WeightsUnpickler error:", 1)[-1]
@@ -96,21 +121,34 @@ def _first_line(err: BaseException) -> str:
     return lines[0][:120] if lines else type(err).__name__
 
 
+def read_torch_file(path: str | Path, *, what: str, fix: str,
+                    map_location: str | torch.device = "cpu") -> Any:  # fmt: skip
+    """``torch.load(path, weights_only=True)``: nothing in the file runs, and a file that
+    cannot be read (empty, cut short, another program's pickle) is one ``DataFileError`` line
+    naming it: "PATH: not a WHAT (why); FIX"."""
+    try:
+        with warnings.catch_warnings():
+            # A foreign pickle's protocol draws a warning before the refusal: noise, not news.
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            return torch.load(Path(path), map_location=map_location, weights_only=True)
+    except OSError as err:
+        if err.filename is not None:
+            raise  # the file system's own mistake (no such file, no permission): its message
+        # A zip cut short makes torch seek past its end: "[Errno 22] Invalid argument".
+        reason = f"cut short or damaged: {err.strerror or type(err).__name__}"
+    except UNREADABLE as err:
+        name = type(err).__name__
+        name = f"{type(err).__module__}.{name}" if name == "error" else name  # struct.error
+        reason = f"{name}: {first_line(err)}"
+    raise DataFileError(path, f"not a {what} ({reason}); {fix}")
+
+
 def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``; JSON fields come back decoded.
 
     A file that is not a grownet checkpoint raises ``DataFileError``; nothing in it runs.
     """
-    try:
-        with warnings.catch_warnings():
-            # A foreign pickle's protocol draws a warning before the refusal: noise, not news.
-            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
-            payload = torch.load(Path(path), map_location=map_location, weights_only=True)
-    except UNREADABLE as err:
-        name = type(err).__name__
-        name = f"{type(err).__module__}.{name}" if name == "error" else name  # struct.error
-        problem = f"{name}: {_first_line(err)}"
-        raise DataFileError(path, f"not a grownet checkpoint ({problem}); {FIX}") from None
+    payload = read_torch_file(path, what="grownet checkpoint", fix=FIX, map_location=map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise DataFileError(path, f"not a grownet checkpoint (format {found!r}); {FIX}")

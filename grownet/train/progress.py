@@ -1,30 +1,59 @@
-"""A progress bar for long runs: iteration, loss, the last evaluation's accuracy (named by its
-split) and ETA (tqdm)."""
+"""A progress bar for long runs: which run it is, iteration, loss, the last evaluation's
+accuracy (named by its split) and ETA (tqdm).
+
+Several worker processes (``grownet study --workers``, ``grownet search --workers``) share one
+terminal: each worker's bars keep to their own line (tqdm's ``position``, the worker's index
+from :data:`WORKER_INDEX`), so two bars never interleave on one line.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 
 from tqdm import tqdm
 
+WORKER_INDEX = "GROWNET_WORKER"
+"""Set in each worker process of ``grownet study --workers N`` and ``grownet search --workers
+N`` to the worker's index, 0 to N-1: the terminal line its progress bars use."""
+
+
+def worker_index() -> int | None:
+    """This process's worker index, or None outside workers."""
+    value = os.environ.get(WORKER_INDEX, "")
+    return int(value) if value.isdigit() else None
+
 
 class Progress:
-    """tqdm on stderr; silent when ``quiet`` (CI, tests, or a controller driving many runs)."""
+    """tqdm on stderr, named ``name``; silent when ``quiet`` (CI, tests, or a controller
+    driving many runs)."""
 
     def __init__(
-        self, *, total: int, initial: int = 0, quiet: bool = False, split: str = "test"
+        self,
+        *,
+        total: int,
+        initial: int = 0,
+        quiet: bool = False,
+        split: str = "test",
+        name: str = "",
     ) -> None:
         self._key = f"{split}_acc"
+        worker = worker_index()
         self._bar = (
             None
             if quiet
             else tqdm(
                 total=total,
                 initial=initial,
+                desc=name if worker is None else f"[{worker}] {name}",
                 unit="it",
                 file=sys.stderr,
                 dynamic_ncols=True,
                 smoothing=0.1,
+                # a worker's bar stays on the worker's own line and is cleared when done, so
+                # its next run's bar takes the same line
+                position=worker,
+                leave=worker is None,
             )
         )
         self._postfix: dict[str, str] = {}

@@ -47,7 +47,7 @@ from grownet.train.network import (
 )
 from grownet.train.progress import Progress
 from grownet.train.resume import check_fresh_start, check_resume
-from grownet.train.rundir import RunDir
+from grownet.train.rundir import RunDir, run_path
 from grownet.train.verdict import (
     CONVERGED,
     DIVERGED,
@@ -158,7 +158,7 @@ class Trainer:
             train=False,
             **loader_options,
         )
-        self.run_dir = RunDir(Path(config.runs_dir) / (config.name or self._default_name()))
+        self.run_dir = RunDir(run_path(config.runs_dir, config.name or self._default_name()))
         self.iteration = 0
         self.trained_s = 0.0  # training seconds before this call (a resumed run's)
         self.started = time.perf_counter()
@@ -179,6 +179,12 @@ class Trainer:
     def _planner(self, graph: NetGraph) -> Planner:
         return Planner(graph, seed=self.config.seed, fixed_q=self.fixed_dropin_q,
                        sandwich=self.sandwich)  # fmt: skip
+
+    @property
+    def label(self) -> str:
+        """The run's short name for progress bars: its folder and the one holding it
+        (``stages/stage_1``, ``trials/3``, ``runs/lenet-mnist-s0``)."""
+        return "/".join(self.run_dir.path.parts[-2:])
 
     def _default_name(self) -> str:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -269,6 +275,8 @@ class Trainer:
         ``max_iter``. Otherwise a directory that already holds a run is never destroyed.
         Under torchrun the process group lives for this call (unless the caller set one up).
         """
+        if overwrite and self.world.is_main:
+            self.run_dir.refuse_foreign()
         lock = self.run_dir.lock() if self.world.is_main else contextlib.nullcontext()
         with distributed.process_group(self.world, self.device), lock:
             return self._run(resume=resume, overwrite=overwrite, extend=extend)
@@ -280,6 +288,8 @@ class Trainer:
         if overwrite and self.world.distributed:
             dist.barrier()  # no rank may look for a checkpoint rank 0 is deleting
         ckpt = self.run_dir.file("checkpoint.pt")
+        if main:  # the run's one writer: what a save killed mid-write left is garbage now
+            checkpoint.remove_torn_saves(ckpt)
         resuming = resume and ckpt.exists()
         if resuming:
             self._restore(ckpt, extend=extend)
@@ -298,7 +308,7 @@ class Trainer:
         if resuming and (earlier := self._finished_result()) is not None:
             return earlier
         progress = Progress(total=cfg.max_iter, initial=self.iteration, quiet=cfg.quiet or not main,
-                            split=self.eval_split)  # fmt: skip
+                            split=self.eval_split, name=self.label)  # fmt: skip
         # A resumed run's clock goes on from the checkpoint: wall times cover the whole run.
         self.started, status, reason = time.perf_counter() - self.trained_s, None, ""
         stop = StopRequest(announce=main)

@@ -64,3 +64,11 @@ def test_a_bad_worker_count_is_one_line():
     spec = load_spec("search/digits.toml")
     with pytest.raises(SpecError, match="--workers must be a whole number >= 1, got -1"):
         runner.Search(spec, workers=-1)
+
+
+def test_each_worker_knows_its_index_for_its_progress_bars():
+    from grownet.train.progress import worker_index
+
+    with parallel(2):
+        seen = run_all([functools.partial(worker_index) for _ in range(4)])
+    assert set(seen) <= {0, 1} and worker_index() is None

@@ -91,3 +91,21 @@ def test_a_foreign_file_is_one_line_and_runs_nothing(tmp_path, content, problem)
     assert message.startswith(f"{path}: not a grownet checkpoint ({problem}")
     assert "\n" not in message and message.endswith("start the run afresh")
     assert not (tmp_path / "marker").exists()
+
+
+def test_a_resumed_run_removes_what_a_save_killed_mid_write_left(tmp_path):
+    from grownet.train.config import TrainConfig
+    from grownet.train.trainer import Trainer
+
+    config = TrainConfig.from_dict({"name": "run", "runs_dir": str(tmp_path), "model": "convnet",
+                                    "dataset": "digits", "max_iter": 10, "test_interval": 10,
+                                    "display_interval": 10, "checkpoint_interval": 10,
+                                    "quiet": True, "threads": 1})  # fmt: skip
+    Trainer(config).run()
+    run = tmp_path / "run"
+    # a torn save (atomic_save's temporary name) and files grownet did not write
+    planted = [".checkpoint.pt.a1b2_c3d.tmp", ".checkpoint.pt.notours.tmp", "checkpoint.pt.tmp"]
+    for name in planted:
+        (run / name).write_bytes(b"half a checkpoint")
+    assert Trainer(config).run(resume=True).iterations == 10
+    assert sorted(p.name for p in run.glob("*.tmp")) == sorted(planted[1:])
