@@ -96,13 +96,13 @@ def decide(
     blocked: Mapping[str, str] | None = None,
     elapsed_s: float = 0.0,
     time_budget_s: float = math.inf,
-    stage_iters: int = 0,
-    iter_budget: int = 0,
+    over_budget: str = "",
 ) -> Decision:
     """Whether to grow another stage after ``outcomes`` (stage 0 first), how, from which
     stage, and which to keep. ``kinds``: what may grow (one kind, or both: see the module
-    docstring); ``blocked`` maps a kind that cannot grow further to why. ``iter_budget``
-    (when > 0) bounds the iterations of all stages, ``stage_iters`` each.
+    docstring); ``blocked`` maps a kind that cannot grow further to why. ``over_budget``: why
+    another stage would overrun the search's iteration budget (:mod:`grownet.search.budget`),
+    or "".
 
     Example:
         >>> s = [StageOutcome(0, 3, 0.90, 1000), StageOutcome(1, 5, 0.95, 1000),
@@ -169,14 +169,8 @@ def decide(
         why = f"{why}; next: {kind} (points gained per added MFLOP: {per})"
     if len(outcomes) - 1 >= max_stages:
         return Decision(False, chosen, f"{why}; reached max_stages = {max_stages}")
-    used = len(outcomes) * stage_iters
-    if iter_budget and used + stage_iters > iter_budget:
-        return Decision(
-            False,
-            chosen,
-            f"{why}; another stage ({stage_iters} iterations) would overrun iter_budget "
-            f"({used} of {iter_budget} used)",
-        )
+    if over_budget:
+        return Decision(False, chosen, f"{why}; {over_budget}")
     if elapsed_s + last.wall_time_s > time_budget_s:
         return Decision(
             False,

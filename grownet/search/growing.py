@@ -16,6 +16,7 @@ from typing import Any
 
 from grownet.graph import NetGraph
 from grownet.graph.widen import without_width_mixers
+from grownet.search.budget import Plan
 from grownet.search.decide import Decision, StageOutcome, decide, kept_shares
 from grownet.search.grow import Growth, grow_stage, weighted_depth
 from grownet.search.runs import Echo, Trained, Weights, train_run
@@ -53,9 +54,10 @@ class Grower:
     """The growth stages of one search, in its directory ``folder``."""
 
     def __init__(
-        self, spec: SearchSpec, folder: RunDir, base: NetGraph, *, echo: Echo, quiet: bool
-    ) -> None:
-        self.spec, self.dir, self.base = spec, folder, base
+        self, spec: SearchSpec, folder: RunDir, base: NetGraph, plan: Plan, *, echo: Echo,
+        quiet: bool,
+    ) -> None:  # fmt: skip
+        self.spec, self.dir, self.base, self.plan = spec, folder, base, plan
         self.echo, self.quiet = echo, quiet
         self.parents: list[int] = []
         self.stage_kinds: list[str] = []
@@ -131,6 +133,9 @@ class Grower:
                 f"params, {run.split} accuracy {100 * run.accuracy:.2f} % "
                 f"({run.wall_time_s:.1f} s) - {decision.reason}"
             )
+            if decision.grow:  # seconds of every run so far, controls too
+                seconds = spent + sum(c.wall_time_s for c in trained_controls.values())
+                self.echo(self.plan.progress(len(outcomes), seconds))
             if not decision.grow:
                 shares = kept_shares(
                     outcomes, kinds=g.kinds, min_gain=g.min_gain, confidence=g.confidence,
@@ -200,8 +205,8 @@ class Grower:
             decision = decide(
                 outcomes, kinds=g.kinds, blocked=blocked, min_gain=g.min_gain,
                 confidence=g.confidence, patience=g.patience, max_stages=g.max_stages,
-                elapsed_s=spent, time_budget_s=g.time_budget_s, stage_iters=g.stage_iters,
-                iter_budget=g.iter_budget,
+                elapsed_s=spent, time_budget_s=g.time_budget_s,
+                over_budget=self.plan.overrun(len(outcomes)),
             )  # fmt: skip
             if not decision.grow or decision.kind is None:
                 return decision

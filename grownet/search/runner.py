@@ -39,6 +39,7 @@ from grownet.files import atomic_save, atomic_write_text
 from grownet.graph import NetGraph
 from grownet.graph.widen import without_width_mixers
 from grownet.provenance import environment
+from grownet.search.budget import Plan
 from grownet.search.final import final_iters, train_final, write_model
 from grownet.search.grow import Growth, collapse_all, weighted_depth
 from grownet.search.growing import Grower, Grown
@@ -120,6 +121,12 @@ class Search:
                                   folds=config.folds, fold=0)  # fmt: skip
         return build_graph(config, info.in_shape, info.num_classes)
 
+    @cached_property
+    def plan(self) -> Plan:
+        """Every phase's most iterations (:mod:`grownet.search.budget`)."""
+        units = sweep_units(self.base, self.spec.width.layers)
+        return Plan.of(self.spec, width_groups=len(units))
+
     def _check(self, *, existing: bool = True) -> dict[str, Any]:
         """Every check of the spec against its base network and (``existing``) against what
         the directory holds, before anything is written; returns the spec as it is saved."""
@@ -131,6 +138,13 @@ class Search:
         if existing:
             self._check_directory(mine)
         self._check_positions(self.base)
+        budget, least = self.spec.growth.iter_budget, self.plan.total(0)
+        if budget and least > budget:
+            raise SpecError(
+                f"{self.spec.source} [growth] iter_budget = {budget:,} cannot cover the base and "
+                f"what follows it (at most {least:,} iterations); raise it, or lower [verify] "
+                "iters, the sweeps' iters_per_ratio or [final] iters"
+            )
         depth = self.spec.depth
         if depth.enabled and depth.method == "depth_dropout" and not residual_units(self.base):
             raise SpecError(
@@ -158,6 +172,8 @@ class Search:
         mine = self._check()
         if self.dir.file("search.json").exists():
             self.echo(f"resuming the search in {self.dir.path}")
+        for line in self.plan.describe():
+            self.echo(line)
         self.dir.write_json("search.json", {**mine, "source": self.spec.source})
         config = self.spec.train_config(name=self.spec.name)
         self.dir.write_json("config.json", config.to_dict())
@@ -175,7 +191,8 @@ class Search:
 
     def grow(self) -> Grown:
         """Train the base, then grow stage by stage until the rule says stop."""
-        return Grower(self.spec, self.dir, self.base, echo=self.echo, quiet=self.quiet).run()
+        return Grower(self.spec, self.dir, self.base, self.plan, echo=self.echo,
+                      quiet=self.quiet).run()  # fmt: skip
 
     # ------------------------------------------------------------------ estimates
 

@@ -59,8 +59,10 @@ class GrowthSpec:
     previous one's (asynchronous DropIn). The search stops growing when the gain of a stage is
     not above ``min_gain`` with confidence ``confidence`` (see :mod:`grownet.search.decide`),
     after ``patience`` such stages in a row, when a stage diverges, or at ``max_stages``,
-    ``max_depth`` or ``iter_budget`` (iterations of growth stages in all, the base's included;
-    0: no bound but ``max_stages``). ``time_budget_s`` is a safety stop only: it makes the
+    ``max_depth`` or ``iter_budget``: the iterations of the whole search, every run of every
+    phase summed (0: no bound but ``max_stages``); growth stops where another stage and the
+    most the sweeps, checks and final model could then train would overrun it
+    (:mod:`grownet.search.budget`). ``time_budget_s`` is a safety stop only: it makes the
     answer depend on the machine's load, and the decision says so when it fires.
 
     ``baseline``: also train each stage's parent network as long without growing it, and

@@ -15,18 +15,16 @@ that trial's directory, and resumes its checkpoint.
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from grownet.errors import RunDirError
-from grownet.files import exclusive_lock
 from grownet.graph import NetGraph
 from grownet.search.grow import weighted_depth
 from grownet.study.spec import StudySpec
-from grownet.study.storage import trial_lock
+from grownet.study.storage import TrialLocks
 from grownet.train.callbacks import Callback, Stop
 from grownet.train.rundir import RunDir, run_threads
 from grownet.train.trainer import Trainer
@@ -154,12 +152,11 @@ def make_objective(
     study_dir: Path,
     *,
     echo: Callable[[str], None],
-    held: contextlib.ExitStack,
+    locks: TrialLocks,
     quiet: bool = True,
 ) -> Callable[[Any], list[float] | float]:
-    """The function ``study.optimize`` calls once per trial. The trial's lock goes into
-    ``held``, which the caller closes only after Optuna has recorded the trial's end: a lock
-    released earlier would let another worker take the still-RUNNING trial for dead."""
+    """The function ``study.optimize`` calls once per trial, inside ``with locks``: the
+    trial takes its lock (:meth:`TrialLocks.hold`) before it writes anything."""
     from optuna.trial import TrialState
 
     def objective(trial: Any) -> list[float] | float:
@@ -167,9 +164,7 @@ def make_objective(
         check_needed(study, trial, spec.n_trials)
         values = {p.name: p.suggest(trial) for p in spec.space}
         run = trial_dir(study, trial, spec.run_name(values, trial.number))
-        lock = trial_lock(study.study_name, trial.number)
-        held.enter_context(exclusive_lock(study_dir / lock, wait=True))
-        trial.set_user_attr("lock", lock)
+        locks.hold(trial.number)
         trial.set_user_attr("run_dir", run)
         try:
             if spec.kind == "train":

@@ -15,7 +15,6 @@ trials stay, an interrupted one continues its own run directory.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -38,7 +37,13 @@ from grownet.study.objective import (
     make_objective,
 )
 from grownet.study.spec import StudySpec, StudySpecError
-from grownet.study.storage import describe_storage, fail_dead_trials, is_url, open_storage
+from grownet.study.storage import (
+    TrialLocks,
+    describe_storage,
+    fail_dead_trials,
+    is_url,
+    open_storage,
+)
 from grownet.study.summary import format_summary, summarize
 from grownet.train.resume import differing_keys
 from grownet.train.rundir import WORKER_THREADS, RunDir
@@ -164,8 +169,8 @@ class StudyRunner:
         from optuna.exceptions import UpdateFinishedTrialError
 
         study = self.load(worker=worker)
-        held = contextlib.ExitStack()  # the running trial's lock, until Optuna has told it
-        objective = make_objective(self.spec, self.dir, echo=self.echo, held=held,
+        locks = TrialLocks(self.dir, study.study_name)
+        objective = make_objective(self.spec, self.dir, echo=self.echo, locks=locks,
                                    quiet=self.quiet)  # fmt: skip
         timeout = self.spec.timeout_s
         deadline = time.monotonic() + timeout if timeout else float("inf")
@@ -183,7 +188,8 @@ class StudyRunner:
                 time.sleep(poll)  # the last trials are running elsewhere
                 continue
             try:
-                study.optimize(objective, n_trials=1, catch=(), gc_after_trial=False)
+                with locks:
+                    study.optimize(objective, n_trials=1, catch=(), gc_after_trial=False)
             except (Surplus, Superseded, UpdateFinishedTrialError) as err:
                 if not isinstance(err, Surplus):
                     self.echo(f"{err}; going on")
@@ -191,8 +197,6 @@ class StudyRunner:
             except TrialInterrupted as err:
                 self.echo(f"{err}; rerun the same command to continue it")
                 raise KeyboardInterrupt from None
-            finally:
-                held.close()
 
     def run(
         self, *, worker: int | None = None, compare: list[Path] | None = None
@@ -224,31 +228,62 @@ class StudyRunner:
                 argv += [flag, value]
         return argv + ([] if not self.quiet else ["--quiet"])
 
+    def worker_count(self) -> int:
+        """How many worker processes to start: ``--workers``, but no more than this machine's
+        CPU cores (more only take turns on them, and a huge number exhausts the processes a
+        user may fork) nor than the trials left; a capped count is said in one line. The
+        storage stays the one ``--workers`` chose: a rerun must find the same study."""
+        cores = os.cpu_count() or 1
+        finished, _, _ = self.counts(self.load(worker=0))
+        left = max(0, self.spec.n_trials - finished)
+        count = min(self.workers, cores, left)
+        if 0 < count < self.workers:
+            why = (f"this machine has {cores} CPU cores" if count == cores
+                   else f"{left} of {self.spec.n_trials} trials are left")  # fmt: skip
+            self.echo(f"--workers {self.workers}: {why}; starting {count} workers")
+        return count
+
     def _spawn(self) -> None:
-        """``workers`` processes of this command, each with its share of the CPU threads."""
+        """:meth:`worker_count` processes of this command, each with its share of the CPU
+        threads; none outlives this one (:func:`_stop`, :func:`_die_with_parent`)."""
+        count = self.worker_count()
         argv = [sys.executable, "-m", "grownet", *self.worker_argv()]
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        threads = max(1, (os.cpu_count() or 1) // max(1, count))
         env = {**os.environ, WORKER_THREADS: str(threads)}
-        # Own sessions: a terminal's Ctrl-C reaches this process alone, which passes exactly
-        # one SIGINT on (two would stop a trial at once instead of after its step).
-        procs = [
-            subprocess.Popen([*argv, "--worker", str(i)], env=env, start_new_session=True)
-            for i in range(self.workers)
-        ]
+        procs: list[subprocess.Popen] = []
+        arm = _die_with_parent()
         try:
+            for i in range(count):
+                # Own sessions: a terminal's Ctrl-C reaches this process alone, which passes
+                # exactly one SIGINT on (two would stop a trial at once, not after its step).
+                command = [*argv, "--worker", str(i)]
+                try:
+                    procs.append(
+                        subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=arm)
+                    )
+                except OSError as err:  # e.g. the user's process limit
+                    raise StudySpecError(
+                        f"--workers {self.workers}: worker {i} could not be started "
+                        f"({err.strerror or err}); the ones started were stopped: pass a "
+                        "smaller --workers"
+                    ) from None
             codes = [p.wait() for p in procs]
-        except KeyboardInterrupt:
-            for p in procs:
-                if p.poll() is None:
-                    p.send_signal(signal.SIGINT)
-            for p in procs:
-                p.wait()
+        except BaseException:  # Ctrl-C, or a worker that could not be started
+            _stop(procs)
             raise
         if any(code == 130 for code in codes):
             raise KeyboardInterrupt
-        if any(code != 0 for code in codes):
-            raise StudySpecError(f"{sum(c != 0 for c in codes)} of {self.workers} workers failed "
-                                 f"(exit codes {codes}); see their output above")  # fmt: skip
+        dead = {i: code for i, code in enumerate(codes) if code != 0}
+        if not dead:
+            return
+        if self.counts(self.load(worker=0))[0] < self.spec.n_trials:
+            raise StudySpecError(f"{len(dead)} of {count} workers failed (exit codes {codes}); "
+                                 "see their output above")  # fmt: skip
+        # The others failed and retried the trials the dead ones held (fail_dead_trials)
+        # and finished the study: its result stands, and the command succeeds.
+        for i, code in dead.items():
+            self.echo(f"worker {i} died ({_how(code)}); the other workers retried any trial it "
+                      "held and finished the study")  # fmt: skip
 
     # ------------------------------------------------------------------ results
 
@@ -270,3 +305,54 @@ class StudyRunner:
         if report := try_write_report(self.dir):
             summary["report"] = str(report)
         return summary
+
+
+def _how(code: int) -> str:
+    """How a process ended, from its ``Popen.returncode``.
+
+    >>> _how(-9), _how(1), _how(-40)
+    ('killed by SIGKILL', 'exit code 1', 'killed by signal 40')
+    """
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:  # a real-time signal has no name of its own
+        return f"killed by signal {-code}"
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    """Stop the running workers and wait for them: SIGINT, so each stops after its step and
+    its trial continues on a rerun; a Ctrl-C while waiting passes a second SIGINT on, which
+    stops them at once."""
+    while True:
+        try:
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGINT)
+            for p in procs:
+                p.wait()
+            return
+        except KeyboardInterrupt:
+            continue
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """For ``Popen(preexec_fn=...)`` on Linux: the kernel sends the worker SIGINT when this
+    process dies, however it dies (a SIGKILL runs no Python), so no worker outlives the
+    command; ``None`` elsewhere. (Strictly, when the thread that started it ends: ``_spawn``
+    waits for its workers in that thread.)"""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    # Looked up here: between fork and exec the child only calls it.
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(1, int(signal.SIGINT))  # 1: PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the call
+            os.kill(os.getpid(), signal.SIGINT)
+
+    return arm

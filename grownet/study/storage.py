@@ -8,8 +8,12 @@
 
 A worker killed with SIGKILL leaves its trial RUNNING. Relational storages find it by
 heartbeat (Optuna's ``heartbeat_interval`` and ``grace_period``); a journal file has no
-heartbeat, so each trial holds an OS lock (:func:`trial_lock`) while it runs, and
-a RUNNING trial whose lock is free has lost its worker. Either way the trial is failed and
+heartbeat, so OS locks tell (:class:`TrialLocks`): each trial holds its own lock
+(:func:`trial_lock`) while it runs, and a worker holds the study's start lock from before
+Optuna creates a trial until that trial holds its lock. The dead-trial check takes the start
+lock too, so no trial it sees is between the two steps: a RUNNING trial whose lock is free
+then has lost its worker, whatever instant the worker died at (the kernel drops a dead
+process's locks). Either way the trial is failed and
 :class:`optuna.storages.RetryFailedTrialCallback` enqueues it again; the retry continues the
 failed trial's run directory (from its checkpoint, bit-exact).
 
@@ -21,6 +25,7 @@ failed trial's run directory (from its checkpoint, bit-exact).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import time
@@ -29,21 +34,62 @@ from pathlib import Path
 from typing import Any
 
 from grownet.errors import BadValueError
-from grownet.files import lock_is_free
+from grownet.files import exclusive_lock, lock_is_free
 
 MAX_RETRY = 2
 
 
-def trial_lock(study_name: str, number: int) -> str:
-    """The lock file of one trial, relative to the study directory. Several studies may share
-    a directory and a storage (a recipe runs one per case selection, all numbering their trials
-    from 0), so the name carries the study's as well as the trial's.
+def trial_lock(study_name: str, number: int | None = None) -> str:
+    """The lock file of one trial (``number``), or the study's start lock (no ``number``),
+    relative to the study directory. Several studies may share a directory and a storage (a
+    recipe runs one per case selection, all numbering their trials from 0), so the name
+    carries the study's as well as the trial's. The path is a function of the two alone:
+    nothing about the lock needs recording in the storage.
 
     >>> trial_lock("s", 0) == trial_lock("s", 0) != trial_lock("s [a]", 0)
     True
+    >>> trial_lock("s", 0) != trial_lock("s")
+    True
     """
     digest = hashlib.sha256(study_name.encode()).hexdigest()[:12]
-    return f"trials/.trial-{digest}-{number}.lock"
+    return f"trials/.trial-{digest}-{'start' if number is None else number}.lock"
+
+
+class TrialLocks:
+    """One worker's locks over the start and the run of its trials (see the module
+    docstring). Use::
+
+        with locks:                        # the start lock: before Optuna creates the trial
+            study.optimize(objective)      # the objective calls locks.hold(trial.number)
+                                           # both are released once Optuna told the trial's end
+
+    ``study.optimize`` rather than ask/tell: Optuna's heartbeat (relational storages) runs only
+    inside ``optimize``. The locks are taken with every storage; only the journal's dead-trial
+    check reads them (a relational storage may span machines whose study directories differ).
+    """
+
+    def __init__(self, study_dir: Path, study_name: str) -> None:
+        self.dir, self.name = study_dir, study_name
+        self._held = contextlib.ExitStack()
+        self._starting = contextlib.ExitStack()
+
+    def __enter__(self) -> TrialLocks:
+        self._starting.enter_context(exclusive_lock(self.dir / trial_lock(self.name), wait=True))
+        return self
+
+    def hold(self, number: int) -> None:
+        """Take trial ``number``'s lock, then let the next trial start: from here a check
+        finds this trial's lock held for as long as this process lives."""
+        self._held.enter_context(
+            exclusive_lock(self.dir / trial_lock(self.name, number), wait=True)
+        )
+        self._starting.close()
+
+    def __exit__(self, *exc: object) -> None:
+        # Only after Optuna recorded the trial's end: a lock released earlier would let another
+        # worker take the still-RUNNING trial for dead.
+        self._starting.close()
+        self._held.close()
 
 
 def describe_storage(storage: str | None, study_dir: Path, *, workers: int) -> str:
@@ -134,14 +180,15 @@ def fail_dead_trials(study: Any, study_dir: Path) -> list[int]:
         still = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         return sorted(running - still - _finished(study))
     failed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        lock = trial.user_attrs.get("lock")
-        if lock is None or not lock_is_free(study_dir / lock):
-            continue  # still starting (no lock yet), or alive
-        try:
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
-            continue  # another worker got there first
-        retry_callback()(study, study._storage.get_trial(trial._trial_id))
-        failed.append(trial.number)
+    # Under the start lock no trial is between its creation and its own lock (TrialLocks).
+    with exclusive_lock(study_dir / trial_lock(study.study_name), wait=True):
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if not lock_is_free(study_dir / trial_lock(study.study_name, trial.number)):
+                continue  # alive
+            try:
+                study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+                continue  # it ended between the read and the lock's check
+            retry_callback()(study, study._storage.get_trial(trial._trial_id))
+            failed.append(trial.number)
     return failed

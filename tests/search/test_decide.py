@@ -61,7 +61,7 @@ def test_unhealthy_stage_stops_and_keeps_the_last_good_one(status):
         ({"max_stages": 2}, "max_stages = 2"),
         ({"blocked": {"depth": "next depth 7 > max_depth 6"}}, "max_depth 6"),
         ({"elapsed_s": 95.0, "time_budget_s": 100.0}, "safety stop"),
-        ({"stage_iters": 100, "iter_budget": 350}, "overrun iter_budget (300 of 350 used)"),
+        ({"over_budget": "another stage would overrun iter_budget: 9 of 8"}, "9 of 8"),
     ],
 )
 def test_budgets_stop_growth(options, says):

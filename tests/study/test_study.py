@@ -1,11 +1,13 @@
 """`grownet study` end to end on the embedded digits: trials, pruning, resume, workers, retries."""
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -190,6 +192,167 @@ def test_a_killed_worker_s_trial_fails_and_is_retried_in_its_directory(
     assert count(found, TrialState.COMPLETE) == 2
     result = json.loads((tmp_path / "tiny" / "trials" / "0" / "result.json").read_text())
     assert result["iterations"] == 1000
+
+
+# A worker that dies at one step of a trial's start, run as `python -c VICTIM STEP ARGV...`:
+# the step's function is patched to end the process there, as a SIGKILL would (no cleanup).
+VICTIM = """
+import os, sys
+from grownet import files
+from grownet.cli import main
+from grownet.study.storage import TrialLocks
+from grownet.train import checkpoint
+
+def die(*args):
+    os._exit(9)
+
+def torn_save(path, write):
+    with files.atomic_writer(path, binary=True) as f:
+        f.write(b"half a checkpoint")
+        f.flush()
+        die()
+
+hold = TrialLocks.hold
+step = sys.argv[1]
+if step == "before its lock":  # Optuna created the trial, which holds no lock yet
+    TrialLocks.hold = die
+elif step == "after its lock":  # before its run_dir attribute and its run directory
+    TrialLocks.hold = lambda self, number: (hold(self, number), die())
+elif step == "mid-save":  # training, its first checkpoint half written
+    checkpoint.atomic_save = torn_save
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("step", ["before its lock", "after its lock", "mid-save"])
+def test_a_worker_dead_at_any_step_of_a_trial_s_start_is_retried(tmp_path, step):
+    url = str(tmp_path / "tiny.journal")
+    path = spec_file(tmp_path, objectives='["accuracy"]', checkpoint=20)
+    argv = ["study", str(path), "--runs-dir", str(tmp_path), "--trials", "2", "--storage", url,
+            "--quiet"]  # fmt: skip
+    victim = subprocess.run([sys.executable, "-c", VICTIM, step, *argv], capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert victim.returncode == 9, victim.stdout + victim.stderr  # it died where it was told
+    assert [t.state for t in trials(url)] == [TrialState.RUNNING]
+    # a rerun and a second worker beside it: neither may wait for the dead trial for good
+    procs = [worker(argv) for _ in range(2)]
+    try:
+        outputs = [p.communicate(timeout=180)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert sum("trial 0: its worker died; failed, and enqueued again" in o for o in outputs) == 1
+    found = trials(url)
+    assert [t.number for t in found if t.state == TrialState.FAIL] == [0]
+    assert count(found, TrialState.COMPLETE) == 2 and count(found, TrialState.RUNNING) == 0
+    retry = next(t for t in found if t.system_attrs.get("failed_trial") == 0)
+    assert retry.state == TrialState.COMPLETE and retry.params == found[0].params
+    # the run directory is the dead trial's once it had one (the retry resumed it)
+    assert (retry.user_attrs["run_dir"] == "trials/0") == (step == "mid-save")
+    assert not list((tmp_path / "tiny" / "trials").glob("*/.checkpoint.pt.*.tmp"))
+    assert all("lock" not in t.user_attrs for t in found)  # lock paths need no attribute
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux /proc), zombies left out."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(stat.parent.name))
+    return found
+
+
+def _worker_number(pid: int) -> str:
+    args = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+    return args[args.index("--worker") + 1]
+
+
+def _wait_for(what, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while not (found := what()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return False
+
+
+# /proc lists a command's workers; two of them need two cores (--workers is capped at the cores)
+TWO_WORKERS = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
+    reason="reads /proc; needs two cores for two workers",
+)
+
+
+@TWO_WORKERS
+def test_workers_are_capped_and_a_killed_one_does_not_fail_a_finished_study(tmp_path):
+    path = spec_file(tmp_path, objectives='["accuracy"]', max_iter=200)
+    argv = ["study", str(path), "--runs-dir", str(tmp_path), "--trials", "3", "--workers",
+            "100000", "--quiet"]  # fmt: skip
+    parent = worker(argv)
+    try:
+        started = _wait_for(lambda: c if len(c := _children(parent.pid)) >= 2 else [])
+        # the worker holding the first trial's lock (its PID is written in the lock file)
+        locks = tmp_path / "tiny" / "trials"
+        held = _wait_for(lambda: [p for p in locks.glob(".trial-*-[0-9]*.lock")
+                                  if p.read_text().strip() in map(str, started)])  # fmt: skip
+        victim = int(held[0].read_text())
+        number = _worker_number(victim)
+        os.kill(victim, signal.SIGKILL)
+        output = parent.communicate(timeout=240)[0]
+    finally:
+        parent.kill()
+    assert parent.returncode == 0, output
+    cpus = os.cpu_count() or 1
+    why = f"this machine has {cpus} CPU cores" if cpus <= 3 else "3 of 3 trials are left"
+    assert f"--workers 100000: {why}; starting {min(cpus, 3)} workers" in output
+    assert f"worker {number} died (killed by SIGKILL); the other workers retried" in output
+    assert count(trials(str(tmp_path / "tiny" / "study.journal")), TrialState.COMPLETE) == 3
+
+
+@TWO_WORKERS
+def test_no_worker_outlives_a_killed_command(tmp_path):
+    path = spec_file(tmp_path, objectives='["accuracy"]', max_iter=1000)
+    argv = ["study", str(path), "--runs-dir", str(tmp_path), "--trials", "4", "--workers",
+            "2", "--quiet"]  # fmt: skip
+    parent = worker(argv)
+    workers = _wait_for(lambda: c if len(c := _children(parent.pid)) >= 2 else [])
+    try:
+        # mid-trial: a trial holds its lock
+        assert _wait_for(lambda: list((tmp_path / "tiny" / "trials").glob(".trial-*-[0-9]*.lock")))
+        parent.kill()  # SIGKILL: the command runs no cleanup of its own
+        parent.wait()
+        assert _wait_for(lambda: not any(map(_alive, workers)), timeout=60), "a worker outlived it"
+    finally:  # this test's own workers, should it fail
+        parent.kill()
+        for pid in filter(_alive, workers):
+            os.kill(pid, signal.SIGKILL)
+
+
+@TWO_WORKERS
+def test_a_worker_that_cannot_start_stops_the_ones_started(tmp_path, capsys, monkeypatch):
+    started, real = [], subprocess.Popen
+
+    def popen(*args, **kwargs):
+        if started:
+            raise BlockingIOError(11, "Resource temporarily unavailable")  # fork's EAGAIN
+        started.append(real(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(study_runner.subprocess, "Popen", popen)
+    argv = ["study", str(spec_file(tmp_path)), "--runs-dir", str(tmp_path), "--trials", "2",
+            "--workers", "2", "--quiet"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--workers 2: worker 1 could not be started (Resource temporarily unavailable)" in err
+    assert err.count("\n") == 1
+    assert started[0].poll() is not None  # stopped and waited for, not left running
 
 
 def test_ctrl_c_stops_a_study_and_the_same_command_continues_it(tmp_path):
