@@ -250,6 +250,7 @@ OTHERS = [
     (["study", "digits_nas", "--workers", "0"], "--workers must be >= 1, got 0"),
     (["study", "digits_nas", "--trials", "0"], "--trials must be an integer >= 1, got 0"),
     (["study", "digits_nas", "--name", "../x"], "leaves the runs directory"),
+    (["study", "digits_nas", "--name", "out/s"], "outside the runs directory"),
     (["study", "digits_nas", "--device", "cuda:abc"], "device must be"),
     (["study", "digits_nas", "--device", "cuda:7"], "--device cuda:7"),
     (["study", "digits_nas", "--storage", "sqlite:///x.db", "--workers", "2"],

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from functools import cached_property
 from typing import Any
@@ -203,7 +204,13 @@ class Search:
         self._check(existing=not overwrite)
         if overwrite:
             self.dir.refuse_foreign()
-        with self.dir.lock(), parallel(self.workers):
+        # more processes than cores only take turns on them (and a huge number exhausts the
+        # processes a user may start)
+        workers = min(self.workers, os.cpu_count() or 1)
+        if workers < self.workers:
+            self.echo(f"--workers {self.workers}: this machine has {workers} CPU cores; "
+                      f"starting {workers} workers")  # fmt: skip
+        with self.dir.lock(), parallel(workers):
             if overwrite:
                 self.dir.clear()
             return self._run()

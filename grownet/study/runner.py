@@ -46,7 +46,7 @@ from grownet.study.storage import (
 )
 from grownet.study.summary import format_summary, summarize
 from grownet.train.resume import differing_keys
-from grownet.train.rundir import WORKER_THREADS, RunDir
+from grownet.train.rundir import WORKER_THREADS, RunDir, run_path
 
 Echo = Callable[[str], None]
 
@@ -99,7 +99,7 @@ class StudyRunner:
         if workers < 1:
             raise StudySpecError(f"--workers must be >= 1, got {workers}")
         self.spec = spec
-        self.dir = Path(spec.runs_dir) / spec.name
+        self.dir = run_path(spec.runs_dir, spec.name)
         self.workers = workers
         self.storage = describe_storage(storage, self.dir, workers=workers)
         if storage and not is_url(storage):  # a journal file the user named: writable first

@@ -7,6 +7,7 @@ and final model, and so every decision.
 
 import functools
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -33,10 +34,10 @@ iters = 40
 """
 
 
-def search(tiny_spec, name, workers):
+def search(tiny_spec, name, workers, echo=lambda line: None):
     path = tiny_spec(name, TABLES)
     spec = load_spec(path, runs_dir=str(path.parent / "runs"))
-    summary = runner.Search(spec, echo=lambda line: None, quiet=True, workers=workers).run()
+    summary = runner.Search(spec, echo=echo, quiet=True, workers=workers).run()
     sweeps = json.loads((Path(spec.runs_dir) / name / "sweeps.json").read_text())
     return summary, sweeps
 
@@ -48,6 +49,13 @@ def test_two_workers_train_what_one_process_trains(tiny_spec):
         assert json.dumps(one[key]).replace("/one/", "/two/") == json.dumps(two[key]), key
     assert json.dumps(one_sweeps).replace("/one/", "/two/") == json.dumps(two_sweeps)
     assert one["stages"] == two["stages"] == 2  # a stage and its control ran side by side
+    # more workers than cores start as many as there are cores, the answer the same
+    lines: list[str] = []
+    many, _ = search(tiny_spec, "many", 10_000, lines.append)
+    cores = os.cpu_count()
+    assert f"--workers 10000: this machine has {cores} CPU cores; starting {cores}" in lines[0]
+    assert json.dumps(many["recommended"]).replace("/many/", "/two/") == json.dumps(
+        two["recommended"])  # one thread a run: the same numbers whatever the worker count
 
 
 def test_a_group_runs_in_order_outside_and_inside_parallel():
