@@ -21,6 +21,7 @@ from grownet.graph import GraphError, NetGraph
 from grownet.report.load import Run, number
 from grownet.report.splits import answer_split, word
 from grownet.reproduce.timing import compare_to_paper
+from grownet.train.config import TrainConfig
 
 # Settings that name or place a run rather than change what it computes.
 _NOT_A_VARIANT = {"name", "runs_dir", "quiet", "data_dir", "download", "checkpoint_interval"}
@@ -68,13 +69,25 @@ def _flat_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def varying_settings(runs: Sequence[Run]) -> dict[str, list[str]]:
-    """``label -> ["dropin_length=2500", ...]``: the settings in which the runs differ."""
-    flats = [_flat_config(run.config) for run in runs]
+    """``label -> ["dropin_length=2500", ...]``: the settings in which the runs differ.
+
+    Only runs with a ``config.json`` are compared (a study's or recipe's own folder has none:
+    counted, every setting would "differ"), and a setting a run's config lacks (one added to
+    grownet after the run) is the default it trained with.
+
+    >>> a, b, study = (Run(Path(n), n) for n in "abs")
+    >>> a.config, b.config = {"seed": 1, "base_lr": 0.01}, {"seed": 2}  # 0.01: the default
+    >>> varying_settings([a, b, study])
+    {'a': ['seed=1'], 'b': ['seed=2']}
+    """
+    defaults = TrainConfig().to_dict()
+    configured = [run for run in runs if run.config]
+    flats = [_flat_config({**defaults, **run.config}) for run in configured]
     keys = sorted({k for flat in flats for k in flat})
     differ = [k for k in keys if len({repr(flat.get(k)) for flat in flats}) > 1]
     return {
         run.label: [f"{k}={flat[k]}" for k in differ if k in flat]
-        for run, flat in zip(runs, flats, strict=True)
+        for run, flat in zip(configured, flats, strict=True)
     }
 
 
