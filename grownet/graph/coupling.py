@@ -113,6 +113,8 @@ def _group(graph: NetGraph, nodes: list[str], shapes: dict[str, Shape]) -> Chann
             problems.append(f"its channels are the network's output (they reach {node!r})")
         elif op == "conv" and graph.spec(node).params["groups"] != 1:
             problems.append(f"grouped conv {node!r} produces them")
+        elif op == "linear" and len(shapes[node]) > 1:  # channels here are the first dim
+            problems.append(f"linear {node!r} maps the last of several dims (tokens)")
         elif op in JOINS and len({blocks[u] for u in graph.inputs(node)}) > 1:
             problems.append(f"{op} {node!r} joins flattened and unflattened channels")
         elif node in members and op not in _PASSES | JOINS:

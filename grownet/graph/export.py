@@ -53,7 +53,6 @@ import importlib.util
 import os
 import shutil
 import tempfile
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,25 +114,12 @@ class ExportResult:
 # --------------------------------------------------------------------------- reading
 
 
-def _first_line(err: BaseException) -> str:
-    # weights_only refusals bury their cause ("Unsupported global: ...") after many lines
-    text = str(err).split("WeightsUnpickler error:", 1)[-1]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0][:120] if lines else type(err).__name__
-
-
 def _torch_load(path: Path, fix: str) -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU; an unreadable file is one line."""
     if not path.is_file():
         problem = "is a directory" if path.is_dir() else "does not exist"
         raise DataFileError(path, f"{problem}; {fix}")
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except checkpoint.UNREADABLE as err:
-        problem = f"{type(err).__name__}: {_first_line(err)}"
-        raise DataFileError(path, f"not a weights file ({problem}); {fix}") from None
+    return checkpoint.read_torch_file(path, what="weights file", fix=fix)
 
 
 def _read_weights(path: Path) -> tuple[dict[str, Tensor], int | None]:
@@ -398,7 +384,7 @@ def _write(folder: Path, loaded: Loaded, net: GraphNet, plan: StepPlan, onnx: bo
         try:
             data, difference = _onnx(program, example, want)
         except Exception as err:  # ONNX is optional: the other files stand without it
-            problem = f"{type(err).__name__}: {_first_line(err)}"
+            problem = f"{type(err).__name__}: {checkpoint.first_line(err)}"
             skipped = f"ONNX skipped: torch's exporter gave no usable model ({problem})"
         else:
             atomic_save(folder / "model.onnx", lambda f: f.write(data))

@@ -23,6 +23,9 @@ from torch import nn
 
 from grownet import layers as L
 from grownet.graph.base import REQUIRED, GraphError, Shape
+from grownet.layers import shape as S
+from grownet.layers.attention import SelfAttention
+from grownet.layers.learned import Learned, combine_learned
 from grownet.layers.width_dropin import WidthDropIn
 
 Params = dict[str, Any]
@@ -111,18 +114,18 @@ _KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 PARAM_KINDS: dict[str, str] = {
     **dict.fromkeys(["out_channels", "out_features", "channels", "dilation", "groups"], "positive"),
-    "size": "positive",
+    **dict.fromkeys(["size", "heads"], "positive"),
     **dict.fromkeys(["kernel_size", "stride", "output_size"], "pair"),
     "padding": "pad",
     "shape": "shape",
-    **dict.fromkeys(["start", "seed", "length"], "int"),
+    **dict.fromkeys(["start", "seed", "length", "stop", "dim", "index"], "int"),
     **dict.fromkeys(["init_std", "eps"], "positive_number"),
     **dict.fromkeys(["bias_value", "momentum", "alpha", "beta", "k", "p", "retain"], "number"),
-    **dict.fromkeys(["drop_prob", "mxscale"], "number"),
-    **dict.fromkeys(["bias", "ceil_mode", "zero_init"], "bool"),
+    **dict.fromkeys(["drop_prob", "mxscale", "value"], "number"),
+    **dict.fromkeys(["bias", "ceil_mode", "zero_init", "affine"], "bool"),
     **dict.fromkeys(["init", "region", "mode", "method", "layout", "kind"], "str"),
     "old": "positive",
-    "sources": "indices",
+    **dict.fromkeys(["sources", "dims"], "indices"),
 }
 
 
@@ -225,12 +228,12 @@ def _conv_macs(p: Params, ins: list[Shape], out: Shape) -> int:
 
 
 def _linear_infer(p: Params, ins: list[Shape]) -> Shape:
-    _need_rank("linear", ins[0], 1)
-    return (p["out_features"],)
+    """A linear layer maps each sample's last dimension (features, or a token's features)."""
+    return (*ins[0][:-1], p["out_features"])
 
 
 def _linear_build(p: Params, ins: list[Shape]) -> nn.Module:
-    m = nn.Linear(ins[0][0], p["out_features"], bias=p["bias"])
+    m = nn.Linear(ins[0][-1], p["out_features"], bias=p["bias"])
     init_weights(m, p)
     return m
 
@@ -398,6 +401,41 @@ class Concat(nn.Module):
         return torch.cat(xs, dim=1)
 
 
+def _meta_infer(
+    run: Callable[[Params, list[torch.Tensor]], torch.Tensor],
+) -> Callable[[Params, list[Shape]], Shape]:
+    """Shape inference by running the op's own function on meta tensors (shapes, no data):
+    one mechanism for every shape op, and it cannot disagree with what the op computes."""
+
+    def infer(p: Params, ins: list[Shape]) -> Shape:
+        xs = [torch.empty((1, *shape), device="meta") for shape in ins]
+        try:
+            return tuple(run(p, xs).shape[1:])
+        except (ValueError, RuntimeError) as err:
+            raise GraphError(str(err)) from None
+
+    return infer
+
+
+def _attention_infer(p: Params, ins: list[Shape]) -> Shape:
+    if len(ins[0]) != 2 or ins[0][1] % p["heads"]:
+        raise GraphError(
+            f"attention expects tokens (S, D) with D divisible by heads={p['heads']}, got {ins[0]}"
+        )
+    return ins[0]
+
+
+def _attention_params(p: Params, ins: list[Shape], out: Shape) -> int:
+    dim = ins[0][1]
+    return 4 * dim * dim + (4 * dim if p["bias"] else 0)
+
+
+def _attention_macs(p: Params, ins: list[Shape], out: Shape) -> int:
+    tokens, dim = ins[0]
+    # projections in (3 D^2) and out (D^2) per token, then scores and their weighted sum
+    return 4 * tokens * dim * dim + 2 * tokens * tokens * dim
+
+
 def _op(
     name: str,
     defaults: dict[str, Any],
@@ -448,8 +486,8 @@ OPS: dict[str, OpDef] = {
             (1, 1),
             _linear_infer,
             _linear_build,
-            count_params=lambda p, i, o: i[0][0] * o[0] + (o[0] if p["bias"] else 0),
-            count_macs=lambda p, i, o: i[0][0] * o[0],
+            count_params=lambda p, i, o: i[0][-1] * o[-1] + (o[-1] if p["bias"] else 0),
+            count_macs=lambda p, i, o: i[0][-1] * math.prod(o),
         ),
         _op(
             "batchnorm",
@@ -523,7 +561,77 @@ OPS: dict[str, OpDef] = {
             lambda p, i: L.Resize(i[0], tuple(p["shape"]), method=p["method"], seed=p["seed"]),
         ),
         _op("add", {}, (2, None), _same_shapes("add", ()), lambda p, i: Sum()),
-        _op("concat", {}, (2, None), _concat_infer, lambda p, i: Concat()),
+        # one input is a copy: DenseNet's first layer concatenates the features it is given
+        _op("concat", {}, (1, None), _concat_infer, lambda p, i: Concat()),
+        _op("mul", {}, (2, None), _meta_infer(lambda p, xs: S.mul(*xs)), lambda p, i: S.Mul()),
+        _op(
+            "permute",
+            {"dims": REQUIRED},
+            (1, 1),
+            _meta_infer(lambda p, xs: S.permute(xs[0], p["dims"])),
+            lambda p, i: S.Permute(dims=p["dims"]),
+        ),
+        _op(
+            "reshape",
+            {"shape": REQUIRED},
+            (1, 1),
+            _meta_infer(lambda p, xs: S.reshape(xs[0], p["shape"])),
+            lambda p, i: S.Reshape(shape=p["shape"]),
+        ),
+        _op(
+            "slice",
+            {"dim": 0, "start": REQUIRED, "stop": REQUIRED},
+            (1, 1),
+            _meta_infer(lambda p, xs: S.slice_dim(xs[0], p["dim"], p["start"], p["stop"])),
+            lambda p, i: S.Slice(dim=p["dim"], start=p["start"], stop=p["stop"]),
+        ),
+        _op(
+            "select",
+            {"dim": 0, "index": REQUIRED},
+            (1, 1),
+            _meta_infer(lambda p, xs: S.select(xs[0], p["dim"], p["index"])),
+            lambda p, i: S.Select(dim=p["dim"], index=p["index"]),
+        ),
+        _op(
+            "channel_shuffle",
+            {"groups": REQUIRED},
+            (1, 1),
+            _meta_infer(lambda p, xs: S.channel_shuffle(xs[0], p["groups"])),
+            lambda p, i: S.ChannelShuffle(groups=p["groups"]),
+        ),
+        _op(
+            "layer_norm",
+            {"eps": 1e-5, "affine": True, "bias": True},
+            (1, 1),
+            _same,
+            lambda p, i: nn.LayerNorm(
+                i[0][-1], eps=p["eps"], elementwise_affine=p["affine"], bias=p["bias"]
+            ),
+            count_params=lambda p, i, o: i[0][-1] * p["affine"] * (1 + p["bias"]),
+        ),
+        _op(
+            "param",
+            {"shape": REQUIRED, "mode": REQUIRED, "value": 0.0, "init_std": None},
+            (1, 1),
+            _meta_infer(
+                lambda p, xs: combine_learned(
+                    xs[0], torch.empty(p["shape"], device="meta"), p["mode"]
+                )
+            ),
+            lambda p, i: Learned(
+                tuple(p["shape"]), mode=p["mode"], value=p["value"], init_std=p["init_std"]
+            ),
+            count_params=lambda p, i, o: math.prod(p["shape"]),
+        ),
+        _op(
+            "attention",
+            {"heads": REQUIRED, "p": 0.0, "bias": True},
+            (1, 1),
+            _attention_infer,
+            lambda p, i: SelfAttention(i[0][-1], heads=p["heads"], dropout=p["p"], bias=p["bias"]),
+            count_params=_attention_params,
+            count_macs=_attention_macs,
+        ),
         _op(
             "dropin",
             {

@@ -213,7 +213,7 @@ class _Writer:
 
     def _linear(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
         bias = "" if p["bias"] else ", bias=False"
-        constructor = f"nn.Linear({shapes[0][0]}, {p['out_features']}{bias})"
+        constructor = f"nn.Linear({shapes[0][-1]}, {p['out_features']}{bias})"
         self.layer(node, constructor, ins[0], weights=True)
 
     def _batchnorm(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
@@ -358,8 +358,64 @@ class _Writer:
             self.assign(node, f"torch.add({shortcut}, {branch}, alpha={_num(survival)})", note)
             return
         if p["drop_prob"] > 0:
-            self.note(node, "depth dropout: branch always added")
+            kind = "drop path (scaled in training only)" if p["kind"] == "drop_path" else (
+                "depth dropout")  # fmt: skip
+            self.note(node, f"{kind}: branch always added")
         self.assign(node, f"{shortcut} + {branch}")
+
+    def _mul(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
+        self.assign(node, " * ".join(ins))
+
+    def _permute(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
+        self.assign(node, f"{ins[0]}.permute(0, {', '.join(str(d + 1) for d in p['dims'])})")
+
+    def _reshape(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
+        self.assign(node, f"{ins[0]}.reshape(-1, {', '.join(map(str, p['shape']))})")
+
+    def _slice(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
+        self.assign(node, f"{ins[0]}.narrow({p['dim'] + 1}, {p['start']}, "
+                    f"{p['stop'] - p['start']})")  # fmt: skip
+
+    def _select(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
+        self.assign(node, f"{ins[0]}.select({p['dim'] + 1}, {p['index']})")
+
+    def _channel_shuffle(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
+        channels, rest = shapes[0][0], ", ".join(map(str, shapes[0][1:]))
+        groups = p["groups"]
+        self.assign(node, f"{ins[0]}.reshape(-1, {groups}, {channels // groups}, {rest})"
+                    ".transpose(1, 2).flatten(1, 2)", "channel shuffle")  # fmt: skip
+
+    def _layer_norm(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
+        args = [str(shapes[0][-1])]
+        if p["eps"] != 1e-5:
+            args.append(f"eps={_num(p['eps'])}")
+        if not p["affine"]:
+            args.append("elementwise_affine=False")
+        if not p["bias"]:
+            args.append("bias=False")
+        self.layer(node, f"nn.LayerNorm({', '.join(args)})", ins[0], weights=True)
+
+    def _param(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
+        # A ParameterDict keeps the executor's key <node>.weight: the state dict maps one to one
+        name, a = self.names[node], ins[0]
+        self.init.append(f'self.{name} = nn.ParameterDict({{"weight": nn.Parameter('
+                         f"torch.zeros({_tuple(p['shape'])}))}})")  # fmt: skip
+        self.attributes[node] = name
+        weight = f"self.{name}.weight"
+        if p["mode"] == "prepend":
+            keep = ", -1" * len(p["shape"])
+            self.assign(node, f"torch.cat([{weight}.expand({a}.shape[0]{keep}), {a}], dim=1)")
+        else:
+            self.assign(node, f"{a} {'*' if p['mode'] == 'mul' else '+'} {weight}")
+
+    def _attention(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
+        name, a = self.names[node], ins[0]
+        extra = (f", dropout={_num(p['p'])}" if p["p"] else "") + (
+            "" if p["bias"] else ", bias=False")  # fmt: skip
+        self.init.append(f"self.{name} = nn.MultiheadAttention({shapes[0][-1]}, {p['heads']}"
+                         f"{extra}, batch_first=True)")  # fmt: skip
+        self.attributes[node] = name
+        self.assign(node, f"self.{name}({a}, {a}, {a}, need_weights=False)[0]")
 
     def _dropin(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
         new, old = ins

@@ -18,7 +18,7 @@ __all__ = [
     "survival_probabilities",
 ]
 
-KINDS = ("depth_dropout", "stochastic_depth")
+KINDS = ("depth_dropout", "stochastic_depth", "drop_path")
 GATE_MODES = ("skip", "mask")
 RULES = ("linear", "uniform")
 
@@ -111,11 +111,18 @@ class GatedAdd(nn.Module):
     shortcut has already adapted to the dropping (Guo & Gould, Sec. III-D); stochastic depth
     adds ``survival * branch``, the expected training contribution (Huang et al.).
 
+    ``kind="drop_path"`` is stochastic depth as torchvision's ``stochastic_depth`` and timm's
+    DropPath scale it: an open gate adds ``branch / survival`` in training, so eval adds the
+    branch as it is. It is how an imported torchvision network's stochastic depth runs here,
+    with one draw per batch (so a closed branch is skipped) where torchvision draws per sample.
+
     >>> add = GatedAdd(kind="stochastic_depth", drop_prob=0.2)
     >>> add(None, torch.ones(2), open=False)
     tensor([1., 1.])
     >>> add.eval()(torch.ones(2), torch.ones(2))
     tensor([1.8000, 1.8000])
+    >>> GatedAdd(kind="drop_path", drop_prob=0.5)(torch.ones(2), torch.ones(2))
+    tensor([3., 3.])
     """
 
     def __init__(self, *, kind: str, drop_prob: float, mode: str = "skip") -> None:
@@ -143,7 +150,8 @@ class GatedAdd(nn.Module):
         if open:
             if branch is None:
                 raise ValueError("an open gate adds its branch, got branch=None")
-            return residual_add(branch, shortcut)
+            scale = 1.0 / self.survival if self.kind == "drop_path" else 1.0
+            return residual_add(branch, shortcut, scale=scale)
         if self.mode == "skip":
             if branch is not None:
                 raise ValueError("in skip mode a closed gate's branch must not be computed")

@@ -92,6 +92,41 @@ def sink() -> NetGraph:
     return g
 
 
+def tokens() -> NetGraph:
+    """The ops imported torchvision networks add: squeeze-and-excitation, channel shuffle,
+    chunks, layer scale, drop path, channels-last layer norm, tokens and self-attention."""
+    g = NetGraph()
+
+    def add(node, op, inputs, **params):
+        return g.add(node, LayerSpec(op, **params), inputs)
+
+    add("input", "input", [], shape=[4, 8, 8])
+    add("c1", "conv", ["input"], out_channels=16, kernel_size=3, padding=1)
+    add("shuffle", "channel_shuffle", ["c1"], groups=4)
+    add("half_a", "slice", ["shuffle"], dim=0, start=0, stop=8)
+    add("half_b", "slice", ["shuffle"], dim=0, start=8, stop=16)
+    add("squeeze", "adaptive_avgpool", ["half_a"], output_size=1)
+    add("excite", "activation", ["squeeze"], kind="sigmoid")
+    add("se", "mul", ["excite", "half_b"])
+    add("scale", "param", ["se"], shape=[8, 1, 1], mode="mul", value=0.7)
+    add("one", "concat", ["scale"])
+    add("c2", "conv", ["one"], out_channels=8, kernel_size=3, padding=1)
+    add("drop_path", "gated_add", ["c2", "half_a"], kind="drop_path", drop_prob=0.2)
+    add("last", "permute", ["drop_path"], dims=[1, 2, 0])
+    add("ln", "layer_norm", ["last"], eps=1e-6)
+    add("seq", "reshape", ["ln"], shape=[64, 8])
+    add("cls", "param", ["seq"], shape=[1, 8], mode="prepend", value=0.5)
+    add("pos", "param", ["cls"], shape=[65, 8], mode="add", init_std=0.02)
+    add("attn", "attention", ["pos"], heads=2)
+    add("mlp", "linear", ["attn"], out_features=8)
+    add("ln2", "layer_norm", ["mlp"], affine=False, bias=False)
+    add("first", "select", ["ln2"], dim=0, index=0)
+    add("out", "linear", ["first"], out_features=5)
+    add("output", "output", ["out"])
+    g.validate()
+    return g
+
+
 def grown() -> tuple[NetGraph, dict]:
     """convnet with a block grown after relu1_1, joined by a gradual DropIn (length 10)."""
     base = build("convnet", widths=(4, 8))
@@ -147,6 +182,8 @@ CASES = {
         {"mix": 0.3},
         False,
     ),
+    # drop path scales its branch in training: eval only
+    "tokens": (lambda: (tokens(), GraphNet(tokens()).state_dict()), {}, False),
 }
 
 
@@ -185,6 +222,16 @@ def test_standalone_module_computes_what_the_executor_does(name):
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert imported <= {"torch", "torch.nn", "torch.nn.functional"}, imported
+
+
+def test_torch_export_runs_the_imported_networks_ops():
+    graph = tokens()
+    net, _ = standalone(graph, GraphNet(graph).state_dict(), {})
+    x = torch.randn(4, *graph.input_shape, generator=torch.Generator().manual_seed(1))
+    net.eval()
+    program = torch.export.export(net, (x,), dynamic_shapes=({0: torch.export.Dim.AUTO},))
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(x), net(x), rtol=0, atol=ATOL)
 
 
 @pytest.mark.parametrize(

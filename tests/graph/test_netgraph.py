@@ -121,13 +121,13 @@ def test_add_errors(node, spec, inputs, match):
         small_cnn().add(node, spec, inputs)
 
 
-def test_linear_without_flatten_is_explained():
+def test_linear_maps_the_last_dimension_as_nn_linear_does():
+    # a transformer's tokens (S, D), a channels-last ConvNeXt block's (H, W, C)
     g = NetGraph()
     x = g.add("input", LayerSpec("input", shape=[3, 4, 4]))
     x = g.add("fc", LayerSpec("linear", out_features=2), [x])
     g.add("output", LayerSpec("output"), [x])
-    with pytest.raises(GraphError, match=r"'fc'.*flatten"):
-        g.validate()
+    assert g.validate()["fc"] == (3, 4, 2) and g.num_params() == 4 * 2 + 2
 
 
 @pytest.mark.parametrize(

@@ -149,7 +149,6 @@ def test_default_ids_do_not_collide():
         ("r1", NEW6, {"dropin": S("relu")}, "'r1'.*dropin"),
         ("r1", NEW6, {"dropin": S("dropin", length=0)}, "'r1'.*length"),
         ("r1", [("f", S("flatten"))], {}, "'r1'.*'f'.*rank"),
-        ("r1", [("fc2", S("linear", out_features=3))], {}, "'fc2'.*flatten"),
     ],
 )
 def test_insert_after_errors_name_the_node(node, layers, options, match):

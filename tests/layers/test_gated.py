@@ -157,7 +157,7 @@ def test_gated_add_rejects_inputs(mode, training, open, with_branch, match):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"kind": "drop_path", "drop_prob": 0.1}, "kind must be one of .*'drop_path'"),
+        ({"kind": "drop_block", "drop_prob": 0.1}, "kind must be one of .*'drop_block'"),
         ({"kind": "depth_dropout", "drop_prob": 1.0}, r"drop_prob must be in \[0, 1\), got 1.0"),
         ({"kind": "depth_dropout", "drop_prob": -0.1}, r"in \[0, 1\), got -0.1"),
         ({"kind": "depth_dropout", "drop_prob": 0.1, "mode": "zero"}, "mode must be one of"),

@@ -1,0 +1,100 @@
+"""The ops imported networks need, each against the PyTorch code it stands for: the module's
+output, the inferred shape, and a refusal naming the value given."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from grownet.graph import GraphError, LayerSpec
+from grownet.graph.ops import OPS
+from grownet.layers import GatedAdd
+from grownet.layers.attention import SelfAttention
+
+X = torch.randn(2, 8, 4, 6, generator=torch.Generator().manual_seed(0))
+G = torch.rand(2, 8, 1, 1, generator=torch.Generator().manual_seed(1))
+T = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(2))
+
+# op, params, inputs, what PyTorch computes
+CASES = {
+    "mul": ("mul", {}, [G, X], lambda: G * X),
+    "permute": ("permute", {"dims": [1, 2, 0]}, [X], lambda: X.permute(0, 2, 3, 1)),
+    "reshape": ("reshape", {"shape": [8, 24]}, [X], lambda: X.view(2, 8, 24)),
+    "chunk_1": ("slice", {"dim": 0, "start": 4, "stop": 8}, [X], lambda: X.chunk(2, dim=1)[1]),
+    "split": ("slice", {"dim": 2, "start": 0, "stop": 2}, [X], lambda: X.split(2, dim=3)[0]),
+    "class_token": ("select", {"dim": 0, "index": 0}, [T], lambda: T[:, 0]),
+    "channel_shuffle": ("channel_shuffle", {"groups": 2}, [X], lambda: nn.ChannelShuffle(2)(X)),
+    "concat_one": ("concat", {}, [X], lambda: torch.cat([X], dim=1)),
+    "layer_norm": ("layer_norm", {"eps": 1e-6}, [T], lambda: F.layer_norm(T, (8,), eps=1e-6)),
+    "layer_scale": ("param", {"shape": [8, 1, 1], "mode": "mul", "value": 0.5}, [X],
+                    lambda: X * torch.full((8, 1, 1), 0.5)),
+    "position": ("param", {"shape": [5, 8], "mode": "add", "value": 1.0}, [T], lambda: T + 1),
+    "token": ("param", {"shape": [1, 8], "mode": "prepend"}, [T],
+              lambda: torch.cat([torch.zeros(2, 1, 8), T], dim=1)),
+    "linear_tokens": ("linear", {"out_features": 3}, [T], None),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_each_op_computes_what_pytorch_does_and_infers_its_shape(name):
+    op, params, xs, want = CASES[name]
+    spec = LayerSpec(op, **params)
+    shapes = [tuple(x.shape[1:]) for x in xs]
+    module = OPS[op].build(spec.params, shapes)
+    got = module(*xs)
+    if want is None:  # a layer with weights: PyTorch's own module, on the last dimension
+        want = lambda: F.linear(T, module.weight, module.bias)  # noqa: E731
+    torch.testing.assert_close(got, want(), rtol=0, atol=1e-6)
+    assert OPS[op].infer(spec.params, shapes) == tuple(got.shape[1:])
+    assert OPS[op].count_params(spec.params, shapes, tuple(got.shape[1:])) == sum(
+        p.numel() for p in module.parameters()
+    )
+
+
+def test_attention_computes_what_multihead_attention_does():
+    torch.manual_seed(0)
+    reference = nn.MultiheadAttention(8, 2, batch_first=True).eval()
+    ours = SelfAttention(8, heads=2)
+    ours.load_state_dict(reference.state_dict())
+    want = reference(T, T, T, need_weights=False)[0]
+    torch.testing.assert_close(ours.eval()(T), want, rtol=1e-5, atol=1e-6)
+    spec = LayerSpec("attention", heads=2)
+    assert OPS["attention"].infer(spec.params, [(5, 8)]) == (5, 8)
+    assert OPS["attention"].count_params(spec.params, [(5, 8)], (5, 8)) == sum(
+        p.numel() for p in ours.parameters()
+    )
+
+
+def test_drop_path_scales_a_kept_branch_in_training_and_adds_it_as_is_in_eval():
+    add = GatedAdd(kind="drop_path", drop_prob=0.25)
+    branch, shortcut = torch.ones(2), torch.zeros(2)
+    torch.testing.assert_close(add(branch, shortcut), torch.full((2,), 4 / 3))
+    torch.testing.assert_close(add(None, shortcut, open=False), shortcut)
+    torch.testing.assert_close(add.eval()(branch, shortcut), branch)
+
+
+@pytest.mark.parametrize(
+    ("op", "params", "shape", "message"),
+    [
+        ("permute", {"dims": [0, 0, 1]}, (8, 4, 6), r"dims must order 0\.\.2.*got \[0, 0, 1\]"),
+        ("reshape", {"shape": [5, 5]}, (8, 4, 6), r"cannot reshape samples of shape \(8, 4, 6\)"),
+        ("slice", {"dim": 0, "start": 4, "stop": 9}, (8, 4, 6), r"stop <= 8 .*got start=4"),
+        ("slice", {"dim": 3, "start": 0, "stop": 1}, (8, 4, 6), r"dim must be in -3\.\.2"),
+        ("select", {"dim": 0, "index": 5}, (5, 8), r"index must be in 0\.\.4 .*got 5"),
+        ("channel_shuffle", {"groups": 3}, (8, 4, 6), r"groups must divide the 8 .*got 3"),
+        ("mul", {}, None, r"mul inputs must have one rank"),
+        ("param", {"shape": [8, 2], "mode": "add"}, (5, 8), r"weight \(8, 2\) must broadcast"),
+        ("attention", {"heads": 3}, (5, 8), r"D divisible by heads=3, got \(5, 8\)"),
+    ],
+)
+def test_bad_parameters_are_refused_saying_what_was_given(op, params, shape, message):
+    shapes = [(8, 1), (8, 4, 6)] if shape is None else [shape]
+    with pytest.raises(GraphError, match=message):
+        OPS[op].infer(LayerSpec(op, **params).params, shapes)
+
+
+def test_parameter_types_are_checked_when_a_spec_is_made():
+    with pytest.raises(GraphError, match=r"op 'param': mode must be a string, got 3"):
+        LayerSpec("param", shape=[1], mode=3)
+    with pytest.raises(GraphError, match=r"op 'attention': heads must be an integer >= 1, got 0"):
+        LayerSpec("attention", heads=0)
