@@ -17,7 +17,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from grownet.report.figures import styled
+from grownet.report.figures import fit_share_axis, integer_axis, styled
 from grownet.report.load import Run
 from grownet.report.splits import named, split_of
 
@@ -72,4 +72,4 @@ def cases_over_depth(summary: dict[str, Any], runs: Sequence[Run]) -> dict[str, 
         )  # fmt: skip
     styled(fig, title=f"{accuracy.capitalize()} vs depth over the recipe's cases (hollow: still "
            "training)", x="depth (conv and linear layers)", y=f"final {accuracy}")  # fmt: skip
-    return {"depth": fig}
+    return {"depth": integer_axis(fit_share_axis(fig))}

@@ -18,6 +18,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from grownet.report import tables
+from grownet.report.figures import fit_share_axis
 from grownet.train.compute import format_flops
 
 BASES = {"test": "test accuracy (read once)", "selected": "accuracy that chose (no test after)"}
@@ -75,7 +76,7 @@ def comparison_content(path: Path, *, label: str) -> list[Any]:
                                         f"most {100 * moved:.2f} points")  # fmt: skip
     heading = (f"<h3>{html.escape(label)}: growth versus brute force ({cost} of training in "
                f"the study{settled})</h3>")  # fmt: skip
-    return [heading, tables.table(head, rows), ("comparison", fig)]
+    return [heading, tables.table(head, rows), ("comparison", fit_share_axis(fig))]
 
 
 def _ratio(x: float | None) -> str:

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import plotly.graph_objects as go
-from plotly.colors import qualitative
+from plotly.colors import qualitative, sample_colorscale
 from plotly.subplots import make_subplots
 
 from grownet.report.load import Run, number
@@ -52,6 +52,79 @@ def styled(fig: go.Figure, *, title: str, x: str, y: str, height: int = 440) -> 
         xaxis_title_text=x,
         yaxis_title_text=y,
     )
+    return fig
+
+
+# A share (accuracy, error) fitted to its data stays inside the 0-1 scale, with the room the
+# whole scale's range gives a marker at 0 or 1 (drawn whole, not cut in half by the frame).
+SHARE_LIMITS = (-0.02, 1.02)
+_TICKS = 8  # at most this many ticks on a count axis, so its labels never crowd
+
+
+def visible_scale(name: str, low: float = 0.0, high: float = 1.0) -> list[list[Any]]:
+    """The part ``low`` to ``high`` of plotly's colour scale ``name``: a scale's pale end
+    (Blues and Reds start near white, Viridis ends in a light yellow) drew points that vanish
+    on the white page.
+
+    Example:
+        >>> visible_scale("Blues", 0.4)[0]
+        [0.0, 'rgb(148, 196, 223)']
+    """
+    steps = 8
+    at = [low + (high - low) * i / steps for i in range(steps + 1)]
+    return [[i / steps, c] for i, c in enumerate(sample_colorscale(name, at))]
+
+
+def _axis_values(fig: go.Figure, axis: str) -> list[float]:
+    """Every finite value the traces put on the primary ``axis`` ("x" or "y"), error bars'
+    ends included; traces on a secondary axis (the DropIn q) are not counted."""
+    values: list[float] = []
+    for trace in fig.data:
+        if getattr(trace, f"{axis}axis", None) not in (None, axis):
+            continue
+        points = [number(v) for v in getattr(trace, axis) or ()]
+        bars = getattr(trace, f"error_{axis}", None)
+        up = (bars.array if bars and bars.array is not None else None) or [0] * len(points)
+        down = (bars.arrayminus if bars and bars.arrayminus is not None else None) or up
+        for v, a, b in zip(points, up, down, strict=False):
+            if v is not None:
+                values += [v + (number(a) or 0), v - (number(b) or 0)]
+    return values
+
+
+def fit_share_axis(fig: go.Figure) -> go.Figure:
+    """The y axis of an accuracy or error fitted to the data with a little room, within
+    :data:`SHARE_LIMITS`: on a fixed 0-1 axis, curves between 90 and 99 % sit flat at the top."""
+    values = _axis_values(fig, "y")
+    if values:
+        low, high = min(values), max(values)
+        room = max(0.08 * (high - low), 0.01)
+        bottom, top = SHARE_LIMITS
+        fig.update_layout(yaxis_range=[max(low - room, bottom), min(high + room, top)])
+    return fig
+
+
+def integer_step(span: float, most: int = _TICKS) -> int:
+    """The smallest of 1, 2, 5, 10, 20, 50 ... that puts at most ``most`` ticks on ``span``.
+
+    Example:
+        >>> integer_step(4), integer_step(30), integer_step(1200)
+        (1, 5, 200)
+    """
+    scale = 1
+    while True:
+        for step in (scale, 2 * scale, 5 * scale):
+            if span / step <= most:
+                return step
+        scale *= 10
+
+
+def integer_axis(fig: go.Figure, axis: str = "x") -> go.Figure:
+    """Ticks on whole numbers only, for an axis of counts (depth, layers, stages): plotly's own
+    ticks put a depth at 3.5."""
+    values = _axis_values(fig, axis)
+    span = max(values) - min(values) if values else 0
+    fig.update_layout({f"{axis}axis": {"tick0": 0, "dtick": integer_step(span), "tickformat": "d"}})
     return fig
 
 
@@ -139,7 +212,7 @@ def learning_curves(runs: Sequence[Run]) -> dict[str, go.Figure]:
             )
     solid = common([r for r in shown if r.test], "solid")
     styled(accuracy, title=f"Accuracy ({solid}, train dotted)", x="iteration", y="accuracy")
-    accuracy.update_layout(yaxis_range=[-0.02, 1.02])
+    fit_share_axis(accuracy)
     if has_q:
         accuracy.update_layout(
             yaxis2={"title_text": "DropIn q (dashed)", "range": [-0.02, 1.02], "showgrid": False}

@@ -29,7 +29,7 @@ from typing import Any
 import plotly.graph_objects as go
 from scipy.stats import beta
 
-from grownet.report.figures import colours, styled
+from grownet.report.figures import colours, fit_share_axis, integer_axis, styled
 from grownet.report.load import Run, number
 from grownet.report.splits import common, eval_samples, label, samples_text, split_of
 
@@ -114,7 +114,8 @@ def error_vs_time(runs: Sequence[Run]) -> dict[str, go.Figure]:
         return {}
     x = "wall time (s" + ("; a search's stages end to end)" if staged else ")")
     y = common(drawn, "error")
-    return {"error-time": styled(fig, title=f"{y.capitalize()} vs training time", x=x, y=y)}
+    styled(fig, title=f"{y.capitalize()} vs training time", x=x, y=y)
+    return {"error-time": fit_share_axis(fig)}
 
 
 def _symbol(stage: int) -> str:
@@ -227,7 +228,7 @@ def accuracy_vs_depth(runs: Sequence[Run]) -> dict[str, go.Figure]:
     y = common(staged, "accuracy")
     styled(fig, title=f"{y.capitalize()} vs depth (growth stages; star: the stage kept)",
            x="depth (weighted layers)", y=y)  # fmt: skip
-    return {"depth": fig}
+    return {"depth": integer_axis(fit_share_axis(fig))}
 
 
 def accuracy_vs_flops(runs: Sequence[Run]) -> dict[str, go.Figure]:
@@ -272,7 +273,7 @@ def accuracy_vs_flops(runs: Sequence[Run]) -> dict[str, go.Figure]:
     styled(fig, title=f"{y.capitalize()} vs FLOPs (growth stages; lines: grown from)",
            x="FLOPs per sample", y=y)  # fmt: skip
     fig.update_xaxes(type="log")
-    return {"flops": fig}
+    return {"flops": fit_share_axis(fig)}
 
 
 def _wrap(text: str, width: int = 80) -> str:

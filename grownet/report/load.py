@@ -13,6 +13,8 @@ progress. Every file is optional; what a run lacks, the report leaves out:
 ``sweeps.json``                        dropout-ratio sweeps (:func:`check_sweeps`)
 ``bench*.json``                        timing benchmarks (:func:`check_bench`)
 ``study.db`` ``study.journal``         Optuna studies (SQLite storage, or several workers' journal)
+``study_summary.json``                 a finished study's counts and best trials
+                                       (:mod:`grownet.study.summary`)
 ``summary.json``                       a recipe directory's table (:mod:`grownet.reproduce`)
 ``search.json``                        a growth search's spec and outcome
 ``search_summary.json``                (:mod:`grownet.search.runner`)
@@ -82,6 +84,8 @@ class Run:
     sweeps: list[dict[str, Any]] = field(default_factory=list)
     benches: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     study: Path | None = None
+    study_summary: dict[str, Any] = field(default_factory=dict)
+    """``study_summary.json`` of a finished ``grownet study``: trial counts, best trials."""
     search_summary: str = ""
     """``summary.txt`` of a growth search: the recommendation in words."""
     search: dict[str, Any] = field(default_factory=dict)
@@ -421,6 +425,8 @@ def load_run(path: str | Path, *, label: str | None = None) -> Run:
         if (path / name).exists():
             run.study = path / name
             break
+    if run.study is not None:
+        run.study_summary = _object_file(run, path / "study_summary.json")
     run.search = _object_file(run, path / "search_summary.json")
     run.search_spec = _object_file(run, path / "search.json")
     run.stage_dataset = _object_file(run, path / "stages" / "stage_0" / "dataset.json")

@@ -6,7 +6,9 @@ inputs, so a branch stays beside the node it left. Edges that skip layers (short
 the nodes they pass. Nodes are coloured by op; DropIn units and gated adds get their own
 marker, and nodes in the exclusive branch of a gated edge that can close (the work a closed
 gate skips, see :func:`grownet.graph.executor.exclusive_branches`) are drawn as diamonds.
-Hover shows each node's op, shape, parameters, MACs and options.
+A node's size grows with its width (channels, or units), and where the layers leave room each
+node is labelled with its op and width. Hover shows each node's op, width, shape, parameters,
+MACs and options.
 
 Example:
     >>> from grownet.zoo import convnet
@@ -17,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -35,6 +38,8 @@ SPECIAL = {  # op: (colour, marker symbol)
 }
 _OP_COLOURS = [c for c in qualitative.Set2 + qualitative.Pastel1 if c not in ("#d62728",)]
 _SHOWN_PARAMS = 6  # options listed on hover, so a node's tooltip stays readable
+_LABEL_ROOM = 28  # layers at most for visible labels: more, and a report's width crowds them
+_SIZES = (8, 22)  # marker sizes of the narrowest and the widest node
 
 
 def layered_layout(graph: NetGraph) -> dict[str, tuple[float, float]]:
@@ -94,11 +99,34 @@ def _branch_of(graph: NetGraph) -> dict[str, list[str]]:
     return owners
 
 
+def width_text(shape: tuple[int, ...]) -> str:
+    """A node's width as a reader counts it: channels of an image-like (C, H, W) output,
+    units of a flat one, else the shape.
+
+    Example:
+        >>> width_text((16, 8, 8)), width_text((1, 8, 8)), width_text((10,)), width_text((4, 6))
+        ('16 channels', '1 channel', '10 units', '4x6')
+    """
+    if len(shape) not in (1, 3):
+        return "x".join(map(str, shape))
+    unit = "channel" if len(shape) == 3 else "unit"
+    return f"{shape[0]:,} {unit}" + ("" if shape[0] == 1 else "s")
+
+
+def _sizes(nodes: list[str], shapes: dict[str, tuple[int, ...]]) -> dict[str, float]:
+    """Marker size per node, on a log scale of its width (the first dimension), so a wide
+    layer stands out from a narrow one even where there is no room to label them."""
+    logs = {n: math.log(max(shapes[n][0], 1)) if shapes[n] else 0.0 for n in nodes}
+    low, high = min(logs.values()), max(logs.values())
+    small, big = _SIZES
+    return {n: small + (big - small) * (v - low) / ((high - low) or 1) for n, v in logs.items()}
+
+
 def _hover(graph: NetGraph, node: str, shape: tuple[int, ...], cost: Any, owners: list[str]) -> str:
     spec = graph.spec(node)
     options = [f"{k}={v}" for k, v in spec.params.items() if not k.startswith("init")]
     lines = [
-        f"<b>{node}</b> ({spec.op})",
+        f"<b>{node}</b> ({spec.op}): {width_text(shape)}",
         f"shape {'x'.join(map(str, shape))}",
         f"params {cost.params:,}  MACs {cost.macs:,}",
     ]
@@ -131,21 +159,27 @@ def network_figure(graph: NetGraph, *, title: str) -> go.Figure:
         groups[(graph.op(node), node in owners)].append(node)
     ops = sorted({op for op, _ in groups if op not in SPECIAL})
     palette = {op: _OP_COLOURS[i % len(_OP_COLOURS)] for i, op in enumerate(ops)}
+    sizes = _sizes(list(pos), shapes)
+    labelled = len({x for x, _ in pos.values()}) <= _LABEL_ROOM
     for (op, gated), nodes in sorted(groups.items()):
         colour, symbol = SPECIAL.get(op, (palette.get(op), "diamond" if gated else "circle"))
         fig.add_scatter(
             x=[pos[n][0] for n in nodes],
             y=[pos[n][1] for n in nodes],
-            mode="markers",
+            mode="markers+text" if labelled else "markers",
             meta="node",
             name=f"{op} (gated branch)" if gated and op not in SPECIAL else op,
             customdata=nodes,
-            text=[_hover(graph, n, shapes[n], costs[n], owners.get(n, [])) for n in nodes],
-            hovertemplate="%{text}<extra></extra>",
+            hovertext=[_hover(graph, n, shapes[n], costs[n], owners.get(n, [])) for n in nodes],
+            # The label under each node: its op and width, what differs along a network.
+            text=[f"{op}<br>{width_text(shapes[n])}" for n in nodes],
+            textposition="bottom center",
+            textfont={"size": 9, "color": "#555"},
+            hovertemplate="%{hovertext}<extra></extra>",
             marker={
                 "color": colour,
                 "symbol": symbol,
-                "size": 16 if op in SPECIAL else 11,
+                "size": [sizes[n] + (5 if op in SPECIAL else 0) for n in nodes],
                 "line": {"color": "#ff7f0e" if gated else "#444", "width": 2 if gated else 1},
             },
         )

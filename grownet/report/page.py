@@ -55,6 +55,8 @@ PLOT_CONFIG = {
     "plotlyServerURL": "",
     "responsive": True,
 }
+# Long lines (a summary.txt's run paths, a run label with no spaces) wrap inside the page
+# rather than run past its right edge; wide tables scroll in their own box (div.wide).
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em 2em; color: #222; }
 h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
@@ -64,6 +66,8 @@ th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; vertic
 th { background: #f4f4f4; } table.provenance td:first-child { font-weight: 600; }
 .good { color: #1a7f37; font-weight: 600; } .bad { color: #c62828; font-weight: 600; }
 .figure { margin: 0.5em 0 1.2em; } ul.notes { color: #8a5a00; } div.wide { overflow-x: auto; }
+pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f8f8f8; padding: 0.5em; }
+h1, h2, h3, h4, p, li { overflow-wrap: break-word; }
 """
 
 Figures = dict[str, go.Figure]

@@ -1,14 +1,16 @@
 """Optuna studies in a run directory's ``study.db``, drawn with ``optuna.visualization``.
 
-Every study in the storage is drawn: optimisation history, parallel coordinates and parameter
-importances for one objective; for several, the Pareto front, each objective's history and the
-importances of all; the intermediate values (accuracy at each evaluation, on the split the
-trials evaluated) when trials reported any. A grownet architecture study's trials also say what
-network each trained (user attributes, :mod:`grownet.report.trials`): accuracy vs depth and vs
-parameters over all trials, and a table of the Pareto set or best trial. A study with one
-complete trial gets its history and table; parallel coordinates and importances need two, and
-importances two parameters (a recipe's grid over its cases has one). Optuna is imported only
-when a run has a study, so other reports do not pay for it.
+Every study in the storage is drawn: optimisation history and parameter importances for one
+objective; for several, the Pareto front (its trials outlined, every colour dark enough to see
+on white), each objective's history and the importances of all; parallel coordinates of the
+sampled parameters and every objective (drawn here: optuna's draws one objective only); the
+intermediate values (accuracy at each evaluation, on the split the trials evaluated) when
+trials reported any. A grownet architecture study's trials also say what network each trained
+(user attributes, :mod:`grownet.report.trials`): accuracy vs depth and vs parameters over all
+trials, and a table of the Pareto set or best trial. A study with one complete trial gets its
+history and table; parallel coordinates and importances need two, and importances two
+parameters (a recipe's grid over its cases has one). Optuna is imported only when a run has a
+study, so other reports do not pay for it.
 
 Example:
     >>> import tempfile, optuna
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import math
 import shutil
 import tempfile
 import warnings
@@ -37,10 +40,12 @@ from typing import Any
 import plotly.graph_objects as go
 
 from grownet.report import trials
+from grownet.report.figures import integer_step, visible_scale
 from grownet.report.splits import named
 
 _SQLITE = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 MIN_TRIALS = 2  # fewer trials: a table, no figures (importances need two finished ones)
+NOT_SAMPLED = "not sampled"  # a parameter a trial did not draw (a stage its depth lacks)
 Content = list[str | tuple[str, go.Figure]]
 
 
@@ -49,9 +54,7 @@ def _titled(fig: go.Figure, title: str) -> go.Figure:
     return fig
 
 
-def _single(
-    study: Any, where: str, objective: str, enough: bool, rank: bool
-) -> dict[str, Callable]:
+def _single(study: Any, where: str, objective: str, rank: bool) -> dict[str, Callable]:
     from optuna import visualization as vis
 
     plots: dict[str, Callable] = {
@@ -60,11 +63,6 @@ def _single(
             f"{where}: optimisation history",
         )
     }
-    if enough:
-        plots["parallel"] = lambda: _titled(
-            vis.plot_parallel_coordinate(study, target_name=objective),
-            f"{where}: parallel coordinates",
-        )
     if rank:
         plots["importance"] = lambda: _titled(
             vis.plot_param_importances(study, target_name=objective),
@@ -79,7 +77,8 @@ def _multi(study: Any, where: str, objectives: list[str], rank: bool) -> dict[st
     plots: dict[str, Callable] = {}
     if len(objectives) in (2, 3):  # optuna draws a front in two or three dimensions only
         plots["pareto"] = lambda: _titled(
-            vis.plot_pareto_front(study, target_names=objectives), f"{where}: Pareto front"
+            _outlined(vis.plot_pareto_front(study, target_names=objectives)),
+            f"{where}: Pareto front",
         )
     for i, name in enumerate(objectives):
         plots[f"history-{i}"] = lambda i=i, name=name: _titled(
@@ -91,6 +90,65 @@ def _multi(study: Any, where: str, objectives: list[str], rank: bool) -> dict[st
             _fanova(study, objectives), f"{where}: parameter importances"
         )
     return plots
+
+
+def _outlined(pareto: go.Figure) -> go.Figure:
+    """Optuna's Pareto front with colours seen on white and its front drawn apart: optuna
+    colours trials by number on Blues and Reds, whose pale ends drew the first trials (a Pareto
+    trial among them) almost white."""
+    for trace in pareto.data:
+        if "Best Trial" in (trace.hovertemplate or ""):
+            trace.name = "Pareto-optimal"
+            trace.marker.colorscale = visible_scale("Reds", 0.4)
+            trace.marker.line = {"color": "black", "width": 1.5}
+            trace.marker.symbol, trace.marker.size = "diamond", 11
+        elif trace.marker.colorscale is not None:  # dominated; infeasible ones are plain grey
+            trace.name = "dominated"
+            trace.marker.colorscale = visible_scale("Blues", 0.4)
+    return pareto
+
+
+def _dimension(label: str, values: list[Any], distribution: Any = None) -> dict[str, Any]:
+    """One axis of the parallel coordinates. A categorical parameter, or one that some trials
+    did not sample, has a tick per value (labelled with it); a log-scaled one is drawn in
+    decades; an integer one ticks on whole numbers only."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    if isinstance(distribution, CategoricalDistribution) or None in values:
+        drawn = sorted({v for v in values if v is not None})
+        order = getattr(distribution, "choices", None) or drawn
+        ticks = [*order, *([NOT_SAMPLED] if None in values else [])]
+        index = [ticks.index(NOT_SAMPLED if v is None else v) for v in values]
+        labels = [str(t) for t in ticks]
+        return {"label": label, "values": index, "tickvals": list(range(len(ticks))),
+                "ticktext": labels}  # fmt: skip
+    if getattr(distribution, "log", False):
+        logs = [math.log10(v) for v in values]
+        decades = list(range(math.floor(min(logs)), math.ceil(max(logs)) + 1))
+        return {"label": label, "values": logs, "range": [decades[0], decades[-1]],
+                "tickvals": decades, "ticktext": [f"{10.0**d:g}" for d in decades]}  # fmt: skip
+    if isinstance(distribution, IntDistribution):
+        step = integer_step(max(values) - min(values))
+        ticks = range(min(values) // step * step, max(values) + 1, step)
+        return {"label": label, "values": values, "tickvals": list(ticks)}
+    return {"label": label, "values": values}
+
+
+def parallel_coordinates(done: list[Any], objectives: list[str]) -> go.Figure:
+    """One line per complete trial through its sampled parameters and every objective value,
+    coloured by the first objective (the README promises this plot for every study)."""
+    names = sorted({p for t in done for p in t.params})
+    dimensions = [
+        _dimension(name, [t.params.get(name) for t in done],
+                   next(t.distributions[name] for t in done if name in t.params))
+        for name in names
+    ]  # fmt: skip
+    dimensions += [_dimension(o, [t.values[i] for t in done]) for i, o in enumerate(objectives)]
+    line = {"color": [t.values[0] for t in done], "colorscale": visible_scale("Viridis", 0, 0.8),
+            "showscale": True, "colorbar": {"title": {"text": objectives[0]}}}  # fmt: skip
+    fig = go.Figure(go.Parcoords(dimensions=dimensions, line=line))
+    # Room on the right for the colour bar beside the last axis' tick labels.
+    return fig.update_layout(margin={"l": 70, "r": 120, "t": 100, "b": 40})
 
 
 def _fanova(study: Any, objectives: list[str]) -> go.Figure:
@@ -209,9 +267,13 @@ def _content(storage: Any, label: str) -> Content:
         plots: dict[str, Callable] = {}
         if done:
             plots = (
-                _single(study, where, objectives[0], enough, rank)
+                _single(study, where, objectives[0], rank)
                 if count == 1
                 else _multi(study, where, objectives, rank)
+            )
+        if enough:
+            plots["parallel"] = lambda done=done, where=where, objectives=objectives: _titled(
+                parallel_coordinates(done, objectives), f"{where}: parallel coordinates"
             )
         if any(t.intermediate_values for t in everything):
             reported = named((p.split for p in points), "accuracy")

@@ -26,7 +26,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from grownet.report.figures import styled
+from grownet.report.figures import fit_share_axis, styled
 from grownet.report.load import Run, number
 from grownet.report.splits import eval_samples, samples_text, split_of, word
 from grownet.search.sweeps import close_call
@@ -242,7 +242,7 @@ def _sweep_figure(run: Run, index: int, title: str) -> go.Figure:
         )
     if check := sweep.get("verification"):
         _check_note(fig, check, split)
-    return styled(fig, title=title, x=SWEEP_AXES[sweep["kind"]], y=error)
+    return fit_share_axis(styled(fig, title=title, x=SWEEP_AXES[sweep["kind"]], y=error))
 
 
 def sweep_figures(runs: Sequence[Run]) -> dict[str, go.Figure]:

@@ -92,9 +92,34 @@ def varying_settings(runs: Sequence[Run]) -> dict[str, list[str]]:
 
 
 def _status(run: Run) -> str:
+    """How the run ended, or how far it is; a study directory trains nothing itself (its
+    trials do, each in its own run): what it found, from its summary."""
     if run.result:
         return str(run.result.get("status", "?"))
-    return "in progress" if run.train or run.test else "no metrics yet"
+    if run.study_summary:
+        return study_status(run.study_summary)
+    if run.train or run.test:
+        return "in progress"
+    return "study, not finished (no study_summary.json)" if run.study else "no metrics yet"
+
+
+def study_status(summary: dict[str, Any]) -> str:
+    """A finished study in a line, from its ``study_summary.json``.
+
+    Example:
+        >>> study_status({"trials": {"complete": 4, "pruned": 1}, "pareto": False,
+        ...               "best": [{"number": 3, "accuracy": 0.95}]})
+        'study: 4 complete, 1 pruned; best trial 3, accuracy 95.00 %'
+    """
+    counts = summary.get("trials") if isinstance(summary.get("trials"), dict) else {}
+    said = "study: " + (", ".join(f"{n} {state}" for state, n in counts.items()) or "no trials")
+    best = [row for row in summary.get("best") or [] if isinstance(row, dict)]
+    if not best:
+        return f"{said}; no finished trial"
+    if summary.get("pareto"):
+        return f"{said}; Pareto set of {len(best)} trials"
+    first = best[0]
+    return f"{said}; best trial {first.get('number')}, accuracy {percent(first.get('accuracy'))}"
 
 
 def _parameters(run: Run) -> str:
@@ -116,7 +141,7 @@ def runs_table(runs: Sequence[Run]) -> str:
         accuracies = [a for r in run.test if (a := number(r.get("accuracy"))) is not None]
         times = [t for r in records if (t := number(r.get("wall_time_s"))) is not None]
         so_far = {  # a run still going has no result.json: its numbers so far
-            "iterations": max((r["iteration"] for r in records), default=0),
+            "iterations": max((r["iteration"] for r in records), default=None),
             "final_test_accuracy": accuracies[-1] if accuracies else None,
             "best_test_accuracy": max(accuracies, default=None),
             "wall_time_s": max(times, default=None),

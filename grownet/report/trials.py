@@ -47,7 +47,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from grownet.report.figures import styled
+from grownet.report.figures import fit_share_axis, integer_axis, styled
 from grownet.report.load import number
 from grownet.report.splits import named, word
 from grownet.report.tables import count, percent, table
@@ -206,7 +206,9 @@ def accuracy_figures(
         styled(fig, title=f"{where}: {y} vs {x}", x=title, y=y)
         if x == "params":
             fig.update_xaxes(type="log")
-        figures[key] = fig
+        else:
+            integer_axis(fig)
+        figures[key] = fit_share_axis(fig)
     return figures
 
 

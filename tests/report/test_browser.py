@@ -127,30 +127,54 @@ COUNT = """JSON.stringify({
 })"""
 
 
+# The page's width against the window's, and the elements that stick out past the window
+# (a table in its own scrolling box may: only the box must fit).
+OVERFLOW = """JSON.stringify({
+  page: document.documentElement.scrollWidth,
+  window: window.innerWidth,
+  over: [...document.querySelectorAll('body *')]
+      .filter(e => !e.closest('div.wide') && e.getBoundingClientRect().right > window.innerWidth)
+      .map(e => e.tagName + ': ' + e.textContent.slice(0, 60)).slice(0, 5),
+})"""
+
+
+WIDTH = 1280  # a laptop's browser window, in CSS pixels
+
+
+def show(browser: Browser, page: Path) -> dict[str, Any]:
+    """Open ``page`` in a window :data:`WIDTH` wide and wait until plotly has drawn every
+    figure; returns the last :data:`COUNT`."""
+    expected = page.read_text().count('class="plotly-graph-div"')
+    browser.call("Emulation.setDeviceMetricsOverride", session=True, width=WIDTH,
+                 height=900, deviceScaleFactor=1, mobile=False)  # fmt: skip
+    browser.call("Page.navigate", session=True, url=page.resolve().as_uri())
+    browser.wait_for("Page.loadEventFired")
+    deadline = time.monotonic() + TIMEOUT_S
+    while (state := json.loads(browser.evaluate(COUNT)))["rendered"] < expected:
+        assert time.monotonic() < deadline, f"only {state['rendered']} of {expected} drawn"
+        time.sleep(0.2)
+    return state
+
+
 def test_every_figure_renders_offline(demo, tmp_path):
     page = write_report([demo, demo / "grown"], out=tmp_path / "site" / "report.html")
     expected = page.read_text().count('class="plotly-graph-div"')
     assert expected >= 15  # curves, growth, sweeps, benchmarks, networks, studies
     browser = Browser(tmp_path / "profile")
     try:
-        browser.call("Emulation.setDeviceMetricsOverride", session=True, width=1280,
-                     height=900, deviceScaleFactor=1, mobile=False)  # fmt: skip
-        browser.call("Page.navigate", session=True, url=page.resolve().as_uri())
-        browser.wait_for("Page.loadEventFired")
-        deadline = time.monotonic() + TIMEOUT_S
-        while (state := json.loads(browser.evaluate(COUNT)))["rendered"] < expected:
-            assert time.monotonic() < deadline, f"only {state['rendered']} of {expected} drawn"
-            time.sleep(0.2)
+        state = show(browser, page)
+        width = json.loads(browser.evaluate(OVERFLOW))
         height = browser.call("Page.getLayoutMetrics", session=True)["cssContentSize"]["height"]
         shot = browser.call(
             "Page.captureScreenshot", session=True, format="png", captureBeyondViewport=True,
-            clip={"x": 0, "y": 0, "width": 1280, "height": height, "scale": 1},
+            clip={"x": 0, "y": 0, "width": WIDTH, "height": height, "scale": 1},
         )  # fmt: skip
         (tmp_path / "report.png").write_bytes(base64.b64decode(shot["data"]))
     finally:
         browser.close()
     assert state["figures"] == state["rendered"] == expected
     assert state["share"] == 0
+    assert width["page"] <= width["window"], width["over"]
     errors = [e for e in browser.events if e.get("method") == "Runtime.exceptionThrown"]
     assert not errors, errors[0]["params"]["exceptionDetails"]
     urls = [
@@ -160,3 +184,18 @@ def test_every_figure_renders_offline(demo, tmp_path):
     ]
     assert not [u for u in urls if u.split(":", 1)[0] in ("http", "https", "ws", "wss")], urls
     assert (page.parent / "plotly.min.js").as_uri() in urls
+
+
+def test_long_summary_lines_wrap_inside_the_window(searches, copy_of, tmp_path):
+    search = copy_of(searches["new"])
+    path = "/".join(["runs", "a-study-with-a-long-name", "trials", "17", "x" * 200])
+    line = "recommended: depth 4, widths conv1 8, fc 10; " * 8
+    (search / "summary.txt").write_text(f"{line}\n{path}\n")
+    page = write_report(search)
+    browser = Browser(tmp_path / "profile")
+    try:
+        show(browser, page)
+        width = json.loads(browser.evaluate(OVERFLOW))
+    finally:
+        browser.close()
+    assert width["page"] <= width["window"] == WIDTH, width["over"]

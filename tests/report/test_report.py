@@ -11,10 +11,11 @@ from grownet.cli import main
 from grownet.graph import NetGraph
 from grownet.graph.executor import exclusive_branches
 from grownet.report import build_sections, load_evidence, try_write_report, write_report
-from grownet.report.load import SchemaError, check_bench, check_stage, check_sweeps
+from grownet.report.figures import SHARE_LIMITS, integer_step, learning_curves
+from grownet.report.load import Run, SchemaError, check_bench, check_stage, check_sweeps
 from grownet.report.network import network_figure
 from grownet.report.page import plotly_home
-from grownet.zoo import build
+from grownet.zoo import build, convnet, mlp
 
 STAGE = {"stage": 0, "depth": 3, "params": 5178, "flops": 81920, "test_accuracy": 0.71,
          "wall_time_s": 1.0}  # fmt: skip
@@ -122,6 +123,25 @@ def test_only_branches_a_gate_can_skip_are_marked():
     assert sum(len(t.x) for t in node_traces(fig)) == len(graph)
 
 
+def test_network_nodes_say_their_op_and_width():
+    fig = network_figure(convnet(widths=(8, 32)), title="convnet")
+    at = {n: (t, i) for t in node_traces(fig) for i, n in enumerate(t.customdata)}
+    conv, i = at["conv2_1"]
+    assert conv.mode == "markers+text" and conv.text[i] == "conv<br>32 channels"
+    assert "conv2_1</b> (conv): 32 channels" in conv.hovertext[i]
+    assert at["fc"][0].text[at["fc"][1]] == "linear<br>10 units"
+
+    def size(node: str) -> float:
+        trace, j = at[node]
+        return trace.marker.size[j]
+
+    assert size("input") < size("conv1_1") < size("conv2_1")  # 1, 8, 32 channels
+    # Too many layers to label: no room, so the width is in the marker's size and the hover.
+    deep = network_figure(mlp(widths=(16,) * 12), title="mlp")
+    assert {t.mode for t in node_traces(deep)} == {"markers"}
+    assert all("units" in text for t in node_traces(deep) for text in t.hovertext)
+
+
 def test_stages_sweeps_benchmarks_and_studies_have_figures(demo):
     run = demo / "grown"
     figs = figures_of(run)
@@ -152,8 +172,33 @@ def test_stages_sweeps_benchmarks_and_studies_have_figures(demo):
     assert studies == {
         "study-0-search-history", "study-0-search-parallel", "study-0-search-importance",
         "study-0-pareto-pareto", "study-0-pareto-history-0", "study-0-pareto-history-1",
-        "study-0-pareto-importance",
+        "study-0-pareto-importance", "study-0-pareto-parallel",
     }  # fmt: skip
+
+
+def shares(fig) -> list[float]:
+    """The y values of a figure's traces on its first y axis (not the DropIn q's)."""
+    return [y for t in fig.data if t.yaxis in (None, "y") for y in t.y if y is not None]
+
+
+def test_accuracy_and_error_axes_fit_their_data(demo):
+    figs = figures_of(demo / "grown")
+    for key in ("accuracy", "error-time", "depth", "sweep-0-0", "sweep-0-1"):
+        low, high = figs[key].layout.yaxis.range
+        values = shares(figs[key])
+        assert SHARE_LIMITS[0] <= low < min(values) and max(values) < high <= SHARE_LIMITS[1]
+    low, high = figs["depth"].layout.yaxis.range  # 71 to 88 % and their 95 % intervals
+    assert high - low < 0.4
+    run = Run(path=Path("r"), label="r", test=[
+        {"kind": "test", "iteration": 10 * i, "accuracy": a}
+        for i, a in enumerate((0.91, 0.95, 0.97), 1)])  # fmt: skip
+    assert learning_curves([run])["accuracy"].layout.yaxis.range == pytest.approx((0.9, 0.98))
+
+
+def test_depth_axes_tick_on_whole_numbers(demo):
+    axis = figures_of(demo / "grown")["depth"].layout.xaxis
+    assert (axis.tick0, axis.dtick, axis.tickformat) == (0, 1, "d")
+    assert [integer_step(span) for span in (2, 8, 9, 40, 1000)] == [1, 1, 2, 5, 200]
 
 
 def test_recipe_directory_overlays_every_case_beside_the_paper_table(demo):

@@ -3,6 +3,7 @@ trials' numbers, pruned trials are drawn as such and the Pareto (or best) trials
 
 import json
 import re
+import shutil
 import warnings
 from pathlib import Path
 
@@ -10,9 +11,11 @@ import optuna
 import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
+from plotly.colors import get_colorscale, hex_to_rgb, unlabel_rgb
 
 from grownet.report import build_sections, load_evidence, write_report
 from grownet.report.comparison import comparison_content
+from grownet.report.studies import NOT_SAMPLED, parallel_coordinates
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 SPACE = {"lr": FloatDistribution(0.01, 1.0, log=True), "blocks": IntDistribution(0, 8)}
@@ -145,7 +148,7 @@ def test_optuna_figures_and_the_one_trial_rule(studies):
     section, figs = studies
     keys = {k.removeprefix("study-0-") for k in figs}
     assert {"arch-pareto", "arch-history-0", "arch-history-1", "arch-importance",
-            "arch-intermediate"} <= keys  # fmt: skip
+            "arch-intermediate", "arch-parallel"} <= keys  # fmt: skip
     assert {"solo-history", "solo-parallel", "solo-importance", "solo-intermediate"} <= {
         k.removeprefix("study-0-") for k in figs
     }
@@ -237,3 +240,78 @@ def test_a_comparison_names_the_accuracy_it_compares(tmp_path, basis, axis):
     (tmp_path / "c.json").write_text(json.dumps(data | ({"basis": basis} if basis else {})))
     _, table, (_, fig) = comparison_content(tmp_path / "c.json", label="x")
     assert fig.layout.yaxis.title.text == axis and f"<th>{axis}</th>" in table
+
+
+def luminance(colour: str) -> float:
+    """Relative luminance (WCAG): 1 is white."""
+    rgb = unlabel_rgb(colour) if colour.startswith("rgb") else hex_to_rgb(colour)
+    linear = [(c / 255 / 12.92 if c <= 10 else ((c / 255 + 0.055) / 1.055) ** 2.4) for c in rgb]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def scale_colours(scale) -> list[str]:
+    return [c for _, c in (get_colorscale(scale) if isinstance(scale, str) else scale)]
+
+
+def test_every_colour_of_a_trial_is_visible_on_white_and_the_front_stands_out(studies):
+    _, figs = studies
+    pareto = figs["study-0-arch-pareto"]
+    for trace in pareto.data:
+        colours = scale_colours(trace.marker.colorscale) if trace.marker.colorscale else []
+        # contrast with white at least 1.8 : 1 (luminance <= 0.53); optuna's Blues start at 0.96
+        assert colours and max(map(luminance, colours)) <= 0.53, trace.name
+    front = by_name(pareto)["Pareto-optimal"]
+    assert sorted(front.x) == [0.90, 0.95] or sorted(front.y) == [0.90, 0.95]
+    assert front.marker.line.width >= 1.5 and front.marker.symbol == "diamond"
+    line = figs["study-0-arch-parallel"].data[0].line
+    assert max(map(luminance, scale_colours(line.colorscale))) <= 0.53
+
+
+def test_parallel_coordinates_draw_every_parameter_and_objective(studies):
+    _, figs = studies
+    arch = figs["study-0-arch-parallel"]
+    (lines,) = arch.data
+    assert lines.type == "parcoords"
+    dims = {d.label: d for d in lines.dimensions}
+    assert list(dims) == ["blocks", "lr", "accuracy", "params"]
+    assert list(dims["accuracy"].values) == [acc for *_, acc in PARETO_TRIALS]
+    assert list(dims["params"].values) == [params for _, _, params, _ in PARETO_TRIALS]
+    assert list(dims["blocks"].values) == [1, 3, 2, 4]  # depth - 2
+    assert list(dims["blocks"].tickvals) == [1, 2, 3, 4]  # whole numbers only
+    lr = dims["lr"]  # log-sampled: drawn in decades
+    assert list(lr.ticktext) == ["0.01", "0.1"] and list(lr.tickvals) == [-2, -1]
+    assert list(lines.line.color) == list(dims["accuracy"].values)
+    assert "solo-parallel" in {k.removeprefix("study-0-") for k in figs}
+
+
+def test_parallel_coordinates_name_categories_and_unsampled_parameters():
+    from optuna.distributions import CategoricalDistribution
+
+    cases = CategoricalDistribution(["plain", "dropin", "long"])
+    width = IntDistribution(8, 64)
+    trials = [
+        create_trial(params={"case": "long", "w2": 16}, distributions={"case": cases, "w2": width},
+                     values=[0.9]),
+        create_trial(params={"case": "plain"}, distributions={"case": cases}, values=[0.8]),
+    ]  # fmt: skip
+    case, w2, objective = parallel_coordinates(trials, ["accuracy"]).data[0].dimensions
+    assert list(case.ticktext) == ["plain", "dropin", "long"] and list(case.values) == [2, 0]
+    assert list(w2.ticktext) == ["16", NOT_SAMPLED] and list(w2.values) == [0, 1]
+    assert list(objective.values) == [0.9, 0.8]
+
+
+@pytest.mark.parametrize("finished", [True, False])
+def test_a_study_row_says_what_the_study_is(study_dir, tmp_path, finished):
+    study = Path(shutil.copytree(study_dir, tmp_path / "arch"))
+    if finished:  # what grownet study writes at its end (grownet.study.summary)
+        summary = {
+            "trials": {"complete": 4, "pruned": 1},
+            "pareto": True,
+            "best": [{"number": 0, "accuracy": 0.9}, {"number": 1, "accuracy": 0.95}],
+        }
+        (study / "study_summary.json").write_text(json.dumps(summary))
+    runs = next(s for s in build_sections(load_evidence([study])) if s.id == "runs")
+    row = runs.content[0]
+    assert "no metrics yet" not in row
+    said = "study: 4 complete, 1 pruned; Pareto set of 2 trials" if finished else "study, not"
+    assert said in row
