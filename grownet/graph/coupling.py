@@ -2,13 +2,32 @@
 
 An add (``add``, ``gated_add``, ``dropin``) sums its inputs channel by channel, so every layer
 whose channels reach it must keep the same width, and channel ``c`` of one is channel ``c`` of
-all. :func:`channel_groups` finds these groups the way Torch-Pruning's dependency graph does:
-join every node to its consumer when the consumer keeps the channels (batchnorm, activations,
-pools, dropout, identity, flatten, global or adaptive average pooling, and the adds themselves);
-a conv, linear or ``channel_pad`` starts new channels. Each connected part is one
-:class:`ChannelGroup`: its *producers* (the convs and linear layers, 1x1 projection shortcuts
-included, and channel pads whose output channels it is), its *members* (what carries the
-channels) and its *readers* (the convs and linear layers, and channel pads, that read them).
+all; a ``mul`` (a squeeze-and-excitation gate of shape (C, 1, 1) scaling its feature map, or a
+product of two feature maps) couples its inputs the same way. :func:`channel_groups` finds
+these groups the way Torch-Pruning's dependency graph does: join every node to its consumer
+when the consumer keeps the channels (batchnorm, layer norm, activations, pools, dropout,
+identity, flatten, global or adaptive average pooling, permutes, a learned per-channel
+``param``, a depthwise conv, and the joins themselves); a conv, linear or ``channel_pad``
+starts new channels. Each connected part is one :class:`ChannelGroup`: its *producers* (the
+convs and linear layers, 1x1 projection shortcuts and SE excitation convs included, and
+channel pads whose output channels it is), its *members* (what carries the channels) and its
+*readers* (the convs and linear layers, and channel pads, that read them).
+
+Some members hold a tensor per channel, the group's *carriers*: batchnorms, a depthwise conv
+(``groups == in == out`` channels: each channel its own filter, so a MobileNet or EfficientNet
+expansion and the depthwise conv after it are one group), a layer norm's affine weights and a
+layer scale (a ``param`` of shape (C, 1, 1), or (C,) on channels-last tokens). Narrowing keeps
+their entries of the kept channels, as a producer's rows.
+
+The channels need not be a tensor's first dimension: a linear layer maps the last one, and
+a permute moves them (ConvNeXt's block runs its layer norm and linear layers channels-last).
+Each node's channel dimension is tracked; a layer that works on another dimension than the
+channels (a batchnorm or pool on channels-last tensors, a layer norm not over them, a conv
+reading them from the last dimension) stops the group. Where they are read channels-last,
+:func:`with_group_dropout` and :func:`on_read_edges` put the zeroing between a permute to
+channels-first and its inverse. A layer norm normalises over all its channels, so a narrowed
+one normalises over the kept ones only: its function is then kept only approximately (the
+width sweep fine-tunes anyway); every other member keeps the kept channels' function exactly.
 
 A ``channel_pad`` shortcut (the zoo ResNets' option A) reads the stage before and produces the
 stage after: its first channels are the earlier stage's, the rest zeros. Narrowing both stages
@@ -18,7 +37,8 @@ gone), provided ``m >= k``; so a stage is narrowed after the stage it pads, neve
 
 A group cannot be narrowed (:attr:`ChannelGroup.problem` says why) when its channels are the
 input's or the output's, reach a concat (positions would shift), a resize or another op with a
-fixed shape, or meet a grouped conv.
+fixed shape, or meet a grouped conv that is not depthwise (ResNeXt, RegNet: a group's channels
+split over the conv's groups, which a prefix would unbalance).
 
 Example:
     >>> from grownet.zoo import build
@@ -41,11 +61,67 @@ from grownet.graph.netgraph import NetGraph
 from grownet.graph.spec import GraphError, LayerSpec, Shape
 from grownet.graph.weights import _CHANNELWISE, _keep_index, remap_channels
 
-__all__ = ["ChannelGroup", "channel_groups", "coupled_groups", "group_of", "narrow_group"]
+__all__ = [
+    "ChannelGroup",
+    "channel_groups",
+    "coupled_groups",
+    "group_of",
+    "narrow_group",
+    "on_read_edges",
+    "resized",
+]
 
-JOINS = frozenset({"add", "gated_add", "dropin"})
+JOINS = frozenset({"add", "gated_add", "dropin", "mul"})
 _PRODUCERS = {"conv": "out_channels", "linear": "out_features", "channel_pad": "channels"}
 _PASSES = _CHANNELWISE | {"output"}  # the output joins its part, which then cannot narrow
+# channel-wise wherever the channels are; the rest of _PASSES work on the first dimension
+_ANY_DIM = frozenset({"relu", "activation", "dropout", "identity", "output"})
+_KEEPS = _PASSES | JOINS | {"layer_norm", "param", "permute"}
+
+
+def _depthwise(graph: NetGraph, node: str, shapes: dict[str, Shape]) -> bool:
+    """A conv filtering each channel alone: ``groups == in_channels == out_channels``."""
+    spec = graph.spec(node)
+    if spec.op != "conv":
+        return False
+    fed = shapes[graph.inputs(node)[0]][0]
+    return spec.params["groups"] == spec.params["out_channels"] == fed > 1
+
+
+def _produces(graph: NetGraph, node: str, shapes: dict[str, Shape]) -> bool:
+    return graph.op(node) in _PRODUCERS and not _depthwise(graph, node, shapes)
+
+
+def _channel_dims(graph: NetGraph, order: list[str], shapes: dict[str, Shape]) -> dict[str, int]:
+    """Each node's channel dimension (per sample): a conv's first, a linear layer's last,
+    moved by permutes, kept by everything else that keeps the rank (a join: its full-shaped
+    input's)."""
+    dims: dict[str, int] = {}
+    for node in order:
+        spec, ins = graph.spec(node), graph.inputs(node)
+        if spec.op == "linear":
+            dims[node] = len(shapes[node]) - 1
+        elif not ins or _produces(graph, node, shapes):
+            dims[node] = 0
+        else:
+            first = next((u for u in ins if shapes[u] == shapes[node]), ins[0])
+            dim = dims[first] if dims[first] < len(shapes[node]) else 0
+            dims[node] = spec.params["dims"].index(dim) if spec.op == "permute" else dim
+    return dims
+
+
+def _joined(
+    graph: NetGraph, u: str, v: str, shapes: dict[str, Shape], dims: dict[str, int]
+) -> bool:
+    """Whether ``v`` keeps the channels ``u`` feeds it (a product's broadcast factor, such as
+    a spatial gate of one channel, does not: only its shape reaches the output)."""
+    op = graph.op(v)
+    if op not in _KEEPS and not _depthwise(graph, v, shapes):
+        return False
+    if op != "mul":
+        return True
+    dim = dims[v]
+    return len(shapes[u]) == len(shapes[v]) and shapes[u][dim] == shapes[v][dim]
 
 
 @dataclass(frozen=True)
@@ -54,7 +130,12 @@ class ChannelGroup:
 
     ``readers`` pairs each reading conv or linear layer with its block size (features per
     channel: H*W behind a flatten, else 1); ``pads`` are the channel pads that read the group;
-    ``blocks`` gives the block size at every producer and member.
+    ``carriers`` pairs each member holding a tensor per channel with the tensor dimension
+    its channels are on; ``blocks`` gives the block size at every producer and member, and
+    ``dims`` the dimension (per sample) the channels are on there. ``coupled``: more than
+    one producer, a member other than a batchnorm or a channel-wise op (an add, a depthwise
+    conv, a permute, ...), or channels not on the first dimension: what a single-layer
+    narrow refuses, or a width sweep's single-layer width dropout would misplace.
     """
 
     name: str
@@ -63,18 +144,17 @@ class ChannelGroup:
     joins: tuple[str, ...]
     readers: tuple[tuple[str, int], ...]
     pads: tuple[str, ...]
+    carriers: tuple[tuple[str, int], ...]
     width: int
     blocks: dict[str, int]
+    dims: dict[str, int]
+    coupled: bool
     problem: str | None
 
-    @property
-    def coupled(self) -> bool:
-        """More than one producer, or an add: the widths move together."""
-        return len(self.producers) > 1 or bool(self.joins)
-
-    def norms(self, graph: NetGraph) -> list[tuple[str, int]]:
-        """The batchnorm members with their block sizes."""
-        return [(m, self.blocks[m]) for m in self.members if graph.op(m) == "batchnorm"]
+    def rows(self) -> list[tuple[str, int, int]]:
+        """The carriers as :func:`grownet.graph.weights.remap_channels` takes them:
+        (node, block size, tensor dimension)."""
+        return [(node, self.blocks[node], dim) for node, dim in self.carriers]
 
 
 def channel_groups(graph: NetGraph) -> list[ChannelGroup]:
@@ -83,25 +163,84 @@ def channel_groups(graph: NetGraph) -> list[ChannelGroup]:
     order = graph.topological_order()
     position = {n: i for i, n in enumerate(order)}
     shapes = graph.shapes()
+    dims = _channel_dims(graph, order, shapes)
     parts = nx.utils.UnionFind(order)
     for u, v in graph.nx.edges:
-        if graph.op(v) in _PASSES or graph.op(v) in JOINS:
+        if _joined(graph, u, v, shapes, dims):
             parts.union(u, v)
     groups = []
     for part in parts.to_sets():
         nodes = sorted(part, key=position.__getitem__)
-        if any(graph.op(n) in _PRODUCERS for n in nodes):
-            groups.append(_group(graph, nodes, shapes))
+        if any(_produces(graph, n, shapes) for n in nodes):
+            groups.append(_group(graph, nodes, shapes, dims))
     return sorted(groups, key=lambda g: position[g.producers[0]])
 
 
-def _group(graph: NetGraph, nodes: list[str], shapes: dict[str, Shape]) -> ChannelGroup:
+def _carrier_dim(graph: NetGraph, node: str, shapes: dict[str, Shape], dim: int) -> int | None:
+    """The dimension of ``node``'s tensors that holds one entry per channel, or None when it
+    holds none (an activation, or a layer norm without affine weights, or a ``param`` that
+    broadcasts over the channels)."""
+    spec = graph.spec(node)
+    if spec.op in ("batchnorm", "conv"):  # a member conv is depthwise
+        return 0
+    if spec.op == "layer_norm":
+        return 0 if spec.params["affine"] else None
+    if spec.op == "param":
+        shape = spec.params["shape"]
+        at = dim - (len(shapes[node]) - len(shape))  # a param broadcasts from the right
+        return at if at >= 0 and shape[at] == shapes[node][dim] > 1 else None
+    return None
+
+
+def _member_problem(
+    graph: NetGraph, node: str, part: set[str], shapes: dict[str, Shape], dims: dict[str, int]
+) -> str | None:
+    """Why the member ``node`` cannot carry the group's channels, if it cannot."""
+    op, dim = graph.op(node), dims[node]
+    if op in JOINS:
+        ins = [u for u in graph.inputs(node) if u in part]
+        if len({dims[u] for u in ins}) > 1:
+            return f"{op} {node!r} joins them on different dimensions"
+        return None
+    if op == "layer_norm":
+        if dim != len(shapes[node]) - 1:
+            return f"layer_norm {node!r} normalizes dimension {len(shapes[node]) - 1}, not them"
+        return None
+    if op == "param":
+        if graph.spec(node).params["mode"] == "prepend" and dim == 0:
+            return f"param {node!r} prepends to them"
+        return None
+    if op in _PASSES - _ANY_DIM and dim != 0:
+        return f"{node!r} ({op}) works on dimension 0, they are on dimension {dim}"
+    if op not in _KEEPS and not _depthwise(graph, node, shapes):
+        return f"{node!r} ({op}) makes them, which fixes their number"
+    return None
+
+
+def _reader_problem(
+    graph: NetGraph, node: str, reader: str, shapes: dict[str, Shape], dim: int
+) -> str | None:
+    """Why ``reader`` (a conv, linear or channel pad outside the group) cannot read the
+    group's channels from ``node``, if it cannot."""
+    spec = graph.spec(reader)
+    if spec.op == "conv" and spec.params["groups"] != 1:
+        return f"grouped conv {reader!r} reads them"
+    reads = len(shapes[node]) - 1 if spec.op == "linear" else 0
+    if dim != reads:
+        return f"{spec.op} {reader!r} reads dimension {reads}, they are on dimension {dim}"
+    return None
+
+
+def _group(
+    graph: NetGraph, nodes: list[str], shapes: dict[str, Shape], dims: dict[str, int]
+) -> ChannelGroup:
     """The group of one connected part, ``nodes`` in topological order."""
-    producers = tuple(n for n in nodes if graph.op(n) in _PRODUCERS)
+    part = set(nodes)
+    producers = tuple(n for n in nodes if _produces(graph, n, shapes))
     members = tuple(n for n in nodes if n not in producers)
     blocks = dict.fromkeys(producers, 1)
     for node in members:  # topological: a member's inputs come first
-        first = graph.inputs(node)[0] if graph.inputs(node) else node
+        first = next((u for u in graph.inputs(node) if u in part), node)
         grow = math.prod(shapes[first][1:]) if graph.op(node) == "flatten" else 1
         blocks[node] = blocks.get(first, 1) * grow
     readers, pads, problems = [], [], []
@@ -111,27 +250,28 @@ def _group(graph: NetGraph, nodes: list[str], shapes: dict[str, Shape]) -> Chann
             problems.append("its channels are the network's input")
         elif op == "output":
             problems.append(f"its channels are the network's output (they reach {node!r})")
-        elif op == "conv" and graph.spec(node).params["groups"] != 1:
+        elif node in producers and op == "conv" and graph.spec(node).params["groups"] != 1:
             problems.append(f"grouped conv {node!r} produces them")
-        elif op == "linear" and len(shapes[node]) > 1:  # channels here are the first dim
-            problems.append(f"linear {node!r} maps the last of several dims (tokens)")
-        elif op in JOINS and len({blocks[u] for u in graph.inputs(node)}) > 1:
+        elif op in JOINS and len({blocks[u] for u in graph.inputs(node) if u in part}) > 1:
             problems.append(f"{op} {node!r} joins flattened and unflattened channels")
-        elif node in members and op not in _PASSES | JOINS:
-            problems.append(f"{node!r} ({op}) makes them, which fixes their number")
+        elif node in members and (why := _member_problem(graph, node, part, shapes, dims)):
+            problems.append(why)
         for v in graph.consumers(node):
             vop = graph.op(v)
-            if v in blocks and vop not in _PRODUCERS:
+            if v in part and v not in producers:
                 continue  # a member: the same channels (a producer reads them even when it
                 # writes back into this group, as the conv of `bn(conv(x)) + x` does)
             if vop == "channel_pad":
                 pads.append(v)
             elif vop in _PRODUCERS:
-                if vop == "conv" and graph.spec(v).params["groups"] != 1:
-                    problems.append(f"grouped conv {v!r} reads them")
+                if why := _reader_problem(graph, node, v, shapes, dims[node]):
+                    problems.append(why)
                 readers.append((v, blocks[node]))
-            else:
+            elif not _joined(graph, node, v, shapes, dims):
                 problems.append(f"they flow into {v!r} ({vop}), which fixes their number")
+    carriers = tuple(
+        (n, at) for n in members if (at := _carrier_dim(graph, n, shapes, dims[n])) is not None
+    )
     return ChannelGroup(
         name=producers[0],
         producers=producers,
@@ -139,14 +279,20 @@ def _group(graph: NetGraph, nodes: list[str], shapes: dict[str, Shape]) -> Chann
         joins=tuple(m for m in members if graph.op(m) in JOINS),
         readers=tuple(readers),
         pads=tuple(pads),
-        width=shapes[producers[0]][0],
+        carriers=carriers,
+        width=shapes[producers[0]][dims[producers[0]]],
         blocks=blocks,
+        dims={n: dims[n] for n in nodes},
+        coupled=len(producers) > 1
+        or any(graph.op(m) not in _PASSES for m in members)
+        or any(dims[n] for n in nodes),
         problem=problems[0] if problems else None,
     )
 
 
 def coupled_groups(graph: NetGraph) -> list[ChannelGroup]:
-    """The groups with several producers or an add: the ones a single-layer narrow refuses."""
+    """The coupled groups (:attr:`ChannelGroup.coupled`): the ones a single-layer narrow
+    refuses."""
     return [g for g in channel_groups(graph) if g.coupled]
 
 
@@ -165,14 +311,33 @@ def group_of(graph: NetGraph, node: str) -> ChannelGroup:
     raise GraphError(f"node {node!r} is a {graph.op(node)}; give a conv, linear or channel_pad")
 
 
+def resized(graph: NetGraph, group: ChannelGroup, width: int) -> NetGraph:
+    """A copy of ``graph`` whose specs give ``group`` ``width`` channels: its producers'
+    widths, its depthwise convs' channels and groups, its per-channel params' shapes."""
+    g = graph.copy()
+    for node in group.producers:
+        spec = graph.spec(node)
+        g.set_spec(node, spec.replace(**{_PRODUCERS[spec.op]: width}))
+    for node, at in group.carriers:
+        spec = graph.spec(node)
+        if spec.op == "conv":
+            g.set_spec(node, spec.replace(out_channels=width, groups=width))
+        elif spec.op == "param":
+            shape = list(spec.params["shape"])
+            shape[at] = width
+            g.set_spec(node, spec.replace(shape=shape))
+    return g
+
+
 def narrow_group(net: GraphNet, group: ChannelGroup | str, keep: int | Sequence[int]) -> GraphNet:
     """``net`` with every producer of ``group`` (or of the group node ``group`` produces)
     keeping only channels ``keep``: a count k (the first k) or the indices to keep.
 
-    Producers keep their weight rows, batchnorms their rows and statistics, readers the input
-    columns of the kept channels, exactly as :func:`grownet.graph.weights.narrow` does for one
-    layer. Channel pads take the new width; their groups accept only prefixes, and a pad cannot
-    shrink below its input (narrow the group it pads first).
+    Producers keep their weight rows, carriers (batchnorms with their statistics, depthwise
+    convs, layer norms, layer scales) their entries, readers the input columns of the kept
+    channels, exactly as :func:`grownet.graph.weights.narrow` does for one layer. Channel
+    pads take the new width; their groups accept only prefixes, and a pad cannot shrink
+    below its input (narrow the group it pads first).
 
     Example:
         >>> from grownet.zoo import build
@@ -191,18 +356,16 @@ def narrow_group(net: GraphNet, group: ChannelGroup | str, keep: int | Sequence[
     if padded and index != list(range(len(index))):
         raise GraphError(f"{where}: a channel_pad touches this group; keep a count (a prefix)")
     shapes = net.shapes
-    g = graph.copy()
     for node in group.producers:
-        spec = graph.spec(node)
-        fed = shapes[graph.inputs(node)[0]][0] if spec.op == "channel_pad" else 0
+        fed = shapes[graph.inputs(node)[0]][0] if graph.op(node) == "channel_pad" else 0
         if fed > len(index):
             raise GraphError(
                 f"{where}: channel_pad {node!r} cannot shrink its {fed} input channels to "
                 f"{len(index)}; narrow the group it pads first"
             )
-        g.set_spec(node, spec.replace(**{_PRODUCERS[spec.op]: len(index)}))
-    norms = group.norms(graph)
-    return remap_channels(net, g, torch.tensor(index), group.producers, norms, group.readers, where)
+    g = resized(graph, group, len(index))
+    index_t = torch.tensor(index)
+    return remap_channels(net, g, index_t, group.producers, group.rows(), group.readers, where)
 
 
 def zero_channels_spec(retain: float) -> LayerSpec:
@@ -223,13 +386,32 @@ def read_edges(graph: NetGraph, group: ChannelGroup) -> list[tuple[str, str]]:
     return edges
 
 
-def with_group_dropout(graph: NetGraph, group: ChannelGroup, retain: float) -> NetGraph:
-    """``graph`` with a prefix width dropout at ``retain`` on each edge where ``group``'s
-    channels are read (:func:`read_edges`), named ``<reader>_in_wd``."""
+def on_read_edges(graph: NetGraph, group: ChannelGroup, spec: LayerSpec, suffix: str) -> NetGraph:
+    """``graph`` with a node of ``spec`` (named ``<reader>_<suffix>``) on each edge where
+    ``group``'s channels are read (:func:`read_edges`). Width dropout and width DropIn work on
+    the first dimension, so where the channels are on another one the node sits between a
+    permute bringing them first (``<reader>_<suffix>_first``) and its inverse
+    (``<reader>_<suffix>_back``)."""
     g = graph.copy()
+    shapes = graph.shapes()
     for u, v in read_edges(graph, group):
         port = g.nx.edges[u, v]["port"]
         g.nx.remove_edge(u, v)
-        wd = g.add(f"{v}_in_wd", zero_channels_spec(retain), [u])
-        g.nx.add_edge(wd, v, port=port)
+        name, dim = f"{v}_{suffix}", group.dims[u]
+        if dim == 0:
+            last = g.add(name, spec, [u])
+        else:
+            order = [dim, *(d for d in range(len(shapes[u])) if d != dim)]
+            back = [order.index(d) for d in range(len(order))]
+            first = g.add(f"{name}_first", LayerSpec("permute", dims=order), [u])
+            last = g.add(
+                f"{name}_back", LayerSpec("permute", dims=back), [g.add(name, spec, [first])]
+            )
+        g.nx.add_edge(last, v, port=port)
     return g
+
+
+def with_group_dropout(graph: NetGraph, group: ChannelGroup, retain: float) -> NetGraph:
+    """``graph`` with a prefix width dropout at ``retain`` on each edge where ``group``'s
+    channels are read (:func:`on_read_edges`), named ``<reader>_in_wd``."""
+    return on_read_edges(graph, group, zero_channels_spec(retain), "in_wd")

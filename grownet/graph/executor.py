@@ -169,6 +169,16 @@ class GraphNet(nn.Module):
         torch.Size([2, 10])
     """
 
+    @classmethod
+    def with_state(cls, graph: NetGraph, state: Mapping[str, Tensor]) -> GraphNet:
+        """A network of ``graph`` holding ``state``'s tensors themselves (not copies), built
+        without first initialising the weights it replaces: initialising a 600M-parameter ViT
+        takes longer than importing it. ``state`` must hold every parameter and buffer."""
+        with torch.device("meta"):
+            net = cls(graph)
+        net.load_state_dict(state, assign=True)  # strict: a missing tensor raises here
+        return net
+
     def __init__(self, graph: NetGraph, *, modules: Mapping[str, nn.Module] | None = None) -> None:
         super().__init__()
         self.shapes = graph.validate()

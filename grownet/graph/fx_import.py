@@ -807,8 +807,8 @@ def _check_same(
     module: nn.Module, graph: NetGraph, state: dict[str, Tensor], shape: Shape, what: str
 ) -> None:
     """The graph must compute what ``module`` does (eval mode, one random batch)."""
-    net = GraphNet(graph).eval()
-    own = net.state_dict()
+    with torch.device("meta"):  # shapes only: the weights come from ``state``
+        own = GraphNet(graph).state_dict()
     for key, value in state.items():
         if own[key].shape != value.shape:  # a linear layer takes any width: its weights do not
             node = key.split(".")[1]
@@ -817,7 +817,7 @@ def _check_same(
                 f"{tuple(value.shape)}, the shape gives it {tuple(own[key].shape)}; check the "
                 "input shape"
             )
-    net.load_state_dict(state)
+    net = GraphNet.with_state(graph, state).eval()
     ref = next(iter(module.parameters()), torch.empty(0))
     # one sample: the meta runs at two batch sizes have shown that no call mixes samples
     x = torch.randn(1, *shape, generator=torch.Generator().manual_seed(0), dtype=ref.dtype)
@@ -926,7 +926,8 @@ def import_callable(
 def build_imported(spec: str, in_shape: Sequence[int], num_classes: int) -> NetGraph:
     """The model base ``import:MODULE:CALLABLE``: the user's network as a graph for a dataset.
 
-    ``CALLABLE`` gets ``num_classes`` when it takes that argument; its network must then end in
+    ``CALLABLE`` gets ``num_classes`` when it takes that argument (by name, or through
+    ``**kwargs`` as torchvision's builders do); its network must then end in
     ``num_classes`` outputs. The imported weights are not used: a run trains the architecture
     (use :func:`import_callable` for the weights).
 
@@ -934,9 +935,12 @@ def build_imported(spec: str, in_shape: Sequence[int], num_classes: int) -> NetG
     (4,)
     """
     try:
-        takes = "num_classes" in inspect.signature(load_callable(spec)).parameters
+        params = inspect.signature(load_callable(spec)).parameters
     except (TypeError, ValueError):
-        takes = False
+        params = {}
+    # torchvision's builders take num_classes through **kwargs
+    takes = "num_classes" in params or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())  # fmt: skip
     graph, _ = import_callable(spec, in_shape, num_classes if takes else None)
     out = graph.shapes()[graph.output_node]
     if out != (num_classes,):

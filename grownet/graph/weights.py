@@ -150,7 +150,8 @@ def _remap(
     spec = graph.spec(node)
     g = graph.copy()
     g.set_spec(node, spec.replace(**{_WIDTH_KEY[spec.op]: len(index)}))
-    return remap_channels(net, g, index, [node], norms, readers, where, scale=scale, noise=noise)
+    carriers = [(n, block, 0) for n, block in norms]
+    return remap_channels(net, g, index, [node], carriers, readers, where, scale=scale, noise=noise)
 
 
 def remap_channels(
@@ -158,7 +159,7 @@ def remap_channels(
     graph: NetGraph,
     index: Tensor,
     producers: Sequence[str],
-    norms: Sequence[tuple[str, int]],
+    carriers: Sequence[tuple[str, int, int]],
     readers: Sequence[tuple[str, int]],
     where: str,
     *,
@@ -168,8 +169,11 @@ def remap_channels(
     """``net`` rebuilt as ``graph`` (its producers' widths already changed), with channel j of
     the producers taken from old channel ``index[j]``.
 
-    The producers' weight rows, the batchnorms' rows and the readers' input columns (each with
-    its block size, see :func:`_trace`) are selected through ``index``; readers' columns are
+    The producers' weight rows, the carriers' entries and the readers' input columns (each with
+    its block size, see :func:`_trace`) are selected through ``index``. A carrier is a member
+    holding a tensor per channel (a batchnorm, a depthwise conv, a layer norm, a layer scale),
+    given as (node, block size, the dimension of its tensors the channels are on); a tensor
+    of it without that dimension (a batchnorm's step count) is kept. Readers' columns are
     multiplied by ``scale`` and ``noise`` is added to the producers' rows, as :func:`widen`
     needs. A producer without weights (a ``channel_pad``) is built afresh from its spec. Shared
     by :func:`narrow` and :func:`widen` (one producer) and coupled-group narrowing (several).
@@ -181,13 +185,13 @@ def remap_channels(
     # One state per node, so a layer that both produces the channels and reads them (a conv
     # inside a coupled residual group) has its rows and its input columns selected.
     states: dict[str, dict[str, Tensor]] = {}
-    for node, rows, jitter in [
-        *((p, index, noise) for p in producers if graph.op(p) in _WIDTH_KEY),
-        *((n, _expand(index, block), None) for n, block in norms),
+    for node, rows, dim, jitter in [
+        *((p, index, 0, noise) for p in producers if graph.op(p) in _WIDTH_KEY),
+        *((n, _expand(index, block), dim, None) for n, block, dim in carriers),
     ]:
         state = states.get(node) or dict(net.layers[node].state_dict())
         rows = rows.to(next(net.layers[node].parameters()).device)
-        state = {k: v.index_select(0, rows) if v.dim() else v for k, v in state.items()}
+        state = {k: v.index_select(dim, rows) if v.dim() > dim else v for k, v in state.items()}
         if jitter is not None:
             state["weight"] = state["weight"] + jitter.to(state["weight"])
         states[node] = state

@@ -35,11 +35,10 @@ import math
 import torch
 from torch import Tensor, nn
 
-from grownet.graph.coupling import _PRODUCERS, ChannelGroup, group_of, read_edges
+from grownet.graph.coupling import ChannelGroup, group_of, on_read_edges, resized
 from grownet.graph.executor import GraphNet, sync_optimizer
 from grownet.graph.netgraph import NetGraph
 from grownet.graph.spec import GraphError, LayerSpec
-from grownet.graph.surgery import remove_layer
 from grownet.graph.weights import _build_like, _install, remap_channels
 from grownet.layers.dropin import gradual_q
 
@@ -100,10 +99,6 @@ def widen_gradually(
     generator = torch.Generator().manual_seed(seed)
     sources = torch.randint(old, (k,), generator=generator) if init == "net2net" else None
 
-    g = graph.copy()
-    for node in group.producers:
-        spec = graph.spec(node)
-        g.set_spec(node, spec.replace(**{_PRODUCERS[spec.op]: old + k}))
     mix = LayerSpec(
         "width_dropin",
         old=old,
@@ -111,18 +106,15 @@ def widen_gradually(
         start=start,
         sources=None if sources is None else sources.tolist(),
     )
-    for u, v in read_edges(graph, group):
-        port = g.nx.edges[u, v]["port"]
-        g.nx.remove_edge(u, v)
-        g.nx.add_edge(g.add(f"{v}_in_wdi", mix, [u]), v, port=port)
+    g = on_read_edges(resized(graph, group, old + k), group, mix, "in_wdi")
 
-    norms = group.norms(graph)
     if sources is None:
-        nodes = [*group.producers, *(n for n, _ in norms), *(r for r, _ in group.readers)]
+        nodes = [*group.producers, *(n for n, _ in group.carriers), *(r for r, _ in group.readers)]
         return _widen_random(net, g, nodes, seed, where)
     index = torch.cat([torch.arange(old), sources])
     scale = 1.0 / torch.bincount(index, minlength=old).to(torch.float64)[index]
-    wide = remap_channels(net, g, index, group.producers, norms, group.readers, where, scale=scale)
+    rows = group.rows()
+    wide = remap_channels(net, g, index, group.producers, rows, group.readers, where, scale=scale)
     if noise > 0:
         with torch.no_grad():
             for node in group.producers:
@@ -179,11 +171,28 @@ def collapse_width_dropins(net: GraphNet, iteration: int) -> GraphNet:
 def without_width_mixers(graph: NetGraph) -> NetGraph:
     """``graph`` without its ``width_dropin`` nodes, which pass everything through once their
     schedules have ended (the caller's to know: :func:`collapse_width_dropins` checks it on a
-    network). They hold no weights, so a state dict of ``graph`` fits the result."""
-    g = graph
+    network), nor the permute pairs around those on channels-last tensors
+    (:func:`grownet.graph.coupling.on_read_edges`). They hold no weights, so a state dict of
+    ``graph`` fits the result."""
+    g = graph.copy()
     for node in graph.nodes_of("width_dropin"):
-        g = remove_layer(g, node)
+        (source,) = g.inputs(node)
+        chain, after = [node], g.consumers(node)
+        if _inverse_permutes(g, source, after):
+            (source,), chain = g.inputs(source), [source, node, after[0]]
+        for v in g.consumers(chain[-1]):
+            g.nx.add_edge(source, v, port=g.nx.edges[chain[-1], v]["port"])
+        g.nx.remove_nodes_from(chain)
     return g
+
+
+def _inverse_permutes(graph: NetGraph, before: str, after: list[str]) -> bool:
+    """Whether ``before`` (feeding only a mixer) and the mixer's one consumer ``after`` are
+    permutes undoing each other."""
+    if graph.op(before) != "permute" or len(after) != 1 or graph.op(after[0]) != "permute":
+        return False
+    there, back = graph.spec(before).params["dims"], graph.spec(after[0]).params["dims"]
+    return len(graph.consumers(before)) == 1 and [there[d] for d in back] == sorted(there)
 
 
 def sync_widened_optimizer(

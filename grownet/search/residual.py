@@ -12,8 +12,12 @@ network of that depth can do. The knee p* of error versus p gives the minimum de
 
 A unit is droppable when its output has its input's shape (not the first unit of a stage,
 the downsampling ones Guo & Gould never drop): taking it out leaves the shortcut, and shapes
-hold. The estimate is built from the trained weights by the same removal and verified like
-every other estimate (:mod:`grownet.search.sweeps`).
+hold. Imported networks' residual adds count too: torchvision's stochastic depth (EfficientNet
+MBConv, ConvNeXt blocks) is already a gated add, and a plain add (ResNet, RegNet, MobileNet
+inverted residuals with identity shortcuts) becomes a depth-dropout gate for the sweep.
+
+The estimate is built from the trained weights by the same removal and verified like every
+other estimate (:mod:`grownet.search.sweeps`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from grownet.graph import NetGraph
+from grownet.graph import LayerSpec, NetGraph
+from grownet.graph.spec import Shape
 from grownet.graph.surgery import exclusive_nodes, remove_residual_unit, set_params
 from grownet.search.grow import weighted_depth
 from grownet.search.points import fine_tune_points
@@ -39,8 +44,9 @@ from grownet.search.sweeps import (
 
 
 def residual_units(graph: NetGraph) -> list[str]:
-    """The ``gated_add`` nodes of units that may be dropped, in order: those whose output has
-    the shape of the unit's input.
+    """The residual adds of units that may be dropped, in order: those whose branch (a
+    ``gated_add``'s first input; either input of a plain two-input ``add``, as imported
+    ResNets, RegNets and MobileNets have) reads only one node, of the add's output shape.
 
     Example:
         >>> from grownet.zoo import cifar_resnet
@@ -49,14 +55,21 @@ def residual_units(graph: NetGraph) -> list[str]:
         (7, 'layer1_0_add', False)
     """
     shapes = graph.shapes()
-    found = []
-    for add in graph.nodes_of("gated_add"):
-        branch = graph.inputs(add)[0]
-        inside = exclusive_nodes(graph, branch, add)
+    adds = graph.nodes_of("gated_add", "add")
+    return [add for add in adds if _branch_port(graph, add, shapes) is not None]
+
+
+def _branch_port(graph: NetGraph, add: str, shapes: dict[str, Shape]) -> int | None:
+    """The input port of ``add``'s droppable branch, or None when it has none."""
+    ins = graph.inputs(add)
+    if graph.op(add) == "add" and len(ins) != 2:
+        return None
+    for port in (0,) if graph.op(add) == "gated_add" else (0, 1):
+        inside = exclusive_nodes(graph, ins[port], add)
         sources = {u for n in inside for u in graph.inputs(n)} - inside
         if len(sources) == 1 and shapes[sources.pop()] == shapes[add]:
-            found.append(add)
-    return found
+            return port
+    return None
 
 
 def units_removed(ratio: float, units: int) -> int:
@@ -87,8 +100,16 @@ def without_units(graph: NetGraph, units: list[str], ratio: float) -> NetGraph:
 
 
 def with_drop(graph: NetGraph, units: list[str], p: float) -> NetGraph:
-    """``graph`` with each unit's gate dropping its branch with probability ``p``."""
+    """``graph`` with each unit's gate dropping its branch with probability ``p``; a plain
+    ``add`` becomes a depth-dropout ``gated_add`` (branch first), the same sum while open."""
     for add in units:
+        if graph.op(add) == "add":
+            port = _branch_port(graph, add, graph.shapes())
+            graph = graph.copy()
+            if port == 1:
+                for u, port_of in zip(graph.inputs(add), (1, 0), strict=True):
+                    graph.nx.edges[u, add]["port"] = port_of
+            graph.set_spec(add, LayerSpec("gated_add", kind="depth_dropout"))
         graph = set_params(graph, add, drop_prob=p)
     return graph
 
@@ -106,7 +127,7 @@ def residual_depth_sweep(
     units it needs. ``start`` is also the full network the estimate is checked against."""
     sweep = spec.depth
     units = residual_units(start.graph)
-    total = len(start.graph.nodes_of("gated_add"))
+    total = len(start.graph.nodes_of("gated_add", "add"))
     ratios = sorted(sweep.ratios)  # p rising: ever shallower
     echo(f"depth sweep (depth dropout) over {len(units)} of {total} residual units: "
          f"{len(ratios)} ratios")  # fmt: skip

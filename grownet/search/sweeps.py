@@ -67,8 +67,9 @@ Verifier = Callable[[str, NetGraph, dict[str, Any]], Trained]
 
 
 def width(graph: NetGraph, node: str) -> int:
-    """Output channels (conv) or features (linear) of ``node``."""
-    return graph.shapes()[node][0]
+    """Output channels (conv) or features (linear, the last dimension) of ``node``."""
+    params = graph.spec(node).params
+    return params["out_features"] if graph.op(node) == "linear" else params["out_channels"]
 
 
 def sweep_units(graph: NetGraph, layers: Sequence[str] = ()) -> list[tuple[str, ...]]:

@@ -21,7 +21,7 @@ from typing import Any
 from torch import Tensor
 
 from grownet.graph import GraphError, NetGraph
-from grownet.graph.coupling import group_of
+from grownet.graph.coupling import channel_groups
 from grownet.graph.executor import GraphNet
 from grownet.graph.widen import widen_gradually, without_width_mixers
 from grownet.search.spec import GrowthSpec
@@ -41,9 +41,10 @@ def planned_widths(graph: NetGraph, growth: GrowthSpec) -> list[dict[str, Any]]:
         [('conv1', 20, 40), ('conv2', 50, 100), ('ip1', 500, 1000)]
     """
     plain = without_width_mixers(graph)
+    widths = {p: g.width for g in channel_groups(plain) for p in g.producers}
     plans = []
     for unit in sweep_units(plain, growth.width_layers):
-        width = group_of(plain, unit[0]).width
+        width = widths[unit[0]]
         grown = width + growth.width_step if growth.width_step else width * growth.width_factor
         target = min(math.ceil(round(grown, 9)), growth.max_width)
         if target > width:

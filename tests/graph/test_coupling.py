@@ -17,6 +17,7 @@ from grownet.graph.coupling import (
 )
 from grownet.graph.executor import GraphNet
 from grownet.graph.fx_import import import_module
+from grownet.graph.widen import widen_gradually, without_width_mixers
 from grownet.zoo import build
 
 X = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -135,7 +136,7 @@ def test_narrowing_every_group_keeps_weights_and_function(net_case):
             if net.graph.op(node) == "conv":
                 w = new[node].weight
                 assert torch.equal(w, old[node].weight[:keep, : w.shape[1]])
-        for node, _ in group.norms(net.graph):
+        for node, _ in group.carriers:  # batchnorms only, in these residual networks
             for t in ("weight", "bias", "running_mean", "running_var"):
                 assert torch.equal(getattr(new[node], t), getattr(old[node], t)[:keep])
         for node, _ in group.readers:
@@ -162,6 +163,161 @@ def test_zeroing_reader_columns_matches_narrowing_a_projection_stage():
     assert thin.graph.num_params() < net.graph.num_params()
     with torch.no_grad():
         torch.testing.assert_close(thin(X), net(X), atol=1e-5, rtol=1e-5)
+
+
+class InvertedResidual(torch.nn.Module):
+    """MobileNetV3's block: expand, depthwise, squeeze-and-excitation, project, identity add."""
+
+    def __init__(self, width, hidden):
+        super().__init__()
+        nn = torch.nn
+        self.expand = nn.Sequential(nn.Conv2d(width, hidden, 1), nn.BatchNorm2d(hidden), nn.ReLU())
+        self.depthwise = nn.Sequential(
+            nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden), nn.BatchNorm2d(hidden),
+            nn.Hardswish(),
+        )  # fmt: skip
+        self.squeeze = nn.Conv2d(hidden, 4, 1)
+        self.excite = nn.Conv2d(4, hidden, 1)
+        self.project = nn.Sequential(nn.Conv2d(hidden, width, 1), nn.BatchNorm2d(width))
+
+    def forward(self, x):
+        y = self.depthwise(self.expand(x))
+        gate = self.excite(self.squeeze(y.mean((2, 3), keepdim=True)).relu()).sigmoid()
+        return self.project(y * gate) + x
+
+
+class ConvNeXtBlock(torch.nn.Module):
+    """ConvNeXt's block without its layer norm: depthwise conv, channels-last linear layers,
+    a layer scale, the residual add."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.depthwise = torch.nn.Conv2d(width, width, 7, padding=3, groups=width)
+        self.up, self.down = torch.nn.Linear(width, 4 * width), torch.nn.Linear(4 * width, width)
+        self.act = torch.nn.GELU()
+        self.scale = torch.nn.Parameter(torch.randn(width, 1, 1))
+
+    def forward(self, x):
+        y = self.down(self.act(self.up(self.depthwise(x).permute(0, 2, 3, 1))))
+        return x + self.scale * y.permute(0, 3, 1, 2)
+
+
+def imported(*layers):
+    """``layers`` after a 3 -> 16 stem, then a classifier, imported (random weights)."""
+    torch.manual_seed(0)
+    nn = torch.nn
+    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), *layers,
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))  # fmt: skip
+    return import_module(net.train(), (3, 32, 32))
+
+
+# (network, a producer of the group, the group's producers, its carriers' ops)
+NEW_COUPLINGS = {
+    "depthwise-and-se": (
+        lambda: imported(InvertedResidual(16, 24)),
+        "_2_expand_0",
+        ("_2_expand_0", "_2_excite"),
+        ["batchnorm", "conv", "batchnorm"],
+    ),
+    "se-stream": (
+        lambda: imported(InvertedResidual(16, 24), InvertedResidual(16, 32)),
+        "_0",
+        ("_0", "_2_project_0", "_3_project_0"),
+        ["batchnorm", "batchnorm", "batchnorm"],
+    ),
+    "channels-last-and-layer-scale": (
+        lambda: imported(ConvNeXtBlock(16), ConvNeXtBlock(16)),
+        "_0",
+        ("_0", "_2_down", "_3_down"),
+        ["batchnorm", "conv", "param", "conv", "param"],
+    ),
+    "channels-last-hidden": (
+        lambda: imported(ConvNeXtBlock(16)),
+        "_2_up",
+        ("_2_up",),
+        [],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(NEW_COUPLINGS))
+def test_new_couplings_narrow_keeping_the_kept_channels_function(case):
+    make, producer, producers, carriers = NEW_COUPLINGS[case]
+    graph, state = make()
+    net = GraphNet(graph)
+    net.load_state_dict(state)
+    with torch.no_grad():
+        net.train()(X)  # batchnorm statistics that are not 0 and 1
+    net.eval()
+    group = group_of(graph, producer)
+    assert (group.producers, [graph.op(n) for n, _ in group.carriers]) == (producers, carriers)
+    assert group.coupled and group.problem is None
+    keep = group.width // 2 + 1
+    thin = narrow_group(net, group, keep)
+    for node, dim in group.carriers:  # each per-channel tensor keeps the kept entries
+        for name, old in net.layers[node].state_dict().items():
+            if old.dim() > dim:
+                assert torch.equal(thin.layers[node].state_dict()[name], old.narrow(dim, 0, keep))
+    reference = GraphNet(with_group_dropout(graph, group, keep / group.width)).eval()
+    reference.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(thin(X), reference(X), atol=1e-5, rtol=1e-5)
+        assert not torch.allclose(net(X), reference(X), atol=1e-4)  # something was dropped
+
+
+@pytest.mark.parametrize("init", ["random", "net2net"])
+@pytest.mark.parametrize("case", ["depthwise-and-se", "channels-last-and-layer-scale"])
+def test_new_couplings_widen_keeping_the_function(case, init):
+    """Widening mixes the new channels in from zero: at the start the function is the old
+    one; the permutes around a channels-last mixer leave with it."""
+    make, producer, _, _ = NEW_COUPLINGS[case]
+    graph, state = make()
+    net = GraphNet(graph)
+    net.load_state_dict(state)
+    net.eval()
+    wide = widen_gradually(net, producer, 3, dropin_length=10, start=0, init=init).eval()
+    group = group_of(graph, producer)
+    assert wide.shapes[producer][group.dims[producer]] == group.width + 3
+    with torch.no_grad():
+        torch.testing.assert_close(wide(X), net(X), atol=1e-5, rtol=1e-5)
+    assert sorted(without_width_mixers(wide.graph).nodes) == sorted(graph.nodes)
+
+
+def test_a_layer_norm_narrows_with_its_channels_approximately():
+    """ConvNeXt's layer norm normalises over the kept channels once narrowed: its affine
+    entries are the kept ones, and the function is close to, not equal to, the zeroed one."""
+    torch.manual_seed(0)
+    nn = torch.nn
+    graph, state = import_module(torchvision.models.convnext_tiny(num_classes=10), (3, 32, 32))
+    net = GraphNet(graph)
+    net.load_state_dict(state)
+    net.eval()
+    group = group_of(graph, "features_0_0")
+    norms = [n for n, _ in group.carriers if graph.op(n) == "layer_norm"]
+    assert len(norms) == 5 and isinstance(net.layers[norms[0]], nn.LayerNorm)
+    thin = narrow_group(net, group, 90)
+    assert torch.equal(thin.layers[norms[1]].weight, net.layers[norms[1]].weight[:90])
+    reference = GraphNet(with_group_dropout(graph, group, 90 / 96)).eval()
+    reference.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        got, want = thin(X), reference(X)
+    assert not torch.allclose(got, want, atol=1e-5)
+    assert (got - want).abs().max() < 0.1 * want.abs().max()
+
+
+@pytest.mark.parametrize(
+    ("torchvision_net", "narrowable"),
+    [("mobilenet_v3_small", 27), ("efficientnet_b0", 40), ("convnext_tiny", 22)],
+)
+def test_imported_mobile_networks_narrow_almost_everywhere(torchvision_net, narrowable):
+    """Every group but the classifier's (the output) narrows; before depthwise convs, SE
+    products, permutes and layer scales coupled, most were refused."""
+    graph, _ = import_module(getattr(torchvision.models, torchvision_net)(), (3, 32, 32))
+    groups = channel_groups(graph)
+    assert [g.problem for g in groups if g.problem] == [
+        "its channels are the network's output (they reach 'output')"
+    ]
+    assert len(groups) == narrowable + 1
 
 
 def concat_net():
