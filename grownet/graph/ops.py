@@ -417,6 +417,18 @@ def _meta_infer(
     return infer
 
 
+def _shape_op(
+    name: str,
+    defaults: dict[str, Any],
+    fn: Callable[..., torch.Tensor],
+    module: Callable[..., nn.Module],
+) -> OpDef:
+    """A one-input op that moves values without weights: ``fn(x, **params)`` and its module
+    ``module(**params)`` take the op's parameters by name; shapes come from running ``fn``."""
+    return _op(name, defaults, (1, 1), _meta_infer(lambda p, xs: fn(xs[0], **p)),
+               lambda p, i: module(**p))  # fmt: skip
+
+
 def _attention_infer(p: Params, ins: list[Shape]) -> Shape:
     if len(ins[0]) != 2 or ins[0][1] % p["heads"]:
         raise GraphError(
@@ -564,41 +576,11 @@ OPS: dict[str, OpDef] = {
         # one input is a copy: DenseNet's first layer concatenates the features it is given
         _op("concat", {}, (1, None), _concat_infer, lambda p, i: Concat()),
         _op("mul", {}, (2, None), _meta_infer(lambda p, xs: S.mul(*xs)), lambda p, i: S.Mul()),
-        _op(
-            "permute",
-            {"dims": REQUIRED},
-            (1, 1),
-            _meta_infer(lambda p, xs: S.permute(xs[0], p["dims"])),
-            lambda p, i: S.Permute(dims=p["dims"]),
-        ),
-        _op(
-            "reshape",
-            {"shape": REQUIRED},
-            (1, 1),
-            _meta_infer(lambda p, xs: S.reshape(xs[0], p["shape"])),
-            lambda p, i: S.Reshape(shape=p["shape"]),
-        ),
-        _op(
-            "slice",
-            {"dim": 0, "start": REQUIRED, "stop": REQUIRED},
-            (1, 1),
-            _meta_infer(lambda p, xs: S.slice_dim(xs[0], p["dim"], p["start"], p["stop"])),
-            lambda p, i: S.Slice(dim=p["dim"], start=p["start"], stop=p["stop"]),
-        ),
-        _op(
-            "select",
-            {"dim": 0, "index": REQUIRED},
-            (1, 1),
-            _meta_infer(lambda p, xs: S.select(xs[0], p["dim"], p["index"])),
-            lambda p, i: S.Select(dim=p["dim"], index=p["index"]),
-        ),
-        _op(
-            "channel_shuffle",
-            {"groups": REQUIRED},
-            (1, 1),
-            _meta_infer(lambda p, xs: S.channel_shuffle(xs[0], p["groups"])),
-            lambda p, i: S.ChannelShuffle(groups=p["groups"]),
-        ),
+        _shape_op("permute", {"dims": REQUIRED}, S.permute, S.Permute),
+        _shape_op("reshape", {"shape": REQUIRED}, S.reshape, S.Reshape),
+        _shape_op("slice", {"dim": 0, "start": REQUIRED, "stop": REQUIRED}, S.slice_dim, S.Slice),
+        _shape_op("select", {"dim": 0, "index": REQUIRED}, S.select, S.Select),
+        _shape_op("channel_shuffle", {"groups": REQUIRED}, S.channel_shuffle, S.ChannelShuffle),
         _op(
             "layer_norm",
             {"eps": 1e-5, "affine": True, "bias": True},
