@@ -67,6 +67,7 @@ def read_user_image_folder(root: Path, size: int, data_dir: Path) -> Raw:
     """The tree at ``root`` at ``size``×``size`` pixels (see the module docstring).
 
     >>> import tempfile
+    >>> from PIL import Image
     >>> root = Path(tempfile.mkdtemp())
     >>> for c in ("cat", "dog"):
     ...     (root / "train" / c).mkdir(parents=True)
