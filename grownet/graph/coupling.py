@@ -35,10 +35,31 @@ to prefixes keeps that: a pad to ``m`` channels of the earlier stage's first ``k
 the full pad held in its first ``m`` (zeros from ``k`` on once the earlier channels ``k..`` are
 gone), provided ``m >= k``; so a stage is narrowed after the stage it pads, never below it.
 
+A concat (DenseNet, Inception, GoogLeNet, SqueezeNet's fire modules) holds each input's
+channels at an offset, one input after another, so its output carries several groups at once.
+The union-find above never joins across a concat: the concat and what keeps its channels after
+it (DenseNet's batchnorm and ReLU, a pool, a later concat's input) form a *concat part* of their
+own, whose layout :func:`_layouts` computes in topological order (a concat of concats nests the
+offsets). Each group then owns, besides its own part, every concat part that holds it, at the
+offset ``o`` where its channels start there (:attr:`ChannelGroup.offsets`): one node belongs to
+several groups at several offsets. Narrowing keeps, at such a node, channels ``o + index`` of
+the group and every channel of the others: a batchnorm after the concat its rows, a reader its
+columns, through any number of concats. A group reaching a concat is coupled; so that offsets
+stay unambiguous it cannot narrow when it reaches one concat twice, when an add or product joins
+a concat's output to other channels, or when it is flattened or on another dimension there.
+
+A width sweep's and a width growth's mixers keep or mix in a prefix of the whole tensor they
+sit on, so behind a concat they would hit other groups' channels; they go on the edges into the
+concat instead (:func:`read_edges`), which is what narrowing does provided every op after the
+concat keeps a channel of zeros at zero (ReLU, pools, dropout, a later concat: Inception,
+GoogLeNet, SqueezeNet). A batchnorm after it (DenseNet) turns zeros into constants, so there
+:attr:`ChannelGroup.mixer_problem` refuses sweeps and growth, and only narrowing is supported
+(zeroing at an offset would need a slice, a mixer and a concat on every reader's edge).
+
 A group cannot be narrowed (:attr:`ChannelGroup.problem` says why) when its channels are the
-input's or the output's, reach a concat (positions would shift), a resize or another op with a
-fixed shape, or meet a grouped conv that is not depthwise (ResNeXt, RegNet: a group's channels
-split over the conv's groups, which a prefix would unbalance).
+input's or the output's, reach a resize or another op with a fixed shape, or meet a grouped
+conv that is not depthwise (ResNeXt, RegNet: a group's channels split over the conv's groups,
+which a prefix would unbalance).
 
 Example:
     >>> from grownet.zoo import build
@@ -77,6 +98,12 @@ _PASSES = _CHANNELWISE | {"output"}  # the output joins its part, which then can
 # channel-wise wherever the channels are; the rest of _PASSES work on the first dimension
 _ANY_DIM = frozenset({"relu", "activation", "dropout", "identity", "output"})
 _KEEPS = _PASSES | JOINS | {"layer_norm", "param", "permute"}
+# what keeps a channel of zeros at zero: after a concat, only these let a mixer before it zero
+# what narrowing removes
+_KEEPS_ZERO = frozenset(
+    {"relu", "maxpool", "avgpool", "dropout", "width_dropout", "identity", "flatten"}
+    | {"global_avgpool", "adaptive_avgpool", "concat"}
+)
 
 
 def _depthwise(graph: NetGraph, node: str, shapes: dict[str, Shape]) -> bool:
@@ -132,10 +159,15 @@ class ChannelGroup:
     channel: H*W behind a flatten, else 1); ``pads`` are the channel pads that read the group;
     ``carriers`` pairs each member holding a tensor per channel with the tensor dimension
     its channels are on; ``blocks`` gives the block size at every producer and member, and
-    ``dims`` the dimension (per sample) the channels are on there. ``coupled``: more than
-    one producer, a member other than a batchnorm or a channel-wise op (an add, a depthwise
-    conv, a permute, ...), or channels not on the first dimension: what a single-layer
-    narrow refuses, or a width sweep's single-layer width dropout would misplace.
+    ``dims`` the dimension (per sample) the channels are on there. ``offsets``: where the
+    channels start among the channels of each node that holds them behind a concat (members,
+    and readers' input columns); every other node holds them from 0. ``concats``: the concats
+    they reach. ``coupled``: more than one producer, a member other than a batchnorm or a
+    channel-wise op (an add, a depthwise conv, a permute, a concat, ...), or channels not on
+    the first dimension: what a single-layer narrow refuses, or a width sweep's single-layer
+    width dropout would misplace. ``mixer_problem``: why a width sweep or growth cannot zero
+    or mix in the channels where :func:`read_edges` says (``problem``, or an op after a concat
+    that does not keep zeros at zero), if it cannot.
     """
 
     name: str
@@ -148,8 +180,11 @@ class ChannelGroup:
     width: int
     blocks: dict[str, int]
     dims: dict[str, int]
+    offsets: dict[str, int]
+    concats: tuple[str, ...]
     coupled: bool
     problem: str | None
+    mixer_problem: str | None
 
     def rows(self) -> list[tuple[str, int, int]]:
         """The carriers as :func:`grownet.graph.weights.remap_channels` takes them:
@@ -168,12 +203,60 @@ def channel_groups(graph: NetGraph) -> list[ChannelGroup]:
     for u, v in graph.nx.edges:
         if _joined(graph, u, v, shapes, dims):
             parts.union(u, v)
+    nodes_of: dict[str, list[str]] = {}
+    for node in order:
+        nodes_of.setdefault(parts[node], []).append(node)
+    roots = [r for r, nodes in nodes_of.items() if any(_produces(graph, n, shapes) for n in nodes)]
+    placed, blocked = _layouts(graph, order, parts, set(roots), shapes, dims)
     groups = []
-    for part in parts.to_sets():
-        nodes = sorted(part, key=position.__getitem__)
-        if any(_produces(graph, n, shapes) for n in nodes):
-            groups.append(_group(graph, nodes, shapes, dims))
+    for root in roots:
+        behind = {n: at for part, at in placed.get(root, []) for n in nodes_of[part]}
+        groups.append(_group(graph, nodes_of[root], behind, blocked.get(root), shapes, dims))
     return sorted(groups, key=lambda g: position[g.producers[0]])
+
+
+def _layouts(
+    graph: NetGraph,
+    order: list[str],
+    parts: nx.utils.UnionFind,
+    roots: set[str],
+    shapes: dict[str, Shape],
+    dims: dict[str, int],
+) -> tuple[dict[str, list[tuple[str, int]]], dict[str, str]]:
+    """Where each group's channels sit behind concats, by part (union-find root): per group,
+    the concat parts holding them, each with the offset they start at; and per group the
+    first reason those offsets are unusable, if any."""
+    layout: dict[str, list[tuple[str | None, int]]] = {}  # a concat part's (group, offset)s
+    placed: dict[str, list[tuple[str, int]]] = {}
+    blocked: dict[str, str] = {}
+    fixed = {parts[n] for n in order if graph.op(n) == "input"} | roots
+    for node in order:
+        if graph.op(node) != "concat":
+            continue
+        part, at = parts[node], 0
+        # an add or product joining the concat's output to other channels (a producer's, the
+        # input's, another concat's) would couple each group to a slice of those
+        joined = part in fixed or part in layout
+        segments: list[tuple[str | None, int]] = []
+        for u in graph.inputs(node):
+            inner = layout.get(parts[u], [(parts[u] if parts[u] in roots else None, 0)])
+            segments += [(group, at + o) for group, o in inner]
+            for group, _ in inner:
+                if group is not None and dims[u] != 0:
+                    blocked.setdefault(group, f"concat {node!r} joins them on another dimension")
+            at += shapes[u][0]
+        for group, o in segments:
+            if group is None:
+                continue
+            if joined:
+                blocked.setdefault(group, f"they reach concat {node!r}, whose output is joined "
+                                   "to other channels by an add or product")  # fmt: skip
+            elif any(p == part for p, _ in placed.get(group, [])):
+                blocked.setdefault(group, f"they reach concat {node!r} twice")
+            else:
+                placed.setdefault(group, []).append((part, o))
+        layout.setdefault(part, segments)
+    return placed, blocked
 
 
 def _carrier_dim(graph: NetGraph, node: str, shapes: dict[str, Shape], dim: int) -> int | None:
@@ -232,18 +315,29 @@ def _reader_problem(
 
 
 def _group(
-    graph: NetGraph, nodes: list[str], shapes: dict[str, Shape], dims: dict[str, int]
+    graph: NetGraph,
+    own: list[str],
+    behind: dict[str, int],
+    blocked: str | None,
+    shapes: dict[str, Shape],
+    dims: dict[str, int],
 ) -> ChannelGroup:
-    """The group of one connected part, ``nodes`` in topological order."""
+    """The group of one connected part, ``own`` in topological order, whose channels also sit
+    in the concat parts' nodes ``behind`` at the offsets given (:func:`_layouts`; ``blocked``:
+    why those offsets are unusable)."""
+    nodes = [*own, *behind]  # each concat part in topological order, after what feeds it
     part = set(nodes)
     producers = tuple(n for n in nodes if _produces(graph, n, shapes))
     members = tuple(n for n in nodes if n not in producers)
     blocks = dict.fromkeys(producers, 1)
     for node in members:  # topological: a member's inputs come first
-        first = next((u for u in graph.inputs(node) if u in part), node)
+        # a concat counts its own entries (inputs reaching it flattened are refused below)
+        ins = [] if graph.op(node) == "concat" else graph.inputs(node)
+        first = next((u for u in ins if u in part), node)
         grow = math.prod(shapes[first][1:]) if graph.op(node) == "flatten" else 1
         blocks[node] = blocks.get(first, 1) * grow
     readers, pads, problems = [], [], []
+    offsets = dict(behind)  # and each reader's, of the columns it reads them in
     for node in nodes:
         op = graph.op(node)
         if op == "input":
@@ -254,24 +348,45 @@ def _group(
             problems.append(f"grouped conv {node!r} produces them")
         elif op in JOINS and len({blocks[u] for u in graph.inputs(node) if u in part}) > 1:
             problems.append(f"{op} {node!r} joins flattened and unflattened channels")
+        elif op == "concat":
+            if node not in behind:  # its part holds a producer: an add joins it to channels
+                problems.append(f"concat {node!r}'s output is joined to them by an add or product")
         elif node in members and (why := _member_problem(graph, node, part, shapes, dims)):
             problems.append(why)
+        at = behind.get(node)
         for v in graph.consumers(node):
             vop = graph.op(v)
-            if v in part and v not in producers:
+            if vop == "concat" and blocks[node] != 1:
+                problems.append(f"they reach concat {v!r} flattened")
+            if (v in part and v not in producers) or vop == "concat":
                 continue  # a member: the same channels (a producer reads them even when it
-                # writes back into this group, as the conv of `bn(conv(x)) + x` does)
+                # writes back into this group, as the conv of `bn(conv(x)) + x` does); a
+                # concat's part is a member where _layouts placed them, else `blocked` says why
             if vop == "channel_pad":
+                if at is not None:
+                    problems.append(f"channel_pad {v!r} reads them behind a concat")
                 pads.append(v)
             elif vop in _PRODUCERS:
                 if why := _reader_problem(graph, node, v, shapes, dims[node]):
                     problems.append(why)
+                if at is not None and v in producers:
+                    problems.append(f"{v!r} reads them behind a concat and produces them")
                 readers.append((v, blocks[node]))
+                if at is not None:
+                    offsets[v] = at
             elif not _joined(graph, node, v, shapes, dims):
                 problems.append(f"they flow into {v!r} ({vop}), which fixes their number")
     carriers = tuple(
         (n, at) for n in members if (at := _carrier_dim(graph, n, shapes, dims[n])) is not None
     )
+    problem = problems[0] if problems else blocked
+    breaks = next((n for n in behind if graph.op(n) not in _KEEPS_ZERO), None)
+    mixer_problem = problem
+    if breaks and not problem:
+        mixer_problem = (
+            f"{graph.op(breaks)} {breaks!r} after a concat turns their zeros into other values, "
+            "so they cannot be zeroed or mixed in before it (narrowing them works)"
+        )
     return ChannelGroup(
         name=producers[0],
         producers=producers,
@@ -283,10 +398,13 @@ def _group(
         width=shapes[producers[0]][dims[producers[0]]],
         blocks=blocks,
         dims={n: dims[n] for n in nodes},
+        offsets=offsets,
+        concats=tuple(n for n in behind if graph.op(n) == "concat"),
         coupled=len(producers) > 1
         or any(graph.op(m) not in _PASSES for m in members)
         or any(dims[n] for n in nodes),
-        problem=problems[0] if problems else None,
+        problem=problem,
+        mixer_problem=mixer_problem,
     )
 
 
@@ -335,9 +453,10 @@ def narrow_group(net: GraphNet, group: ChannelGroup | str, keep: int | Sequence[
 
     Producers keep their weight rows, carriers (batchnorms with their statistics, depthwise
     convs, layer norms, layer scales) their entries, readers the input columns of the kept
-    channels, exactly as :func:`grownet.graph.weights.narrow` does for one layer. Channel
-    pads take the new width; their groups accept only prefixes, and a pad cannot shrink
-    below its input (narrow the group it pads first).
+    channels, exactly as :func:`grownet.graph.weights.narrow` does for one layer; behind a
+    concat they keep the other groups' channels around the group's (see the module
+    docstring). Channel pads take the new width; their groups accept only prefixes, and a pad
+    cannot shrink below its input (narrow the group it pads first).
 
     Example:
         >>> from grownet.zoo import build
@@ -365,7 +484,9 @@ def narrow_group(net: GraphNet, group: ChannelGroup | str, keep: int | Sequence[
             )
     g = resized(graph, group, len(index))
     index_t = torch.tensor(index)
-    return remap_channels(net, g, index_t, group.producers, group.rows(), group.readers, where)
+    return remap_channels(
+        net, g, index_t, group.producers, group.rows(), group.readers, where, offsets=group.offsets
+    )
 
 
 def zero_channels_spec(retain: float) -> LayerSpec:
@@ -376,18 +497,23 @@ def zero_channels_spec(retain: float) -> LayerSpec:
 def read_edges(graph: NetGraph, group: ChannelGroup) -> list[tuple[str, str]]:
     """The edges on which the group's channels are read: into each reader and channel pad, or
     into the flatten in front of one (a prefix of channels is a prefix of the unflattened
-    tensor only). Zeroing channels on all of them is what narrowing the group does."""
-    inside = group.blocks
-    readers = {r for r, _ in group.readers} | set(group.pads)
+    tensor only), or into a concat (behind it they sit among other channels; ops there keep
+    zeros at zero, see :attr:`ChannelGroup.mixer_problem`). Zeroing channels on all of them is
+    what narrowing the group does. Refused where that cannot be done."""
+    if group.mixer_problem:
+        raise GraphError(f"group {group.name!r}: cannot zero its channels: {group.mixer_problem}")
+    inside = {n: b for n, b in group.blocks.items() if n not in group.offsets}
+    into = {r for r, _ in group.readers} | set(group.pads) | set(group.concats)
     edges = []
     for u, v in graph.nx.edges:
-        if u in inside and inside[u] == 1 and (v in readers or inside.get(v, 1) > 1):
+        if u in inside and inside[u] == 1 and (v in into or inside.get(v, 1) > 1):
             edges.append((u, v))
     return edges
 
 
 def on_read_edges(graph: NetGraph, group: ChannelGroup, spec: LayerSpec, suffix: str) -> NetGraph:
-    """``graph`` with a node of ``spec`` (named ``<reader>_<suffix>``) on each edge where
+    """``graph`` with a node of ``spec`` (named ``<reader>_<suffix>``, or on an edge into a
+    concat ``<concat>_<source>_<suffix>``: a concat reads several groups) on each edge where
     ``group``'s channels are read (:func:`read_edges`). Width dropout and width DropIn work on
     the first dimension, so where the channels are on another one the node sits between a
     permute bringing them first (``<reader>_<suffix>_first``) and its inverse
@@ -397,7 +523,8 @@ def on_read_edges(graph: NetGraph, group: ChannelGroup, spec: LayerSpec, suffix:
     for u, v in read_edges(graph, group):
         port = g.nx.edges[u, v]["port"]
         g.nx.remove_edge(u, v)
-        name, dim = f"{v}_{suffix}", group.dims[u]
+        name = f"{v}_{u}_{suffix}" if graph.op(v) == "concat" else f"{v}_{suffix}"
+        dim = group.dims[u]
         if dim == 0:
             last = g.add(name, spec, [u])
         else:

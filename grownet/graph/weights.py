@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -121,6 +121,21 @@ def _expand(index: Tensor, block: int) -> Tensor:
     return (index[:, None] * block + torch.arange(block, device=index.device)).flatten()
 
 
+def _spliced(index: Tensor, offset: int, width: int, total: int) -> Tensor:
+    """Channel indices into ``total`` channels holding a group's ``width`` channels from
+    ``offset`` on (behind a concat): the others kept in place, the group's through ``index``."""
+    before, after = torch.arange(offset), torch.arange(offset + width, total)
+    return torch.cat([before, index + offset, after])
+
+
+def _selected(state: dict[str, Tensor], rows: Tensor, dim: int) -> dict[str, Tensor]:
+    """``state`` with entries ``rows`` along ``dim`` of each tensor that has it (a batchnorm's
+    step count has not)."""
+    return {
+        k: v.index_select(dim, rows.to(v.device)) if v.dim() > dim else v for k, v in state.items()
+    }
+
+
 def _build_like(graph: NetGraph, node: str, shapes: dict[str, Shape], old: nn.Module) -> nn.Module:
     spec = graph.spec(node)
     ref = next(old.parameters())
@@ -163,6 +178,7 @@ def remap_channels(
     readers: Sequence[tuple[str, int]],
     where: str,
     *,
+    offsets: Mapping[str, int] | None = None,
     scale: Tensor | None = None,
     noise: Tensor | None = None,
 ) -> GraphNet:
@@ -175,31 +191,50 @@ def remap_channels(
     given as (node, block size, the dimension of its tensors the channels are on); a tensor
     of it without that dimension (a batchnorm's step count) is kept. Readers' columns are
     multiplied by ``scale`` and ``noise`` is added to the producers' rows, as :func:`widen`
-    needs. A producer without weights (a ``channel_pad``) is built afresh from its spec. Shared
-    by :func:`narrow` and :func:`widen` (one producer) and coupled-group narrowing (several).
+    needs. A carrier or reader in ``offsets`` holds the channels among others, from that
+    offset on (behind a concat): only those are selected, the others kept in place. A
+    producer without weights (a ``channel_pad``) is built afresh from its spec. Shared by
+    :func:`narrow` and :func:`widen` (one producer) and coupled-group narrowing (several).
     """
     try:
         shapes = graph.validate()
     except GraphError as err:
         raise GraphError(f"{where}: {err}") from None
+    offsets = offsets or {}
+    width = net.shapes[producers[0]][-1 if graph.op(producers[0]) == "linear" else 0]
+
+    def kept(node: str, block: int, size: int) -> Tensor:
+        """Which of ``node``'s ``size`` features along the channels stay."""
+        chosen = _spliced(index, offsets[node], width, size // block) if node in offsets else index
+        return _expand(chosen, block)
+
     # One state per node, so a layer that both produces the channels and reads them (a conv
     # inside a coupled residual group) has its rows and its input columns selected.
     states: dict[str, dict[str, Tensor]] = {}
-    for node, rows, dim, jitter in [
-        *((p, index, 0, noise) for p in producers if graph.op(p) in _WIDTH_KEY),
-        *((n, _expand(index, block), dim, None) for n, block, dim in carriers),
-    ]:
-        state = states.get(node) or dict(net.layers[node].state_dict())
-        rows = rows.to(next(net.layers[node].parameters()).device)
-        state = {k: v.index_select(dim, rows) if v.dim() > dim else v for k, v in state.items()}
-        if jitter is not None:
-            state["weight"] = state["weight"] + jitter.to(state["weight"])
-        states[node] = state
+
+    def state_of(node: str) -> dict[str, Tensor]:
+        return states.get(node) or dict(net.layers[node].state_dict())
+
+    for node in producers:
+        if graph.op(node) in _WIDTH_KEY:
+            states[node] = _selected(state_of(node), index, 0)
+            if noise is not None:
+                weight = states[node]["weight"]
+                states[node]["weight"] = weight + noise.to(weight)
+    for node, block, dim in carriers:
+        state = state_of(node)
+        size = next(v.shape[dim] for v in state.values() if v.dim() > dim)
+        states[node] = _selected(state, kept(node, block, size), dim)
     for node, block in readers:
-        state = states.get(node) or dict(net.layers[node].state_dict())
-        weight = state["weight"].index_select(1, _expand(index, block).to(state["weight"].device))
+        state = state_of(node)
+        weight = state["weight"]
+        weight = weight.index_select(1, kept(node, block, weight.shape[1]).to(weight.device))
         if scale is not None:
-            factor = scale.to(weight).repeat_interleave(block)
+            factor = scale.to(weight)
+            if node in offsets:  # the other groups' columns keep their weights
+                start, rest = offsets[node], weight.shape[1] // block - len(scale)
+                factor = torch.cat([factor.new_ones(start), factor, factor.new_ones(rest - start)])
+            factor = factor.repeat_interleave(block)
             weight = weight * factor.view(1, -1, *[1] * (weight.dim() - 2))
         state["weight"] = weight
         states[node] = state

@@ -39,7 +39,7 @@ from grownet.graph.coupling import ChannelGroup, group_of, on_read_edges, resize
 from grownet.graph.executor import GraphNet, sync_optimizer
 from grownet.graph.netgraph import NetGraph
 from grownet.graph.spec import GraphError, LayerSpec
-from grownet.graph.weights import _build_like, _install, remap_channels
+from grownet.graph.weights import _build_like, _expand, _install, remap_channels
 from grownet.layers.dropin import gradual_q
 
 __all__ = [
@@ -77,15 +77,18 @@ def widen_gradually(
     A ``width_dropin`` node with ``length=dropin_length`` and ``start`` goes on every edge
     where the group's channels are read, named ``<reader>_in_wdi``. Every untouched node
     keeps its module; widened ones keep their old weights in the leading positions.
-    Refused for groups a width sweep cannot narrow (the output's channels, a concat, ...),
+    Behind a concat (Inception's branches) the mixers sit on the edges into it and readers
+    after it gain their new columns at the group's offset. Refused for groups a width sweep
+    cannot zero (the output's channels, a concat that a batchnorm follows:
+    :attr:`~grownet.graph.coupling.ChannelGroup.mixer_problem`, ...),
     groups with a channel pad, and a group still mixing in an earlier widening (collapse
     it first: its ``width_dropin`` nodes fix the channel count).
     """
     graph = net.graph
     group = group_of(graph, node_or_group) if isinstance(node_or_group, str) else node_or_group
     where = f"widen_gradually {group.name!r}"
-    if group.problem:
-        raise GraphError(f"{where}: cannot widen these channels: {group.problem}")
+    if group.mixer_problem:  # the mixers sit where a width sweep's zeroing would
+        raise GraphError(f"{where}: cannot widen these channels: {group.mixer_problem}")
     pads = [*group.pads, *(p for p in group.producers if graph.op(p) == "channel_pad")]
     if pads:
         raise GraphError(f"{where}: channel_pad {pads[0]!r} touches this group; not supported")
@@ -110,11 +113,20 @@ def widen_gradually(
 
     if sources is None:
         nodes = [*group.producers, *(n for n, _ in group.carriers), *(r for r, _ in group.readers)]
-        return _widen_random(net, g, nodes, seed, where)
+        # behind a concat the new columns go after the group's, before the other groups'
+        columns: dict[str, Tensor] = {}
+        for node, block in group.readers:
+            if (at := group.offsets.get(node)) is not None:
+                total = net.layers[node].weight.shape[1] // block
+                moved = torch.cat([torch.arange(at + old), torch.arange(at + old, total) + k])
+                columns[node] = _expand(moved, block)
+        return _widen_random(net, g, nodes, columns, seed, where)
     index = torch.cat([torch.arange(old), sources])
     scale = 1.0 / torch.bincount(index, minlength=old).to(torch.float64)[index]
-    rows = group.rows()
-    wide = remap_channels(net, g, index, group.producers, rows, group.readers, where, scale=scale)
+    rows, readers = group.rows(), group.readers
+    wide = remap_channels(
+        net, g, index, group.producers, rows, readers, where, offsets=group.offsets, scale=scale
+    )
     if noise > 0:
         with torch.no_grad():
             for node in group.producers:
@@ -129,9 +141,17 @@ def _corner(shape: torch.Size) -> tuple[slice, ...]:
     return tuple(slice(0, s) for s in shape)
 
 
-def _widen_random(net: GraphNet, g: NetGraph, nodes: list[str], seed: int, where: str) -> GraphNet:
+def _widen_random(
+    net: GraphNet,
+    g: NetGraph,
+    nodes: list[str],
+    columns: dict[str, Tensor],
+    seed: int,
+    where: str,
+) -> GraphNet:
     """``net`` rebuilt as ``g``, each of ``nodes`` built afresh from its filler with its old
-    state copied into the leading corner of every tensor."""
+    state copied into the leading corner of every tensor, but a weight's input columns into
+    ``columns[node]`` where given (a reader behind a concat)."""
     try:
         shapes = g.validate()
     except GraphError as err:
@@ -147,6 +167,8 @@ def _widen_random(net: GraphNet, g: NetGraph, nodes: list[str], seed: int, where
             for key, value in old.state_dict().items():
                 if value.dim() == 0:
                     state[key] = value.clone()
+                elif key == "weight" and node in columns:
+                    state[key][: value.shape[0], columns[node]] = value
                 else:
                     state[key][_corner(value.shape)] = value
             modules[node] = _install(fresh, old, state)

@@ -77,7 +77,8 @@ def sweep_units(graph: NetGraph, layers: Sequence[str] = ()) -> list[tuple[str, 
     conv and linear producers together (:mod:`grownet.graph.coupling`: the layers whose
     channels meet at the same adds, such as a ResNet stage). ``layers`` if given (each checked;
     a layer of a coupled group brings its whole group), else every layer whose channels can be
-    dropped (not the classifier, not into a concat, a DropIn's resize or the output)."""
+    dropped (not the classifier, not into a DropIn's resize or the output, nor a concat that a
+    batchnorm follows: :attr:`grownet.graph.coupling.ChannelGroup.mixer_problem`)."""
     wanted = list(layers) or graph.nodes_of("conv", "linear")
     for node in wanted:
         if node not in graph or graph.op(node) not in ("conv", "linear"):
@@ -92,8 +93,9 @@ def sweep_units(graph: NetGraph, layers: Sequence[str] = ()) -> list[tuple[str, 
         try:
             if group is None:
                 narrow(net, node, 1)
-            elif group.problem:
-                raise GraphError(f"[width] layers: {node!r} cannot be narrowed: {group.problem}")
+            elif group.mixer_problem:  # a sweep zeroes where a group's channels are read
+                why = group.mixer_problem
+                raise GraphError(f"[width] layers: {node!r} cannot be swept: {why}")
         except GraphError:
             if layers:
                 raise

@@ -139,7 +139,7 @@ def test_narrowing_every_group_keeps_weights_and_function(net_case):
         for node, _ in group.carriers:  # batchnorms only, in these residual networks
             for t in ("weight", "bias", "running_mean", "running_var"):
                 assert torch.equal(getattr(new[node], t), getattr(old[node], t)[:keep])
-        for node, _ in group.readers:
+        for node, _ in group.readers:  # no concats here: every reader reads from column 0
             if node not in group.producers and all(node not in g.producers for g in groups):
                 assert torch.equal(new[node].weight, old[node].weight[:, :keep])
     # the narrowed net computes what the full one does with the dropped channels zeroed
@@ -266,11 +266,18 @@ def test_new_couplings_narrow_keeping_the_kept_channels_function(case):
 
 
 @pytest.mark.parametrize("init", ["random", "net2net"])
-@pytest.mark.parametrize("case", ["depthwise-and-se", "channels-last-and-layer-scale"])
-def test_new_couplings_widen_keeping_the_function(case, init):
+@pytest.mark.parametrize(
+    ("make", "producer"),
+    [
+        (NEW_COUPLINGS["depthwise-and-se"][0], "_2_expand_0"),
+        (NEW_COUPLINGS["channels-last-and-layer-scale"][0], "_0"),
+        (lambda: inception_toy(), "b2_2"),  # mixed in before the concats, read at offsets
+    ],
+    ids=["depthwise-and-se", "channels-last-and-layer-scale", "inception-concats"],
+)
+def test_new_couplings_widen_keeping_the_function(make, producer, init):
     """Widening mixes the new channels in from zero: at the start the function is the old
     one; the permutes around a channels-last mixer leave with it."""
-    make, producer, _, _ = NEW_COUPLINGS[case]
     graph, state = make()
     net = GraphNet(graph)
     net.load_state_dict(state)
@@ -320,6 +327,131 @@ def test_imported_mobile_networks_narrow_almost_everywhere(torchvision_net, narr
     assert len(groups) == narrowable + 1
 
 
+class DenseToy(torch.nn.Module):
+    """DenseNet in small: two dense layers (BN-ReLU-conv on the growing concatenation), the
+    block's concatenation through a transition (BN-ReLU-conv-pool), a classifier."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.norms = nn.ModuleList([nn.BatchNorm2d(8), nn.BatchNorm2d(12)])
+        self.convs = nn.ModuleList([nn.Conv2d(8, 4, 3, padding=1), nn.Conv2d(12, 4, 3, padding=1)])
+        self.transition = nn.Sequential(nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 6, 1),
+                                        nn.AvgPool2d(2))  # fmt: skip
+        self.fc = nn.Linear(6, 10)
+
+    def forward(self, x):
+        features = [self.stem(x)]
+        for norm, conv in zip(self.norms, self.convs, strict=True):
+            features.append(conv(norm(torch.cat(features, 1)).relu()))
+        return self.fc(self.transition(torch.cat(features, 1)).mean((2, 3)))
+
+
+class InceptionToy(torch.nn.Module):
+    """Inception in small: parallel branches concatenated, then a block whose pooled branch
+    is that concatenation, concatenated again (offsets nest), then a reader."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.b1 = nn.Conv2d(8, 4, 1)
+        self.b2 = nn.Sequential(nn.Conv2d(8, 4, 1), nn.ReLU(), nn.Conv2d(4, 6, 3, padding=1))
+        self.b3 = nn.Conv2d(8, 2, 1)
+        self.d1 = nn.Conv2d(12, 4, 3, padding=1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        pooled = torch.nn.functional.max_pool2d(x, 3, 1, 1)
+        y = torch.cat([self.b1(x).relu(), self.b2(x).relu(), self.b3(pooled).relu()], 1)
+        z = torch.cat([self.d1(y).relu(), torch.nn.functional.max_pool2d(y, 3, 1, 1)], 1)
+        return self.fc(z.mean((2, 3)))
+
+
+def toy(module):
+    def make():
+        torch.manual_seed(0)
+        return import_module(module().train(), (3, 32, 32))
+
+    return make
+
+
+dense_toy = toy(DenseToy)
+
+
+def zeroed_columns(net, group, keep):
+    """``net`` with every reader's columns of the group's channels ``keep..`` zeroed, at the
+    offset the channels sit at there: then they contribute nothing, whatever a batchnorm
+    after a concat makes of them, and narrowing them away must compute the same."""
+    with torch.no_grad():
+        for node, block in group.readers:
+            start = group.offsets.get(node, 0)
+            net.layers[node].weight[:, (start + keep) * block : (start + group.width) * block] = 0
+    return net
+
+
+inception_toy = toy(InceptionToy)
+
+# (network, a producer of the group, the concats it reaches, where it sits in each)
+THROUGH_CONCATS = {
+    "dense-stem": (dense_toy, "stem", {"cat": 0, "cat_1": 0, "cat_2": 0}),
+    "dense-layer-1": (dense_toy, "convs_0", {"cat_1": 8, "cat_2": 8}),
+    "dense-layer-2": (dense_toy, "convs_1", {"cat_2": 12}),
+    "inception-branch": (inception_toy, "b2_2", {"cat": 4, "cat_1": 8}),
+    "inception-pool-branch": (inception_toy, "b3", {"cat": 10, "cat_1": 14}),
+    "inception-stem": (inception_toy, "stem_0", {}),
+}
+
+
+@pytest.mark.parametrize("case", list(THROUGH_CONCATS))
+def test_narrowing_through_concats_keeps_the_kept_channels_function(case):
+    make, producer, concats = THROUGH_CONCATS[case]
+    graph, state = make()
+    net = GraphNet(graph)
+    net.load_state_dict(state)
+    with torch.no_grad():
+        net.train()(X)  # batchnorm statistics that are not 0 and 1
+    net.eval()
+    group = group_of(graph, producer)
+    assert group.problem is None and group.coupled == bool(concats)
+    assert {c: group.offsets[c] for c in group.concats} == concats
+    keep = group.width // 2
+    thin = narrow_group(net, group, keep)
+    for node, _ in group.carriers:  # a batchnorm after a concat loses the dropped rows only
+        start, size = group.offsets.get(node, 0), net.layers[node].weight.shape[0]
+        kept = [*range(start + keep), *range(start + group.width, size)]
+        assert torch.equal(thin.layers[node].running_mean, net.layers[node].running_mean[kept])
+    with torch.no_grad():
+        if not group.mixer_problem:  # no batchnorm after the concats: the sweep's zeroing too
+            swept = GraphNet(with_group_dropout(graph, group, keep / group.width)).eval()
+            swept.load_state_dict(net.state_dict())
+            torch.testing.assert_close(thin(X), swept(X), atol=1e-5, rtol=1e-5)
+        full = net(X)
+        reference = zeroed_columns(net, group, keep)(X)
+        torch.testing.assert_close(thin(X), reference, atol=1e-5, rtol=1e-5)
+        assert not torch.allclose(full, reference, atol=1e-4)  # something was dropped
+
+
+def test_densenet121_narrows_every_group_but_the_classifier():
+    """Before concats carried offsets, 58 of its 121 groups narrowed; now all but the
+    output's, and a block-1 layer's channels narrow exactly through three dense blocks'
+    worth of concatenations, transition batchnorms included."""
+    graph, state = import_module(torchvision.models.densenet121(num_classes=10), (3, 32, 32))
+    groups = channel_groups(graph)
+    assert [g.name for g in groups if g.problem] == ["classifier"]
+    net = GraphNet(graph)
+    net.load_state_dict(state)
+    net.eval()
+    group = group_of(graph, "features_denseblock1_denselayer1_conv2")
+    assert len(group.concats) == 6 and group.mixer_problem
+    thin = narrow_group(net, group, 20)
+    with torch.no_grad():
+        torch.testing.assert_close(thin(X), zeroed_columns(net, group, 20)(X), atol=1e-5,
+                                   rtol=1e-5)  # fmt: skip
+
+
 def concat_net():
     g = NetGraph()
     x = g.add("input", LayerSpec("input", shape=[3, 8, 8]))
@@ -334,6 +466,10 @@ def concat_net():
     return g
 
 
+CAT_JOINED = "concat 'cat'.* an add or product"  # an add of a concatenation and a conv
+ZERO = "batchnorm 'norms_0' after a concat turns their zeros into other values"
+
+
 @pytest.mark.parametrize(
     ("make", "call", "message"),
     [
@@ -342,8 +478,10 @@ def concat_net():
         (resnet20("B"), lambda n: narrow_group(n, "conv1", 17), r"keep must be in 1\.\.16"),
         (resnet20("A"), lambda n: narrow_group(n, "layer2_1_conv2", 8), "narrow the group it pads"),
         (resnet20("A"), lambda n: narrow_group(n, "conv1", [1, 0]), "keep a count"),
-        (lambda: (concat_net(), None), lambda n: narrow_group(n, "a", 2), "'cat' \\(concat\\)"),
-        (lambda: (concat_net(), None), lambda n: narrow_group(n, "s", 2), "'cat' \\(concat\\)"),
+        (lambda: (concat_net(), None), lambda n: narrow_group(n, "a", 2), CAT_JOINED),
+        (lambda: (concat_net(), None), lambda n: narrow_group(n, "s", 2), CAT_JOINED),
+        (dense_toy, lambda n: with_group_dropout(n.graph, group_of(n.graph, "stem"), 0.5), ZERO),
+        (dense_toy, lambda n: widen_gradually(n, "stem", 2, dropin_length=1, start=0), ZERO),
     ],
 )
 def test_refusals_name_the_reason(make, call, message):

@@ -1,8 +1,9 @@
 """Width on imported torchvision networks: a width growth stage and a width sweep, each
 narrowing or widening whole coupled groups (depthwise convs, SE products, channels-last layer
-norms, layer scales), run end to end on MobileNetV3-small, EfficientNet-B0, DenseNet-121 and
-ConvNeXt-tiny at 32x32 (a few iterations each, batch 4, one thread); and the residual units
-a depth-dropout sweep finds in imported networks."""
+norms, layer scales, channels at an offset behind concats), run end to end on
+MobileNetV3-small, EfficientNet-B0, DenseNet-121, ConvNeXt-tiny and SqueezeNet 1.1 at 32x32
+(a few iterations each, batch 4, one thread); and the residual units a depth-dropout sweep
+finds in imported networks."""
 
 import json
 
@@ -12,6 +13,7 @@ import torch
 import torchvision
 
 from grownet.graph import NetGraph
+from grownet.graph.coupling import group_of
 from grownet.graph.executor import GraphNet
 from grownet.graph.fx_import import import_module
 from grownet.report.load import check_sweeps
@@ -66,7 +68,8 @@ def images(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "net", ["mobilenet_v3_small", "efficientnet_b0", "densenet121", "convnext_tiny"]
+    "net",
+    ["mobilenet_v3_small", "efficientnet_b0", "densenet121", "convnext_tiny", "squeezenet1_1"],
 )
 def test_width_growth_and_sweep_on_an_imported_network(net, images, tmp_path):
     path = tmp_path / f"{net}.toml"
@@ -81,14 +84,19 @@ def test_width_growth_and_sweep_on_an_imported_network(net, images, tmp_path):
     (sweep,) = check_sweeps(json.loads((out / "sweeps.json").read_text()))
     assert sweep["kind"] == "width" and sweep["verification"] is not None
     coupled = [unit for unit in sweep["units"] if len(unit) > 1]
-    assert coupled or net == "densenet121"  # a DenseNet's adds are concats
+    assert coupled or net in ("densenet121", "squeezenet1_1")  # their joins are concats
+    grown = NetGraph.from_json(out / "graphs" / "stage_1.json")
+    graph = NetGraph.from_json(out / "graph.json")  # the recommendation, plain
+    # a fire module's expansions reach a concat, and were grown and swept through it; a
+    # DenseNet's concats feed batchnorms, which only narrowing (not zeroing) goes through
+    through = [unit for unit in sweep["units"] if group_of(graph, unit[0]).concats]
+    assert bool(through) == (net == "squeezenet1_1")
+    assert {unit[0] for unit in through} <= {w["layer"] for w in widened}
     verification = sweep["verification"]
     assert verification["passed"]  # tolerance 0.99: any finished run passes
     assert verification["reduced_params"] < verification["full_params"]
     # the recommendation is the grown network narrowed, coupled groups as one
     keep = sweep["estimate"]["channels"]
-    grown = NetGraph.from_json(out / "graphs" / "stage_1.json")
-    graph = NetGraph.from_json(out / "graph.json")
     for unit in sweep["units"]:
         params = [graph.spec(node).params for node in unit]
         widths = {p.get("out_channels", p.get("out_features")) for p in params}
