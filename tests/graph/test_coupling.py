@@ -240,15 +240,21 @@ NEW_COUPLINGS = {
 }
 
 
-@pytest.mark.parametrize("case", list(NEW_COUPLINGS))
-def test_new_couplings_narrow_keeping_the_kept_channels_function(case):
-    make, producer, producers, carriers = NEW_COUPLINGS[case]
+def _warmed(make):
+    """The graph ``make`` builds and its network in eval mode, with batchnorm statistics that
+    are not 0 and 1 (one training-mode pass)."""
     graph, state = make()
     net = GraphNet(graph)
     net.load_state_dict(state)
     with torch.no_grad():
-        net.train()(X)  # batchnorm statistics that are not 0 and 1
-    net.eval()
+        net.train()(X)
+    return graph, net.eval()
+
+
+@pytest.mark.parametrize("case", list(NEW_COUPLINGS))
+def test_new_couplings_narrow_keeping_the_kept_channels_function(case):
+    make, producer, producers, carriers = NEW_COUPLINGS[case]
+    graph, net = _warmed(make)
     group = group_of(graph, producer)
     assert (group.producers, [graph.op(n) for n, _ in group.carriers]) == (producers, carriers)
     assert group.coupled and group.problem is None
@@ -408,12 +414,7 @@ THROUGH_CONCATS = {
 @pytest.mark.parametrize("case", list(THROUGH_CONCATS))
 def test_narrowing_through_concats_keeps_the_kept_channels_function(case):
     make, producer, concats = THROUGH_CONCATS[case]
-    graph, state = make()
-    net = GraphNet(graph)
-    net.load_state_dict(state)
-    with torch.no_grad():
-        net.train()(X)  # batchnorm statistics that are not 0 and 1
-    net.eval()
+    graph, net = _warmed(make)
     group = group_of(graph, producer)
     assert group.problem is None and group.coupled == bool(concats)
     assert {c: group.offsets[c] for c in group.concats} == concats
