@@ -31,6 +31,7 @@ import networkx as nx
 import torch
 from torch import Tensor, nn
 
+from grownet.graph.base import GraphError
 from grownet.graph.netgraph import NetGraph
 from grownet.graph.ops import OPS
 from grownet.graph.plan import StepPlan
@@ -173,9 +174,17 @@ class GraphNet(nn.Module):
     def with_state(cls, graph: NetGraph, state: Mapping[str, Tensor]) -> GraphNet:
         """A network of ``graph`` holding ``state``'s tensors themselves (not copies), built
         without first initialising the weights it replaces: initialising a 600M-parameter ViT
-        takes longer than importing it. ``state`` must hold every parameter and buffer."""
+        takes longer than importing it. ``state`` must hold every parameter and buffer; a
+        tensor of another shape than the graph gives its layer raises :class:`GraphError`."""
         with torch.device("meta"):
             net = cls(graph)
+        own = net.state_dict()
+        for key, value in state.items():
+            if key in own and own[key].shape != value.shape:
+                raise GraphError(
+                    f"layer {key.split('.')[1]!r} holds weights {tuple(value.shape)}, the graph "
+                    f"gives it {tuple(own[key].shape)}"
+                )
         net.load_state_dict(state, assign=True)  # strict: a missing tensor raises here
         return net
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from grownet.errors import BadValueError
+from grownet.errors import BadValueError, DataFileError
 from grownet.files import atomic_save, check_output_dir, check_replaceable
 from grownet.graph.base import is_graph_file
 
@@ -46,9 +46,11 @@ def _imported_weights(path: Path) -> bool:
     ``layers.<node>.<tensor>`` keys), read without running anything in it."""
     import torch
 
+    from grownet.train.checkpoint import read_torch_file
+
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # any unreadable file is simply not ours
+        state = read_torch_file(path, what="weights file", fix="")
+    except (DataFileError, OSError):  # a file that cannot be read is not ours
         return False
     return isinstance(state, dict) and all(
         isinstance(k, str) and k.startswith("layers.") and isinstance(v, torch.Tensor)

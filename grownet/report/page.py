@@ -44,7 +44,7 @@ from grownet.report.load import Evidence, ReportError, Run, load_evidence
 from grownet.report.network import graph_title, network_figure
 from grownet.report.protocol import search_content
 from grownet.report.studies import study_content
-from grownet.train.rundir import LOCK, RUN_FILES
+from grownet.train.rundir import LOCK, RunDir
 
 PLOTLY_JS = "plotly.min.js"
 # plotly.js shows a "Share chart" button that uploads the figure to plotly's cloud by default:
@@ -239,7 +239,7 @@ def _is_run(directory: Path) -> bool:
     # grownet's: pytest's numbered folders have one); a study or recipe holds its study.json.
     if (directory / "study.json").is_file():
         return True
-    return (directory / LOCK).is_file() and any((directory / f).exists() for f in RUN_FILES)
+    return (directory / LOCK).is_file() and RunDir(directory).holds_run()
 
 
 def plotly_home(page_dir: Path) -> Path:

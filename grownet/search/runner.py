@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from functools import cached_property
 from typing import Any
@@ -66,7 +65,7 @@ from grownet.search.workers import parallel
 from grownet.train.distributed import current_world, rank_device
 from grownet.train.network import build_graph
 from grownet.train.resume import differing_keys
-from grownet.train.rundir import RunDir, run_path
+from grownet.train.rundir import RunDir, capped_workers, run_path
 
 # Spec fields that say where a search runs, not what it is: a rerun may change them.
 _WHERE_IT_RUNS = ("source", "data_dir", "device")
@@ -204,12 +203,9 @@ class Search:
         self._check(existing=not overwrite)
         if overwrite:
             self.dir.refuse_foreign()
-        # more processes than cores only take turns on them (and a huge number exhausts the
-        # processes a user may start)
-        workers = min(self.workers, os.cpu_count() or 1)
-        if workers < self.workers:
-            self.echo(f"--workers {self.workers}: this machine has {workers} CPU cores; "
-                      f"starting {workers} workers")  # fmt: skip
+        workers, said = capped_workers(self.workers)
+        if said:
+            self.echo(said)
         with self.dir.lock(), parallel(workers):
             if overwrite:
                 self.dir.clear()

@@ -46,7 +46,7 @@ from grownet.study.storage import (
 )
 from grownet.study.summary import format_summary, summarize
 from grownet.train.resume import differing_keys
-from grownet.train.rundir import WORKER_THREADS, RunDir, run_path
+from grownet.train.rundir import WORKER_THREADS, RunDir, capped_workers, run_path
 
 Echo = Callable[[str], None]
 
@@ -233,14 +233,12 @@ class StudyRunner:
         CPU cores (more only take turns on them, and a huge number exhausts the processes a
         user may fork) nor than the trials left; a capped count is said in one line. The
         storage stays the one ``--workers`` chose: a rerun must find the same study."""
-        cores = os.cpu_count() or 1
         finished, _, _ = self.counts(self.load(worker=0))
         left = max(0, self.spec.n_trials - finished)
-        count = min(self.workers, cores, left)
-        if 0 < count < self.workers:
-            why = (f"this machine has {cores} CPU cores" if count == cores
-                   else f"{left} of {self.spec.n_trials} trials are left")  # fmt: skip
-            self.echo(f"--workers {self.workers}: {why}; starting {count} workers")
+        count, said = capped_workers(self.workers, left=left,
+                                     what=f"{left} of {self.spec.n_trials} trials")  # fmt: skip
+        if said:
+            self.echo(said)
         return count
 
     def _spawn(self) -> None:

@@ -215,6 +215,25 @@ class RunDir:
         self.write_jsonl("metrics.jsonl", kept)
 
 
+def capped_workers(
+    requested: int, *, left: int | None = None, what: str = ""
+) -> tuple[int, str]:
+    """How many worker processes ``--workers requested`` starts: no more than this machine's
+    CPU cores (more only take turns on them, and a huge number exhausts the processes a user
+    may start), nor than ``left`` (``what`` is left: "3 of 5 trials"); with the one line that
+    says so when that is fewer than asked ("" otherwise).
+
+    >>> capped_workers(1)
+    (1, '')
+    """
+    cores = os.cpu_count() or 1
+    count = min(requested, cores, requested if left is None else left)
+    if not 0 < count < requested:
+        return count, ""
+    why = f"this machine has {cores} CPU cores" if count == cores else f"{what} are left"
+    return count, f"--workers {requested}: {why}; starting {count} workers"
+
+
 def run_threads(threads: int | None, run: Path) -> int | None:
     """CPU threads for a run: at most this worker's share of the cores (workers that each
     take all cores spin against each other: over 100x slower measured here); a run that
