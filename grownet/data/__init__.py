@@ -1,10 +1,12 @@
 """Datasets and batch loaders: the papers' data, preprocessed on the device, resumable exactly.
 
-- ``load_dataset(name, ...)`` -> ``Dataset``: splits (``Split`` uint8 tensors, or
-  ``FolderSplit`` file lists for ImageNet), shapes, the ``Preprocess`` recipe, provenance.
-- ``make_loader(split, ...)`` -> ``BatchLoader`` (in memory, batched on-device augmentation)
-  or ``StreamLoader`` (image folders); both offer ``next_batch()``, ``state_dict()``,
-  ``load_state_dict()`` and one ordered pass with ``iter()`` for evaluation.
+- ``load_dataset(name, ...)`` -> ``Dataset``: splits (``Split`` uint8 tensors,
+  ``FolderSplit`` file lists for ImageNet, ``TextSplit`` token streams for text), shapes, the
+  ``Preprocess`` recipe, provenance.
+- ``make_loader(split, ...)`` -> ``BatchLoader`` (in memory, batched on-device augmentation),
+  ``TextLoader`` (windows of tokens) or ``StreamLoader`` (image folders); all offer
+  ``next_batch()``, ``state_dict()``, ``load_state_dict()`` and one ordered pass with
+  ``iter()`` for evaluation.
 - ``resolve_data_dir`` picks the data directory; ``DatasetMissing`` says which files to place;
   ``DownloadFailed`` why ``--download`` could not fetch them.
 
@@ -42,6 +44,7 @@ from grownet.data.splits import (
     validation_size,
 )
 from grownet.data.stream import StreamLoader, folder_transform
+from grownet.data.text import TextLoader, TextSplit, Vocabulary
 
 __all__ = [
     "DATASETS",
@@ -57,6 +60,9 @@ __all__ = [
     "Preprocess",
     "Split",
     "StreamLoader",
+    "TextLoader",
+    "TextSplit",
+    "Vocabulary",
     "apply_augmentation",
     "channel_stats",
     "derive_seed",

@@ -8,6 +8,11 @@ Besides the registry's names, a dataset may be your own data, named with a schem
 (``grownet.data.names``): ``imagefolder:PATH?size=32``, ``npz:PATH``, ``pt:PATH``,
 ``csv:PATH?target=COLUMN``. Whatever they fit (a tabular encoding, channel statistics) is
 fitted on the final training split too, and recorded in ``source``.
+
+Text (``tinyshakespeare``, ``text:PATH?context=64&level=char``, see ``grownet.data.text``) is a
+token stream split contiguously 90/5/5 into ``TextSplit`` train/val/test: it brings its own
+validation split, so ``val_size`` and ``folds`` are refused, and ``train_size`` keeps the first
+``train_size`` training windows (the tokens they span) rather than a stratified draw.
 """
 
 import os
@@ -41,6 +46,7 @@ from grownet.data.splits import (
 )
 from grownet.data.stream import StreamLoader
 from grownet.data.tabular import SKLEARN_TABLES, read_csv_table, read_sklearn_table
+from grownet.data.text import TextLoader, TextSplit, read_text, read_tinyshakespeare
 from grownet.errors import BadValueError
 
 __all__ = [
@@ -64,7 +70,8 @@ class DatasetInfo:
     title: str
     family: str  # which preprocessing recipes apply (see grownet.data.preprocess)
     num_classes: int
-    in_shape: tuple[int, ...]  # (C, H, W) images (imagenet: the default 224 crop), (F,) tables
+    # (C, H, W) images (imagenet: the default 224 crop), (F,) tables, (context,) text
+    in_shape: tuple[int, ...]
     location: str  # where under the data directory its files go
     streamed: bool = False  # too large for memory: a FolderSplit and a StreamLoader
 
@@ -100,6 +107,14 @@ DATASETS = types.MappingProxyType(
                 (30,),
                 "(bundled with sklearn)",
             ),
+            _info(
+                "tinyshakespeare",
+                "Tiny Shakespeare",
+                "text",
+                65,
+                (64,),
+                "tinyshakespeare/input.txt",
+            ),
         ]
     )
 )
@@ -114,6 +129,7 @@ _READERS = {
     "svhn": lambda d, download: read_svhn(d, download=download),
     "svhn_extra": lambda d, download: read_svhn(d, download=download, extra=True),
     "imagenet": lambda d, download: read_image_folder(d),
+    "tinyshakespeare": lambda d, download: read_tinyshakespeare(d),
     **{name: (lambda d, download, n=name: read_sklearn_table(n)) for name in SKLEARN_TABLES},
 }
 
@@ -122,20 +138,29 @@ _READERS = {
 class Dataset:
     """A loaded dataset: splits, shapes, the preprocessing to apply, and provenance.
 
-    ``train``/``val``/``test`` are ``Split`` (uint8 images or encoded features in memory) or,
-    for streamed image folders, ``FolderSplit``; ``make_loader`` turns either into batches.
-    ``source`` is JSON-ready (a table's fitted encoding is its ``"encoding"``).
+    ``train``/``val``/``test`` are ``Split`` (uint8 images or encoded features in memory),
+    for streamed image folders ``FolderSplit``, for text ``TextSplit`` (windows of a token
+    stream); ``make_loader`` turns each into batches. ``source`` is JSON-ready (a table's
+    fitted encoding is its ``"encoding"``, a text's level, vocabulary and split its ``"text"``).
+    ``classes`` names the outputs: class names, or a text's vocabulary (one character per id;
+    at the byte level a byte's two hex digits).
     """
 
     name: str
-    train: Split | FolderSplit
-    test: Split | FolderSplit
-    val: Split | FolderSplit | None
+    train: Split | FolderSplit | TextSplit
+    test: Split | FolderSplit | TextSplit
+    val: Split | FolderSplit | TextSplit | None
     num_classes: int
     in_shape: tuple[int, ...]
     preprocess: Preprocess
     source: dict = field(default_factory=dict)
     classes: tuple[str, ...] = ()
+
+    @property
+    def per_token(self) -> bool:
+        """Whether every position of a sample has its label (text: the next token), so a
+        network is judged by its loss per token rather than by accuracy."""
+        return isinstance(self.train, TextSplit)
 
 
 def _check_size(name: str, value: object, *, low: int, allow_none: bool = False) -> None:
@@ -152,7 +177,7 @@ def _normalise_name(name: object) -> str:
     if key not in DATASETS:
         raise ValueError(
             f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}, or name your own "
-            "data: imagefolder:PATH, npz:PATH, pt:PATH or csv:PATH?target=COLUMN"
+            "data: imagefolder:PATH, npz:PATH, pt:PATH, csv:PATH?target=COLUMN or text:PATH"
         )
     return key
 
@@ -165,6 +190,9 @@ def _read_user(name: str, directory: Path) -> tuple[str, Raw]:
         raw = read_user_image_folder(path, int(parsed.options["size"]), directory)
     elif parsed.scheme == "csv":
         raw = read_csv_table(path, str(parsed.options["target"]))
+    elif parsed.scheme == "text":
+        level, context = str(parsed.options["level"]), int(parsed.options["context"])
+        raw = read_text(path, level=level, context=context)
     else:
         raw = read_arrays(path, parsed.scheme)
     return parsed.text, raw
@@ -189,9 +217,10 @@ def load_dataset(
     stochastic-depth paper's 45k/5k CIFAR split is ``val_size=5000``); then ``train_size``
     (if given) takes a seeded stratified subset of what is left. The test split is always the
     official one. ``folds`` > 1 holds out fold ``fold`` of a stratified, seeded ``folds``-fold
-    partition of the training set instead (cross-validation; not with ``val_size``). Nothing
-    is downloaded unless ``download=True``; a dataset not on disk
-    raises ``DatasetMissing`` (a ``FileNotFoundError``) naming the files to place.
+    partition of the training set instead (cross-validation; not with ``val_size``). Text is
+    split 90/5/5 in order (no ``val_size``, no ``folds``), and its ``train_size`` is the first
+    ``train_size`` training windows. Nothing is downloaded unless ``download=True``; a dataset
+    not on disk raises ``DatasetMissing`` (a ``FileNotFoundError``) naming the files to place.
 
     >>> ds = load_dataset("digits", val_size=100, seed=1)
     >>> len(ds.train), len(ds.val), len(ds.test), ds.in_shape, ds.num_classes
@@ -215,6 +244,10 @@ def load_dataset(
 
     train, val = raw.train, raw.val
     n = len(train)
+    if isinstance(train, TextSplit) and (val_size or folds):
+        option = f"val_size {val_size}" if val_size else f"folds {folds}"
+        raise BadValueError(f"{key}: text is split in order, 90/5/5 into train/val/test, so "
+                            f"it has its validation split already; drop {option}")  # fmt: skip
     if val is not None and val_size:
         raise BadValueError(
             f"{key} ships a validation split (val/ beside test/); drop val_size {val_size}"
@@ -236,9 +269,12 @@ def load_dataset(
                 f"train_size must be <= {len(train)} ({n} training samples of {key} minus "
                 f"val_size {val_size}), got {train_size}"
             )
-        train = train.subset(
-            stratified_indices(train.y, train_size, seed=derive_seed(seed, _SUBSET))
-        )
+        if isinstance(train, TextSplit):  # contiguous: the first train_size windows
+            train = train.head(train_size)
+        else:
+            train = train.subset(
+                stratified_indices(train.y, train_size, seed=derive_seed(seed, _SUBSET))
+            )
 
     test, extra = raw.test, {}
     if raw.finish is not None:  # fitted here: on the final training split only
@@ -248,6 +284,8 @@ def load_dataset(
         preprocess = recipe(family, preprocessing, train.x if isinstance(train, Split) else None)
     if isinstance(train, Split):
         in_shape = train.image_shape
+    elif isinstance(train, TextSplit):
+        in_shape = train.in_shape
     else:
         in_shape = (train.channels or 3, preprocess.crop, preprocess.crop)
     source = {
@@ -311,7 +349,7 @@ def _check_preprocessing(key: str, family: str, preprocessing: str) -> None:
 
 
 def make_loader(
-    split: Split | FolderSplit,
+    split: Split | FolderSplit | TextSplit,
     *,
     batch_size: int,
     preprocess: Preprocess,
@@ -324,7 +362,8 @@ def make_loader(
     rank: int = 0,
     world_size: int = 1,
 ) -> BatchLoader | StreamLoader:
-    """A ``BatchLoader`` for an in-memory split, a ``StreamLoader`` for a folder split.
+    """A ``BatchLoader`` for an in-memory split, a ``StreamLoader`` for a folder split, a
+    ``TextLoader`` (a ``BatchLoader`` of token windows: x and y each N×context int64) for text.
 
     ``num_workers`` only matters for folder splits (in-memory batches need no workers); by
     default 4, or the CPU count where that is smaller (more decoders than cores only contend).
@@ -352,4 +391,8 @@ def make_loader(
         return StreamLoader(split, num_workers=workers, **options)
     if isinstance(split, Split):
         return BatchLoader(split, **options)
-    raise ValueError(f"split must be a Split or a FolderSplit, got {type(split).__name__}")
+    if isinstance(split, TextSplit):
+        return TextLoader(split, **options)
+    raise ValueError(
+        f"split must be a Split, a FolderSplit or a TextSplit, got {type(split).__name__}"
+    )

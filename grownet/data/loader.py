@@ -23,7 +23,7 @@ from grownet.data.augment import apply_augmentation, draw_augmentation, normaliz
 from grownet.data.preprocess import Preprocess
 from grownet.data.splits import Split
 
-__all__ = ["BatchLoader", "check_state", "derive_seed", "shard"]
+__all__ = ["BatchLoader", "check_state", "derive_seed", "shard", "to_device"]
 
 Order = TypeVar("Order", range, list[int], Tensor)
 
@@ -161,15 +161,30 @@ class BatchLoader:
         world_size: int = 1,
     ) -> None:
         check_loader_inputs(split, Split, preprocess, channels_last, rank, world_size)
-        self.rank, self.world_size = rank, world_size
-        self._n = len(shard(range(len(split)), rank=rank, world_size=world_size, even=train))
+        self._stream(len(split), batch_size, train, seed, drop_last, device, rank, world_size)
+        self.preprocess, self.channels_last = preprocess, channels_last
+        self.x = to_device(split.x, self.device)
+        self.y = to_device(split.y, self.device)
+        self._a, self._b = preprocess.affine(self.device)
+
+    def _stream(
+        self,
+        total: int,
+        batch_size: int,
+        train: bool,
+        seed: int,
+        drop_last: bool | None,
+        device: str | torch.device,
+        rank: int,
+        world_size: int,
+    ) -> None:
+        """Set up the stream over ``total`` samples (what a loader of another kind of split,
+        e.g. ``grownet.data.text.TextLoader``, shares with this one)."""
+        self.rank, self.world_size, self._total = rank, world_size, total
+        self._n = len(shard(range(total), rank=rank, world_size=world_size, even=train))
         self.drop_last = check_loader_options(self._n, batch_size, train, seed, drop_last)
         self.batch_size, self.train, self.seed = batch_size, train, seed
-        self.preprocess, self.channels_last = preprocess, channels_last
         self.device = torch.device(device)
-        self.x = _to_device(split.x, self.device)
-        self.y = _to_device(split.y, self.device)
-        self._a, self._b = preprocess.affine(self.device)
         self._epoch = self._position = 0
         self._order: tuple[int, Tensor] | None = None  # (epoch, permutation on the device)
 
@@ -217,7 +232,7 @@ class BatchLoader:
         """This rank's sample order in ``epoch``: its shard of a permutation when training, of
         the identity otherwise."""
         _check_int("epoch", epoch, low=0)
-        n, ranks = self.x.shape[0], {"rank": self.rank, "world_size": self.world_size}
+        n, ranks = self._total, {"rank": self.rank, "world_size": self.world_size}
         if not self.train:
             return shard(torch.arange(n, device=self.device), **ranks, even=False)
         if self._order is None or self._order[0] != epoch:
@@ -229,11 +244,7 @@ class BatchLoader:
     def batch_at(self, epoch: int, position: int) -> tuple[Tensor, Tensor]:
         """Batch ``position`` of ``epoch``: a pure function of (seed, epoch, position) and the
         rank."""
-        _check_int("position", position, low=0)
-        if position >= self.batches_per_epoch:
-            raise ValueError(f"position must be < {self.batches_per_epoch}, got {position}")
-        start = position * self.batch_size
-        stop = min(start + self.batch_size, self._n)
+        start, stop = self._bounds(position)
         if self.train or self.world_size > 1:
             idx = self.order(epoch)[start:stop]
             x, y = self.x.index_select(0, idx), self.y.index_select(0, idx)
@@ -252,8 +263,17 @@ class BatchLoader:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y
 
+    def _bounds(self, position: int) -> tuple[int, int]:
+        """Where batch ``position`` starts and stops in this rank's order of an epoch."""
+        _check_int("position", position, low=0)
+        if position >= self.batches_per_epoch:
+            raise ValueError(f"position must be < {self.batches_per_epoch}, got {position}")
+        start = position * self.batch_size
+        return start, min(start + self.batch_size, self._n)
 
-def _to_device(t: Tensor, device: torch.device) -> Tensor:
+
+def to_device(t: Tensor, device: torch.device) -> Tensor:
+    """``t`` on ``device``: moved once, through pinned memory from the CPU to CUDA."""
     if t.device == device:
         return t
     if device.type == "cuda" and t.device.type == "cpu":

@@ -1,9 +1,11 @@
-"""Dataset names with a scheme: ``imagefolder:PATH``, ``npz:PATH``, ``pt:PATH``, ``csv:PATH``.
+"""Dataset names with a scheme: ``imagefolder:PATH``, ``npz:PATH``, ``pt:PATH``, ``csv:PATH``,
+``text:PATH``.
 
 A name is ``SCHEME:PATH`` with options after a ``?`` as ``key=value`` pairs joined by ``&``::
 
     imagefolder:~/data/flowers?size=64
     csv:data/churn.csv?target=churned
+    text:corpus.txt?context=256&level=byte
     npz:/srv/arrays/signals.npz
 
 The options live in the name, not in separate settings, because a dataset is named in many
@@ -21,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grownet.data.text import DEFAULT_CONTEXT, LEVELS
 from grownet.errors import BadValueError
 
 __all__ = ["SCHEMES", "DataName", "is_scheme_name", "parse_name"]
@@ -33,13 +36,19 @@ SCHEMES: dict[str, dict[str, tuple[type, object, str]]] = {
     "npz": {},
     "pt": {},
     "csv": {"target": (str, None, "the column holding the class labels")},
+    "text": {
+        "context": (int, DEFAULT_CONTEXT, "tokens a model sees at once (default 64)"),
+        "level": (str, "char", "char (the file's characters, UTF-8) or byte"),
+    },
 }
+MAX_CONTEXT = 65536
 
 _EXAMPLES = {
     "imagefolder": "imagefolder:PATH?size=32",
     "npz": "npz:PATH",
     "pt": "pt:PATH",
     "csv": "csv:PATH?target=COLUMN",
+    "text": "text:PATH?context=64&level=char",
 }
 
 
@@ -121,9 +130,21 @@ def parse_name(name: str) -> DataName:
                     f"dataset {name!r}: {scheme} needs {key}=..., {what}; write {_EXAMPLES[scheme]}"
                 )
             options[key] = default
+    options = {key: options[key] for key in accepted}  # the canonical order, whatever was given
     if scheme == "imagefolder" and not 4 <= options["size"] <= 4096:
         size = options["size"]
         raise BadValueError(f"dataset {name!r}: size must be in [4, 4096] pixels, got {size}")
+    if scheme == "text":
+        context, level = options["context"], str(options["level"]).lower()
+        if not 1 <= context <= MAX_CONTEXT:
+            raise BadValueError(
+                f"dataset {name!r}: context must be in [1, {MAX_CONTEXT}] tokens, got {context}"
+            )
+        if level not in LEVELS:
+            raise BadValueError(
+                f"dataset {name!r}: level must be {' or '.join(LEVELS)}, got {options['level']!r}"
+            )
+        options["level"] = level
     return DataName(scheme, path.strip(), options)
 
 

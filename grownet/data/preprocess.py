@@ -23,7 +23,7 @@ Your own data (``imagefolder:``, ``npz:``, ``pt:``, ``csv:`` and the scikit-lear
 images are scaled (uint8: x/255) and standardised per channel with the training split's
 statistics, never augmented (a flip is not harmless on every kind of image); tabular features
 arrive standardised and one-hot encoded by ``grownet.data.encoding``, so their recipe is the
-identity.
+identity. Text (``tinyshakespeare``, ``text:``) is token ids: one recipe, ``paper``, the identity.
 """
 
 import math
@@ -213,6 +213,8 @@ _RECIPES: dict[tuple[str, str], dict] = {
     ("float_images", "none"): {"scale": 1.0},
     ("features", "paper"): {"scale": 1.0},
     ("features", "standard"): {"scale": 1.0},
+    # Token ids (grownet.data.text): served as they are, nothing to scale or fit.
+    ("text", "paper"): {"scale": 1.0},
 }
 
 

@@ -19,9 +19,12 @@ imagenet                imagenet/train/<class>/*.JPEG, imagenet/val/<class>/*.JP
 ======================  =================================================================
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.error import URLError
 
 import numpy as np
@@ -39,6 +42,9 @@ from grownet.data.readers import (
 from grownet.data.splits import FolderSplit, Split
 from grownet.errors import DataFileError
 
+if TYPE_CHECKING:  # grownet.data.text builds its Raw from this module
+    from grownet.data.text import TextSplit
+
 __all__ = [
     "Raw",
     "read_cifar",
@@ -54,20 +60,20 @@ class Raw:
     """A dataset's official splits as read from disk, with provenance.
 
     Your own data (``grownet.data.user``) may also bring a ``val`` split of its own (an image
-    tree's ``val/`` folder beside ``test/``), its preprocessing ``family``, and a ``finish``
-    step: ``finish(train, val, test, preprocessing)`` runs once the validation hold-out and
-    training subset are drawn, fits what must be fitted on the training split alone (a tabular
-    encoding, an image tree's channel statistics) and returns ``(train, val, test, preprocess,
-    extra provenance)``.
+    tree's ``val/`` folder beside ``test/``, a text's 5 %), its preprocessing ``family``, and a
+    ``finish`` step: ``finish(train, val, test, preprocessing)`` runs once the validation
+    hold-out and training subset are drawn, fits what must be fitted on the training split
+    alone (a tabular encoding, an image tree's channel statistics) and returns ``(train, val,
+    test, preprocess, extra provenance)``.
     """
 
-    train: Split | FolderSplit | TableSplit
-    test: Split | FolderSplit | TableSplit
+    train: Split | FolderSplit | TableSplit | TextSplit
+    test: Split | FolderSplit | TableSplit | TextSplit
     classes: tuple[str, ...]
     directory: str | None
     files: dict[str, int] = field(default_factory=dict)  # file name -> size in bytes
     reader: str = ""
-    val: Split | FolderSplit | TableSplit | None = None
+    val: Split | FolderSplit | TableSplit | TextSplit | None = None
     family: str = ""
     finish: Callable[..., tuple] | None = None
 

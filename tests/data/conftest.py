@@ -1,9 +1,9 @@
-"""Fixtures for grownet.data: the shared real MNIST, and no network (the tiny fake datasets
-are in tests/conftest.py).
+"""Fixtures for grownet.data: the shared real MNIST and Tiny Shakespeare, and no network (the
+tiny fake datasets are in tests/conftest.py).
 
-Only MNIST is available for real (../shared/data/MNIST/raw beside the repository, or
-$GROWNET_DATA). The other datasets are exercised through small files written in torchvision's
-on-disk formats under tmp_path.
+Only MNIST and Tiny Shakespeare are available for real (../shared/data/MNIST/raw and
+../shared/data/tinyshakespeare beside the repository, or $GROWNET_DATA). The other datasets are
+exercised through small files written in torchvision's on-disk formats under tmp_path.
 """
 
 import gzip
@@ -35,6 +35,15 @@ def shared_data_dir() -> Path:
     raw = directory / "MNIST" / "raw"
     if not all((raw / f).is_file() or (raw / f"{f}.gz").is_file() for f in MNIST_FILES):
         pytest.skip(f"real MNIST not found in {raw} (set GROWNET_DATA)")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def shakespeare_dir() -> Path:
+    """The data directory holding the real Tiny Shakespeare (skips the test when it is absent)."""
+    directory = _shared_data_dir()
+    if not (directory / "tinyshakespeare" / "input.txt").is_file():
+        pytest.skip(f"Tiny Shakespeare not found in {directory / 'tinyshakespeare'}")
     return directory
 
 
