@@ -182,6 +182,7 @@ def _echo(worker: int | None = None) -> Callable[[str], None]:
 
 def cmd_train(args: argparse.Namespace, extra: Sequence[str] = ()) -> None:
     from grownet.report.callback import WriteReport
+    from grownet.train.progress import bits
     from grownet.train.trainer import Trainer
 
     config = _train_config(args, extra)
@@ -189,11 +190,12 @@ def cmd_train(args: argparse.Namespace, extra: Sequence[str] = ()) -> None:
     result = trainer.run(resume=args.resume, overwrite=args.overwrite, extend=args.extend)
     if not trainer.world.is_main:
         return  # under torchrun rank 0 speaks for the run
-    acc = result.final_test_accuracy
-    shown = "n/a" if acc is None else f"{acc:.4f}"
+    acc, loss = result.final_test_accuracy, result.final_test_loss
+    shown = "accuracy n/a" if acc is None else f"accuracy {acc:.4f}"
+    if trainer.dataset.per_token and loss is not None:
+        shown = f"loss {loss:.4f} nats ({bits(loss):.3f} bits) per token, accuracy {acc:.4f}"
     print(
-        f"{result.status}: {trainer.eval_split} accuracy {shown} after {result.iterations} "
-        "iterations "
+        f"{result.status}: {trainer.eval_split} {shown} after {result.iterations} iterations "
         f"({result.wall_time_s:.1f} s); run directory {result.run_dir}"
     )
     if result.status == "interrupted":

@@ -26,6 +26,11 @@ def _device(args: argparse.Namespace) -> str:
     time CIFAR ResNets), so a mistake is refused before the run directory is made."""
     if args.depth < 8 or (args.depth - 2) % 6:
         raise BadValueError(f"--depth {args.depth!r}: must be 6n+2 (8, 20, 56, 110, ...)")
+    return _checked_timing_device(args)
+
+
+def _checked_timing_device(args: argparse.Namespace) -> str:
+    """The device, after checking the counts :func:`_timing_flags` gave."""
     check_count("--batch", args.batch, low=1)
     check_count("--iters", args.iters, low=1)
     check_count("--rounds", args.rounds, low=1)
@@ -52,7 +57,14 @@ def _run_dir(args: argparse.Namespace, default: str) -> Path:
 
 def _common(p: argparse.ArgumentParser, *, depth: int, iters: str, rounds: int | None) -> None:
     p.add_argument("--depth", type=int, default=depth, help=f"CIFAR ResNet depth 6n+2 ({depth})")
-    p.add_argument("--batch", type=int, default=64, help="mini-batch size (64)")
+    _timing_flags(p, batch=64, iters=iters, rounds=rounds)
+    p.add_argument("--channels-last", action="store_true", help="channels-last tensors")
+
+
+def _timing_flags(p: argparse.ArgumentParser, *, batch: int, iters: str, rounds: int | None
+                  ) -> None:  # fmt: skip
+    """The flags of every benchmark: how long, where, with which seed, written where."""
+    p.add_argument("--batch", type=int, default=batch, help=f"mini-batch size ({batch})")
     p.add_argument(
         "--iters", type=int, default=None, help=f"timed iterations per variant ({iters})"
     )
@@ -62,7 +74,6 @@ def _common(p: argparse.ArgumentParser, *, depth: int, iters: str, rounds: int |
         help=f"interleaved rounds the iterations span ({rounds or 'one per iteration'})",
     )  # fmt: skip
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda[:N]")
-    p.add_argument("--channels-last", action="store_true", help="channels-last tensors")
     p.add_argument("--seed", type=int, default=0, help="seed of weights and gate draws")
     p.add_argument("--out", metavar="DIR", default=None, help="run directory for bench.json")
 
@@ -92,6 +103,30 @@ def cmd_executor(args: argparse.Namespace) -> None:
     print(f"  NetGraph executor   {result['graph_ms']:9.1f} ms/step (median of {args.rounds})")
     print(f"  hand-written module {result['hand_ms']:9.1f} ms/step")
     print(f"  ratio graph/hand    {result['ratio']:9.3f}")
+    print(f"  written to {_write(result, run)}")
+
+
+def cmd_gpt(args: argparse.Namespace) -> None:
+    from grownet.bench import gpt
+
+    for flag in ("layers", "width", "heads", "context", "vocab"):
+        check_count(f"--{flag}", getattr(args, flag), low=1)
+    if args.width % args.heads:
+        raise BadValueError(f"--heads {args.heads}: must divide --width {args.width}")
+    device = _checked_timing_device(args)
+    run = _run_dir(args, f"bench-gpt-d{args.layers}-w{args.width}")
+    timing = _pair_timing(args, device)
+    result = gpt.run(depth=args.layers, width=args.width, heads=args.heads,
+                     context=args.context, vocab=args.vocab, timing=timing)  # fmt: skip
+    p = result["provenance"]
+    print(f"{result['config']['model']} ({result['config']['params']:,} params) training step, "
+          f"batch {args.batch} x {args.context} tokens, {p['device']} ({p['device_name']}), "
+          f"{p['threads']} threads, torch {p['torch']}")  # fmt: skip
+    print(f"  NetGraph executor        {result['graph_tokens_per_s']:11,.0f} tokens/s "
+          f"({result['graph_ms']:.1f} ms/step, median of {args.rounds})")  # fmt: skip
+    print(f"  hand-written nanoGPT-style {result['hand_tokens_per_s']:9,.0f} tokens/s "
+          f"({result['hand_ms']:.1f} ms/step)")  # fmt: skip
+    print(f"  speed graph/hand         {result['speed']:11.3f}")
     print(f"  written to {_write(result, run)}")
 
 
@@ -162,6 +197,18 @@ def register(sub: Any) -> None:
     )
     _common(p, depth=56, iters="3 per round", rounds=5)
     p.set_defaults(func=cmd_executor)
+
+    p = kinds.add_parser(
+        "gpt", help="the zoo's gpt as a NetGraph vs a hand-written nanoGPT-style module (tokens/s)"
+    )
+    _timing_flags(p, batch=12, iters="3 per round", rounds=7)
+    p.set_defaults(channels_last=False)
+    p.add_argument("--layers", type=int, default=4, help="transformer blocks (4)")
+    p.add_argument("--width", type=int, default=128, help="residual width (128)")
+    p.add_argument("--heads", type=int, default=4, help="attention heads (4)")
+    p.add_argument("--context", type=int, default=64, help="tokens per sequence (64)")
+    p.add_argument("--vocab", type=int, default=65, help="vocabulary size (65)")
+    p.set_defaults(func=cmd_gpt)
 
     p = kinds.add_parser(
         "widening",

@@ -169,10 +169,11 @@ def training_steps(
 ) -> dict[str, list[float]]:
     """:func:`interleaved` over one training step (gradients zeroed, forward, cross-entropy,
     backward) of each variant: its module and how it runs ``x``."""
+    from grownet.train.evaluation import prediction_loss
 
     def step(module: torch.nn.Module, forward: Callable[[torch.Tensor], torch.Tensor]) -> None:
         module.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(forward(x), y).backward()
+        prediction_loss(forward(x), y).backward()
 
     for module, _ in variants.values():
         module.train()

@@ -186,6 +186,7 @@ class GraphNet(nn.Module):
                     f"gives it {tuple(own[key].shape)}"
                 )
         net.load_state_dict(state, assign=True)  # strict: a missing tensor raises here
+        net._tie_weights()  # assign gave each tied key its own tensor
         return net
 
     def __init__(self, graph: NetGraph, *, modules: Mapping[str, nn.Module] | None = None) -> None:
@@ -202,6 +203,9 @@ class GraphNet(nn.Module):
             else:
                 ins = [self.shapes[u] for u in graph.inputs(node)]
                 self.layers[node] = OPS[spec.op].build(spec.params, ins)
+        self._tied = {n: graph.spec(n).params["tie"] for n in order
+                      if graph.op(n) == "linear" and graph.spec(n).params["tie"]}  # fmt: skip
+        self._tie_weights()
         self.input_node, self.output_node = graph.input_node, graph.output_node
         kinds = {"dropin": _DROPIN, "gated_add": _GATED}
         self._nodes = [
@@ -232,6 +236,13 @@ class GraphNet(nn.Module):
         self._find_relu_rules()
         self._find_mixed_reads()
         self.plan = StepPlan()
+
+    def _tie_weights(self) -> None:
+        """Make each tied linear layer hold its embedding's table as its weight: one tensor,
+        one gradient, counted once by ``parameters()`` (a reused or loaded module may have
+        brought its own copy)."""
+        for node, table in self._tied.items():
+            self.layers[node].weight = self.layers[table].weight
 
     # ------------------------------------------------------------------ plan
 

@@ -358,6 +358,17 @@ def _check(name: str, got: Tensor, want: Tensor) -> float:
     return diff
 
 
+def example_batch(graph: NetGraph, generator: torch.Generator) -> Tensor:
+    """A batch the exports are checked and traced on: token ids where the input feeds a token
+    table (a language model), else values from N(0, 1)."""
+    shape = (_BATCH, *graph.input_shape)
+    tables = [n for n in graph.consumers(graph.input_node) if graph.op(n) == "embedding"]
+    if tables:
+        vocab = min(graph.spec(n).params["num_embeddings"] for n in tables)
+        return torch.randint(0, vocab, shape, generator=generator)
+    return torch.randn(shape, generator=generator)
+
+
 def _write(folder: Path, loaded: Loaded, net: GraphNet, plan: StepPlan, onnx: bool) -> ExportResult:
     """Write every export into ``folder``, checking each against the executor."""
     code = standalone_source(loaded.graph, mix=_mix(net, plan), origin=loaded.origin)
@@ -366,7 +377,7 @@ def _write(folder: Path, loaded: Loaded, net: GraphNet, plan: StepPlan, onnx: bo
     standalone.load_state_dict(code.state_dict(net.state_dict()))
     standalone.eval()
     generator = torch.Generator().manual_seed(0)
-    example = torch.randn(_BATCH, *loaded.graph.input_shape, generator=generator)
+    example = example_batch(loaded.graph, generator)
     with torch.no_grad():
         want = net(example)
         differences = {"model.py": _check("model.py", standalone(example), want)}

@@ -23,7 +23,9 @@ from grownet.graph.spec import GraphError, LayerSpec, Shape
 
 _NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 FORMAT_VERSION = 1
-_WEIGHTED = ("conv", "linear", "batchnorm")
+# ops whose modules hold weights: validation checks their values without building them (a
+# large token table takes long to initialise)
+_WEIGHTED = ("conv", "linear", "batchnorm", "embedding", "layer_norm", "rms_norm")
 
 
 @dataclass(frozen=True)
@@ -167,8 +169,10 @@ class NetGraph:
         the node, rather than when the executor builds the modules."""
         for node in self.nx.nodes:
             spec = self.spec(node)
+            if spec.op == "linear" and spec.params["tie"] is not None:
+                self._check_tie(node, shapes)
             if spec.op in _WEIGHTED:
-                if spec.op != "batchnorm" and spec.params["init"] not in INIT_KINDS:
+                if "init" in spec.params and spec.params["init"] not in INIT_KINDS:
                     raise GraphError(
                         f"node {node!r} ({spec.op}): unknown init {spec.params['init']!r}; "
                         f"use one of {', '.join(INIT_KINDS)}"
@@ -179,6 +183,20 @@ class NetGraph:
                 OPS[spec.op].build(spec.params, ins)  # weight-free, so building is cheap
             except (ValueError, TypeError) as err:
                 raise GraphError(f"node {node!r} ({spec.op}): {err}") from None
+
+    def _check_tie(self, node: str, shapes: dict[str, Shape]) -> None:
+        """A tied linear layer's weight is an embedding's table: same node kind and shape."""
+        table = self.spec(node).params["tie"]
+        if table not in self.nx or self.op(table) != "embedding":
+            raise GraphError(f"node {node!r} (linear): tie must name an embedding node, "
+                             f"got {table!r}")  # fmt: skip
+        embed = self.spec(table).params
+        weight = (self.spec(node).params["out_features"], shapes[self.inputs(node)[0]][-1])
+        if weight != (embed["num_embeddings"], embed["out_features"]):
+            raise GraphError(
+                f"node {node!r} (linear): its weight {weight} cannot be embedding {table!r}'s "
+                f"table ({embed['num_embeddings']}, {embed['out_features']})"
+            )
 
     def shapes(self) -> dict[str, Shape]:
         """The per-sample output shape of every node, inferred from the input shape."""

@@ -114,7 +114,7 @@ _KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 PARAM_KINDS: dict[str, str] = {
     **dict.fromkeys(["out_channels", "out_features", "channels", "dilation", "groups"], "positive"),
-    **dict.fromkeys(["size", "heads"], "positive"),
+    **dict.fromkeys(["size", "heads", "num_embeddings"], "positive"),
     **dict.fromkeys(["kernel_size", "stride", "output_size"], "pair"),
     "padding": "pad",
     "shape": "shape",
@@ -122,8 +122,8 @@ PARAM_KINDS: dict[str, str] = {
     **dict.fromkeys(["init_std", "eps"], "positive_number"),
     **dict.fromkeys(["bias_value", "momentum", "alpha", "beta", "k", "p", "retain"], "number"),
     **dict.fromkeys(["drop_prob", "mxscale", "value"], "number"),
-    **dict.fromkeys(["bias", "ceil_mode", "zero_init", "affine"], "bool"),
-    **dict.fromkeys(["init", "region", "mode", "method", "layout", "kind"], "str"),
+    **dict.fromkeys(["bias", "ceil_mode", "zero_init", "affine", "causal"], "bool"),
+    **dict.fromkeys(["init", "region", "mode", "method", "layout", "kind", "tie"], "str"),
     "old": "positive",
     **dict.fromkeys(["sources", "dims"], "indices"),
 }
@@ -429,6 +429,13 @@ def _shape_op(
                lambda p, i: module(**p))  # fmt: skip
 
 
+def _embedding_build(p: Params, ins: list[Shape]) -> nn.Module:
+    """A token table: each sample's integer ids (S,) become vectors (S, D)."""
+    module = nn.Embedding(p["num_embeddings"], p["out_features"])
+    nn.init.normal_(module.weight, 0.0, float(p["init_std"]))
+    return module
+
+
 def _attention_infer(p: Params, ins: list[Shape]) -> Shape:
     if len(ins[0]) != 2 or ins[0][1] % p["heads"]:
         raise GraphError(
@@ -494,11 +501,14 @@ OPS: dict[str, OpDef] = {
         ),
         _op(
             "linear",
-            {"out_features": REQUIRED, "bias": True, **_INIT},
+            # tie: an embedding node whose table this layer uses as its weight (a language
+            # model's head shares its token embedding; the executor ties the two)
+            {"out_features": REQUIRED, "bias": True, "tie": None, **_INIT},
             (1, 1),
             _linear_infer,
             _linear_build,
-            count_params=lambda p, i, o: i[0][-1] * o[-1] + (o[-1] if p["bias"] else 0),
+            count_params=lambda p, i, o: (0 if p["tie"] else i[0][-1] * o[-1])
+            + (o[-1] if p["bias"] else 0),
             count_macs=lambda p, i, o: i[0][-1] * math.prod(o),
         ),
         _op(
@@ -592,6 +602,22 @@ OPS: dict[str, OpDef] = {
             count_params=lambda p, i, o: i[0][-1] * p["affine"] * (1 + p["bias"]),
         ),
         _op(
+            "rms_norm",
+            {"eps": 1e-6, "affine": True},
+            (1, 1),
+            _same,
+            lambda p, i: nn.RMSNorm(i[0][-1], eps=p["eps"], elementwise_affine=p["affine"]),
+            count_params=lambda p, i, o: i[0][-1] * p["affine"],
+        ),
+        _op(
+            "embedding",
+            {"num_embeddings": REQUIRED, "out_features": REQUIRED, "init_std": 0.02},
+            (1, 1),
+            lambda p, i: (*i[0], p["out_features"]),
+            _embedding_build,
+            count_params=lambda p, i, o: p["num_embeddings"] * p["out_features"],
+        ),
+        _op(
             "param",
             {"shape": REQUIRED, "mode": REQUIRED, "value": 0.0, "init_std": None},
             (1, 1),
@@ -607,10 +633,12 @@ OPS: dict[str, OpDef] = {
         ),
         _op(
             "attention",
-            {"heads": REQUIRED, "p": 0.0, "bias": True},
+            {"heads": REQUIRED, "p": 0.0, "bias": True, "causal": False},
             (1, 1),
             _attention_infer,
-            lambda p, i: SelfAttention(i[0][-1], heads=p["heads"], dropout=p["p"], bias=p["bias"]),
+            lambda p, i: SelfAttention(
+                i[0][-1], heads=p["heads"], dropout=p["p"], bias=p["bias"], causal=p["causal"]
+            ),
             count_params=_attention_params,
             count_macs=_attention_macs,
         ),

@@ -215,6 +215,17 @@ class _Writer:
         bias = "" if p["bias"] else ", bias=False"
         constructor = f"nn.Linear({shapes[0][-1]}, {p['out_features']}{bias})"
         self.layer(node, constructor, ins[0], weights=True)
+        if p["tie"]:  # one tensor, as in grownet's executor
+            self.init.append(f"self.{self.names[node]}.weight = self.{self.names[p['tie']]}.weight")
+
+    def _embedding(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
+        constructor = f"nn.Embedding({p['num_embeddings']}, {p['out_features']})"
+        self.layer(node, constructor, ins[0], weights=True)
+
+    def _rms_norm(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
+        affine = "" if p["affine"] else ", elementwise_affine=False"
+        constructor = f"nn.RMSNorm({shapes[0][-1]}, eps={_num(p['eps'])}{affine})"
+        self.layer(node, constructor, ins[0], weights=True)
 
     def _batchnorm(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
         cls = "BatchNorm2d" if len(shapes[0]) == 3 else "BatchNorm1d"
@@ -415,7 +426,9 @@ class _Writer:
         self.init.append(f"self.{name} = nn.MultiheadAttention({shapes[0][-1]}, {p['heads']}"
                          f"{extra}, batch_first=True)")  # fmt: skip
         self.attributes[node] = name
-        self.assign(node, f"self.{name}({a}, {a}, {a}, need_weights=False)[0]")
+        causal = (f"attn_mask=nn.Transformer.generate_square_subsequent_mask({shapes[0][0]}, "
+                  f"device={a}.device), is_causal=True, " if p["causal"] else "")  # fmt: skip
+        self.assign(node, f"self.{name}({a}, {a}, {a}, {causal}need_weights=False)[0]")
 
     def _dropin(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
         new, old = ins

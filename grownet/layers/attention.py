@@ -21,11 +21,13 @@ def self_attention(
     *,
     heads: int,
     dropout: float = 0.0,
+    causal: bool = False,
 ) -> Tensor:
     """Self-attention of the tokens of ``x`` (N, S, D) with ``heads`` heads.
 
     ``in_weight`` (3D, D) projects to queries, keys and values; ``dropout`` drops attention
-    weights (pass 0.0 in eval).
+    weights (pass 0.0 in eval); ``causal`` lets token t attend to tokens 0..t only (a language
+    model's mask, applied inside the fused kernel rather than as a stored (S, S) mask).
 
     >>> import torch
     >>> w = torch.eye(4).repeat(3, 1)
@@ -44,14 +46,16 @@ def self_attention(
     # (N, S, 3, H, D/H) -> three (N, H, S, D/H): the head split nn.MultiheadAttention uses
     qkv = F.linear(x, in_weight, in_bias).view(n, s, 3, heads, d // heads)
     q, k, v = qkv.permute(2, 0, 3, 1, 4)
-    out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+    out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=causal)
     return F.linear(out.transpose(1, 2).reshape(n, s, d), out_weight, out_bias)
 
 
 class SelfAttention(nn.Module):
     """:func:`self_attention` with its weights, initialised as ``nn.MultiheadAttention``'s."""
 
-    def __init__(self, dim: int, *, heads: int, dropout: float = 0.0, bias: bool = True) -> None:
+    def __init__(
+        self, dim: int, *, heads: int, dropout: float = 0.0, bias: bool = True, causal: bool = False
+    ) -> None:
         super().__init__()
         if heads < 1 or dim % heads:
             raise ValueError(f"heads must divide dim={dim}, got {heads!r}")
@@ -62,13 +66,13 @@ class SelfAttention(nn.Module):
         self.in_proj_bias = reference.in_proj_bias
         self.out_proj = nn.Linear(dim, dim, bias=bias)
         self.out_proj.load_state_dict(reference.out_proj.state_dict())
-        self.heads, self.dropout = heads, dropout
+        self.heads, self.dropout, self.causal = heads, dropout, causal
 
     def forward(self, x: Tensor) -> Tensor:
         return self_attention(
             x, self.in_proj_weight, self.in_proj_bias, self.out_proj.weight, self.out_proj.bias,
-            heads=self.heads, dropout=self.dropout if self.training else 0.0,
+            heads=self.heads, dropout=self.dropout if self.training else 0.0, causal=self.causal,
         )  # fmt: skip
 
     def extra_repr(self) -> str:
-        return f"heads={self.heads}, dropout={self.dropout}"
+        return f"heads={self.heads}, dropout={self.dropout}, causal={self.causal}"

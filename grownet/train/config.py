@@ -21,6 +21,8 @@ from grownet.specfile import read_toml
 from grownet.train.rundir import check_run_name
 from grownet.train.schedule import LRSchedule
 
+OPTIMIZERS = ("sgd", "adamw")
+
 
 class ConfigError(BadValueError):
     """A config mistake; the message names the key and the fix."""
@@ -54,7 +56,9 @@ class TrainConfig:
     stepvalues: list[int] = field(default_factory=list)
     warmup: int = 0
     schedule_offset: int = 0
+    optimizer: str = "sgd"
     momentum: float = 0.9
+    beta2: float = 0.999
     nesterov: bool = False
     weight_decay: float = 5e-4
     bias_lr_mult: float = 1.0
@@ -86,6 +90,14 @@ class TrainConfig:
                               f"folds={self.folds}, fold={self.fold}")  # fmt: skip
         if self.nesterov and self.momentum == 0:
             raise ConfigError("nesterov needs momentum > 0")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, "
+                              f"got {self.optimizer!r}")  # fmt: skip
+        if self.optimizer == "adamw" and not (0 <= self.momentum < 1 and 0 <= self.beta2 < 1):
+            raise ConfigError(f"adamw needs momentum (beta1) and beta2 in [0, 1), got "
+                              f"{self.momentum!r} and {self.beta2!r}")  # fmt: skip
+        if self.optimizer == "adamw" and self.nesterov:
+            raise ConfigError("nesterov is an sgd option; adamw takes none")
         if not DEVICE.fullmatch(self.device):
             raise ConfigError(
                 f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}"
@@ -143,8 +155,8 @@ HELP: dict[str, str] = {
     "runs_dir": "where run directories go (default: runs)",
     "model": "zoo model (see `grownet models`)",
     "dataset": "digits, iris, wine, breast_cancer (embedded), mnist, fashion_mnist, cifar10, "
-    "cifar100, svhn, imagenet; or your own: imagefolder:PATH?size=32, npz:PATH, pt:PATH, "
-    "csv:PATH?target=COLUMN",
+    "cifar100, svhn, imagenet, tinyshakespeare; or your own: imagefolder:PATH?size=32, "
+    "npz:PATH, pt:PATH, csv:PATH?target=COLUMN, text:PATH?context=64&level=char",
     "data_dir": "dataset root (default: $GROWNET_DATA, else ~/.cache/grownet/data)",
     "download": "download the dataset if its files are missing",
     "train_size": "train on a seeded subset of this many images",
@@ -166,7 +178,10 @@ HELP: dict[str, str] = {
     "warmup": "linear warm-up iterations",
     "schedule_offset": "iterations of the learning-rate schedule spent before this run (by the "
     "run it grows from): the rate at iteration i is the schedule's at offset + i",
-    "momentum": "SGD momentum",
+    "optimizer": "sgd (SGD with momentum, the papers') or adamw (transformers; decays only "
+    "weight matrices and tables)",
+    "momentum": "SGD momentum, or AdamW's beta1",
+    "beta2": "AdamW's beta2 (nanoGPT's Tiny Shakespeare: 0.99)",
     "nesterov": "Nesterov momentum",
     "weight_decay": "L2 weight decay",
     "bias_lr_mult": "learning-rate multiplier for biases (Caffe's lr_mult: 2 in its examples)",

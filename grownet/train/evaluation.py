@@ -22,6 +22,22 @@ from grownet.train.signal import SignalProbe, in_order
 Autocast = Callable[[], contextlib.AbstractContextManager[Any]]
 
 
+def prediction_loss(out: Tensor, y: Tensor, *, reduction: str = "mean") -> Tensor:
+    """Cross-entropy of logits ``out`` against labels ``y``, classes in the last dimension:
+    one label per sample (``out`` (N, K), ``y`` (N,)) or one per position (a language model's
+    ``out`` (N, S, V), ``y`` (N, S); every token counts once).
+
+    >>> prediction_loss(torch.zeros(2, 3, 4), torch.zeros(2, 3, dtype=torch.long)).item()
+    1.3862943649291992
+    """
+    return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), reduction=reduction)
+
+
+def hits(out: Tensor, y: Tensor) -> Tensor:
+    """Whether each label is the top class of its logits (shape of ``y``)."""
+    return out.argmax(-1) == y
+
+
 def evaluate(
     net: GraphNet,
     loader: Iterable[tuple[Tensor, Tensor]],
@@ -48,8 +64,8 @@ def evaluate(
         for i, (x, y) in enumerate(loader):
             with probe if i == 0 else contextlib.nullcontext():
                 out = net(x, plan).float()
-            loss_sum += F.cross_entropy(out, y, reduction="sum")
-            correct += (out.argmax(1) == y).sum()
+            loss_sum += prediction_loss(out, y, reduction="sum")
+            correct += hits(out, y).sum()
             total += y.numel()
     net.train()
     signal = in_order(probe.signal, net.graph.topological_order())
@@ -70,7 +86,7 @@ def correctness(
     flags = []
     with torch.no_grad(), autocast():
         for x, y in loader:
-            flags.append((net(x, plan).argmax(1) == y).cpu())
+            flags.append(hits(net(x, plan), y).cpu())
     net.train()
     return torch.cat(flags)
 

@@ -78,11 +78,30 @@ def load_matching(net: torch.nn.Module, state: Mapping[str, Tensor]) -> None:
     net.load_state_dict(state, strict=False)
 
 
-def make_optimizer(net: torch.nn.Module, config: TrainConfig) -> torch.optim.SGD:
-    """SGD over ``net``'s parameters; biases in their own group for Caffe's ``lr_mult``."""
+def make_optimizer(net: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD (or AdamW) over ``net``'s parameters; biases in their own group for Caffe's
+    ``lr_mult``.
+
+    AdamW (``optimizer = "adamw"``, the transformers' optimizer; betas ``(momentum, beta2)``)
+    decays only the matrices and tables (tensors of two or more dimensions), as GPT-2 and
+    nanoGPT do: decaying norms' gains and biases towards 0 only hurts.
+    """
     named = list(net.named_parameters())
-    groups = [{"params": [p for n, p in named if not n.endswith(".bias")], "lr_mult": 1.0}]
     biases = [p for n, p in named if n.endswith(".bias")]
+    rest = [p for n, p in named if not n.endswith(".bias")]
+    if config.optimizer == "adamw":
+        groups = [
+            {"params": [p for p in rest if p.dim() >= 2], "lr_mult": 1.0},
+            {"params": [p for p in rest if p.dim() < 2], "lr_mult": 1.0, "weight_decay": 0.0},
+            {"params": biases, "lr_mult": config.bias_lr_mult, "weight_decay": 0.0},
+        ]
+        return torch.optim.AdamW(
+            [g for g in groups if g["params"]],
+            lr=config.base_lr,
+            betas=(config.momentum, config.beta2),
+            weight_decay=config.weight_decay,
+        )
+    groups = [{"params": rest, "lr_mult": 1.0}]
     if biases:
         groups.append({"params": biases, "lr_mult": config.bias_lr_mult})
     return torch.optim.SGD(

@@ -8,6 +8,7 @@ from :data:`WORKER_INDEX`), so two bars never interleave on one line.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 
@@ -24,6 +25,15 @@ def worker_index() -> int | None:
     return int(value) if value.isdigit() else None
 
 
+def bits(nats: float) -> float:
+    """A loss in nats per token as bits per token (per character at the character level).
+
+    >>> round(bits(1.0), 4)
+    1.4427
+    """
+    return nats / math.log(2)
+
+
 class Progress:
     """tqdm on stderr, named ``name``; silent when ``quiet`` (CI, tests, or a controller
     driving many runs)."""
@@ -37,7 +47,7 @@ class Progress:
         split: str = "test",
         name: str = "",
     ) -> None:
-        self._key = f"{split}_acc"
+        self._split = split
         worker = worker_index()
         self._bar = (
             None
@@ -60,14 +70,23 @@ class Progress:
         self._done = initial
 
     def update(
-        self, done: int, *, loss: float | None = None, accuracy: float | None = None
+        self,
+        done: int,
+        *,
+        loss: float | None = None,
+        accuracy: float | None = None,
+        eval_loss: float | None = None,
     ) -> None:
+        """Advance to ``done`` iterations, showing the last train ``loss`` and evaluation:
+        its ``accuracy``, or for a language model its ``eval_loss`` in nats and bits."""
         if self._bar is None:
             return
         if loss is not None:
             self._postfix["loss"] = f"{loss:.4f}"
-        if accuracy is not None:
-            self._postfix[self._key] = f"{accuracy:.4f}"
+        if eval_loss is not None:
+            self._postfix[f"{self._split}_loss"] = f"{eval_loss:.4f} ({bits(eval_loss):.3f} bits)"
+        elif accuracy is not None:
+            self._postfix[f"{self._split}_acc"] = f"{accuracy:.4f}"
         self._bar.update(done - self._done)
         self._done = done
         self._bar.set_postfix(self._postfix, refresh=False)

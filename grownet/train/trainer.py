@@ -25,7 +25,6 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import Tensor
 
 from grownet import data as gdata
@@ -37,7 +36,13 @@ from grownet.train import checkpoint, distributed
 from grownet.train.callbacks import Callback
 from grownet.train.compute import step_flops
 from grownet.train.config import ConfigError, TrainConfig
-from grownet.train.evaluation import correctness, evaluate, recalibrate_batchnorm
+from grownet.train.evaluation import (
+    correctness,
+    evaluate,
+    hits,
+    prediction_loss,
+    recalibrate_batchnorm,
+)
 from grownet.train.interrupt import StopRequest
 from grownet.train.network import (
     build_graph,
@@ -45,7 +50,7 @@ from grownet.train.network import (
     load_matching,
     make_optimizer,
 )
-from grownet.train.progress import Progress
+from grownet.train.progress import Progress, bits
 from grownet.train.resume import check_fresh_start, check_resume
 from grownet.train.rundir import RunDir, run_path
 from grownet.train.verdict import (
@@ -324,7 +329,8 @@ class Trainer:
             progress.close()
         if status is None:
             acc = self.scores["last_acc"]
-            ok = acc is not None and converged(acc, self.dataset.num_classes)
+            ok = acc is not None and converged(acc, self.dataset.num_classes,
+                                               loss=self._token_loss())  # fmt: skip
             status = CONVERGED if ok else NOT_CONVERGED
         if status != INTERRUPTED:
             self._save(ckpt)
@@ -360,19 +366,21 @@ class Trainer:
             x, y = self.train_loader.next_batch()
             with self._autocast():
                 out = self.net(x, plan)
-                loss = F.cross_entropy(out.float(), y)
+                loss = prediction_loss(out.float(), y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.world.distributed:
                 distributed.average_gradients(self.net.parameters())
             self.optimizer.step()
             self.iteration = done = it + 1
-            window.add(loss.detach(), (out.detach().argmax(1) == y).sum(), y.numel())
+            window.add(loss.detach(), hits(out.detach(), y).sum(), y.numel())
             agreed_stop = False  # under DDP a stop is agreed on at display records only
             if done % cfg.display_interval == 0 or done == cfg.max_iter:
                 # Under DDP the ranks agree here on whether anyone was asked to stop.
                 loss_sum, correct, seen, agreed_stop = self._window_totals(window, stop.requested)
-                mean_loss = loss_sum / max(1, seen // cfg.batch_size)  # mean of step losses
+                # the mean of the step losses: every step sees one batch's labels (a sample's
+                # label, or each of a text window's tokens) on every rank
+                mean_loss = loss_sum / max(1, seen // y.numel())
                 self._log(
                     {
                         "kind": "train",
@@ -399,14 +407,16 @@ class Trainer:
                         "iteration": done,
                         "loss": loss_value,
                         "accuracy": acc,
+                        **({"bits": bits(loss_value)} if self.dataset.per_token else {}),
                         "wall_time_s": time.perf_counter() - self.started,
                         "signal": self.signal,
                     }
                 )
-                progress.update(done, accuracy=acc)
+                progress.update(done, accuracy=acc, eval_loss=self._token_loss())
                 patience = cfg.give_up_at_chance_after
                 classes = self.dataset.num_classes
-                if patience is not None and done >= patience and at_chance(acc, classes):
+                if (patience is not None and done >= patience
+                        and at_chance(acc, classes, loss=self._token_loss())):  # fmt: skip
                     return NOT_CONVERGED, f"test accuracy {acc:.4f} still at chance at {done}"
                 for callback in self.callbacks:
                     if (asked := callback.on_evaluate(self, done, acc)) is not None:
@@ -436,6 +446,10 @@ class Trainer:
         if saved.status == INTERRUPTED or saved.iterations != self.iteration:
             return None
         return saved
+
+    def _token_loss(self) -> float | None:
+        """The last evaluation's loss where it judges the run (a language model's), else None."""
+        return self.scores["last_loss"] if self.dataset.per_token else None
 
     def _window_totals(
         self, window: DisplayWindow, stop_asked: bool

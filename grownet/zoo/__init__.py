@@ -26,6 +26,7 @@ from grownet.zoo.convnet import convnet
 from grownet.zoo.lenet import lenet, lenet2n
 from grownet.zoo.mlp import mlp
 from grownet.zoo.resnet import cifar_resnet, imagenet_resnet
+from grownet.zoo.transformer import gpt, vit
 from grownet.zoo.vgg import vgg, vgg16_dropin
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "cifar10_11layer",
     "cifar_resnet",
     "convnet",
+    "gpt",
     "imagenet_resnet",
     "lenet",
     "lenet2n",
@@ -44,6 +46,7 @@ __all__ = [
     "options",
     "vgg",
     "vgg16_dropin",
+    "vit",
 ]
 
 
@@ -81,6 +84,8 @@ MODELS: dict[str, Callable[..., NetGraph]] = {
     "vgg16_dropin": vgg16_dropin,
     "cifar_resnet": cifar_resnet,
     "imagenet_resnet": imagenet_resnet,
+    "gpt": gpt,
+    "vit": vit,
 }
 for _d in (8, 11, 13, 16, 19):
     MODELS[f"vgg{_d}"] = _alias(f"vgg{_d}", vgg, f"VGG{_d} for ImageNet", depth=_d)

@@ -17,6 +17,7 @@ import torch
 from grownet.cli import main
 from grownet.graph import GraphError, LayerSpec, NetGraph, export
 from grownet.graph.executor import GraphNet
+from grownet.graph.export import example_batch as example_input
 from grownet.graph.export import export_model, load_model
 from grownet.graph.plan import StepPlan
 from grownet.graph.standalone import standalone_source
@@ -184,6 +185,14 @@ CASES = {
     ),
     # drop path scales its branch in training: eval only
     "tokens": (lambda: (tokens(), GraphNet(tokens()).state_dict()), {}, False),
+    "gpt": (zoo("gpt", depth=2, width=16, heads=2, in_shape=(6,), num_classes=11), {}, True),
+    "gpt_rms_untied": (
+        zoo("gpt", depth=1, width=8, heads=2, in_shape=(4,), num_classes=5, norm="rms",
+            tie=False, bias=True),
+        {},
+        True,
+    ),
+    "vit": (zoo("vit", patch=4, depth=1, width=16, heads=2, in_shape=(3, 8, 8)), {}, True),
 }
 
 
@@ -209,7 +218,7 @@ def test_standalone_module_computes_what_the_executor_does(name):
     graph, state = make()
     net, source = standalone(graph, state, mix)
     reference = executor(graph, state, mix)
-    x = torch.randn(5, *graph.input_shape, generator=torch.Generator().manual_seed(1))
+    x = example_input(graph, torch.Generator().manual_seed(1))
     with torch.no_grad():
         torch.testing.assert_close(net.eval()(x), reference.eval()(x), rtol=0, atol=ATOL)
     if train_too:  # BatchNorm on the batch's statistics, running statistics updated alike
@@ -224,10 +233,12 @@ def test_standalone_module_computes_what_the_executor_does(name):
     assert imported <= {"torch", "torch.nn", "torch.nn.functional"}, imported
 
 
-def test_torch_export_runs_the_imported_networks_ops():
-    graph = tokens()
+@pytest.mark.parametrize("make", [tokens, lambda: build("gpt", depth=1, width=8, heads=2,
+                                                          in_shape=(4,), num_classes=5)])
+def test_torch_export_runs_the_imported_networks_ops(make):
+    graph = make()
     net, _ = standalone(graph, GraphNet(graph).state_dict(), {})
-    x = torch.randn(4, *graph.input_shape, generator=torch.Generator().manual_seed(1))
+    x = example_input(graph, torch.Generator().manual_seed(1))
     net.eval()
     program = torch.export.export(net, (x,), dynamic_shapes=({0: torch.export.Dim.AUTO},))
     with torch.no_grad():

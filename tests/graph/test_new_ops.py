@@ -32,6 +32,7 @@ CASES = {
     "token": ("param", {"shape": [1, 8], "mode": "prepend"}, [T],
               lambda: torch.cat([torch.zeros(2, 1, 8), T], dim=1)),
     "linear_tokens": ("linear", {"out_features": 3}, [T], None),
+    "rms_norm": ("rms_norm", {"eps": 1e-6}, [T], lambda: F.rms_norm(T, (8,), eps=1e-6)),
 }  # fmt: skip
 
 
@@ -63,6 +64,59 @@ def test_attention_computes_what_multihead_attention_does():
     assert OPS["attention"].count_params(spec.params, [(5, 8)], (5, 8)) == sum(
         p.numel() for p in ours.parameters()
     )
+
+
+def test_causal_attention_computes_what_a_masked_multihead_attention_does():
+    torch.manual_seed(0)
+    reference = nn.MultiheadAttention(8, 2, batch_first=True).eval()
+    ours = SelfAttention(8, heads=2, causal=True)
+    ours.load_state_dict(reference.state_dict())
+    mask = nn.Transformer.generate_square_subsequent_mask(5)
+    want = reference(T, T, T, attn_mask=mask, need_weights=False)[0]
+    torch.testing.assert_close(ours.eval()(T), want, rtol=1e-5, atol=1e-6)
+    # the first token sees only itself: changing a later token leaves its output alone
+    later = T.clone()
+    later[:, 1:] += 1
+    torch.testing.assert_close(ours(later)[:, 0], ours(T)[:, 0])
+
+
+def test_embedding_looks_tokens_up_and_a_tied_head_shares_its_table():
+    from grownet.graph import GraphNet, NetGraph
+
+    g = NetGraph()
+    g.add("input", LayerSpec("input", shape=[5]))
+    g.add("tok", LayerSpec("embedding", num_embeddings=7, out_features=4), ["input"])
+    g.add("head", LayerSpec("linear", out_features=7, bias=False, tie="tok"), ["tok"])
+    g.add("output", LayerSpec("output"), ["head"])
+    net = GraphNet(g)
+    ids = torch.tensor([[0, 3, 6, 3, 1]])
+    table = net.layers["tok"].weight
+    torch.testing.assert_close(net(ids), table[ids] @ table.T)
+    assert net.layers["head"].weight is table
+    assert g.num_params() == sum(p.numel() for p in net.parameters()) == 28
+    # loaded from a state dict (each key its own tensor), the two are one again
+    again = GraphNet.with_state(g, {k: v.clone() for k, v in net.state_dict().items()})
+    assert again.layers["head"].weight is again.layers["tok"].weight
+
+
+@pytest.mark.parametrize(
+    ("tie", "out", "message"),
+    [
+        ("nowhere", 7, r"tie must name an embedding node, got 'nowhere'"),
+        ("input", 7, r"tie must name an embedding node, got 'input'"),
+        ("tok", 6, r"its weight \(6, 4\) cannot be embedding 'tok''s table \(7, 4\)"),
+    ],
+)
+def test_a_tie_to_anything_but_a_fitting_embedding_is_refused(tie, out, message):
+    from grownet.graph import NetGraph
+
+    g = NetGraph()
+    g.add("input", LayerSpec("input", shape=[5]))
+    g.add("tok", LayerSpec("embedding", num_embeddings=7, out_features=4), ["input"])
+    g.add("head", LayerSpec("linear", out_features=out, bias=False, tie=tie), ["tok"])
+    g.add("output", LayerSpec("output"), ["head"])
+    with pytest.raises(GraphError, match=message):
+        g.validate()
 
 
 def test_drop_path_scales_a_kept_branch_in_training_and_adds_it_as_is_in_eval():

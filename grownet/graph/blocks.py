@@ -1,0 +1,200 @@
+"""Residual blocks as the unit of depth growth: find one, copy it, insert the copy.
+
+A transformer (or a ResNet) grows by whole residual blocks: the ``units`` residual units that
+end at an ``add`` node, with everything their branches compute. :func:`residual_block` finds
+the block's nodes; :func:`insert_block` puts a renamed copy of them after any node of the same
+shape, joined the way a growth operator asks:
+
+- ``join="dropin"`` (gradual DropIn, MSG's masked growth in other words): the copy's output is
+  mixed into the stream it reads over the DropIn's schedule, so at insertion (q = 1) the
+  network computes exactly what it did, and the executor does not even run the new block;
+- ``join="plain"``: the copy's output replaces the stream at once. With :func:`block_state`'s
+  ``"zero"`` the layers that end each residual branch of the copy start at zero, so the copy
+  starts as the identity (zero-init insertion); with ``"copy"`` it starts with the weights of
+  the block it copies (depth-wise stacking, G_stack; MIDAS copies a middle block).
+
+Example:
+    >>> from grownet.zoo import gpt
+    >>> g = gpt(depth=2, width=16, heads=2, in_shape=(8,), num_classes=5)
+    >>> block = residual_block(g, "add2_2", units=2)
+    >>> block.start, block.nodes[0], block.nodes[-1]
+    ('add1_2', 'ln2_1', 'add2_2')
+    >>> g3, copies = insert_block(g, "add2_2", block, suffix="_g1")
+    >>> copies["add2_2"], g3.inputs("add2_2_g1_dropin")
+    ('add2_2_g1', ['add2_2_g1', 'add2_2'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import networkx as nx
+import torch
+from torch import Tensor
+
+from grownet.graph.netgraph import NetGraph
+from grownet.graph.ops import OPS
+from grownet.graph.spec import GraphError, LayerSpec
+
+__all__ = ["Block", "block_state", "insert_block", "residual_block"]
+
+JOINS = ("dropin", "plain")
+STARTS = ("fresh", "zero", "copy")
+_WEIGHT_FREE = ("dropout", "identity", "activation", "relu")
+
+
+@dataclass(frozen=True)
+class Block:
+    """``units`` residual units: ``start`` feeds them, ``nodes`` (topological order, ``end``
+    last) compute them."""
+
+    start: str
+    end: str
+    nodes: tuple[str, ...]
+    units: int
+
+
+_ADDS = ("add", "gated_add")
+
+
+def _shortcut(graph: NetGraph, add: str) -> tuple[str, str]:
+    """(shortcut, branch) inputs of the residual ``add``: the shortcut input feeds the branch
+    (a ``gated_add`` names its ports: branch, shortcut)."""
+    ins = graph.inputs(add)
+    if graph.op(add) == "gated_add":
+        return ins[1], ins[0]
+    if graph.op(add) != "add" or len(ins) != 2:
+        raise GraphError(f"node {add!r} is a {graph.op(add)} with {len(ins)} inputs, not a "
+                         "residual add of two; grow after a block's last add")  # fmt: skip
+    a, b = ins
+    if a in nx.ancestors(graph.nx, b):
+        return a, b
+    if b in nx.ancestors(graph.nx, a):
+        return b, a
+    raise GraphError(f"node {add!r} adds two paths neither of which feeds the other: "
+                     "not a residual unit")  # fmt: skip
+
+
+def residual_block(graph: NetGraph, end: str, *, units: int = 1) -> Block:
+    """The ``units`` residual units that end at ``end``, following shortcuts back."""
+    if end not in graph:
+        raise GraphError(f"growth position {end!r} is not a node of the network")
+    if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+        raise GraphError(f"units must be an integer >= 1, got {units!r}")
+    if graph.op(end) not in _ADDS:
+        raise GraphError(f"{end!r} is a {graph.op(end)}, not a residual add; grow after a "
+                         "block's last add")  # fmt: skip
+    start = end
+    for _ in range(units):
+        if graph.op(start) not in _ADDS:
+            raise GraphError(f"{end!r} ends fewer than {units} residual units in a row: "
+                             f"{start!r} is a {graph.op(start)}")  # fmt: skip
+        start = _shortcut(graph, start)[0]
+    inside = (nx.descendants(graph.nx, start) & nx.ancestors(graph.nx, end)) | {end}
+    for node in inside:
+        outside = [u for u in graph.inputs(node) if u != start and u not in inside]
+        if outside:
+            raise GraphError(f"the block ending at {end!r} reads {outside[0]!r} from outside "
+                             f"it (into {node!r}); only {start!r} may feed it")  # fmt: skip
+    order = [n for n in graph.topological_order() if n in inside]
+    return Block(start, end, tuple(order), units)
+
+
+def insert_block(
+    graph: NetGraph,
+    at: str,
+    block: Block,
+    *,
+    suffix: str,
+    join: str = "dropin",
+    dropin: LayerSpec | None = None,
+) -> tuple[NetGraph, dict[str, str]]:
+    """A copy of ``graph`` with ``block``'s nodes copied (ids + ``suffix``) after ``at``, and
+    the copy mapping ``{block node: its copy}``. The copy reads ``at`` where the block read its
+    start; ``at``'s consumers read the copy's end (``join="plain"``) or a DropIn of the copy's
+    end (new) and ``at`` (old), ``<end copy>_dropin`` (``join="dropin"``, with ``dropin``'s
+    schedule; default gradual, length 1000)."""
+    if join not in JOINS:
+        raise GraphError(f"join must be one of {', '.join(JOINS)}, got {join!r}")
+    if at not in graph:
+        raise GraphError(f"insert_block: {at!r} is not a node of the network")
+    shapes = graph.shapes()
+    if shapes[at] != shapes[block.start]:
+        raise GraphError(f"insert_block: {at!r} gives {shapes[at]}, the block reads "
+                         f"{shapes[block.start]} from {block.start!r}")  # fmt: skip
+    copies = {n: f"{n}{suffix}" for n in block.nodes}
+    taken = [c for c in copies.values() if c in graph]
+    if taken:
+        raise GraphError(f"insert_block: node {taken[0]!r} already exists; pick another suffix")
+    g = graph.copy()
+    consumers = [(v, port) for _, v, port in g.nx.out_edges(at, data="port")]
+    g.nx.remove_edges_from((at, v) for v, _ in consumers)
+    for node in block.nodes:
+        feeds = [at if u == block.start else copies[u] for u in graph.inputs(node)]
+        g.add(copies[node], graph.spec(node), feeds)
+    last = copies[block.end]
+    if join == "dropin":
+        spec = dropin or LayerSpec("dropin", mode="gradual", length=1000)
+        if spec.op != "dropin":
+            raise GraphError(f"insert_block: dropin must be a dropin spec, got {spec.op!r}")
+        last = g.add(f"{last}_dropin", spec, [last, at])
+    for v, port in consumers:
+        g.nx.add_edge(last, v, port=port)
+    g.validate()
+    return g, copies
+
+
+def _branch_ends(graph: NetGraph, nodes: tuple[str, ...]) -> list[str]:
+    """The weighted layer that ends each residual branch among ``nodes`` (what a zero start
+    zeroes so that every unit adds nothing)."""
+    ends = []
+    for node in nodes:
+        if graph.op(node) not in _ADDS or len(graph.inputs(node)) != 2:
+            continue
+        branch = _shortcut(graph, node)[1]
+        while graph.op(branch) in _WEIGHT_FREE and len(graph.inputs(branch)) == 1:
+            branch = graph.inputs(branch)[0]
+        if graph.op(branch) not in ("linear", "conv", "attention"):
+            raise GraphError(f"the branch into {node!r} ends in {branch!r} "
+                             f"({graph.op(branch)}), which has no weights to zero")  # fmt: skip
+        ends.append(branch)
+    return ends
+
+
+def block_state(
+    graph: NetGraph,
+    copies: Mapping[str, str],
+    state: Mapping[str, Tensor],
+    *,
+    start: str,
+) -> dict[str, Tensor]:
+    """The starting tensors of a copied block's layers, under the executor's state keys
+    (``layers.<node>.<name>``): ``"copy"`` repeats the copied layers' tensors from ``state``
+    (stacking), ``"zero"`` zeroes the tensors of the layers that end each residual branch of
+    the copy (the rest start fresh), ``"fresh"`` gives nothing (every layer initialised anew).
+    ``graph`` is the grown graph."""
+    if start not in STARTS:
+        raise GraphError(f"start must be one of {', '.join(STARTS)}, got {start!r}")
+    out: dict[str, Tensor] = {}
+    if start == "copy":
+        for node, copy in copies.items():
+            prefix = f"layers.{node}."
+            for key, value in state.items():
+                if key.startswith(prefix):
+                    out[f"layers.{copy}.{key[len(prefix):]}"] = value.detach().clone()
+    elif start == "zero":
+        for node in _branch_ends(graph, tuple(copies.values())):
+            out.update(_zeros(graph, node))
+    return out
+
+
+def _zeros(graph: NetGraph, node: str) -> dict[str, Tensor]:
+    """Zero tensors for the output weights of ``node`` (an attention's output projection)."""
+    shapes = graph.shapes()
+    with torch.device("meta"):
+        module = OPS[graph.op(node)].build(graph.spec(node).params,
+                                           [shapes[u] for u in graph.inputs(node)])  # fmt: skip
+    owner = module.out_proj if graph.op(node) == "attention" else module
+    prefix = f"layers.{node}." + ("out_proj." if graph.op(node) == "attention" else "")
+    return {f"{prefix}{name}": torch.zeros(p.shape) for name, p in owner.named_parameters()}

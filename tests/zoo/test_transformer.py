@@ -1,0 +1,107 @@
+"""The zoo's transformers against PyTorch's own pre-norm encoder layer, and their options."""
+
+import pytest
+import torch
+from torch import nn
+
+from grownet.graph import GraphNet
+from grownet.zoo import build, gpt, vit
+
+
+def _reference_blocks(net: GraphNet, depth: int, width: int, heads: int, causal: bool):
+    """``nn.TransformerEncoderLayer``s (pre-norm, GELU) holding the graph's block weights."""
+    layers = []
+    for i in range(1, depth + 1):
+        layer = nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.0,
+                                           activation="gelu", batch_first=True, norm_first=True)
+        layer.self_attn.load_state_dict(net.layers[f"attn{i}"].state_dict())
+        for ours, theirs in (("ln{}_1", "norm1"), ("ln{}_2", "norm2"), ("fc{}_1", "linear1"),
+                             ("fc{}_2", "linear2")):
+            getattr(layer, theirs).load_state_dict(net.layers[ours.format(i)].state_dict())
+        layers.append(layer.eval())
+
+    def run(x):
+        mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1]) if causal else None
+        for layer in layers:
+            x = layer(x, src_mask=mask, is_causal=causal)
+        return x
+
+    return run
+
+
+def test_gpt_computes_what_pytorch_encoder_layers_with_a_causal_mask_do():
+    torch.manual_seed(0)
+    net = GraphNet(gpt(depth=2, width=16, heads=2, in_shape=(6,), num_classes=11, bias=True)).eval()
+    blocks = _reference_blocks(net, 2, 16, 2, causal=True)
+    ids = torch.randint(0, 11, (3, 6))
+    table = net.layers["tok"].weight
+    x = blocks(table[ids] + net.layers["pos"].weight)
+    want = net.layers["ln_f"](x) @ table.T
+    torch.testing.assert_close(net(ids), want, rtol=1e-5, atol=1e-5)
+    assert net(ids).shape == (3, 6, 11)
+
+
+def test_vit_computes_what_pytorch_encoder_layers_do():
+    torch.manual_seed(0)
+    net = GraphNet(vit(patch=4, depth=2, width=16, heads=2, mlp_ratio=4, in_shape=(3, 8, 8))).eval()
+    blocks = _reference_blocks(net, 2, 16, 2, causal=False)
+    x = torch.randn(2, 3, 8, 8)
+    tokens = net.layers["patches"](x).flatten(2).transpose(1, 2)
+    tokens = torch.cat([net.layers["cls"].weight.expand(2, 1, 16), tokens], dim=1)
+    out = blocks(tokens + net.layers["tokens"].weight)
+    want = net.layers["head"](net.layers["ln_f"](out)[:, 0])
+    torch.testing.assert_close(net(x), want, rtol=1e-5, atol=1e-5)
+
+
+def test_gpt_defaults_are_the_baby_gpt_and_its_head_shares_the_embedding():
+    g = build("gpt")
+    net = GraphNet(g)
+    assert net.layers["head"].weight is net.layers["tok"].weight
+    # nanoGPT's baby GPT without biases: 4 x 12 x 128^2 block weights, norms, embeddings
+    assert g.num_params() == 4 * (12 * 128 * 128 + 2 * 128) + 128 + 65 * 128 + 64 * 128
+    assert sum(p.numel() for p in net.parameters()) == g.num_params()
+    assert [n for n in g.topological_order() if g.op(n) == "add"] == [
+        f"add{i}_{j}" for i in range(1, 5) for j in (1, 2)
+    ]
+
+
+def test_a_language_model_learns_a_repeating_sequence():
+    """The trainer's loss over every position: a tiny GPT memorises a period-3 pattern."""
+    from grownet.train.evaluation import prediction_loss
+
+    torch.manual_seed(0)
+    net = GraphNet(gpt(depth=1, width=16, heads=2, in_shape=(8,), num_classes=3))
+    stream = torch.arange(40) % 3
+    x = torch.stack([stream[i:i + 8] for i in range(20)])
+    y = torch.stack([stream[i + 1:i + 9] for i in range(20)])
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(60):
+        loss = prediction_loss(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("gpt", {"heads": 3}, r"gpt: heads must divide width=128, got heads=3"),
+        ("gpt", {"in_shape": (1, 28, 28)}, r"gpt: in_shape must be \(context,\)"),
+        ("gpt", {"norm": "batch"}, r"gpt: norm must be one of 'layer', 'rms', got 'batch'"),
+        ("gpt", {"mlp_ratio": 0}, r"gpt: mlp_ratio must be a number > 0"),
+        ("vit", {"patch": 5}, r"vit: patch must divide the image's 28x28 pixels, got 5"),
+        ("vit", {"depth": -1}, r"vit: depth must be an integer >= 0, got -1"),
+    ],
+)
+def test_bad_options_are_one_line_naming_them(name, options, message):
+    with pytest.raises(ValueError, match=message):
+        build(name, **options)
+
+
+def test_rms_norm_and_no_blocks_build():
+    g = gpt(depth=0, width=8, heads=2, in_shape=(4,), num_classes=5, norm="rms", tie=False)
+    assert [g.op(n) for n in g.topological_order()] == [
+        "input", "embedding", "param", "rms_norm", "linear", "output"
+    ]
+    assert GraphNet(g)(torch.zeros(1, 4, dtype=torch.long)).shape == (1, 4, 5)
