@@ -37,7 +37,7 @@ from grownet.graph.netgraph import NetGraph
 from grownet.graph.ops import OPS
 from grownet.graph.spec import GraphError, LayerSpec
 
-__all__ = ["Block", "block_state", "insert_block", "residual_block"]
+__all__ = ["RESIDUAL_ADDS", "Block", "block_state", "insert_block", "residual_block"]
 
 JOINS = ("dropin", "plain")
 STARTS = ("fresh", "zero", "copy")
@@ -55,7 +55,7 @@ class Block:
     units: int
 
 
-_ADDS = ("add", "gated_add")
+RESIDUAL_ADDS = ("add", "gated_add")
 
 
 def _shortcut(graph: NetGraph, add: str) -> tuple[str, str]:
@@ -82,12 +82,12 @@ def residual_block(graph: NetGraph, end: str, *, units: int = 1) -> Block:
         raise GraphError(f"growth position {end!r} is not a node of the network")
     if isinstance(units, bool) or not isinstance(units, int) or units < 1:
         raise GraphError(f"units must be an integer >= 1, got {units!r}")
-    if graph.op(end) not in _ADDS:
+    if graph.op(end) not in RESIDUAL_ADDS:
         raise GraphError(f"{end!r} is a {graph.op(end)}, not a residual add; grow after a "
                          "block's last add")  # fmt: skip
     start = end
     for _ in range(units):
-        if graph.op(start) not in _ADDS:
+        if graph.op(start) not in RESIDUAL_ADDS:
             raise GraphError(f"{end!r} ends fewer than {units} residual units in a row: "
                              f"{start!r} is a {graph.op(start)}")  # fmt: skip
         start = _shortcut(graph, start)[0]
@@ -150,7 +150,7 @@ def _branch_ends(graph: NetGraph, nodes: tuple[str, ...]) -> list[str]:
     zeroes so that every unit adds nothing)."""
     ends = []
     for node in nodes:
-        if graph.op(node) not in _ADDS or len(graph.inputs(node)) != 2:
+        if graph.op(node) not in RESIDUAL_ADDS or len(graph.inputs(node)) != 2:
             continue
         branch = _shortcut(graph, node)[1]
         while graph.op(branch) in _WEIGHT_FREE and len(graph.inputs(branch)) == 1:

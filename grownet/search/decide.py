@@ -24,7 +24,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from grownet.search.knee import noise_z
+from grownet.search.knee import noise_z, scores
 from grownet.train.verdict import CONVERGED, NOT_CONVERGED
 
 HEALTHY = (CONVERGED, NOT_CONVERGED)
@@ -43,7 +43,7 @@ class StageOutcome:
     n_test: int
     status: str = "converged"
     wall_time_s: float = 0.0
-    correct: tuple[bool, ...] | None = None
+    correct: tuple[bool | float, ...] | None = None
     kind: str = "depth"
     flops: int = 0
     baseline: StageOutcome | None = None
@@ -74,7 +74,7 @@ def gain_bound(new: StageOutcome, ref: StageOutcome, confidence: float) -> tuple
     gain = new.accuracy - ref.accuracy
     if new.correct is not None and ref.correct is not None and len(new.correct) == len(ref.correct):
         n = len(new.correct)
-        diffs = [int(a) - int(b) for a, b in zip(new.correct, ref.correct, strict=True)]
+        diffs = [float(a) - float(b) for a, b in zip(new.correct, ref.correct, strict=True)]
         mean = sum(diffs) / n
         var = sum((d - mean) ** 2 for d in diffs) / max(1, n - 1)
         # floor: two nets that agree on every sample still carry one sample's uncertainty
@@ -211,7 +211,7 @@ def kept_shares(
     if any(o.correct is None or len(o.correct) != n for o in every):
         return {}
     rng = np.random.default_rng(seed)
-    arrays = {id(o): np.asarray(o.correct, dtype=bool) for o in every}
+    arrays = {id(o): scores(o.correct) for o in every}
 
     def drawn(o: StageOutcome, pick: np.ndarray) -> StageOutcome:
         flags = arrays[id(o)][pick]

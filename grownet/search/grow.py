@@ -3,7 +3,11 @@
 A *position* is a node named in the spec's ``insert_after``. The block grown there mirrors
 the weighted layer that ends at the position (a conv or linear, with the BatchNorm, ReLU or
 LRN that follow it), keeping the position's shape: stride 1 and "same" padding, so no Resize
-is needed and the DropIn's old path is the position's own output. Growth state (the block ends
+is needed and the DropIn's old path is the position's own output. At a residual add (a
+transformer block's last add) the block grown is a copy of the ``units`` residual units that
+end there (:mod:`grownet.graph.blocks`), joined by a DropIn the same way; its weights start
+fresh, at zero on the layers that end its branches, or as copies of the block it repeats
+(:func:`block_starts`). Growth state (the block ends
 of each position, in order along the chain) is plain JSON, kept in each stage's record.
 """
 
@@ -13,7 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from torch import Tensor
+
 from grownet.graph import GraphError, LayerSpec, NetGraph
+from grownet.graph.blocks import RESIDUAL_ADDS, block_state, insert_block, residual_block
 from grownet.graph.surgery import collapse_dropin, insert_after
 from grownet.graph.widen import without_width_mixers
 
@@ -108,6 +115,7 @@ def grow_stage(
     dropin_length: int,
     stagger: int,
     stage_iters: int,
+    units: int = 1,
 ) -> tuple[NetGraph, Growth]:
     """``graph`` with this stage's new blocks, each joined by a gradual DropIn.
 
@@ -131,12 +139,21 @@ def grow_stage(
     ends = {p: list(e) for p, e in growth.ends.items()}
     blocks = list(growth.blocks)
     for k, (position, end) in enumerate(targets):
-        template = block_template(graph, position)
         count = sum(b["position"] == position and b["stage"] == stage for b in blocks)
-        layers = [(f"{name}_g{stage}b{count}", spec) for name, spec in template]
-        dropin_id = f"{layers[-1][0]}_dropin"
+        suffix = f"_g{stage}b{count}"
         dropin = LayerSpec("dropin", mode="gradual", length=dropin_length, start=k * stagger)
-        g = insert_after(g, end, layers, dropin=dropin, dropin_id=dropin_id)
+        record: dict[str, Any] = {}
+        if graph.op(position) in RESIDUAL_ADDS:
+            block = residual_block(graph, position, units=units)
+            g, copies = insert_block(g, end, block, suffix=suffix, dropin=dropin)
+            names = list(copies.values())
+            dropin_id = f"{copies[position]}_dropin"
+            record["template"] = list(block.nodes)
+        else:
+            layers = [(f"{name}{suffix}", spec) for name, spec in block_template(graph, position)]
+            names = [n for n, _ in layers]
+            dropin_id = f"{names[-1]}_dropin"
+            g = insert_after(g, end, layers, dropin=dropin, dropin_id=dropin_id)
         chain = ends[position]
         chain.insert(chain.index(end) + 1, dropin_id)
         blocks.append(
@@ -144,11 +161,26 @@ def grow_stage(
                 "stage": stage,
                 "position": position,
                 "dropin": dropin_id,
-                "layers": [n for n, _ in layers],
+                "layers": names,
                 "start": k * stagger,
+                **record,
             }
         )
     return g, Growth(ends, blocks)
+
+
+def block_starts(
+    graph: NetGraph, growth: Growth, stage: int, state: dict[str, Tensor], start: str
+) -> dict[str, Tensor]:
+    """``state`` (a parent's weights) with the starting tensors of stage ``stage``'s residual
+    blocks in ``graph``: ``"fresh"`` adds none, ``"zero"`` zeroes the layers that end each
+    branch, ``"copy"`` repeats the weights of the block each one copies (stacking)."""
+    extra: dict[str, Tensor] = {}
+    for b in growth.blocks:
+        if b["stage"] == stage and "template" in b:
+            copies = dict(zip(b["template"], b["layers"], strict=True))
+            extra.update(block_state(graph, copies, state, start=start))
+    return {**state, **extra}
 
 
 def removal_order(growth: Growth) -> list[str]:

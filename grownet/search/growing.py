@@ -18,7 +18,7 @@ from grownet.graph import NetGraph
 from grownet.graph.widen import without_width_mixers
 from grownet.search.budget import Plan
 from grownet.search.decide import Decision, StageOutcome, decide, kept_shares
-from grownet.search.grow import Growth, grow_stage, weighted_depth
+from grownet.search.grow import Growth, block_starts, grow_stage, weighted_depth
 from grownet.search.runs import Echo, Trained, Weights, train_run
 from grownet.search.spec import SearchSpec
 from grownet.search.widen_stage import widen_stage, width_blocked
@@ -177,8 +177,12 @@ class Grower:
             graph, grown = grow_stage(
                 without_width_mixers(run.graph), growth, stage=k, mode=g.mode,
                 dropin_length=g.dropin_length, stagger=g.stagger, stage_iters=g.stage_iters,
+                units=g.units,
             )  # fmt: skip
-            return graph, grown, run.state, []
+            if isinstance(run.state, tuple):  # each fold's blocks start from its own weights
+                state = tuple(block_starts(graph, grown, k, s, g.block_start) for s in run.state)
+                return graph, grown, state, []
+            return graph, grown, block_starts(graph, grown, k, run.state, g.block_start), []
         seed = self.spec.seed
         if isinstance(run.state, tuple):  # every fold's weights widened alike
             wide = [widen_stage(run.graph, s, g, stage=k, seed=seed) for s in run.state]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grownet.search.knee import FLAT, KNEE, find_knee
+from grownet.search.knee import FLAT, KNEE, find_knee, scores
 
 FULL = 1.0
 """The kept share a replicate with no plateau estimates: the whole network."""
@@ -85,13 +85,13 @@ def knee_interval(
     if isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 1:
         raise ValueError(f"replicates must be an int >= 1, got {replicates!r}")
     rng = np.random.default_rng(seed)
-    rows = [None if c is None else np.asarray(c, bool) for c in correct or ()] or None
+    rows = [None if c is None else scores(c) for c in correct or ()] or None
     paired = plateau_correct is not None and rows is not None and all(r is not None for r in rows)
     estimates = []
     for _ in range(replicates):
         if paired:
             pick = rng.integers(0, n, n)
-            ref = np.asarray(plateau_correct, bool)[pick]
+            ref = scores(plateau_correct)[pick]
             drawn = [r[pick] for r in rows]  # type: ignore[index]
             errs = [1.0 - float(d.mean()) for d in drawn]
             knee = find_knee(kept, errs, n_test=n, plateau=1.0 - float(ref.mean()),

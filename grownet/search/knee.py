@@ -44,11 +44,13 @@ from statistics import NormalDist
 
 import numpy as np
 from scipy.stats import binom, hypergeom, norm
+from scipy.stats import t as t_dist
 
 KNEE, FLAT, NO_PLATEAU = "knee", "flat", "no plateau"
 
-Correct = Sequence[bool] | np.ndarray
-"""Per-sample test correctness of one network, in the test set's order."""
+Correct = Sequence[bool | float] | np.ndarray
+"""Per-sample test correctness of one network, in the test set's order (bool, or a sequence's
+share of tokens right)."""
 
 
 @dataclass(frozen=True)
@@ -159,18 +161,28 @@ def unpaired_p(errors: np.ndarray, reference: float, n: int, max_rise: float) ->
     return np.asarray(p, dtype=float)
 
 
+def scores(values: Sequence[bool | float]) -> np.ndarray:
+    """Per-sample results as an array: bool where each sample is right or wrong, float where
+    a sample is a share of positions right (a language model's sequence)."""
+    array = np.asarray(values)
+    return array.astype(bool) if array.dtype == bool else array.astype(float)
+
+
 def paired_p(correct: np.ndarray, reference: np.ndarray, max_rise: float) -> np.ndarray:
     """The same p-values from per-sample correctness, ``correct`` one row per ratio.
 
     Exact McNemar: among the samples the two nets disagree on, the ratio's net loses each with
     probability 1/2 when both nets err equally often. With ``max_rise > 0`` also the normal
-    test of the paired rise less ``max_rise``.
+    test of the paired rise less ``max_rise``. Per-sample shares (float rows: the share of a
+    sequence's tokens right) take a one-sided paired t-test of the rise over ``max_rise``.
 
     >>> ref = np.array([True] * 90 + [False] * 10)
     >>> worse = ref.copy(); worse[:8] = False
     >>> [round(float(p), 4) for p in paired_p(np.stack([ref, worse]), ref, 0.0)]
     [1.0, 0.0039]
     """
+    if correct.dtype != bool or reference.dtype != bool:
+        return _paired_t(correct.astype(float), reference.astype(float), max_rise)
     lost = (reference & ~correct).sum(axis=1)  # right before, wrong at this ratio
     won = (~reference & correct).sum(axis=1)
     p = binom.sf(lost - 1, lost + won, 0.5)
@@ -180,6 +192,16 @@ def paired_p(correct: np.ndarray, reference: np.ndarray, max_rise: float) -> np.
         var = np.maximum((lost + won) / n - rise**2, 1.0 / n)  # one sample's noise at least
         p = np.maximum(p, _normal_sf((rise - max_rise) / np.sqrt(var / n)))
     return np.asarray(p, dtype=float)
+
+
+def _paired_t(correct: np.ndarray, reference: np.ndarray, max_rise: float) -> np.ndarray:
+    """p of "the mean per-sample drop exceeds ``max_rise``" for each row (Student's t)."""
+    drops = reference - correct  # one row per ratio
+    n = reference.size
+    mean = drops.mean(axis=1)
+    # floor: samples that all agree still carry one sample's (1/n) uncertainty
+    sd = np.maximum(drops.std(axis=1, ddof=1) if n > 1 else 0.0, 1.0 / n)
+    return np.asarray(t_dist.sf((mean - max_rise) / (sd / np.sqrt(n)), df=max(1, n - 1)))
 
 
 def _floored(e: np.ndarray, n: int) -> np.ndarray:
@@ -236,8 +258,8 @@ def find_knee(
     vectors = [None if correct is None else correct[i] for i in tested]
     paired = ref_correct is not None and all(v is not None for v in vectors)
     if paired:
-        ref = np.asarray(ref_correct, dtype=bool)
-        rows = np.stack([np.asarray(v, dtype=bool) for v in vectors])
+        ref = scores(ref_correct)
+        rows = np.stack([scores(v) for v in vectors])
         if rows.shape[1] != ref.size:
             raise ValueError(f"correctness vectors differ in length: {rows.shape[1]}, {ref.size}")
         raw = paired_p(rows, ref, max_rise)

@@ -50,7 +50,7 @@ class Trained:
     graph: NetGraph
     state: Weights
     accuracy: float
-    correct: tuple[bool, ...]
+    correct: tuple[bool | float, ...]
     status: str
     wall_time_s: float
     path: Path
@@ -156,7 +156,7 @@ def _train_one(
         graph=trainer.graph,
         state={k: v.detach().cpu().clone() for k, v in trainer.net.state_dict().items()},
         accuracy=float(correct.float().mean()),
-        correct=tuple(bool(c) for c in correct.tolist()),
+        correct=tuple(correct.tolist()),  # bools, or a sequence's share of tokens right
         status=result.status,
         wall_time_s=result.wall_time_s,
         path=path,

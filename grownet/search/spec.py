@@ -36,6 +36,7 @@ from grownet.train.config import ConfigError, TrainConfig
 from grownet.train.rundir import check_run_name
 
 GROWTH_MODES = ("append", "double")
+BLOCK_STARTS = ("fresh", "zero", "copy")
 GROWTH_KINDS = ("depth", "width", "both")
 WIDTH_INITS = ("random", "net2net")
 DEPTH_METHODS = ("auto", "depth_dropout", "dropin", "off")
@@ -52,8 +53,12 @@ class GrowthSpec:
     """Growth by gradual DropIn, in stages.
 
     ``insert_after``: the nodes after which new blocks go (each block mirrors the conv, BN and
-    ReLU that end at that node). ``mode="append"`` adds one block per position per stage;
-    ``"double"`` adds one after every block already there (LeNet(2N), VGG8 to VGG16).
+    ReLU that end at that node; at a residual add, the ``units`` residual units ending there:
+    a transformer block is 2, attention and MLP). ``block_start``: how a residual block's
+    weights start: ``"fresh"``, ``"zero"`` (the layers ending its branches at zero, so it
+    starts as the identity: masked growth) or ``"copy"`` (the weights of the block it repeats:
+    stacking); DropIn mixes it in either way. ``mode="append"`` adds one block per position
+    per stage; ``"double"`` adds one after every block already there (LeNet(2N), VGG8 to VGG16).
     ``stage_iters`` trains each stage (stage 0 trains the base); ``dropin_length`` mixes the new
     blocks in; ``stagger`` > 0 starts each new block's DropIn that many iterations after the
     previous one's (asynchronous DropIn). The search stops growing when the gain of a stage is
@@ -80,6 +85,8 @@ class GrowthSpec:
 
     kind: str = "depth"
     insert_after: tuple[str, ...] = ()
+    units: int = 1
+    block_start: str = "fresh"
     mode: str = "append"
     stage_iters: int = 1000
     dropin_length: int = 500
@@ -295,7 +302,10 @@ def _check_growth(g: GrowthSpec, where: str) -> None:
         raise SpecError(f"{where}: max_width must be >= 1, got {g.max_width!r}")
     if g.mode not in GROWTH_MODES:
         raise SpecError(f"{where}: mode must be one of {GROWTH_MODES}, got {g.mode!r}")
-    for key in ("stage_iters", "dropin_length", "max_depth"):
+    if g.block_start not in BLOCK_STARTS:
+        raise SpecError(f"{where}: block_start must be one of {BLOCK_STARTS}, got "
+                        f"{g.block_start!r}")  # fmt: skip
+    for key in ("stage_iters", "dropin_length", "max_depth", "units"):
         if getattr(g, key) < 1:
             raise SpecError(f"{where}: {key} must be >= 1, got {getattr(g, key)!r}")
     for key in ("stagger", "max_stages", "iter_budget"):

@@ -81,12 +81,16 @@ def evaluate(
 def correctness(
     net: GraphNet, loader: Iterable[tuple[Tensor, Tensor]], plan: StepPlan, *, autocast: Autocast
 ) -> Tensor:
-    """Per-sample correctness (bool, on the CPU) over a whole split, in the split's order."""
+    """Per-sample correctness (on the CPU) over a whole split, in the split's order: bool per
+    sample, or where every position has its label (text) each sequence's share of positions
+    right, the unit a paired comparison of two language models takes (its tokens are not
+    independent samples)."""
     net.eval()
     flags = []
     with torch.no_grad(), autocast():
         for x, y in loader:
-            flags.append(hits(net(x, plan), y).cpu())
+            right = hits(net(x, plan), y).cpu()
+            flags.append(right.float().flatten(1).mean(1) if right.dim() > 1 else right)
     net.train()
     return torch.cat(flags)
 

@@ -1,0 +1,108 @@
+"""A growth search on a language model: whole transformer blocks grown after a residual add,
+their weights started fresh, at zero or as copies, and decisions on per-sequence shares of
+tokens right (paired t-test where a classifier's samples take McNemar)."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from grownet.search import runner
+from grownet.search.knee import paired_p
+from grownet.search.spec import SpecError, load_spec
+
+SPEC = """
+name = "lm"
+dataset = "text:{text}?context=16"
+[base]
+model = "gpt"
+options = {{ depth = 1, width = 16, heads = 2 }}
+[train]
+batch_size = 8
+optimizer = "adamw"
+base_lr = 3e-3
+test_interval = 20
+display_interval = 20
+threads = 1
+quiet = true
+[growth]
+insert_after = ["add1_2"]
+units = 2
+block_start = "{start}"
+stage_iters = 20
+dropin_length = 10
+max_stages = 1
+min_gain = -1.0
+baseline = false
+[depth]
+ratios = [0.5, 0.25]
+iters_per_ratio = 5
+[width]
+enabled = false
+[verify]
+iters = 5
+[final]
+starts = ["inherited"]
+iters = 5
+"""
+
+
+def write_spec(tmp_path, start):
+    random.seed(0)
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "then", "ran", "off"]
+    (tmp_path / "t.txt").write_text(" ".join(random.choice(words) for _ in range(1500)))
+    path = tmp_path / "lm.toml"
+    path.write_text(SPEC.format(text=tmp_path / "t.txt", start=start))
+    return load_spec(path, runs_dir=str(tmp_path / "runs"))
+
+
+def test_a_gpt_grows_a_whole_block_copied_from_the_last(tmp_path):
+    runner.Search(write_spec(tmp_path, "copy"), echo=lambda s: None, quiet=True).run()
+    stages = [json.loads(line) for line in (tmp_path / "runs/lm/stages.jsonl").open()]
+    (block,) = stages[1]["growth"]["blocks"]
+    assert block["template"][0] == "ln1_1" and block["template"][-1] == "add1_2"
+    assert block["layers"] == [f"{n}_g1b0" for n in block["template"]]
+    assert block["dropin"] == "add1_2_g1b0_dropin"
+    summary = json.loads((tmp_path / "runs/lm/search_summary.json").read_text())
+    assert summary["recommended"]
+
+
+def test_a_bad_block_start_is_one_line(tmp_path):
+    with pytest.raises(SpecError, match=r"block_start must be one of .*got 'twice'"):
+        write_spec(tmp_path, "twice")
+
+
+def test_shares_of_tokens_right_take_a_paired_t_test():
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(0.5, 0.7, 200)
+    same, worse = ref + rng.normal(0, 0.01, 200), ref - 0.05 + rng.normal(0, 0.01, 200)
+    p_same, p_worse = paired_p(np.stack([same, worse]), ref, 0.0)
+    assert p_same > 0.05 and p_worse < 1e-6
+    # a rise within max_rise is not off the plateau
+    assert paired_p(np.stack([worse]), ref, 0.1)[0] > 0.5
+
+
+@pytest.mark.parametrize("start", ["fresh", "zero", "copy"])
+def test_a_grown_blocks_weights_start_as_asked(start):
+    import torch
+
+    from grownet.graph import GraphNet
+    from grownet.search.grow import Growth, block_starts, grow_stage
+    from grownet.zoo import gpt
+
+    base = gpt(depth=1, width=16, heads=2, in_shape=(8,), num_classes=5)
+    state = GraphNet(base).state_dict()
+    graph, growth = grow_stage(base, Growth.start(["add1_2"]), stage=1, mode="append",
+                               dropin_length=5, stagger=0, stage_iters=10, units=2)  # fmt: skip
+    started = block_starts(graph, growth, 1, state, start)
+    new = {k: v for k, v in started.items() if "_g1b0." in k}
+    if start == "fresh":
+        assert not new
+    elif start == "zero":
+        assert sorted(new) == ["layers.attn1_g1b0.out_proj.weight", "layers.fc1_2_g1b0.weight"]
+        assert all(not v.any() for v in new.values())
+    else:
+        assert len(new) == sum(k.split(".")[1] in growth.blocks[0]["template"] for k in state)
+        for key, value in new.items():
+            torch.testing.assert_close(value, state[key.replace("_g1b0.", ".")])
