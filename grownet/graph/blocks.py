@@ -37,7 +37,15 @@ from grownet.graph.netgraph import NetGraph
 from grownet.graph.ops import OPS
 from grownet.graph.spec import GraphError, LayerSpec
 
-__all__ = ["RESIDUAL_ADDS", "Block", "block_state", "insert_block", "residual_block"]
+__all__ = [
+    "RESIDUAL_ADDS",
+    "Block",
+    "block_ends",
+    "block_state",
+    "insert_block",
+    "residual_block",
+    "restacked_state",
+]
 
 JOINS = ("dropin", "plain")
 STARTS = ("fresh", "zero", "copy")
@@ -198,3 +206,57 @@ def _zeros(graph: NetGraph, node: str) -> dict[str, Tensor]:
     owner = module.out_proj if graph.op(node) == "attention" else module
     prefix = f"layers.{node}." + ("out_proj." if graph.op(node) == "attention" else "")
     return {f"{prefix}{name}": torch.zeros(p.shape) for name, p in owner.named_parameters()}
+
+
+def block_ends(graph: NetGraph, *, units: int = 1) -> list[str]:
+    """The residual adds that end each block of ``units`` units, in order along the network
+    (a pre-norm transformer's blocks with ``units=2``: ``add1_2``, ``add2_2``, ...)."""
+    adds = [n for n in graph.topological_order() if graph.op(n) in RESIDUAL_ADDS]
+    if not adds or len(adds) % units:
+        raise GraphError(f"the network's {len(adds)} residual adds do not make blocks of "
+                         f"{units} units")  # fmt: skip
+    return adds[units - 1 :: units]
+
+
+def restacked_state(
+    source: NetGraph,
+    state: Mapping[str, Tensor],
+    target: NetGraph,
+    order: list[int | None],
+    *,
+    units: int = 1,
+) -> dict[str, Tensor]:
+    """Starting tensors for ``target`` (a deeper network of the same blocks) from ``source``'s
+    trained ``state``: target block ``k`` takes the tensors of source block ``order[k]``
+    (0-based; None: no tensors, the block starts fresh), every layer outside the blocks (the
+    embeddings, the final norm, the head) its own. Stacking ``[0, 1, 0, 1]`` repeats the
+    stack (G_stack), ``[0, 0, 1, 1]`` copies each block in place (middle-out stacking)."""
+    src_ends, dst_ends = block_ends(source, units=units), block_ends(target, units=units)
+    if len(order) != len(dst_ends):
+        raise GraphError(f"order needs one entry per target block ({len(dst_ends)}), "
+                         f"got {len(order)}")  # fmt: skip
+    bad = [i for i in order if i is not None and not 0 <= i < len(src_ends)]
+    if bad:
+        raise GraphError(f"order names source block {bad[0]}; the source has {len(src_ends)}")
+    src_blocks = [residual_block(source, e, units=units).nodes for e in src_ends]
+    dst_blocks = [residual_block(target, e, units=units).nodes for e in dst_ends]
+    inside = {n for nodes in src_blocks for n in nodes}
+    rename = {n: n for n in source.nodes if n not in inside}
+    out = _renamed(state, rename)
+    for k, i in enumerate(order):
+        if i is None:
+            continue
+        if [source.op(n) for n in src_blocks[i]] != [target.op(n) for n in dst_blocks[k]]:
+            raise GraphError(f"target block {k} is not built like source block {i}")
+        out.update(_renamed(state, dict(zip(src_blocks[i], dst_blocks[k], strict=True))))
+    return out
+
+
+def _renamed(state: Mapping[str, Tensor], rename: Mapping[str, str]) -> dict[str, Tensor]:
+    """``state``'s tensors of the layers in ``rename``, under their new layer names."""
+    out = {}
+    for key, value in state.items():
+        prefix, node, rest = key.split(".", 2)
+        if node in rename:
+            out[f"{prefix}.{rename[node]}.{rest}"] = value.detach().clone()
+    return out

@@ -27,6 +27,7 @@ DATA_FILES: dict[str, tuple[str, list[str]] | None] = {
     "svhn": ("SVHN", ["train_32x32.mat", "test_32x32.mat"]),
     "svhn_extra": ("SVHN", ["train_32x32.mat", "test_32x32.mat", "extra_32x32.mat"]),
     "imagenet": ("imagenet", ["train/", "val/"]),  # ImageFolder trees: folders, not files
+    "tinyshakespeare": ("tinyshakespeare", ["input.txt"]),
 }  # fmt: skip
 
 

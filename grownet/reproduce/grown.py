@@ -29,7 +29,8 @@ from torch import Tensor, nn
 
 from grownet.errors import BadValueError
 from grownet.files import exclusive_lock
-from grownet.graph import NetGraph
+from grownet.graph import GraphError, NetGraph
+from grownet.graph.blocks import block_ends, block_state, residual_block, restacked_state
 from grownet.graph.coupling import group_of
 from grownet.graph.executor import GraphNet
 from grownet.reproduce.recipe import Case, Recipe
@@ -119,6 +120,8 @@ def _deepened(
     if missing:
         raise BadValueError(f"{where}: the case's network lacks the source's layer "
                             f"{missing[0]!r}; a deeper network keeps every layer")  # fmt: skip
+    if new_layers in STACKINGS:
+        return _restacked(source, state, target, where, new_layers)
     if new_layers == "filler":
         return state  # the trainer initialises what the source lacks
     torch.manual_seed(seed)
@@ -133,6 +136,55 @@ def _deepened(
             if node not in source:
                 _identity(net.layers[node], f"{where}: new layer {node!r}")
     return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+
+
+STACKINGS = ("stack", "middle", "zero")
+UNITS = 2  # a transformer block: its attention and its MLP residual units
+
+
+def stacking_order(kind: str, have: int, want: int) -> list[int | None]:
+    """Which source block each of ``want`` blocks starts from, grown from ``have``: ``stack``
+    repeats the stack (G_stack), ``middle`` copies the middle blocks in place (MIDAS-like),
+    ``zero`` keeps the source's blocks first and starts the new ones (None) as the identity.
+
+    >>> stacking_order("stack", 2, 4), stacking_order("middle", 2, 4)
+    ([0, 1, 0, 1], [0, 0, 1, 1])
+    >>> stacking_order("middle", 4, 6), stacking_order("zero", 2, 3)
+    ([0, 1, 1, 2, 2, 3], [0, 1, None])
+    """
+    if kind == "stack":
+        return [k % have for k in range(want)]
+    if kind == "zero":
+        return [*range(have), *[None] * (want - have)]
+    new = want - have
+    if new >= have:
+        copies = [k % have for k in range(new)]
+    else:  # the new blocks copy the ones around the middle
+        first = min(max(0, have // 2 - new // 2), have - new)
+        copies = list(range(first, first + new))
+    return sorted([*range(have), *copies])
+
+
+def _restacked(
+    source: NetGraph, state: dict[str, Tensor], target: NetGraph, where: str, kind: str
+) -> dict[str, Tensor]:
+    """A deeper transformer's start from a shallower one's blocks (see :func:`stacking_order`)."""
+    try:
+        have = len(block_ends(source, units=UNITS))
+        want = len(block_ends(target, units=UNITS))
+        if want <= have:
+            raise GraphError(f"the case's network has {want} blocks, the source {have}: "
+                             "stacking grows")  # fmt: skip
+        order = stacking_order(kind, have, want)
+        out = restacked_state(source, state, target, order, units=UNITS)
+        if kind == "zero":
+            ends = block_ends(target, units=UNITS)
+            for k in [k for k, i in enumerate(order) if i is None]:
+                nodes = residual_block(target, ends[k], units=UNITS).nodes
+                out.update(block_state(target, {n: n for n in nodes}, {}, start="zero"))
+    except GraphError as err:
+        raise BadValueError(f"{where}: new_layers = {kind!r}: {err}") from None
+    return out
 
 
 def _identity(layer: nn.Module, where: str) -> None:

@@ -34,8 +34,10 @@ from grownet.specfile import read_toml
 from grownet.train.config import ConfigError, TrainConfig
 from grownet.train.rundir import check_run_name
 
-METRICS = ("accuracy", "test_error", "converged", "time_saving")
-_TOP_KEYS = {"paper", "notes", "tolerance", "train", "case"}
+METRICS = ("accuracy", "test_error", "converged", "time_saving", "loss")
+_TOP_KEYS = {"paper", "notes", "tolerance", "metric", "train", "case"}
+# what a case without a paper value shows: its accuracy, or a language model's loss
+SHOWN_METRICS = ("accuracy", "loss")
 _PAPER_KEYS = {"metric", "value", "approx", "tolerance", "average_last", "baseline", "source"}
 _EXPECT = {"converged": True, "did not converge": False}
 # Settings that place or show a run rather than define it: a case may not set them.
@@ -61,7 +63,7 @@ class PaperValue:
     source: str = ""
 
 
-NEW_LAYERS = ("filler", "identity")
+NEW_LAYERS = ("filler", "identity", "stack", "middle", "zero")
 WIDEN_INITS = ("random", "net2net")
 
 
@@ -98,6 +100,8 @@ class Recipe:
     train: dict[str, Any]
     cases: list[Case] = field(default_factory=list)
     tolerance: float | None = None
+    metric: str = "accuracy"
+    """What a case without a paper value shows (``"loss"``: a language model's recipe)."""
 
     def config(self, case: Case, *, scale: str = "full", **overrides: Any) -> TrainConfig:
         """The case's run config: recipe defaults, then the case (both at ``scale``), then
@@ -276,6 +280,10 @@ def load_recipe(path: str | Path) -> Recipe:
     tolerance = data.get("tolerance")
     if tolerance is not None:
         tolerance = _number(str(path), "tolerance", tolerance)
+    metric = data.get("metric", "accuracy")
+    if metric not in SHOWN_METRICS:
+        raise ConfigError(f"{path}: metric must be one of {', '.join(SHOWN_METRICS)}, "
+                          f"got {metric!r}")  # fmt: skip
     cases = [_parse_case(i, item, path, tolerance) for i, item in enumerate(data.get("case", []))]
     if not cases:
         raise ConfigError(f"{path}: a recipe needs at least one [[case]] table")
@@ -291,6 +299,7 @@ def load_recipe(path: str | Path) -> Recipe:
         train=data.get("train", {}),
         cases=cases,
         tolerance=tolerance,
+        metric=metric,
     )
     for case in cases:
         source = case.grow.source if case.grow else None

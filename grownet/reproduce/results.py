@@ -84,7 +84,8 @@ def dropin_length(config: TrainConfig) -> int | None:
         opts = {**builder_options(config.model), **config.model_options}
     except ValueError:
         return None
-    if "dropin_length" not in opts or not opts.get("dropin", True):
+    # a network with a DropIn switch (dropin) or a count of DropIn-joined blocks (dropin_blocks)
+    if "dropin_length" not in opts or not opts.get("dropin", opts.get("dropin_blocks", True)):
         return None
     return opts["dropin_length"]
 
@@ -101,9 +102,9 @@ def grown_label(case: Case) -> str | None:
     return f"{grow.source}, widened over {grow.widen_length:,} ({grow.widen_init})"
 
 
-def _test_accuracies(run: RunDir) -> list[float]:
-    return [r["accuracy"] for r in run.read_metrics()
-            if r.get("kind") == "test" and isinstance(r.get("accuracy"), int | float)]  # fmt: skip
+def _evaluations(run: RunDir, key: str) -> list[float]:
+    return [r[key] for r in run.read_metrics()
+            if r.get("kind") == "test" and isinstance(r.get(key), int | float)]  # fmt: skip
 
 
 def _time_per_iter(result: dict[str, Any]) -> float | None:
@@ -112,18 +113,27 @@ def _time_per_iter(result: dict[str, Any]) -> float | None:
 
 
 def measure(
-    paper: PaperValue | None, run: RunDir, result: dict[str, Any], baseline: dict[str, Any] | None
+    paper: PaperValue | None,
+    run: RunDir,
+    result: dict[str, Any],
+    baseline: dict[str, Any] | None,
+    *,
+    metric: str = "accuracy",
 ) -> float | bool | None:
-    """The case's value in the paper's metric (percent, or converged yes/no)."""
+    """The case's value in the paper's metric (percent, a loss in nats, or converged yes/no),
+    or without a paper value in the recipe's ``metric``."""
     if paper is not None and paper.metric == "converged":
         return result["status"] == CONVERGED
     if paper is not None and paper.metric == "time_saving":
         mine, base = _time_per_iter(result), baseline and _time_per_iter(baseline)
         return None if not mine or not base else 100.0 * (1.0 - mine / base)
-    accuracy = result.get("final_test_accuracy")
     last = paper.average_last if paper is not None else 1
+    if (paper.metric if paper else metric) == "loss":  # nats per token, as evaluated
+        losses = _evaluations(run, "loss")[-last:]
+        return statistics.fmean(losses) if losses else result.get("final_test_loss")
+    accuracy = result.get("final_test_accuracy")
     if last > 1:
-        accuracies = _test_accuracies(run)[-last:]
+        accuracies = _evaluations(run, "accuracy")[-last:]
         accuracy = statistics.fmean(accuracies) if accuracies else accuracy
     if accuracy is None:
         return None
@@ -197,11 +207,12 @@ def collect_results(
                 missing = config.dataset
         else:
             base = case.paper.baseline if case.paper else None
-            measured = measure(case.paper, run, result, results.get(base) if base else None)
+            measured = measure(case.paper, run, result, results.get(base) if base else None,
+                               metric=recipe.metric)  # fmt: skip
             if measured is None and base:
                 unfinished = f"not run: baseline {base} not finished"
         comparison = compare(case.paper, measured, missing=missing, unfinished=unfinished,
-                             quick=scale == "quick")  # fmt: skip
+                             quick=scale == "quick", metric=recipe.metric)  # fmt: skip
         rows.append(_row(case, config, result, comparison, measured, run.path, scale))
     return rows
 

@@ -47,16 +47,24 @@ def paper_text(paper: PaperValue | None) -> str:
     if paper.metric == "converged":
         text = "converged" if paper.value else "did not converge"
     else:
-        text = f"{paper.value:.2f} %"
+        text = f"{paper.value:.2f} {_unit(paper.metric)}"
     return ("~" if paper.approx else "") + text
 
 
-def measured_text(paper: PaperValue | None, measured: float | bool | None) -> str:
+def measured_text(
+    paper: PaperValue | None, measured: float | bool | None, *, metric: str = "accuracy"
+) -> str:
+    """``measured`` in the paper value's metric, else in ``metric``."""
     if measured is None:
         return "n/a"
     if isinstance(measured, bool) or (paper is not None and paper.metric == "converged"):
         return "converged" if measured else "did not converge"
-    return f"{measured:.2f} %"
+    return f"{measured:.2f} {_unit(paper.metric if paper else metric)}"
+
+
+def _unit(metric: str) -> str:
+    """A loss is in nats per token; every other number a percentage."""
+    return "nats" if metric == "loss" else "%"
 
 
 def compare(
@@ -66,10 +74,12 @@ def compare(
     missing: str | None = None,
     unfinished: str | None = None,
     quick: bool = False,
+    metric: str = "accuracy",
 ) -> Comparison:
     """Paper versus ``measured`` (None: no finished run; ``missing``: the dataset that is not
-    there; ``unfinished``: why a run that exists has no final value yet)."""
-    shown = measured_text(paper, measured)
+    there; ``unfinished``: why a run that exists has no final value yet). ``metric``: what a
+    case without a paper value was measured in."""
+    shown = measured_text(paper, measured, metric=metric)
     if quick and measured is not None:
         shown += f" ({QUICK_LABEL})"
     if measured is None:
@@ -84,5 +94,6 @@ def compare(
     diff = float(measured) - float(paper.value)
     close = abs(diff) <= (paper.tolerance or 0.0) + 1e-9  # 1e-9: 0.5 within 0.5 despite floats
     verdict = QUICK_VERDICT if quick else (REPRODUCED if close else NOT_REPRODUCED)
-    text = f"{diff:+.2f} pp" + (f" ({QUICK_LABEL})" if quick else "")
+    unit = "nats" if paper.metric == "loss" else "pp"
+    text = f"{diff:+.2f} {unit}" + (f" ({QUICK_LABEL})" if quick else "")
     return Comparison(paper_text(paper), shown, text, verdict, diff)

@@ -97,13 +97,18 @@ def gpt(
     bias: bool = False,
     dropout: float = 0.0,
     tie: bool = True,
+    dropin_blocks: int = 0,
+    dropin_length: int = 1000,
 ) -> NetGraph:
     """A decoder-only language model over ``num_classes`` tokens and a context of
     ``in_shape = (context,)`` positions (given by a text dataset).
 
     Nodes: ``tok`` (token embedding), ``pos`` (learned position embedding, added), blocks
     ``1..depth`` (see the module), ``ln_f``, ``head``. The defaults are nanoGPT's CPU "baby
-    GPT" for Tiny Shakespeare (4 layers, 4 heads, 128 wide, context 64).
+    GPT" for Tiny Shakespeare (4 layers, 4 heads, 128 wide, context 64). ``dropin_blocks``:
+    the last that many blocks are joined by gradual DropIn (``dropin{i}``: new = the block's
+    output, old = the stream it reads) over ``dropin_length`` iterations, the DropIn paper's
+    way of growing a trained shallower model into this one.
 
     Example:
         >>> from grownet.zoo import gpt
@@ -115,6 +120,11 @@ def gpt(
     _check_common(fn, depth, width, heads, mlp_ratio, norm, bias, dropout)
     check_int(fn, "num_classes", num_classes)
     check_bool(fn, "tie", tie)
+    check_int(fn, "dropin_blocks", dropin_blocks, minimum=0)
+    check_int(fn, "dropin_length", dropin_length)
+    if dropin_blocks > depth:
+        raise ValueError(f"{fn}: dropin_blocks must be at most depth={depth}, "
+                         f"got {dropin_blocks}")  # fmt: skip
     ok = isinstance(in_shape, Sequence) and len(in_shape) == 1
     context = in_shape[0] if ok else None
     if not ok or isinstance(context, bool) or not isinstance(context, int) or context < 1:
@@ -127,7 +137,11 @@ def gpt(
         b("drop0", "dropout", p=dropout)
     shape = {"width": width, "heads": heads, "mlp_ratio": mlp_ratio, "norm": norm, "bias": bias}
     for i in range(1, depth + 1):
+        stream = b.last
         block(b, i, causal=True, dropout=dropout, depth=depth, **shape)
+        if i > depth - dropin_blocks:
+            b(f"dropin{i}", "dropin", inputs=[b.last, stream], mode="gradual",
+              length=dropin_length)  # fmt: skip
     _norm(b, "ln_f", norm, bias)
     b("head", "linear", out_features=num_classes, bias=False, init="gaussian", init_std=STD,
       tie="tok" if tie else None)  # fmt: skip
