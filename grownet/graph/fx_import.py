@@ -511,6 +511,9 @@ class _Importer:
         if type(module) is nn.Flatten:
             self._reshape(node, {"input": node.args[0]})
             return
+        if type(module) is nn.TransformerEncoderLayer:
+            self._encoder_layer(node, module)
+            return
         if type(module) is nn.MultiheadAttention:
             spec, inputs = _attention(module, node), [node.args[0]]
             self.attentions.add(node)
@@ -524,6 +527,53 @@ class _Importer:
         if name and isinstance(module, _WEIGHTED):
             for key, value in module.state_dict().items():
                 self.state[f"layers.{name}.{key}"] = value.detach().cpu().clone()
+
+    def _encoder_layer(self, node: fx.Node, m: nn.TransformerEncoderLayer) -> None:
+        """``nn.TransformerEncoderLayer`` (batch first, called without masks): its two residual
+        units as graph nodes ``<call>_norm1``, ``_attn``, ``_add1``, ``_norm2``, ``_linear1``,
+        ``_act``, ``_linear2``, ``_add2`` (and dropouts), pre- or post-norm as it is built."""
+        _require(m.self_attn.batch_first, "batch_first=False")
+        _require(len(node.args) == 1 and not node.kwargs, "a mask or other arguments")
+        act = {1: "relu", 2: "gelu"}.get(m.activation_relu_or_gelu)
+        _require(act is not None, "an activation other than relu or gelu")
+        if node.args[0] not in self.ids:
+            return  # its input was reported already
+        base = node.name
+
+        def add(part: str, spec: LayerSpec, inputs: list[str], weights: nn.Module | None = None
+                ) -> str:  # fmt: skip
+            name = self.graph.add(f"{base}_{part}", spec, inputs)
+            for key, value in (weights.state_dict() if weights else {}).items():
+                self.state[f"layers.{name}.{key}"] = value.detach().cpu().clone()
+            return name
+
+        def dropout(part: str, p: float, x: str) -> str:
+            return add(part, LayerSpec("dropout", p=p), [x]) if p else x
+
+        def attention(x: str) -> str:
+            a = m.self_attn
+            spec = LayerSpec("attention", heads=a.num_heads, p=a.dropout,
+                             bias=a.in_proj_bias is not None)  # fmt: skip
+            return dropout("dropout1", m.dropout1.p, add("attn", spec, [x], a))
+
+        def mlp(x: str) -> str:
+            h = add("linear1", _linear(m.linear1), [x], m.linear1)
+            h = dropout("dropout", m.dropout.p, add("act", _activation(act), [h]))
+            return dropout("dropout2", m.dropout2.p, add("linear2", _linear(m.linear2), [h],
+                                                         m.linear2))  # fmt: skip
+
+        def norm(part: str, x: str) -> str:
+            layer = getattr(m, part)
+            return add(part, _layer_norm_module(layer), [x], layer)
+
+        x = self.ids[node.args[0]]
+        if m.norm_first:
+            x = add("add1", LayerSpec("add"), [x, attention(norm("norm1", x))])
+            out = add("add2", LayerSpec("add"), [x, mlp(norm("norm2", x))])
+        else:
+            x = norm("norm1", add("add1", LayerSpec("add"), [x, attention(x)]))
+            out = norm("norm2", add("add2", LayerSpec("add"), [x, mlp(x)]))
+        self.ids[node] = out
 
     def _add(
         self, node: fx.Node, spec: LayerSpec, inputs: list[Any], name: str | None = None
@@ -688,13 +738,19 @@ class _Importer:
         self._add(node, LayerSpec("slice", dim=dim, start=kept.start, stop=kept.stop), [x])
 
     def _mean(self, node: fx.Node, a: dict[str, Any]) -> None:
+        """A spatial mean of images is a global average pool; any other mean over each
+        sample's dimensions (a transformer's tokens pooled) the ``mean`` op."""
         x, dims = a["input"], a.get("dim")
         dims = [dims] if isinstance(dims, int) else list(dims or ())
-        _require(len(self.shape(x)) == 3 and sorted(d % 4 for d in dims) == [2, 3],
-                 f"dim={a.get('dim')} (only the spatial dims, 2 and 3)")  # fmt: skip
+        rank = len(self.shape(x)) + 1
+        _require(bool(dims) and all(-rank <= d < rank and d % rank for d in dims),
+                 f"dim={a.get('dim')} (each sample's own dims; never the batch)")  # fmt: skip
         keep = a.get("keepdim", False)
-        spec = LayerSpec("adaptive_avgpool", output_size=1) if keep else LayerSpec(
-            "global_avgpool")  # fmt: skip
+        if rank == 4 and sorted(d % 4 for d in dims) == [2, 3]:
+            spec = LayerSpec("adaptive_avgpool", output_size=1) if keep else LayerSpec(
+                "global_avgpool")  # fmt: skip
+        else:
+            spec = LayerSpec("mean", dims=sorted(d % rank - 1 for d in dims), keepdim=keep)
         self._add(node, spec, [x])
 
     def _layer_norm(self, node: fx.Node, a: dict[str, Any]) -> None:

@@ -122,7 +122,7 @@ PARAM_KINDS: dict[str, str] = {
     **dict.fromkeys(["init_std", "eps"], "positive_number"),
     **dict.fromkeys(["bias_value", "momentum", "alpha", "beta", "k", "p", "retain"], "number"),
     **dict.fromkeys(["drop_prob", "mxscale", "value"], "number"),
-    **dict.fromkeys(["bias", "ceil_mode", "zero_init", "affine", "causal"], "bool"),
+    **dict.fromkeys(["bias", "ceil_mode", "zero_init", "affine", "causal", "keepdim"], "bool"),
     **dict.fromkeys(["init", "region", "mode", "method", "layout", "kind", "tie"], "str"),
     "old": "positive",
     **dict.fromkeys(["sources", "dims"], "indices"),
@@ -591,6 +591,7 @@ OPS: dict[str, OpDef] = {
         _shape_op("slice", {"dim": 0, "start": REQUIRED, "stop": REQUIRED}, S.slice_dim, S.Slice),
         _shape_op("select", {"dim": 0, "index": REQUIRED}, S.select, S.Select),
         _shape_op("channel_shuffle", {"groups": REQUIRED}, S.channel_shuffle, S.ChannelShuffle),
+        _shape_op("mean", {"dims": REQUIRED, "keepdim": False}, S.mean, S.Mean),
         _op(
             "layer_norm",
             {"eps": 1e-5, "affine": True, "bias": True},

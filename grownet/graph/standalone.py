@@ -396,6 +396,11 @@ class _Writer:
         self.assign(node, f"{ins[0]}.reshape(-1, {groups}, {channels // groups}, {rest})"
                     ".transpose(1, 2).flatten(1, 2)", "channel shuffle")  # fmt: skip
 
+    def _mean(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
+        dims = _tuple([d + 1 for d in p["dims"]])
+        keep = ", keepdim=True" if p["keepdim"] else ""
+        self.assign(node, f"{ins[0]}.mean(dim={dims}{keep})")
+
     def _layer_norm(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
         args = [str(shapes[0][-1])]
         if p["eps"] != 1e-5:

@@ -13,12 +13,14 @@ from torch import Tensor, nn
 
 __all__ = [
     "ChannelShuffle",
+    "Mean",
     "Mul",
     "Permute",
     "Reshape",
     "Select",
     "Slice",
     "channel_shuffle",
+    "mean",
     "mul",
     "permute",
     "reshape",
@@ -110,6 +112,20 @@ def select(x: Tensor, dim: int, index: int) -> Tensor:
     return x.select(d, index)
 
 
+def mean(x: Tensor, dims: Sequence[int], keepdim: bool = False) -> Tensor:
+    """The mean over each sample's dimensions ``dims`` (a transformer's tokens pooled:
+    ``x.mean(1)`` of (N, S, D) is ``mean(x, [0])``).
+
+    >>> import torch
+    >>> mean(torch.arange(6.0).view(1, 3, 2), [0]).tolist()
+    [[2.0, 3.0]]
+    """
+    picked = sorted({_sample_dim(x, d, "each of dims") for d in dims})
+    if not picked:
+        raise ValueError("dims must name at least one dimension of a sample")
+    return x.mean(dim=picked, keepdim=keepdim)
+
+
 def channel_shuffle(x: Tensor, groups: int) -> Tensor:
     """ShuffleNet's channel shuffle: channel ``g * (C / groups) + i`` moves to ``i * groups + g``.
 
@@ -193,6 +209,20 @@ class Select(nn.Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, index={self.index}"
+
+
+class Mean(nn.Module):
+    """:func:`mean` over ``dims`` of each sample."""
+
+    def __init__(self, dims: Sequence[int], keepdim: bool = False) -> None:
+        super().__init__()
+        self.dims, self.keepdim = list(dims), keepdim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return mean(x, self.dims, self.keepdim)
+
+    def extra_repr(self) -> str:
+        return f"dims={self.dims}, keepdim={self.keepdim}"
 
 
 class ChannelShuffle(nn.Module):

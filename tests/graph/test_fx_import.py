@@ -255,3 +255,39 @@ def test_importing_leaves_the_module_as_it_was():
     import_module(module, (3, 16, 16))
     assert module.training
     assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())
+
+
+class _UserTransformer(torch.nn.Module):
+    """A user's small transformer: PyTorch's encoder layer between a projection and a pool."""
+
+    def __init__(self, norm_first: bool, activation: str, dropout: float) -> None:
+        super().__init__()
+        self.embed = torch.nn.Linear(8, 16)
+        self.layer = torch.nn.TransformerEncoderLayer(
+            16, 2, 32, dropout=dropout, activation=activation, batch_first=True,
+            norm_first=norm_first,
+        )  # fmt: skip
+        self.head = torch.nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.head(self.layer(self.embed(x)).mean(1))
+
+
+@pytest.mark.parametrize(("norm_first", "activation"), [(True, "gelu"), (False, "relu")])
+def test_a_users_transformer_is_imported_whole(norm_first, activation):
+    torch.manual_seed(0)
+    module = _UserTransformer(norm_first, activation, dropout=0.0)
+    graph, state = import_module(module, (5, 8))  # compares the outputs in eval mode
+    assert {"layer_attn", "layer_add1", "layer_add2"} <= set(graph.nodes)
+    net = GraphNet.with_state(graph, state).train()
+    x = torch.randn(4, 5, 8)
+    torch.testing.assert_close(net(x), module.train()(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_masked_encoder_layer_call_is_refused_in_one_line():
+    class Masked(_UserTransformer):
+        def forward(self, x):
+            return self.layer(self.embed(x), is_causal=True, src_mask=torch.ones(5, 5).bool())
+
+    with pytest.raises(GraphError, match=r"TransformerEncoderLayer .*a mask or other arguments"):
+        import_module(Masked(True, "gelu", 0.0), (5, 8))

@@ -33,6 +33,9 @@ CASES = {
               lambda: torch.cat([torch.zeros(2, 1, 8), T], dim=1)),
     "linear_tokens": ("linear", {"out_features": 3}, [T], None),
     "rms_norm": ("rms_norm", {"eps": 1e-6}, [T], lambda: F.rms_norm(T, (8,), eps=1e-6)),
+    "token_mean": ("mean", {"dims": [0]}, [T], lambda: T.mean(1)),
+    "mean_keepdim": ("mean", {"dims": [1, 2], "keepdim": True}, [X],
+                     lambda: X.mean((2, 3), keepdim=True)),
 }  # fmt: skip
 
 
