@@ -127,6 +127,8 @@ def cmd_gpt(args: argparse.Namespace) -> None:
     print(f"  hand-written nanoGPT-style {result['hand_tokens_per_s']:9,.0f} tokens/s "
           f"({result['hand_ms']:.1f} ms/step)")  # fmt: skip
     print(f"  speed graph/hand         {result['speed']:11.3f}")
+    print(f"  last block mid-DropIn    {result['mixing_ms']:11.1f} ms/step "
+          f"({100 * result['mixing_overhead']:+.1f} % over the graph without it)")  # fmt: skip
     print(f"  written to {_write(result, run)}")
 
 

@@ -3,7 +3,9 @@ hand-written nanoGPT-style module of the same shape.
 
 Both hold the same weights (copied; outputs checked equal before timing) and a training step
 (forward, cross-entropy over every position, backward) is timed in interleaved rounds in one
-process, on one fixed batch of random token ids. Throughput is tokens per second.
+process, on one fixed batch of random token ids. Throughput is tokens per second. A third
+variant holds the graph's last block half mixed in by gradual DropIn (q = 0.5): what a step
+mid-growth costs over the same network grown.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from torch import Tensor, nn
 
 from grownet.bench.timing import PairTiming, check_same_outputs, median, training_steps
 from grownet.graph.executor import GraphNet
+from grownet.graph.plan import StepPlan
 from grownet.provenance import environment
 from grownet.zoo import build
 
@@ -103,15 +106,23 @@ def run(
     net = GraphNet(graph).to(dev)
     hand = HandGPT(vocab=vocab, context=context, depth=depth, width=width, heads=heads).to(dev)
     copy_weights(net, hand)
+    # the same network with its last block half mixed in by gradual DropIn (q = 0.5)
+    mixing = GraphNet(build("gpt", depth=depth, width=width, heads=heads, in_shape=(context,),
+                            num_classes=vocab, bias=False, dropin_blocks=1,
+                            dropin_length=1000)).to(dev)  # fmt: skip
+    mixing.load_state_dict(net.state_dict())
+    mixing.set_plan(StepPlan(iteration=500))
     x = torch.randint(0, vocab, (timing.batch, context), device=dev)
     y = torch.randint(0, vocab, (timing.batch, context), device=dev)
     net.eval(), hand.eval()
     with torch.no_grad():
         gap = check_same_outputs(net(x), hand(x), "graph and hand-written")
-    samples = training_steps({"graph": (net, net), "hand": (hand, hand)}, x, y,
+    samples = training_steps({"graph": (net, net), "hand": (hand, hand),
+                              "mixing": (mixing, mixing)}, x, y,
                              rounds=timing.rounds, iters=timing.iters, warmup=timing.warmup,
                              device=dev)  # fmt: skip
     graph_s, hand_s = median(samples["graph"]), median(samples["hand"])
+    mixing_s = median(samples["mixing"])
     tokens = timing.batch * context
     return {
         "benchmark": "gpt_executor_overhead",
@@ -129,6 +140,9 @@ def run(
         "hand_tokens_per_s": tokens / hand_s,
         # throughput of the graph as a share of the hand-written module's (>= 1: as fast)
         "speed": hand_s / graph_s,
+        "mixing_ms": mixing_s * 1e3,
+        # a step with the last block mid-DropIn against the same network without the DropIn
+        "mixing_overhead": mixing_s / graph_s - 1.0,
         # forward + backward, about three forwards
         "flops_per_token": 3 * 2 * graph.macs() / context,
         "samples_ms": {k: [v * 1e3 for v in vs] for k, vs in samples.items()},

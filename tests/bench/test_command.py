@@ -15,6 +15,8 @@ DEPTH = ["bench", "depth-dropout", "--depth", "20", "--device", "cpu"]
 STOCHASTIC = ["bench", "stochastic-depth", "--depth", "20", "--device", "cpu"]
 EXECUTOR = ["bench", "executor", "--depth", "20", "--device", "cpu"]
 WIDENING = ["bench", "widening", "--depth", "8", "--device", "cpu"]
+GPT = ["bench", "gpt", "--layers", "1", "--width", "16", "--heads", "2", "--context", "8",
+       "--device", "cpu"]
 
 
 @pytest.fixture
@@ -58,6 +60,9 @@ def refused(argv, capsys, tmp_path, monkeypatch) -> str:
         ([*STOCHASTIC[:3], "21"], "--depth 21: must be 6n+2"),
         ([*EXECUTOR[:3], "2"], "--depth 2: must be 6n+2"),
         ([*WIDENING, "--rounds", "0"], "--rounds 0: must be an integer >= 1"),
+        ([*GPT, "--heads", "3"], "--heads 3: must divide --width 16"),
+        ([*GPT, "--context", "0"], "--context 0: must be an integer >= 1"),
+        ([*GPT, "--batch", "0"], "--batch 0: must be an integer >= 1"),
     ],
 )
 def test_bad_counts_are_refused_before_timing(argv, said, capsys, tmp_path, monkeypatch):
@@ -144,3 +149,14 @@ def test_widening_bench_runs_and_reports_the_overhead(capsys, tmp_path):
     result = json.loads((tmp_path / "w" / "bench.json").read_text())
     assert result["max_output_gap"] < 1e-5 and len(result["samples_ms"]["mixing"]) == 2
     assert result["within_budget"] == (result["overhead"] <= 0.05)
+
+
+def test_gpt_bench_compares_with_a_hand_written_module(capsys, tmp_path):
+    argv = [*GPT, "--batch", "2", "--rounds", "2", "--iters", "1", "--warmup", "0",
+            "--out", str(tmp_path / "g")]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "tokens/s" in out and "speed graph/hand" in out and "mid-DropIn" in out
+    result = json.loads((tmp_path / "g" / "bench.json").read_text())
+    assert result["max_output_gap"] < 1e-5 and len(result["samples_ms"]["hand"]) == 2
+    assert result["speed"] == pytest.approx(result["hand_ms"] / result["graph_ms"])
