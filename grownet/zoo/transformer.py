@@ -100,8 +100,10 @@ def gpt(
     dropin_blocks: int = 0,
     dropin_length: int = 1000,
 ) -> NetGraph:
-    """A decoder-only language model over ``num_classes`` tokens and a context of
-    ``in_shape = (context,)`` positions (given by a text dataset).
+    """A decoder-only language model (GPT), pre-norm, its head tied to the token table.
+
+    It predicts each of ``in_shape = (context,)`` positions (the context a text dataset
+    gives) over ``num_classes`` tokens.
 
     Nodes: ``tok`` (token embedding), ``pos`` (learned position embedding, added), blocks
     ``1..depth`` (see the module), ``ln_f``, ``head``. The defaults are nanoGPT's CPU "baby
@@ -161,9 +163,11 @@ def vit(
     bias: bool = True,
     dropout: float = 0.0,
 ) -> NetGraph:
-    """A vision transformer: ``patch`` x ``patch`` patches embedded by a strided conv, a
-    class token prepended, learned positions added, blocks ``1..depth``, ``ln_f``, the class
-    token's features (``cls_out``) into the ``head``.
+    """A vision transformer (ViT) for small images, pre-norm, classifying its class token.
+
+    ``patch`` x ``patch`` patches are embedded by a strided conv, a class token prepended,
+    learned positions added, then blocks ``1..depth``, ``ln_f``, and the class token's features
+    (``cls_out``) into the ``head``.
 
     The patch must tile the image: 28x28 takes patch 2, 4, 7, 14; 32x32 and 8x8 take powers of 2.
 
