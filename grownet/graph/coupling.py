@@ -70,7 +70,10 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -192,9 +195,26 @@ class ChannelGroup:
         return [(node, self.blocks[node], dim) for node, dim in self.carriers]
 
 
+# The groups of the last few graphs, by content: a sweep asks for one group after another of
+# the same graph (a DenseNet's 120), and each analysis walks the whole graph.
+_RECENT: OrderedDict[str, tuple[ChannelGroup, ...]] = OrderedDict()
+_KEEP = 8
+
+
 def channel_groups(graph: NetGraph) -> list[ChannelGroup]:
     """Every set of channels a conv, linear layer or channel pad produces, in topological order
     of their first producer (the input's own channels are no group)."""
+    key = hashlib.blake2b(json.dumps(graph.to_dict(), sort_keys=True, default=repr).encode(),
+                          digest_size=16).hexdigest()  # fmt: skip
+    if key not in _RECENT:
+        _RECENT[key] = tuple(_analysed(graph))
+        while len(_RECENT) > _KEEP:
+            _RECENT.popitem(last=False)
+    _RECENT.move_to_end(key)
+    return list(_RECENT[key])
+
+
+def _analysed(graph: NetGraph) -> list[ChannelGroup]:
     order = graph.topological_order()
     position = {n: i for i, n in enumerate(order)}
     shapes = graph.shapes()

@@ -24,7 +24,7 @@ from grownet.graph.netgraph import NetGraph
 from grownet.graph.ops import OPS
 from grownet.graph.spec import GraphError, LayerSpec, Shape
 
-__all__ = ["narrow", "remap_channels", "widen"]
+__all__ = ["check_narrowable", "narrow", "remap_channels", "widen"]
 
 _CHANNELWISE = frozenset(
     {
@@ -262,6 +262,22 @@ def _keep_index(keep: int | Sequence[int], count: int, where: str) -> list[int]:
             f"{where}: keep must list distinct channel indices in 0..{count - 1}, got {index}"
         )
     return index
+
+
+def check_narrowable(graph: NetGraph, node: str, shapes: dict[str, Shape] | None = None) -> None:
+    """Raise what :func:`narrow` would raise for ``node``'s channels, without building the
+    narrowed network: the check a sweep makes of every layer (building each took a DenseNet's
+    sweep a minute). ``shapes``: the graph's, when the caller has them."""
+    where = f"narrow {node!r}"
+    _target(graph, node, where)
+    _trace(graph, node, shapes or graph.shapes(), where, preserve=False)
+    g = graph.copy()
+    spec = graph.spec(node)
+    g.set_spec(node, spec.replace(**{_WIDTH_KEY[spec.op]: 1}))  # what narrow(net, node, 1) builds
+    try:
+        g.validate()
+    except GraphError as err:
+        raise GraphError(f"{where}: {err}") from None
 
 
 def narrow(net: GraphNet, node: str, keep: int | Sequence[int]) -> GraphNet:

@@ -45,7 +45,7 @@ from grownet.graph.coupling import (
 from grownet.graph.executor import GraphNet
 from grownet.graph.plan import Sandwich
 from grownet.graph.surgery import insert_after
-from grownet.graph.weights import narrow
+from grownet.graph.weights import check_narrowable, narrow
 from grownet.layers import kept_channels
 from grownet.search.decide import StageOutcome, gain_bound
 from grownet.search.grow import Growth, removal_order, shallower, weighted_depth
@@ -84,7 +84,7 @@ def sweep_units(graph: NetGraph, layers: Sequence[str] = ()) -> list[tuple[str, 
         if node not in graph or graph.op(node) not in ("conv", "linear"):
             raise GraphError(f"[width] layers: {node!r} is not a conv or linear node")
     groups = {p: g for g in coupled_groups(graph) for p in g.producers}
-    net = GraphNet(graph)
+    shapes = graph.shapes()
     units: list[tuple[str, ...]] = []
     for node in wanted:
         if any(node in unit for unit in units):
@@ -92,7 +92,7 @@ def sweep_units(graph: NetGraph, layers: Sequence[str] = ()) -> list[tuple[str, 
         group = groups.get(node)
         try:
             if group is None:
-                narrow(net, node, 1)
+                check_narrowable(graph, node, shapes)
             elif group.mixer_problem:  # a sweep zeroes where a group's channels are read
                 why = group.mixer_problem
                 raise GraphError(f"[width] layers: {node!r} cannot be swept: {why}")
