@@ -15,6 +15,7 @@ from torch import Tensor
 __all__ = [
     "FolderSplit",
     "Split",
+    "describe",
     "fixed_test_split",
     "fold_indices",
     "held_out",
@@ -25,14 +26,15 @@ __all__ = [
 
 def _check_labels(y: Tensor, n: int) -> None:
     if not isinstance(y, Tensor) or y.dtype != torch.int64 or y.dim() != 1:
-        raise ValueError(f"y must be a 1-D int64 tensor, got {_describe(y)}")
+        raise ValueError(f"y must be a 1-D int64 tensor, got {describe(y)}")
     if y.numel() != n:
         raise ValueError(f"y has {y.numel()} labels but there are {n} samples")
     if n and int(y.min()) < 0:
         raise ValueError(f"labels must be >= 0, got minimum {int(y.min())}")
 
 
-def _describe(t: object) -> str:
+def describe(t: object) -> str:
+    """A value as an error message names it: a tensor by its dtype and shape."""
     if isinstance(t, Tensor):
         return f"tensor of dtype {t.dtype} and shape {tuple(t.shape)}"
     return repr(t)
@@ -55,7 +57,7 @@ class Split:
 
     def __post_init__(self) -> None:
         if not isinstance(self.x, Tensor) or self.x.dim() not in (2, 4):
-            raise ValueError(f"x must be an NxCxHxW or NxF tensor, got {_describe(self.x)}")
+            raise ValueError(f"x must be an NxCxHxW or NxF tensor, got {describe(self.x)}")
         if self.x.dtype != torch.uint8 and not self.x.dtype.is_floating_point:
             raise ValueError(f"x must be uint8 or floating point, got {self.x.dtype}")
         if self.x.dim() == 2 and self.x.dtype == torch.uint8:

@@ -45,6 +45,7 @@ from grownet.data.dirs import DatasetMissing, missing_files, require_file
 from grownet.data.loader import BatchLoader, check_loader_inputs, to_device
 from grownet.data.preprocess import Preprocess, recipe
 from grownet.data.sources import Raw
+from grownet.data.splits import describe
 from grownet.errors import DataFileError
 
 __all__ = [
@@ -64,12 +65,6 @@ DEFAULT_CONTEXT = 64  # nanoGPT's baby GPT on a CPU (shakespeare_char, block_siz
 _URL = (  # Tiny Shakespeare's usual source
     "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 )
-
-
-def _describe(t: object) -> str:
-    if isinstance(t, Tensor):
-        return f"a {t.dtype} tensor of shape {tuple(t.shape)}"
-    return repr(t)
 
 
 @dataclass(frozen=True)
@@ -125,7 +120,7 @@ class Vocabulary:
     def decode(self, ids: Sequence[int] | Tensor) -> str:
         """The text of token ``ids`` (a 1-D sequence; bytes that are not UTF-8 decode as U+FFFD)."""
         if isinstance(ids, Tensor) and ids.dim() != 1:
-            raise ValueError(f"ids must be 1-D, got {_describe(ids)}")
+            raise ValueError(f"ids must be 1-D, got {describe(ids)}")
         values = ids.tolist() if isinstance(ids, Tensor) else list(ids)
         if any(not 0 <= i < len(self) for i in values):
             raise ValueError(f"token ids must be in [0, {len(self)}), got {values[:10]!r:.80}")
@@ -188,7 +183,7 @@ class TextSplit:
     def __post_init__(self) -> None:
         t = self.tokens
         if not isinstance(t, Tensor) or t.dtype != torch.int64 or t.dim() != 1:
-            raise ValueError(f"tokens must be a 1-D int64 tensor, got {_describe(self.tokens)}")
+            raise ValueError(f"tokens must be a 1-D int64 tensor, got {describe(self.tokens)}")
         c = self.context
         if not isinstance(c, int) or isinstance(c, bool) or c < 1:
             raise ValueError(f"context must be an int >= 1, got {c!r}")
@@ -223,7 +218,7 @@ class TextSplit:
         """Inputs and targets (each N×context int64, on the tokens' device) of the windows that
         start at ``starts`` (1-D int64, on the same device)."""
         if not isinstance(starts, Tensor) or starts.dtype != torch.int64 or starts.dim() != 1:
-            raise ValueError(f"starts must be a 1-D int64 tensor, got {_describe(starts)}")
+            raise ValueError(f"starts must be a 1-D int64 tensor, got {describe(starts)}")
         # every window of context + 1 tokens as a view; only the ones asked for are copied
         spans = self.tokens.unfold(0, self.context + 1, 1).index_select(0, starts)
         return spans[:, :-1].contiguous(), spans[:, 1:].contiguous()
