@@ -59,6 +59,7 @@ from grownet.search.sweeps import (
     make_verifier,
     sweep_units,
     thinned,
+    width,
     width_sweep,
 )
 from grownet.search.workers import parallel
@@ -355,7 +356,8 @@ class Search:
         graph.to_json(self.dir.file("graph.json"))
         # one network's weights (under cross-validation, the first fold's)
         atomic_save(self.dir.file("weights.pt"), lambda f: torch.save(first(rec.state), f))
-        widths = {n: graph.shapes()[n][0] for n in graph.nodes_of("conv", "linear")}
+        # units per layer: channels, or features (a token layer's last dimension, not its first)
+        widths = {n: width(graph, n) for n in graph.nodes_of("conv", "linear")}
         biggest = max(runs, key=lambda r: r.graph.num_params())
         # The test split, read once per reported network, now that every decision is taken.
         rec_test = measure(self.spec, rec.graph, rec.state)

@@ -8,6 +8,7 @@ import random
 import numpy as np
 import pytest
 
+from grownet.graph import NetGraph
 from grownet.search import runner
 from grownet.search.knee import paired_p
 from grownet.search.spec import SpecError, load_spec
@@ -65,7 +66,10 @@ def test_a_gpt_grows_a_whole_block_copied_from_the_last(tmp_path):
     assert block["layers"] == [f"{n}_g1b0" for n in block["template"]]
     assert block["dropin"] == "add1_2_g1b0_dropin"
     summary = json.loads((tmp_path / "runs/lm/search_summary.json").read_text())
-    assert summary["recommended"]
+    widths = summary["recommended"]["widths"]  # features, not the 16 positions
+    graph = NetGraph.from_json(tmp_path / "runs/lm/graph.json")
+    assert widths == {n: graph.spec(n).params["out_features"] for n in graph.nodes_of("linear")}
+    assert widths["head"] == len(set((tmp_path / "t.txt").read_text()))
 
 
 def test_a_bad_block_start_is_one_line(tmp_path):
