@@ -26,7 +26,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import networkx as nx
@@ -45,6 +45,7 @@ __all__ = [
     "insert_block",
     "residual_block",
     "restacked_state",
+    "zero_start",
 ]
 
 JOINS = ("dropin", "plain")
@@ -153,7 +154,7 @@ def insert_block(
     return g, copies
 
 
-def _branch_ends(graph: NetGraph, nodes: tuple[str, ...]) -> list[str]:
+def _branch_ends(graph: NetGraph, nodes: Sequence[str]) -> list[str]:
     """The weighted layer that ends each residual branch among ``nodes`` (what a zero start
     zeroes so that every unit adds nothing)."""
     ends = []
@@ -184,28 +185,29 @@ def block_state(
     ``graph`` is the grown graph."""
     if start not in STARTS:
         raise GraphError(f"start must be one of {', '.join(STARTS)}, got {start!r}")
-    out: dict[str, Tensor] = {}
     if start == "copy":
-        for node, copy in copies.items():
-            prefix = f"layers.{node}."
-            for key, value in state.items():
-                if key.startswith(prefix):
-                    out[f"layers.{copy}.{key[len(prefix):]}"] = value.detach().clone()
-    elif start == "zero":
-        for node in _branch_ends(graph, tuple(copies.values())):
-            out.update(_zeros(graph, node))
-    return out
+        return _renamed(state, copies)
+    if start == "zero":
+        return zero_start(graph, tuple(copies.values()))
+    return {}
 
 
-def _zeros(graph: NetGraph, node: str) -> dict[str, Tensor]:
-    """Zero tensors for the output weights of ``node`` (an attention's output projection)."""
+def zero_start(graph: NetGraph, nodes: Sequence[str]) -> dict[str, Tensor]:
+    """Zero tensors for the weights of the layer that ends each residual branch among
+    ``nodes`` (an attention's output projection): those units then add nothing, and the
+    block they make up starts as the identity."""
     shapes = graph.shapes()
-    with torch.device("meta"):
-        module = OPS[graph.op(node)].build(graph.spec(node).params,
-                                           [shapes[u] for u in graph.inputs(node)])  # fmt: skip
-    owner = module.out_proj if graph.op(node) == "attention" else module
-    prefix = f"layers.{node}." + ("out_proj." if graph.op(node) == "attention" else "")
-    return {f"{prefix}{name}": torch.zeros(p.shape) for name, p in owner.named_parameters()}
+    out: dict[str, Tensor] = {}
+    for node in _branch_ends(graph, nodes):
+        with torch.device("meta"):
+            module = OPS[graph.op(node)].build(graph.spec(node).params,
+                                               [shapes[u] for u in graph.inputs(node)])  # fmt: skip
+        attention = graph.op(node) == "attention"
+        owner = module.out_proj if attention else module
+        prefix = f"layers.{node}." + ("out_proj." if attention else "")
+        out.update({f"{prefix}{name}": torch.zeros(p.shape)
+                    for name, p in owner.named_parameters()})  # fmt: skip
+    return out
 
 
 def block_ends(graph: NetGraph, *, units: int = 1) -> list[str]:

@@ -152,6 +152,19 @@ def _install(new: nn.Module, old: nn.Module, state: dict[str, Tensor]) -> nn.Mod
     return new
 
 
+def _resized(
+    graph: NetGraph, node: str, width: int, shapes: dict[str, Shape], where: str, *,
+    preserve: bool,
+) -> tuple[NetGraph, list[tuple[str, int]], list[tuple[str, int]]]:
+    """A copy of ``graph`` with ``node`` ``width`` units wide, and the batchnorms and readers
+    its channels reach (:func:`_trace`, which refuses what cannot be resized)."""
+    norms, readers = _trace(graph, node, shapes, where, preserve=preserve)
+    spec = graph.spec(node)
+    g = graph.copy()
+    g.set_spec(node, spec.replace(**{_WIDTH_KEY[spec.op]: width}))
+    return g, norms, readers
+
+
 def _remap(
     net: GraphNet, node: str, index: Tensor, scale: Tensor | None, noise: Tensor | None, where: str
 ) -> GraphNet:
@@ -160,11 +173,8 @@ def _remap(
     Readers' input columns are multiplied by ``scale`` (None: 1); ``noise`` is added to the
     node's new weight rows.
     """
-    graph = net.graph
-    norms, readers = _trace(graph, node, net.shapes, where, preserve=scale is not None)
-    spec = graph.spec(node)
-    g = graph.copy()
-    g.set_spec(node, spec.replace(**{_WIDTH_KEY[spec.op]: len(index)}))
+    g, norms, readers = _resized(net.graph, node, len(index), net.shapes, where,
+                                 preserve=scale is not None)  # fmt: skip
     carriers = [(n, block, 0) for n, block in norms]
     return remap_channels(net, g, index, [node], carriers, readers, where, scale=scale, noise=noise)
 
@@ -270,10 +280,8 @@ def check_narrowable(graph: NetGraph, node: str, shapes: dict[str, Shape] | None
     sweep a minute). ``shapes``: the graph's, when the caller has them."""
     where = f"narrow {node!r}"
     _target(graph, node, where)
-    _trace(graph, node, shapes or graph.shapes(), where, preserve=False)
-    g = graph.copy()
-    spec = graph.spec(node)
-    g.set_spec(node, spec.replace(**{_WIDTH_KEY[spec.op]: 1}))  # what narrow(net, node, 1) builds
+    # the graph narrow(net, node, 1) builds, validated as remap_channels validates it
+    g, _, _ = _resized(graph, node, 1, shapes or graph.shapes(), where, preserve=False)
     try:
         g.validate()
     except GraphError as err:

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from grownet.errors import BadValueError
 from grownet.files import exclusive_lock
 from grownet.graph import GraphError, NetGraph
-from grownet.graph.blocks import block_ends, block_state, residual_block, restacked_state
+from grownet.graph.blocks import block_ends, residual_block, restacked_state, zero_start
 from grownet.graph.coupling import group_of
 from grownet.graph.executor import GraphNet
 from grownet.reproduce.recipe import Case, Recipe
@@ -171,17 +171,14 @@ def _restacked(
     """A deeper transformer's start from a shallower one's blocks (see :func:`stacking_order`)."""
     try:
         have = len(block_ends(source, units=UNITS))
-        want = len(block_ends(target, units=UNITS))
-        if want <= have:
-            raise GraphError(f"the case's network has {want} blocks, the source {have}: "
+        ends = block_ends(target, units=UNITS)
+        if len(ends) <= have:
+            raise GraphError(f"the case's network has {len(ends)} blocks, the source {have}: "
                              "stacking grows")  # fmt: skip
-        order = stacking_order(kind, have, want)
+        order = stacking_order(kind, have, len(ends))
         out = restacked_state(source, state, target, order, units=UNITS)
-        if kind == "zero":
-            ends = block_ends(target, units=UNITS)
-            for k in [k for k, i in enumerate(order) if i is None]:
-                nodes = residual_block(target, ends[k], units=UNITS).nodes
-                out.update(block_state(target, {n: n for n in nodes}, {}, start="zero"))
+        for k in [k for k, i in enumerate(order) if i is None]:  # zero: the new blocks
+            out.update(zero_start(target, residual_block(target, ends[k], units=UNITS).nodes))
     except GraphError as err:
         raise BadValueError(f"{where}: new_layers = {kind!r}: {err}") from None
     return out

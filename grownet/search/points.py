@@ -25,7 +25,7 @@ import torch
 
 from grownet.graph import NetGraph
 from grownet.graph.plan import Sandwich
-from grownet.search.runs import Echo, Trained, first, state_for, train_run
+from grownet.search.runs import Echo, Trained, as_correct, first, state_for, train_run
 from grownet.search.spec import SearchSpec, SweepSpec
 from grownet.train.compute import forward_flops
 from grownet.train.trainer import Trainer
@@ -131,7 +131,7 @@ def one_shot_points(
             )  # fmt: skip
             samples += trainer.recalibrate(at, samples=sweep.recalibrate)
             flags[j].append(trainer.correctness(plan=at))
-    read = [tuple(bool(c) for c in torch.cat(f).tolist()) for f in flags]
+    read = [as_correct(torch.cat(f)) for f in flags]
     points, correct = [], []
     for value, c in zip(sandwich.values[1:], read[1:], strict=True):
         points.append({"ratio": value, "error": 1.0 - sum(c) / len(c), "status": run.status})

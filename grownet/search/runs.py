@@ -62,6 +62,12 @@ class Trained:
         return len(self.correct)
 
 
+def as_correct(flags: Tensor) -> tuple[bool | float, ...]:
+    """``Trainer.correctness``'s tensor as a run records it: a bool per sample, or a language
+    model's share of each sequence's tokens right (a float, never rounded to a bool)."""
+    return tuple(flags.tolist())
+
+
 def first(weights: Weights) -> State:
     """The state dict, or the first fold's: what a single network is saved with."""
     return weights[0] if isinstance(weights, tuple) else weights
@@ -156,7 +162,7 @@ def _train_one(
         graph=trainer.graph,
         state={k: v.detach().cpu().clone() for k, v in trainer.net.state_dict().items()},
         accuracy=float(correct.float().mean()),
-        correct=tuple(correct.tolist()),  # bools, or a sequence's share of tokens right
+        correct=as_correct(correct),
         status=result.status,
         wall_time_s=result.wall_time_s,
         path=path,

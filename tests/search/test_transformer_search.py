@@ -110,3 +110,12 @@ def test_a_grown_blocks_weights_start_as_asked(start):
         assert len(new) == sum(k.split(".")[1] in growth.blocks[0]["template"] for k in state)
         for key, value in new.items():
             torch.testing.assert_close(value, state[key.replace("_g1b0.", ".")])
+
+
+def test_a_runs_correctness_keeps_shares_and_bools_as_they_are():
+    import torch
+
+    from grownet.search.runs import as_correct
+
+    assert as_correct(torch.tensor([0.25, 1.0])) == (0.25, 1.0)  # never rounded to True
+    assert as_correct(torch.tensor([True, False])) == (True, False)
