@@ -106,6 +106,15 @@ def block_template(graph: NetGraph, position: str) -> list[tuple[str, LayerSpec]
     return layers
 
 
+def check_position(graph: NetGraph, position: str, *, units: int = 1) -> None:
+    """Raise the :class:`GraphError` growing a block at ``position`` would raise (before a
+    search trains anything): the residual units ending there, or the layers it mirrors."""
+    if graph.op(position) in RESIDUAL_ADDS:
+        residual_block(graph, position, units=units)
+    else:
+        block_template(graph, position)
+
+
 def grow_stage(
     graph: NetGraph,
     growth: Growth,

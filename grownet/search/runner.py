@@ -36,12 +36,12 @@ from grownet import data as gdata
 from grownet.devices import available_device
 from grownet.errors import RunDirError
 from grownet.files import atomic_save, atomic_write_text
-from grownet.graph import NetGraph
+from grownet.graph import GraphError, NetGraph
 from grownet.graph.widen import without_width_mixers
 from grownet.provenance import environment
 from grownet.search.budget import Plan
 from grownet.search.final import final_iters, train_final, write_model
-from grownet.search.grow import Growth, collapse_all, weighted_depth
+from grownet.search.grow import Growth, check_position, collapse_all, weighted_depth
 from grownet.search.growing import Grower, Grown
 from grownet.search.residual import residual_depth_sweep, residual_units
 from grownet.search.runs import Echo, Trained, first, measure, spent, state_for
@@ -181,12 +181,18 @@ class Search:
         self.dir.write_json("env.json", environment(rank_device(config.device, current_world())))
 
     def _check_positions(self, graph: NetGraph) -> None:
-        for position in self.spec.growth.insert_after:
+        g = self.spec.growth
+        for position in g.insert_after:
             if position not in graph:
                 raise SpecError(
                     f"{self.spec.source} [growth] insert_after: {position!r} is not a node of "
                     f"{self.spec.model}; see `grownet graph {self.spec.model}`"
                 )
+            if g.max_stages and "depth" in g.kinds:  # what the first stage grows there
+                try:
+                    check_position(graph, position, units=g.units)
+                except GraphError as err:
+                    raise SpecError(f"{self.spec.source} [growth] insert_after: {err}") from None
 
     # ------------------------------------------------------------------ growth
 

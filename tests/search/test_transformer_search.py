@@ -119,3 +119,14 @@ def test_a_runs_correctness_keeps_shares_and_bools_as_they_are():
 
     assert as_correct(torch.tensor([0.25, 1.0])) == (0.25, 1.0)  # never rounded to True
     assert as_correct(torch.tensor([True, False])) == (True, False)
+
+
+def test_a_block_that_cannot_grow_is_refused_before_anything_trains(tmp_path):
+    write_spec(tmp_path, "fresh")
+    path = tmp_path / "lm.toml"
+    path.write_text(path.read_text().replace("units = 2", "units = 3"))
+    spec = load_spec(path, runs_dir=str(tmp_path / "runs"))
+    with pytest.raises(SpecError, match=r"insert_after: 'add1_2' ends fewer than 3 residual"):
+        runner.Search(spec, echo=lambda s: None, quiet=True).run()
+    assert not (tmp_path / "runs" / "lm").exists()
+
