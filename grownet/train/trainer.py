@@ -412,12 +412,16 @@ class Trainer:
                         "signal": self.signal,
                     }
                 )
-                progress.update(done, accuracy=acc, eval_loss=self._token_loss())
+                token_loss = self._token_loss()
+                progress.update(done, accuracy=acc, eval_loss=token_loss)
                 patience = cfg.give_up_at_chance_after
                 classes = self.dataset.num_classes
                 if (patience is not None and done >= patience
-                        and at_chance(acc, classes, loss=self._token_loss())):  # fmt: skip
-                    return NOT_CONVERGED, f"test accuracy {acc:.4f} still at chance at {done}"
+                        and at_chance(acc, classes, loss=token_loss)):  # fmt: skip
+                    # A language model is judged on its loss, so the reason names the loss.
+                    score = (f"test accuracy {acc:.4f}" if token_loss is None
+                             else f"test loss {token_loss:.4f} nats/token")  # fmt: skip
+                    return NOT_CONVERGED, f"{score} still at chance at {done}"
                 for callback in self.callbacks:
                     if (asked := callback.on_evaluate(self, done, acc)) is not None:
                         return asked.status, asked.reason

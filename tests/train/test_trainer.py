@@ -153,3 +153,17 @@ def test_cli_mistakes_are_one_line(tmp_path, capsys, argv, message):
     assert main(["train", "--runs-dir", str(tmp_path), "--quiet", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_language_model_at_chance_is_named_by_its_loss(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 200)
+    config = TrainConfig.from_dict({
+        "name": "lm", "runs_dir": str(tmp_path), "dataset": f"text:{text}?context=8",
+        "model": "gpt", "model_options": {"depth": 1, "width": 8, "heads": 2},
+        "base_lr": 1e-9, "max_iter": 40, "test_interval": 20, "give_up_at_chance_after": 20,
+        "quiet": True, "threads": 2,
+    })  # fmt: skip
+    result = Trainer(config).run()
+    assert result.status == "did not converge"
+    assert "test loss" in result.reason and "nats/token still at chance at 20" in result.reason
