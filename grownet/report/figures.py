@@ -218,7 +218,35 @@ def learning_curves(runs: Sequence[Run]) -> dict[str, go.Figure]:
             yaxis2={"title_text": "DropIn q (dashed)", "range": [-0.02, 1.02], "showgrid": False}
         )
     styled(loss, title=f"Loss ({solid}, train dotted)", x="iteration", y="cross-entropy loss")
+    if all(r.test and all("bits" in t for t in r.test) for r in shown):
+        bits_axis(loss)
     return {"accuracy": accuracy, "loss": loss}
+
+
+def bits_axis(fig: go.Figure) -> go.Figure:
+    """A language model's loss figure read in both units: nats per token on the left, bits
+    per token (nats / ln 2, the unit of character-level papers) on the right, on one scale.
+
+    Example:
+        >>> fig = bits_axis(go.Figure(go.Scatter(x=[0, 1], y=[math.log(2), 2 * math.log(2)])))
+        >>> [round(v, 3) for v in fig.layout.yaxis2.range]
+        [0.92, 2.08]
+    """
+    values = [v for v in _axis_values(fig, "y") if math.isfinite(v)]
+    if not values:
+        return fig
+    low, high = min(values), max(values)
+    room = max(0.08 * (high - low), 0.01)
+    nats = [max(low - room, 0.0), high + room]
+    # Plotly draws an axis only under a trace: an unseen one carries the right-hand scale.
+    fig.add_scatter(x=[None], y=[None], yaxis="y2", showlegend=False, hoverinfo="skip")
+    fig.update_layout(
+        yaxis={"range": nats, "title_text": "cross-entropy, nats per token"},
+        yaxis2={"range": [v / math.log(2) for v in nats], "overlaying": "y", "side": "right",
+                "title_text": "bits per token", "showgrid": False},
+        margin={"r": 70},
+    )  # fmt: skip
+    return fig
 
 
 def _layer_order(records: Sequence[dict[str, Any]]) -> list[str]:

@@ -195,6 +195,21 @@ def test_accuracy_and_error_axes_fit_their_data(demo):
     assert learning_curves([run])["accuracy"].layout.yaxis.range == pytest.approx((0.9, 0.98))
 
 
+@pytest.mark.parametrize("per_token", [True, False])
+def test_a_language_models_loss_reads_in_nats_and_bits(per_token):
+    records = [{"kind": "test", "iteration": 10 * i, "loss": v, "accuracy": 0.5,
+                **({"bits": v / math.log(2)} if per_token else {})}
+               for i, v in enumerate((2.4, 1.9, 1.6), 1)]  # fmt: skip
+    layout = learning_curves([Run(path=Path("r"), label="r", test=records)])["loss"].layout
+    if not per_token:
+        assert "yaxis2" not in layout and layout.yaxis.title.text == "cross-entropy loss"
+        return
+    low, high = layout.yaxis.range
+    assert low < 1.6 and high > 2.4 and "nats" in layout.yaxis.title.text
+    assert layout.yaxis2.range == pytest.approx((low / math.log(2), high / math.log(2)))
+    assert layout.yaxis2.title.text == "bits per token" and layout.yaxis2.overlaying == "y"
+
+
 def test_depth_axes_tick_on_whole_numbers(demo):
     axis = figures_of(demo / "grown")["depth"].layout.xaxis
     assert (axis.tick0, axis.dtick, axis.tickformat) == (0, 1, "d")
