@@ -226,15 +226,18 @@ class Search:
         verify = make_verifier(self.spec, self.dir.path / "verify", echo=self.echo,
                                quiet=self.quiet)  # fmt: skip
         sweeps: list[SweepResult] = []
-        # The depth sweep runs on the deepest network grown (the latest, at a tie): past the
-        # chosen one when growing depth alone, a discarded attempt when competing with width.
-        last = max(range(len(runs)), key=lambda i: (weighted_depth(runs[i].graph), i))
-        deepest = dataclasses.replace(runs[last], graph=without_width_mixers(runs[last].graph))
-        growth = growths[last]
+        # The depth sweep thins the network growth kept: only an answer shallower than it is
+        # used, so sweeping a deeper stage growth had rejected (as this did before) trained
+        # that stage once more as a reference and checked depths that were then discarded
+        # (MNIST at 500 iterations a stage: half of the search's training before its final
+        # model, for nothing).
+        growth = growths[decision.chosen]
+        kept = dataclasses.replace(chosen, graph=without_width_mixers(chosen.graph))
         base = collapse_all(chosen.graph)
         full = self._full(grown, base, verify)
         start = full  # the widths are swept on the chosen depth's network
-        method = self._depth_method(base, growth, "depth" in grown.kept_kinds(decision.chosen))
+        method = self._depth_method(base, growth, any(g.blocks for g in growths),
+                                    "depth" in grown.kept_kinds(decision.chosen))  # fmt: skip
         if method == "depth_dropout":
             result = residual_depth_sweep(
                 self.spec, self.dir.path / "sweeps" / "depth", full, verify,
@@ -242,15 +245,9 @@ class Search:
             )  # fmt: skip
             sweeps.append(result)
         elif method == "dropin":
-            plain = collapse_all(deepest.graph)
-            reference = (
-                full
-                if last == decision.chosen
-                else verify(f"full-stage{last}", plain, deepest.state)
-            )
             result = depth_sweep(
-                self.spec, self.dir.path / "sweeps" / "depth", deepest, growth, reference,
-                verify, echo=self.echo, quiet=self.quiet,
+                self.spec, self.dir.path / "sweeps" / "depth", kept, growth, full, verify,
+                echo=self.echo, quiet=self.quiet,
             )  # fmt: skip
             sweeps.append(result)
         shallower = sweeps[-1].reduced if sweeps and sweeps[-1].passed else None
@@ -287,17 +284,19 @@ class Search:
             return dataclasses.replace(twin, graph=base, state=state_for(base, twin.state))
         return verify(f"full-stage{k}", base, state_for(base, grown.runs[k].state))
 
-    def _depth_method(self, chosen: NetGraph, growth: Growth, depth_kept: bool) -> str | None:
+    def _depth_method(
+        self, chosen: NetGraph, growth: Growth, grew: bool, depth_kept: bool
+    ) -> str | None:
         """Which depth sweep runs: depth dropout on a residual network, the DropIn ratio on a
-        grown one ("auto" picks in that order), or none. The DropIn sweep only takes grown
-        blocks out, so when growth kept no depth (``depth_kept``) it cannot go below the chosen
-        network and is not run."""
+        grown one ("auto" picks in that order), or none. The DropIn sweep only takes out the
+        blocks ``growth`` kept, so when growth grew blocks (``grew``) but kept none
+        (``depth_kept``) it cannot go below the chosen network and is not run."""
         method = self.spec.depth.method
         if not self.spec.depth.enabled or method == "off":
             return None
         if method in ("auto", "depth_dropout") and residual_units(chosen):
             return "depth_dropout"
-        if method in ("auto", "dropin") and growth.blocks and not depth_kept:
+        if method in ("auto", "dropin") and grew and not depth_kept:
             self.echo("depth sweep (DropIn ratio): skipped: growth kept no grown block, and "
                       "taking grown blocks out cannot go below the network kept")  # fmt: skip
             return None
