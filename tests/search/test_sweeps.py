@@ -1,6 +1,8 @@
 """Reading a sweep: which ratios get checked, in which order, for width and depth sweeps."""
 
+import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -8,8 +10,9 @@ import torch
 from grownet.graph.executor import GraphNet
 from grownet.layers import kept_channels
 from grownet.search.runs import Trained
-from grownet.search.spec import SweepSpec
+from grownet.search.spec import SweepSpec, VerifySpec
 from grownet.search.sweeps import (
+    estimate_and_check,
     narrowable,
     read_knee,
     sweep_units,
@@ -63,6 +66,32 @@ def test_read_knee_pairs_by_sample_and_names_the_swept_ratios():
     assert found == [0.5, 0.25] and record["knee"]["ratio"] == 0.5
     assert "knee at ratio 0.5" in record["finding"] and "from ratio 0.75 on" in record["finding"]
     assert "McNemar" in record["finding"]
+
+
+@pytest.mark.parametrize(
+    ("blocks", "tried"),
+    [
+        (2, [0.75]),  # 0.75 and 0.5 both take one of two blocks out; 0.25 takes none
+        (4, [0.75, 0.5, 0.25]),  # three different networks, each checked (backoff 2)
+    ],
+)
+def test_a_depth_check_never_trains_the_same_network_twice(blocks, tried):
+    graph = build("mlp", widths=[4])
+    full = Trained(graph, {}, 0.98, FULL.correct, "converged", 1.0, Path("."))
+    worse = Trained(graph, {}, 0.5, (False,) * 10000, "converged", 1.0, Path("."))
+    attempted = []
+
+    def attempt(q):
+        attempted.append(q)
+        return {"ratio": q}, worse
+
+    record = {"finding": ""}
+    removes = lambda q: math.floor(blocks * q)  # noqa: E731
+    spec = SimpleNamespace(verify=VerifySpec(backoff=2))
+    result = estimate_and_check(spec, record, full, attempt, [0.75, 0.5, 0.25], print,
+                                removes=removes, what="grown block")  # fmt: skip
+    assert attempted == tried and [a["ratio"] for a in record["attempts"]] == tried
+    assert not result.passed
 
 
 # --------------------------------------------------------------------------- coupled groups
