@@ -77,6 +77,9 @@ class Knee:
     next_ratio: float | None = None
     """The first ratio below the knee (off the plateau); None unless a knee was found."""
     paired: bool = False
+    test: str = "Fisher"
+    """The test behind ``p_values``: "McNemar" (paired right/wrong samples), "paired t" (paired
+    shares of a sequence's tokens right) or "Fisher" (error counts alone)."""
 
     @property
     def found(self) -> bool:
@@ -92,7 +95,7 @@ class Knee:
         """
         test = (
             f"significantly more than {self.max_rise:g} above the plateau ({self.confidence:.0%} "
-            f"confidence over {self.tested} ratios, {'McNemar' if self.paired else 'Fisher'}, "
+            f"confidence over {self.tested} ratios, {self.test}, "
             "Holm)"
         )
         odd = ""
@@ -263,7 +266,9 @@ def find_knee(
         if rows.shape[1] != ref.size:
             raise ValueError(f"correctness vectors differ in length: {rows.shape[1]}, {ref.size}")
         raw = paired_p(rows, ref, max_rise)
+        test = "McNemar" if rows.dtype == bool and ref.dtype == bool else "paired t"
     else:
+        test = "Fisher"
         raw = unpaired_p(np.array([errors[i] for i in tested], float), base, n_test, max_rise)
     p_values = [1.0] * len(ratios)
     for i, p in zip(tested, holm([float(v) for v in raw]), strict=True):
@@ -272,7 +277,7 @@ def find_knee(
     kind, at, outliers = _locate([off[i] for i in order])
     common = {
         "plateau": base, "max_rise": max_rise, "confidence": confidence,
-        "p_values": tuple(p_values), "off": tuple(off), "paired": paired,
+        "p_values": tuple(p_values), "off": tuple(off), "paired": paired, "test": test,
         "outliers": tuple(ratios[order[j]] for j in outliers), "tested": len(tested),
     }  # fmt: skip
     if kind != KNEE:

@@ -10,7 +10,7 @@ import pytest
 
 from grownet.graph import NetGraph
 from grownet.search import runner
-from grownet.search.knee import paired_p
+from grownet.search.knee import find_knee, paired_p
 from grownet.search.spec import SpecError, load_spec
 
 SPEC = """
@@ -85,6 +85,11 @@ def test_shares_of_tokens_right_take_a_paired_t_test():
     assert p_same > 0.05 and p_worse < 1e-6
     # a rise within max_rise is not off the plateau
     assert paired_p(np.stack([worse]), ref, 0.1)[0] > 0.5
+    errors = [1 - same.mean(), 1 - worse.mean()]
+    knee = find_knee([0.9, 0.5], errors, n_test=200, plateau=1 - ref.mean(),
+                     correct=[same, worse], plateau_correct=ref)  # fmt: skip
+    assert (knee.kind, knee.ratio, knee.test) == ("knee", 0.9, "paired t")
+    assert "paired t, Holm" in knee.describe()
 
 
 @pytest.mark.parametrize("start", ["fresh", "zero", "copy"])
