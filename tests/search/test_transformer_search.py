@@ -135,3 +135,26 @@ def test_a_block_that_cannot_grow_is_refused_before_anything_trains(tmp_path):
         runner.Search(spec, echo=lambda s: None, quiet=True).run()
     assert not (tmp_path / "runs" / "lm").exists()
 
+
+
+@pytest.mark.parametrize("init", ["random", "net2net"])
+def test_a_gpts_mlp_units_grow_keeping_its_function(init):
+    import torch
+
+    from grownet.graph import GraphNet
+    from grownet.search.spec import GrowthSpec
+    from grownet.search.widen_stage import planned_widths, widen_stage
+    from grownet.zoo import gpt
+
+    base = gpt(depth=2, width=16, heads=2, in_shape=(8,), num_classes=11)
+    net = GraphNet(base).eval()
+    growth = GrowthSpec(kind="width", width_init=init, dropin_length=10, stage_iters=20)
+    # the MLPs' hidden units are what width can grow; the residual stream reaches the adds
+    assert [(p["layer"], p["from"], p["to"]) for p in planned_widths(base, growth)] == [
+        ("fc1_1", 64, 128), ("fc2_1", 64, 128)]  # fmt: skip
+    graph, state, _ = widen_stage(base, net.state_dict(), growth, stage=1, seed=0)
+    wide = GraphNet(graph)
+    wide.load_state_dict(state)
+    x = torch.randint(0, 11, (3, 8))
+    assert torch.allclose(wide.eval()(x), net(x), atol=1e-5)
+    assert graph.spec("fc1_1").params["out_features"] == 128
