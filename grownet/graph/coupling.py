@@ -83,7 +83,7 @@ import torch
 from grownet.graph.executor import GraphNet
 from grownet.graph.netgraph import NetGraph
 from grownet.graph.spec import GraphError, LayerSpec, Shape
-from grownet.graph.weights import _CHANNELWISE, _keep_index, remap_channels
+from grownet.graph.weights import _CHANNELWISE, keep_index, remap_channels
 
 __all__ = [
     "ChannelGroup",
@@ -490,7 +490,7 @@ def narrow_group(net: GraphNet, group: ChannelGroup | str, keep: int | Sequence[
     where = f"narrow_group {group.name!r}"
     if group.problem:
         raise GraphError(f"{where}: cannot narrow these channels: {group.problem}")
-    index = _keep_index(keep, group.width, where)
+    index = keep_index(keep, group.width, where)
     padded = group.pads or any(graph.op(p) == "channel_pad" for p in group.producers)
     if padded and index != list(range(len(index))):
         raise GraphError(f"{where}: a channel_pad touches this group; keep a count (a prefix)")

@@ -96,6 +96,7 @@ def _is_number(v: Any) -> bool:
 _KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "positive": (lambda v: _is_int(v, 1), "an integer >= 1"),
     "int": (lambda v: _is_int(v, -(2**63)), "an integer"),
+    "count": (lambda v: _is_int(v, 0), "an integer >= 0"),
     "pair": (lambda v: _is_pair(v, 1), "an integer >= 1 or a pair [h, w] of them"),
     "pad": (lambda v: _is_pair(v, 0), "an integer >= 0 or a pair [h, w] of them"),
     "shape": (
@@ -125,6 +126,7 @@ PARAM_KINDS: dict[str, str] = {
     **dict.fromkeys(["bias", "ceil_mode", "zero_init", "affine", "causal", "keepdim"], "bool"),
     **dict.fromkeys(["init", "region", "mode", "method", "layout", "kind", "tie"], "str"),
     "old": "positive",
+    **dict.fromkeys(["head_dim", "keep_heads"], "count"),
     **dict.fromkeys(["sources", "dims"], "indices"),
 }
 
@@ -436,23 +438,34 @@ def _embedding_build(p: Params, ins: list[Shape]) -> nn.Module:
     return module
 
 
+def _attention_inner(p: Params, dim: int) -> int:
+    """Features the heads project to: heads x head size (``head_dim``, 0: ``dim // heads``)."""
+    return p["heads"] * (p["head_dim"] or dim // p["heads"])
+
+
 def _attention_infer(p: Params, ins: list[Shape]) -> Shape:
-    if len(ins[0]) != 2 or ins[0][1] % p["heads"]:
+    heads, size, keep = p["heads"], p["head_dim"], p["keep_heads"]
+    if keep > heads:
+        raise GraphError(f"attention: keep_heads must be in 0..heads={heads} (0: all), got {keep}")
+    if len(ins[0]) != 2 or (not size and ins[0][1] % heads):
         raise GraphError(
-            f"attention expects tokens (S, D) with D divisible by heads={p['heads']}, got {ins[0]}"
+            f"attention expects tokens (S, D) with D divisible by heads={heads} (or head_dim "
+            f"set), got {ins[0]}"
         )
     return ins[0]
 
 
 def _attention_params(p: Params, ins: list[Shape], out: Shape) -> int:
     dim = ins[0][1]
-    return 4 * dim * dim + (4 * dim if p["bias"] else 0)
+    inner = _attention_inner(p, dim)
+    return 4 * dim * inner + (3 * inner + dim if p["bias"] else 0)
 
 
 def _attention_macs(p: Params, ins: list[Shape], out: Shape) -> int:
     tokens, dim = ins[0]
-    # projections in (3 D^2) and out (D^2) per token, then scores and their weighted sum
-    return 4 * tokens * dim * dim + 2 * tokens * tokens * dim
+    inner = _attention_inner(p, dim)  # counted as built: every head, kept or not
+    # projections in (3 D I) and out (I D) per token, then scores and their weighted sum
+    return 4 * tokens * dim * inner + 2 * tokens * tokens * inner
 
 
 def _op(
@@ -634,11 +647,13 @@ OPS: dict[str, OpDef] = {
         ),
         _op(
             "attention",
-            {"heads": REQUIRED, "p": 0.0, "bias": True, "causal": False},
+            {"heads": REQUIRED, "p": 0.0, "bias": True, "causal": False, "head_dim": 0,
+             "keep_heads": 0},
             (1, 1),
             _attention_infer,
             lambda p, i: SelfAttention(
-                i[0][-1], heads=p["heads"], dropout=p["p"], bias=p["bias"], causal=p["causal"]
+                i[0][-1], heads=p["heads"], head_dim=p["head_dim"], keep_heads=p["keep_heads"],
+                dropout=p["p"], bias=p["bias"], causal=p["causal"],
             ),
             count_params=_attention_params,
             count_macs=_attention_macs,

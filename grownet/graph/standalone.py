@@ -425,6 +425,14 @@ class _Writer:
             self.assign(node, f"{a} {'*' if p['mode'] == 'mul' else '+'} {weight}")
 
     def _attention(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
+        tokens, dim = shapes[0]
+        if p["keep_heads"]:  # a sweep's setting: what a check keeps is narrowed for real
+            raise GraphError(f"{node!r} runs {p['keep_heads']} of its {p['heads']} heads "
+                             "(keep_heads): narrow its heads (grownet.graph.heads) to export it")
+        size = p["head_dim"] or dim // p["heads"]
+        if p["heads"] * size != dim:
+            self._resized_attention(node, p, ins[0], tokens, dim, size)
+            return
         name, a = self.names[node], ins[0]
         extra = (f", dropout={_num(p['p'])}" if p["p"] else "") + (
             "" if p["bias"] else ", bias=False")  # fmt: skip
@@ -434,6 +442,32 @@ class _Writer:
         causal = (f"attn_mask=nn.Transformer.generate_square_subsequent_mask({shapes[0][0]}, "
                   f"device={a}.device), is_causal=True, " if p["causal"] else "")  # fmt: skip
         self.assign(node, f"self.{name}({a}, {a}, {a}, {causal}need_weights=False)[0]")
+
+    def _resized_attention(
+        self, node: str, p: Params, a: str, tokens: int, dim: int, size: int
+    ) -> None:
+        """Heads of another total size than the stream's (narrowed or grown): written out,
+        since ``nn.MultiheadAttention`` holds only equal sizes; the same weight names."""
+        name, heads = self.names[node], p["heads"]
+        inner, bias = heads * size, p["bias"]
+        self.init += [
+            f"self.{name} = nn.Module()  # {heads} heads of {size} features",
+            f"self.{name}.in_proj_weight = nn.Parameter(torch.zeros({3 * inner}, {dim}))",
+            f"self.{name}.in_proj_bias = "
+            + (f"nn.Parameter(torch.zeros({3 * inner}))" if bias else "None"),
+            f"self.{name}.out_proj = nn.Linear({inner}, {dim}, bias={bias})",
+        ]  # fmt: skip
+        self.attributes[node] = name
+        drop = f"dropout_p={_num(p['p'])} if self.training else 0.0, " if p["p"] else ""
+        qkv = self.functional(f"linear({a}, self.{name}.in_proj_weight, "
+                              f"self.{name}.in_proj_bias)")  # fmt: skip
+        q, k, v = (f"{name}_{x}" for x in "qkv")
+        self.body.append(f"{q}, {k}, {v} = {qkv}.view(-1, {tokens}, 3, {heads}, {size})"
+                         ".permute(2, 0, 3, 1, 4)")  # fmt: skip
+        heads_out = self.functional(f"scaled_dot_product_attention({q}, {k}, {v}, {drop}"
+                                    f"is_causal={p['causal']})")  # fmt: skip
+        self.assign(node, f"self.{name}.out_proj({heads_out}.transpose(1, 2)"
+                          f".reshape(-1, {tokens}, {inner}))")  # fmt: skip
 
     def _dropin(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
         new, old = ins

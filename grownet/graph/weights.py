@@ -255,7 +255,9 @@ def remap_channels(
     return net.rebuilt(graph, modules=modules)
 
 
-def _keep_index(keep: int | Sequence[int], count: int, where: str) -> list[int]:
+def keep_index(keep: int | Sequence[int], count: int, where: str) -> list[int]:
+    """``keep`` (a count k: the first k; or distinct indices) of ``count`` as indices, checked;
+    a mistake is a :class:`GraphError` starting with ``where``."""
     if isinstance(keep, bool):
         raise GraphError(f"{where}: keep must be an int or channel indices, got {keep!r}")
     if isinstance(keep, int):
@@ -303,7 +305,7 @@ def narrow(net: GraphNet, node: str, keep: int | Sequence[int]) -> GraphNet:
     """
     where = f"narrow {node!r}"
     count = _target(net.graph, node, where)
-    index = _keep_index(keep, count, where)
+    index = keep_index(keep, count, where)
     if index == list(range(count)):
         return net.rebuilt(net.graph)
     return _remap(net, node, torch.tensor(index), None, None, where)

@@ -19,6 +19,7 @@ from grownet.graph import GraphError, LayerSpec, NetGraph, export
 from grownet.graph.executor import GraphNet
 from grownet.graph.export import example_batch as example_input
 from grownet.graph.export import export_model, load_model
+from grownet.graph.heads import narrow_heads
 from grownet.graph.plan import StepPlan
 from grownet.graph.standalone import standalone_source
 from grownet.graph.widen import widen_gradually
@@ -156,6 +157,12 @@ def zoo(name: str, **options):
     return make
 
 
+def narrowed_heads() -> tuple[NetGraph, dict]:
+    graph = build("gpt", depth=1, width=16, heads=4, in_shape=(6,), num_classes=11)
+    thin = narrow_heads(randomized(GraphNet(graph)), "attn1", [3, 1])
+    return thin.graph, thin.state_dict()
+
+
 # name: (graph and executor state, q of the mixers, whether train mode is comparable)
 CASES = {
     "convnet": (zoo("convnet"), {}, True),
@@ -193,6 +200,7 @@ CASES = {
         True,
     ),
     "vit": (zoo("vit", patch=4, depth=1, width=16, heads=2, in_shape=(3, 8, 8)), {}, True),
+    "gpt_narrowed_heads": (narrowed_heads, {}, True),
 }
 
 
@@ -234,7 +242,8 @@ def test_standalone_module_computes_what_the_executor_does(name):
 
 
 @pytest.mark.parametrize("make", [tokens, lambda: build("gpt", depth=1, width=8, heads=2,
-                                                          in_shape=(4,), num_classes=5)])
+                                                          in_shape=(4,), num_classes=5),
+                                  lambda: narrowed_heads()[0]])
 def test_torch_export_runs_the_imported_networks_ops(make):
     graph = make()
     net, _ = standalone(graph, GraphNet(graph).state_dict(), {})
