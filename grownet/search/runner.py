@@ -146,6 +146,14 @@ class Search:
                 f"what follows it (at most {least:,} iterations); raise it, or lower [verify] "
                 "iters, the sweeps' iters_per_ratio or [final] iters"
             )
+        width = self.spec.width
+        heads = [u[0] for u in sweep_units(self.base, width.layers)
+                 if self.base.op(u[0]) == "attention"]  # fmt: skip
+        if width.enabled and width.mode == "one_shot" and heads:
+            raise SpecError(
+                f'{self.spec.source} [width] mode = "one_shot" cannot sweep the heads of '
+                f'{", ".join(heads)}: use "fine_tune", or name the other layers in [width] layers'
+            )
         depth = self.spec.depth
         if depth.enabled and depth.method == "depth_dropout" and not residual_units(self.base):
             raise SpecError(
@@ -363,6 +371,7 @@ class Search:
         atomic_save(self.dir.file("weights.pt"), lambda f: torch.save(first(rec.state), f))
         # units per layer: channels, or features (a token layer's last dimension, not its first)
         widths = {n: width(graph, n) for n in graph.nodes_of("conv", "linear")}
+        heads = {n: width(graph, n) for n in graph.nodes_of("attention")}
         biggest = max(runs, key=lambda r: r.graph.num_params())
         # The test split, read once per reported network, now that every decision is taken.
         rec_test = measure(self.spec, rec.graph, rec.state)
@@ -396,6 +405,7 @@ class Search:
             "recommended": {
                 **network_entry(rec, weighted_depth(graph), rec_test),
                 "widths": widths,
+                **({"heads": heads} if heads else {}),
             },
             "best": network_entry(best, weighted_depth(best.graph)),
             "full": network_entry(full, weighted_depth(full.graph), full_test),

@@ -100,7 +100,8 @@ def _interval_text(s: dict[str, Any]) -> list[str]:
         low = "/".join(str(v[0]) for v in widths.values())
         high = "/".join(str(v[1]) for v in widths.values())
         names = "/".join(widths)
-        chosen = "/".join(str(rec["widths"].get(n, "?")) for n in widths)
+        units = {**rec["widths"], **rec.get("heads", {})}  # an attention layer's: its heads
+        chosen = "/".join(str(units.get(n, "?")) for n in widths)
         lines.append(f"widths {names} {chosen} ({100 * level:g} % interval {low} to {high}, "
                      f"bootstrap over the {s['n_val']} validation samples)")  # fmt: skip
     return lines
@@ -124,6 +125,8 @@ def format_summary(s: dict[str, Any]) -> str:
     else:
         depth = "depth does not pay on this data: the base depth is kept"
     widths = ", ".join(f"{n}={c}" for n, c in rec["widths"].items())
+    if rec.get("heads"):
+        widths += "; heads " + ", ".join(f"{n}={c}" for n, c in rec["heads"].items())
     split = rec.get("split", "test")
     lines = [
         f"search {s['name']} on {s['dataset']}: {s['stages']} stage(s), {s['wall_time_s']:.0f} s "

@@ -43,6 +43,7 @@ from grownet.graph.coupling import (
     with_group_dropout,
 )
 from grownet.graph.executor import GraphNet
+from grownet.graph.heads import narrow_heads
 from grownet.graph.plan import Sandwich
 from grownet.graph.surgery import insert_after
 from grownet.graph.weights import check_narrowable, narrow
@@ -66,10 +67,15 @@ _ACTIVATIONS = ("batchnorm", "relu", "lrn")
 Verifier = Callable[[str, NetGraph, dict[str, Any]], Trained]
 
 
+_SWEPT = ("conv", "linear", "attention")
+
+
 def width(graph: NetGraph, node: str) -> int:
-    """Output channels (conv) or features (linear, the last dimension) of ``node``."""
+    """Output channels (conv), features (linear, the last dimension) or heads (attention) of
+    ``node``."""
     params = graph.spec(node).params
-    return params["out_features"] if graph.op(node) == "linear" else params["out_channels"]
+    key = {"linear": "out_features", "attention": "heads"}.get(graph.op(node), "out_channels")
+    return params[key]
 
 
 def sweep_units(graph: NetGraph, layers: Sequence[str] = ()) -> list[tuple[str, ...]]:
@@ -78,16 +84,24 @@ def sweep_units(graph: NetGraph, layers: Sequence[str] = ()) -> list[tuple[str, 
     channels meet at the same adds, such as a ResNet stage). ``layers`` if given (each checked;
     a layer of a coupled group brings its whole group), else every layer whose channels can be
     dropped (not the classifier, not into a DropIn's resize or the output, nor a concat that a
-    batchnorm follows: :attr:`grownet.graph.coupling.ChannelGroup.mixer_problem`)."""
-    wanted = list(layers) or graph.nodes_of("conv", "linear")
+    batchnorm follows: :attr:`grownet.graph.coupling.ChannelGroup.mixer_problem`) and every
+    attention layer of more than one head (its heads: a unit of its own, since dropping a head
+    leaves the layer's output width as it was: :mod:`grownet.graph.heads`)."""
+    wanted = list(layers) or [
+        n for n in graph.nodes_of(*_SWEPT)
+        if graph.op(n) != "attention" or graph.spec(n).params["heads"] > 1
+    ]  # fmt: skip
     for node in wanted:
-        if node not in graph or graph.op(node) not in ("conv", "linear"):
-            raise GraphError(f"[width] layers: {node!r} is not a conv or linear node")
+        if node not in graph or graph.op(node) not in _SWEPT:
+            raise GraphError(f"[width] layers: {node!r} is not a conv, linear or attention node")
     groups = {p: g for g in coupled_groups(graph) for p in g.producers}
     shapes = graph.shapes()
     units: list[tuple[str, ...]] = []
     for node in wanted:
         if any(node in unit for unit in units):
+            continue
+        if graph.op(node) == "attention":
+            units.append((node,))
             continue
         group = groups.get(node)
         try:
@@ -120,7 +134,8 @@ def _units_of(graph: NetGraph, layers: Sequence[str]) -> list[tuple[str, ...]]:
     units: list[tuple[str, ...]] = []
     for node in layers:
         if not any(node in unit for unit in units):
-            units.append(_layers_of(graph, groups[node]) if node in groups else (node,))
+            grouped = node in groups and graph.op(node) != "attention"
+            units.append(_layers_of(graph, groups[node]) if grouped else (node,))
     return units
 
 
@@ -138,6 +153,12 @@ def with_width_dropout(graph: NetGraph, layers: Sequence[str], retain: float) ->
     sums equal widths, and what reaches the readers is what narrowing the group leaves)."""
     g = graph
     for unit in _units_of(graph, layers):
+        if g.op(unit[0]) == "attention":  # the first heads run alone
+            spec = g.spec(unit[0])
+            g = g.copy()
+            g.set_spec(unit[0], spec.replace(keep_heads=kept_channels(spec.params["heads"],
+                                                                      retain)))  # fmt: skip
+            continue
         if len(unit) > 1 or group_of(g, unit[0]).coupled:
             g = with_group_dropout(g, group_of(g, unit[0]), retain)
             continue
@@ -422,6 +443,9 @@ def _narrowed(graph: NetGraph, state: State, keep: dict[str, int]) -> tuple[NetG
     done: set[str] = set()
     for node, count in keep.items():
         if node in done:
+            continue
+        if net.graph.op(node) == "attention":
+            net = narrow_heads(net, node, count)
             continue
         group = group_of(net.graph, node)
         if group.coupled:

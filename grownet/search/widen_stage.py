@@ -1,7 +1,8 @@
 """Width growth stages: every chosen layer gains units, mixed in gradually.
 
 A width stage takes the network a stage ended with (its weights included), widens each unit a
-width sweep would thin (one layer, or a coupled group as one: :func:`sweep_units`) by
+width sweep would thin (one layer, or a coupled group as one: :func:`sweep_units`; an
+attention layer gains heads, their output starting at zero: :func:`grow_heads`) by
 ``width_step`` units or to ``ceil(width * width_factor)``, capped at ``max_width``, with
 :func:`grownet.graph.widen.widen_gradually`: the new units are handed over one by one over
 ``dropin_length`` iterations, the k-th group starting ``k * stagger`` iterations into the
@@ -23,9 +24,10 @@ from torch import Tensor
 from grownet.graph import GraphError, NetGraph
 from grownet.graph.coupling import channel_groups
 from grownet.graph.executor import GraphNet
+from grownet.graph.heads import grow_heads
 from grownet.graph.widen import widen_gradually, without_width_mixers
 from grownet.search.spec import GrowthSpec
-from grownet.search.sweeps import sweep_units
+from grownet.search.sweeps import sweep_units, width
 
 __all__ = ["planned_widths", "widen_stage", "widen_to", "width_blocked"]
 
@@ -44,11 +46,11 @@ def planned_widths(graph: NetGraph, growth: GrowthSpec) -> list[dict[str, Any]]:
     widths = {p: g.width for g in channel_groups(plain) for p in g.producers}
     plans = []
     for unit in sweep_units(plain, growth.width_layers):
-        width = widths[unit[0]]
-        grown = width + growth.width_step if growth.width_step else width * growth.width_factor
+        now = width(plain, unit[0]) if plain.op(unit[0]) == "attention" else widths[unit[0]]
+        grown = now + growth.width_step if growth.width_step else now * growth.width_factor
         target = min(math.ceil(round(grown, 9)), growth.max_width)
-        if target > width:
-            plans.append({"layer": unit[0], "layers": list(unit), "from": width, "to": target})
+        if target > now:
+            plans.append({"layer": unit[0], "layers": list(unit), "from": now, "to": target})
     return plans
 
 
@@ -105,6 +107,9 @@ def widen_to(
     net = GraphNet(plain)
     net.load_state_dict({k: v for k, v in state.items() if k.split(".")[1] in set(plain.nodes)})
     for k, plan in enumerate(plans):
+        if net.graph.op(plan["layer"]) == "attention":  # new heads start silent, as in MSG
+            net = grow_heads(net, plan["layer"], plan["to"] - plan["from"], seed=seed + k)
+            continue
         net = widen_gradually(
             net,
             plan["layer"],

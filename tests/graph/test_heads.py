@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from grownet.graph import GraphError, GraphNet
-from grownet.graph.heads import narrow_heads
+from grownet.graph.heads import grow_heads, narrow_heads
 from grownet.zoo import gpt
 
 TOKENS = torch.randint(0, 11, (3, 8), generator=torch.Generator().manual_seed(0))
@@ -70,3 +70,23 @@ def test_more_heads_kept_than_held_is_refused():
     graph.set_spec("attn1", graph.spec("attn1").replace(keep_heads=5))
     with pytest.raises(GraphError, match=r"keep_heads must be in 0..heads=4 \(0: all\), got 5"):
         graph.validate()
+
+
+def test_grown_heads_keep_the_function_and_learn():
+    net = net_of(heads=2)
+    wide = grow_heads(net, "attn1", 2, seed=1).eval()
+    assert wide.graph.spec("attn1").params["heads"] == 4
+    assert torch.allclose(wide(TOKENS), net(TOKENS), atol=1e-6)
+    wide.train()
+    wide(TOKENS).sum().backward()
+    assert wide.layers["attn1"].out_proj.weight.grad[:, 16:].abs().sum() > 0  # the new heads
+    # the old heads are where they were: narrowing back gives the network grown from
+    back = narrow_heads(wide, "attn1", 2)
+    for key, value in net.state_dict().items():
+        assert torch.equal(back.state_dict()[key], value), key
+
+
+@pytest.mark.parametrize("more", [0, -1, 1.5, True])
+def test_growing_no_heads_is_refused(more):
+    with pytest.raises(GraphError, match=r"grow heads of 'attn1': more must be an integer >= 1"):
+        grow_heads(net_of(), "attn1", more)

@@ -138,7 +138,7 @@ def test_a_block_that_cannot_grow_is_refused_before_anything_trains(tmp_path):
 
 
 @pytest.mark.parametrize("init", ["random", "net2net"])
-def test_a_gpts_mlp_units_grow_keeping_its_function(init):
+def test_a_gpts_heads_and_mlp_units_grow_keeping_its_function(init):
     import torch
 
     from grownet.graph import GraphNet
@@ -149,12 +149,46 @@ def test_a_gpts_mlp_units_grow_keeping_its_function(init):
     base = gpt(depth=2, width=16, heads=2, in_shape=(8,), num_classes=11)
     net = GraphNet(base).eval()
     growth = GrowthSpec(kind="width", width_init=init, dropin_length=10, stage_iters=20)
-    # the MLPs' hidden units are what width can grow; the residual stream reaches the adds
+    # heads and the MLPs' hidden units are what width can grow; the residual stream reaches
+    # the adds
     assert [(p["layer"], p["from"], p["to"]) for p in planned_widths(base, growth)] == [
-        ("fc1_1", 64, 128), ("fc2_1", 64, 128)]  # fmt: skip
+        ("attn1", 2, 4), ("fc1_1", 64, 128), ("attn2", 2, 4), ("fc2_1", 64, 128)]  # fmt: skip
     graph, state, _ = widen_stage(base, net.state_dict(), growth, stage=1, seed=0)
     wide = GraphNet(graph)
     wide.load_state_dict(state)
     x = torch.randint(0, 11, (3, 8))
     assert torch.allclose(wide.eval()(x), net(x), atol=1e-5)
     assert graph.spec("fc1_1").params["out_features"] == 128
+    assert graph.spec("attn2").params["heads"] == 4
+
+
+def with_width(spec_path, mode="fine_tune"):
+    text = spec_path.read_text()
+    depth = "[depth]\nratios = [0.5, 0.25]\niters_per_ratio = 5"
+    text = text.replace(depth, "[depth]\nenabled = false")
+    text = text.replace("[width]\nenabled = false",
+                        f'[width]\nratios = [0.75, 0.25]\niters_per_ratio = 5\nmode = "{mode}"')
+    spec_path.write_text(text)
+    return load_spec(spec_path, runs_dir=str(spec_path.parent / "runs"))
+
+
+def test_a_gpts_width_sweep_thins_heads_and_mlp_units(tmp_path):
+    write_spec(tmp_path, "fresh")
+    spec = with_width(tmp_path / "lm.toml")
+    summary = runner.Search(spec, echo=lambda s: None, quiet=True).run()
+    (sweep,) = json.loads((tmp_path / "runs/lm/sweeps.json").read_text())["sweeps"]
+    assert sweep["units"] == [["attn1"], ["fc1_1"], ["attn1_g1b0"], ["fc1_1_g1b0"]]
+    graph = NetGraph.from_json(tmp_path / "runs/lm/graph.json")
+    heads = summary["recommended"]["heads"]
+    assert heads == {n: graph.spec(n).params["heads"] for n in ("attn1", "attn1_g1b0")}
+    assert set(heads.values()) <= {1, 2}
+    checked = sweep["estimate"]["channels"]  # heads of a checked ratio: its kept share of 2
+    assert checked["attn1"] == -(-2 * sweep["estimate"]["ratio"] // 1)
+    assert "; heads attn1=" in (tmp_path / "runs/lm/summary.txt").read_text()
+
+
+def test_a_one_shot_sweep_of_heads_is_one_line(tmp_path):
+    write_spec(tmp_path, "fresh")
+    spec = with_width(tmp_path / "lm.toml", mode="one_shot")
+    with pytest.raises(SpecError, match=r'mode = "one_shot" cannot sweep the heads of attn1'):
+        runner.Search(spec, echo=lambda s: None, quiet=True).run()
