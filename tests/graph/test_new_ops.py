@@ -141,7 +141,9 @@ def test_drop_path_scales_a_kept_branch_in_training_and_adds_it_as_is_in_eval():
         ("channel_shuffle", {"groups": 3}, (8, 4, 6), r"groups must divide the 8 .*got 3"),
         ("mul", {}, None, r"mul inputs must have one rank"),
         ("param", {"shape": [8, 2], "mode": "add"}, (5, 8), r"weight \(8, 2\) must broadcast"),
-        ("attention", {"heads": 3}, (5, 8), r"D divisible by heads=3, got \(5, 8\)"),
+        ("attention", {"heads": 3}, (5, 8), r"by heads=3 \(or head_dim set\), got \(5, 8\)"),
+        ("attention", {"heads": 2, "keep_heads": 3}, (5, 8), r"keep_heads must be in 0..heads=2"),
+        ("attention", {"heads": 2, "head_dim": -1}, (5, 8), r"head_dim must be an integer >= 0"),
     ],
 )
 def test_bad_parameters_are_refused_saying_what_was_given(op, params, shape, message):
