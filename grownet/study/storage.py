@@ -7,7 +7,8 @@
   by every machine that runs the same command; ``--storage PATH``: a journal file.
 
 A worker killed with SIGKILL leaves its trial RUNNING. Relational storages find it by
-heartbeat (Optuna's ``heartbeat_interval`` and ``grace_period``); a journal file has no
+heartbeat (Optuna's ``heartbeat_interval`` and ``grace_period``), and a trial whose worker died
+before its first heartbeat by its age (:func:`never_started`); a journal file has no
 heartbeat, so OS locks tell (:class:`TrialLocks`): each trial holds its own lock
 (:func:`trial_lock`) while it runs, and a worker holds the study's start lock from before
 Optuna creates a trial until that trial holds its lock. The dead-trial check takes the start
@@ -30,6 +31,7 @@ import hashlib
 import inspect
 import time
 import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -166,17 +168,23 @@ def _finished(study: Any) -> set[int]:
 def fail_dead_trials(study: Any, study_dir: Path) -> list[int]:
     """Fail and retry the RUNNING trials whose worker died; returns their numbers.
 
-    Relational storages: Optuna's heartbeat check. Journal files: the trial locks.
+    Relational storages: Optuna's heartbeat check, and :func:`never_started` for a worker
+    that died before its first heartbeat. Journal files: the trial locks.
     """
     import optuna
     from optuna.storages import RDBStorage
     from optuna.trial import TrialState
 
-    if isinstance(study._storage, RDBStorage):
+    # Optuna wraps a relational storage in a cache (``_backend``); looking at the wrapper, this
+    # took every PostgreSQL study for a journal file and judged its trials by this machine's
+    # lock files, which a trial running on another machine never holds here.
+    if isinstance(getattr(study._storage, "_backend", study._storage), RDBStorage):
         running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
+        for trial in never_started(study):
+            _fail(study, trial)
         still = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         return sorted(running - still - _finished(study))
     failed = []
@@ -185,10 +193,39 @@ def fail_dead_trials(study: Any, study_dir: Path) -> list[int]:
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if not lock_is_free(study_dir / trial_lock(study.study_name, trial.number)):
                 continue  # alive
-            try:
-                study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
-                continue  # it ended between the read and the lock's check
-            retry_callback()(study, study._storage.get_trial(trial._trial_id))
-            failed.append(trial.number)
+            if (number := _fail(study, trial)) is not None:
+                failed.append(number)
     return failed
+
+
+def never_started(study: Any, *, now: datetime | None = None) -> list[Any]:
+    """RUNNING trials of a relational storage that began long ago (twice the grace period, so
+    clocks apart by less than that between machines cannot mistake a live one) and never
+    reached the objective (no run directory, which it records within milliseconds): their
+    worker died between Optuna creating the trial and its first heartbeat, and Optuna's
+    stale check skips a trial without a heartbeat, so it would stay RUNNING for good."""
+    from optuna.trial import TrialState
+
+    storage = getattr(study._storage, "_backend", study._storage)
+    grace = storage.grace_period or 2 * (storage.heartbeat_interval or 0)
+    if not grace:
+        return []
+    now = now or datetime.now()
+    return [
+        t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if "run_dir" not in t.user_attrs and t.datetime_start is not None
+        and (now - t.datetime_start).total_seconds() > 2 * grace
+    ]  # fmt: skip
+
+
+def _fail(study: Any, trial: Any) -> int | None:
+    """Fail ``trial`` and enqueue its retry; None when it ended meanwhile."""
+    import optuna
+    from optuna.trial import TrialState
+
+    try:
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+        return None  # it ended between the read and this
+    retry_callback()(study, study._storage.get_trial(trial._trial_id))
+    return trial.number
