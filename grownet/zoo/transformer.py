@@ -7,8 +7,9 @@ Block ``i`` (from 1) is two residual units over the token stream ``x``::
     x = x + attn{i}(ln{i}_1(x))                  # node add{i}_1
     x = x + fc{i}_2(gelu{i}(fc{i}_1(ln{i}_2(x))))  # node add{i}_2
 
-The residual adds are plain ``add`` nodes, so the depth-dropout sweep finds every unit, and a
-block inserted by growth is mixed in the same way. ``gpt`` ends in a final norm and a head
+The residual adds are plain ``add`` nodes (``gated_add`` under depth dropout or stochastic
+depth, which then skip a dropped branch for real), so the depth-dropout sweep finds every unit,
+and a block inserted by growth is mixed in the same way. ``gpt`` ends in a final norm and a head
 whose weight is the token embedding's table (``tie=True``, as GPT-2 and nanoGPT do); its output
 is (context, vocabulary) logits per sample, one prediction per position. Initialisation
 follows GPT-2: weights N(0, 0.02), the two projections that end a residual branch scaled by
@@ -23,6 +24,7 @@ from typing import Any
 
 from grownet.graph import NetGraph
 from grownet.zoo._common import Chain, check_bool, check_choice, check_int, check_prob, check_shape
+from grownet.zoo.resnet import drop_schedule
 
 NORMS = {"layer": "layer_norm", "rms": "rms_norm"}
 STD = 0.02
@@ -51,15 +53,17 @@ def block(
     bias: bool,
     dropout: float,
     depth: int,
+    gates: Sequence[dict[str, Any] | None] = (None, None),
 ) -> str:
-    """Append pre-norm block ``i`` after ``b.last``; returns its last node (``add{i}_2``)."""
+    """Append pre-norm block ``i`` after ``b.last``; returns its last node (``add{i}_2``).
+    ``gates``: each unit's ``gated_add`` parameters (branch first), or None for a plain add."""
     stream = b.last
     linear = {"bias": bias, "init": "gaussian", "init_std": STD}
     # GPT-2's scaled init of the projections that end a residual branch
     out = {**linear, "init_std": STD / math.sqrt(2 * depth)}
     _norm(b, f"ln{i}_1", norm, bias)
     b(f"attn{i}", "attention", heads=heads, p=dropout, bias=bias, causal=causal)
-    b(f"add{i}_1", "add", inputs=[stream, b.last])
+    _residual(b, f"add{i}_1", stream, gates[0])
     stream = b.last
     _norm(b, f"ln{i}_2", norm, bias)
     b(f"fc{i}_1", "linear", out_features=round(mlp_ratio * width), **linear)
@@ -67,7 +71,29 @@ def block(
     b(f"fc{i}_2", "linear", out_features=width, **out)
     if dropout:
         b(f"drop{i}", "dropout", p=dropout)
-    return b(f"add{i}_2", "add", inputs=[stream, b.last])
+    return _residual(b, f"add{i}_2", stream, gates[1])
+
+
+def _residual(b: Chain, node: str, stream: str, gate: dict[str, Any] | None) -> str:
+    if gate is None:
+        return b(node, "add", inputs=[stream, b.last])
+    return b(node, "gated_add", inputs=[b.last, stream], **gate)
+
+
+def _gates(
+    fn: str, depth: int, depth_dropout: Any, stochastic_depth: Any, p_last: Any
+) -> list[tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+    """Each block's two units' gates: plain adds unless ``depth_dropout`` or
+    ``stochastic_depth`` asks (as :func:`grownet.zoo.resnet.drop_schedule` gives them over the
+    ``2 depth`` units, none exempt)."""
+    if not depth_dropout and stochastic_depth is None:
+        check_prob(fn, "depth_dropout", depth_dropout)
+        return [(None, None)] * depth
+    kind, probs = drop_schedule(fn, stage_first=[False] * (2 * depth), depth_dropout=depth_dropout,
+                                stochastic_depth=stochastic_depth, p_last=p_last,
+                                exempt_downsampling=False)  # fmt: skip
+    gates = [{"kind": kind, "drop_prob": q, "mode": "skip"} for q in probs]
+    return [(gates[2 * i], gates[2 * i + 1]) for i in range(depth)]
 
 
 def _check_common(
@@ -99,6 +125,9 @@ def gpt(
     tie: bool = True,
     dropin_blocks: int = 0,
     dropin_length: int = 1000,
+    depth_dropout: float = 0.0,
+    stochastic_depth: str | None = None,
+    p_last: float = 0.5,
 ) -> NetGraph:
     """A decoder-only language model (GPT), pre-norm, its head tied to the token table.
 
@@ -110,7 +139,10 @@ def gpt(
     GPT" for Tiny Shakespeare (4 layers, 4 heads, 128 wide, context 64). ``dropin_blocks``:
     the last that many blocks are joined by gradual DropIn (``dropin{i}``: new = the block's
     output, old = the stream it reads) over ``dropin_length`` iterations, the DropIn paper's
-    way of growing a trained shallower model into this one.
+    way of growing a trained shallower model into this one. ``depth_dropout = p`` or
+    ``stochastic_depth = "linear" | "uniform"`` (with ``p_last``, as ``cifar_resnet`` takes
+    them) make every residual add a ``gated_add`` that skips its branch for real when it is
+    dropped (unit l of the 2 depth units: probability (l / 2 depth)(1 - p_last) when linear).
 
     Example:
         >>> from grownet.zoo import gpt
@@ -138,9 +170,10 @@ def gpt(
     if dropout:
         b("drop0", "dropout", p=dropout)
     shape = {"width": width, "heads": heads, "mlp_ratio": mlp_ratio, "norm": norm, "bias": bias}
+    gates = _gates(fn, depth, depth_dropout, stochastic_depth, p_last)
     for i in range(1, depth + 1):
         stream = b.last
-        block(b, i, causal=True, dropout=dropout, depth=depth, **shape)
+        block(b, i, causal=True, dropout=dropout, depth=depth, gates=gates[i - 1], **shape)
         if i > depth - dropin_blocks:
             b(f"dropin{i}", "dropin", inputs=[b.last, stream], mode="gradual",
               length=dropin_length)  # fmt: skip
@@ -162,6 +195,9 @@ def vit(
     norm: str = "layer",
     bias: bool = True,
     dropout: float = 0.0,
+    depth_dropout: float = 0.0,
+    stochastic_depth: str | None = None,
+    p_last: float = 0.5,
 ) -> NetGraph:
     """A vision transformer (ViT) for small images, pre-norm, classifying its class token.
 
@@ -170,6 +206,7 @@ def vit(
     (``cls_out``) into the ``head``.
 
     The patch must tile the image: 28x28 takes patch 2, 4, 7, 14; 32x32 and 8x8 take powers of 2.
+    ``depth_dropout``, ``stochastic_depth`` and ``p_last`` gate the residual adds as in ``gpt``.
 
     Example:
         >>> from grownet.zoo import vit
@@ -192,8 +229,9 @@ def vit(
     b("cls", "param", shape=[1, width], mode="prepend", init_std=STD)
     b("tokens", "param", shape=[n + 1, width], mode="add", init_std=STD)
     shape = {"width": width, "heads": heads, "mlp_ratio": mlp_ratio, "norm": norm, "bias": bias}
+    gates = _gates(fn, depth, depth_dropout, stochastic_depth, p_last)
     for i in range(1, depth + 1):
-        block(b, i, causal=False, dropout=dropout, depth=depth, **shape)
+        block(b, i, causal=False, dropout=dropout, depth=depth, gates=gates[i - 1], **shape)
     _norm(b, "ln_f", norm, bias)
     b("cls_out", "select", dim=0, index=0)
     b("head", "linear", out_features=num_classes, init="gaussian", init_std=STD)

@@ -5,6 +5,8 @@ import torch
 from torch import nn
 
 from grownet.graph import GraphNet
+from grownet.graph.plan import Planner, StepPlan
+from grownet.search.residual import residual_units
 from grownet.zoo import build, gpt, vit
 
 
@@ -92,6 +94,9 @@ def test_a_language_model_learns_a_repeating_sequence():
         ("gpt", {"mlp_ratio": 0}, r"gpt: mlp_ratio must be a number > 0"),
         ("vit", {"patch": 5}, r"vit: patch must divide the image's 28x28 pixels, got 5"),
         ("vit", {"depth": -1}, r"vit: depth must be an integer >= 0, got -1"),
+        ("gpt", {"depth_dropout": 1.5}, r"gpt: depth_dropout must be .*got 1.5"),
+        ("vit", {"stochastic_depth": "cubic"}, r"vit: stochastic_depth must be one of"),
+        ("gpt", {"depth_dropout": 0.2, "stochastic_depth": "linear"}, r"not both"),
     ],
 )
 def test_bad_options_are_one_line_naming_them(name, options, message):
@@ -105,3 +110,40 @@ def test_rms_norm_and_no_blocks_build():
         "input", "embedding", "param", "rms_norm", "linear", "output"
     ]
     assert GraphNet(g)(torch.zeros(1, 4, dtype=torch.long)).shape == (1, 4, 5)
+
+
+@pytest.mark.parametrize(
+    ("options", "kind", "probs"),
+    [
+        ({"stochastic_depth": "linear"}, "stochastic_depth", [0.125, 0.25, 0.375, 0.5]),
+        ({"stochastic_depth": "uniform", "p_last": 0.8}, "stochastic_depth", [0.2] * 4),
+        ({"depth_dropout": 0.3}, "depth_dropout", [0.3] * 4),
+    ],
+)
+def test_residual_units_drop_as_in_the_resnets(options, kind, probs):
+    g = gpt(depth=2, width=16, heads=2, in_shape=(8,), num_classes=11, **options)
+    adds = ["add1_1", "add1_2", "add2_1", "add2_2"]  # the names growth and sweeps address
+    assert g.nodes_of("gated_add") == adds and not g.nodes_of("add")
+    assert [g.spec(n).params["kind"] for n in adds] == [kind] * 4
+    assert [g.spec(n).params["drop_prob"] for n in adds] == pytest.approx(probs)
+    assert [g.inputs(n)[0] for n in adds] == ["attn1", "fc1_2", "attn2", "fc2_2"]  # branch
+    plain = gpt(depth=2, width=16, heads=2, in_shape=(8,), num_classes=11)
+    assert g.num_params() == plain.num_params()
+    net = GraphNet(g).train()
+    assert net(torch.zeros(3, 8, dtype=torch.long)).shape == (3, 8, 11)
+    assert residual_units(g) == adds
+
+
+def test_a_dropped_unit_is_skipped_for_real():
+    """The units a step's plan drops do not run; the others do."""
+    g = vit(depth=2, width=16, heads=2, in_shape=(1, 8, 8), stochastic_depth="linear")
+    net = GraphNet(g).train()
+    ran = set()
+    for node in ("attn1", "fc1_1", "attn2", "fc2_1"):
+        net.layers[node].register_forward_hook(lambda m, *_, n=node: ran.add(n))
+    gates = {"add1_1": True, "add1_2": False, "add2_1": False, "add2_2": True}
+    assert net(torch.zeros(2, 1, 8, 8), StepPlan(gates=gates)).shape == (2, 10)
+    assert ran == {"attn1", "fc2_1"}
+    draws = [Planner(g, seed=0).draw(i).gates for i in range(400)]
+    dropped = [sum(not d[n] for d in draws) / 400 for n in ("add1_1", "add2_2")]
+    assert dropped[0] < 0.25 < dropped[1]  # linear decay: 1/8 and 1/2 of steps
