@@ -117,10 +117,12 @@ def _intervals(run: Run) -> str:
         rows.append(["depth", f"{count(rec.get('depth'))} weighted layers",
                      f"{depth[0]} to {depth[1]} {unit}"])  # fmt: skip
     widths = s.get("width_interval")
+    heads = rec.get("heads") or {}  # an attention layer's width is its heads
     for layer, ends in widths.items() if isinstance(widths, dict) else ():
-        chosen = (rec.get("widths") or {}).get(layer)
-        rows.append([f"width of {layer}", f"{count(chosen)} channels",
-                     f"{ends[0]} to {ends[1]} channels"])  # fmt: skip
+        what, unit = ("heads", "heads") if layer in heads else ("width", "channels")
+        chosen = heads[layer] if layer in heads else (rec.get("widths") or {}).get(layer)
+        rows.append([f"{what} of {layer}", f"{count(chosen)} {unit}",
+                     f"{ends[0]} to {ends[1]} {unit}"])  # fmt: skip
     closes = [
         f"the check of the {w.get('kind')} sweep{' of ' + w['layer'] if w.get('layer') else ''}: "
         f"{w['close_call']}"

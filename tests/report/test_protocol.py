@@ -124,6 +124,17 @@ def test_the_intervals_stand_beside_the_recommendation(searches):
     assert "the check of the width sweep of conv1: a close call: 1.0 sample(s) above" in page
 
 
+def test_an_attention_layers_interval_counts_heads(searches, copy_of):
+    path = copy_of(searches["new"])
+    summary = json.loads((path / "search_summary.json").read_text())
+    summary["recommended"]["heads"] = {"attn1": 2}
+    summary["width_interval"]["attn1"] = [1, 4]
+    (path / "search_summary.json").write_text(json.dumps(summary))
+    intervals = next(t for t in search_section(path).split("<div class='wide'>")
+                     if "90 % interval" in t)  # fmt: skip
+    assert rows_of(intervals)[-1] == ["heads of attn1", "2 heads", "1 to 4 heads"]
+
+
 def test_an_old_search_says_it_decided_on_test(searches):
     page = search_section(searches["old"])
     assert "before the validation protocol" in page and "read once" not in page
