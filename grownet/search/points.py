@@ -32,7 +32,7 @@ from grownet.train.trainer import Trainer
 
 STOPPED = "stopped"
 
-Correct = tuple[bool, ...] | None
+Correct = tuple[bool | float, ...] | None
 Settled = Callable[[list[dict[str, Any]], list[Correct]], str]
 """Given the points measured so far and their correctness: why the rest cannot matter, or ""."""
 
@@ -51,7 +51,7 @@ def fine_tune_points(
     ratios: Sequence[float],
     echo: Echo,
     quiet: bool,
-    measure: Callable[[float, Trained], dict[str, Any]] | None = None,
+    measure: Callable[[float, Trained], tuple[dict[str, Any], Correct]] | None = None,
     settled: Settled | None = None,
 ) -> tuple[list[dict[str, Any]], list[Correct]]:
     """Fine-tune progressively through ``ratios``; one point (ratio, error) per ratio, and the
@@ -59,8 +59,8 @@ def fine_tune_points(
     test).
 
     The point's error is the fine-tuned network's validation error, unless ``measure`` (given
-    the ratio and the run) says otherwise; its other keys join the point's record. A measured
-    error has no correctness here (None): the knee finder then tests the rates unpaired.
+    the ratio and the run) says otherwise: it returns the keys that join the point's record
+    (``error`` among them) and the per-sample correctness behind that error.
     With ``sweep.stop_early``, once ``settled`` gives a reason the ratios left are recorded
     as stopped (``error`` None, ``status`` "stopped", ``stopped`` the reason)."""
     points: list[dict[str, Any]] = []
@@ -79,11 +79,11 @@ def fine_tune_points(
         )
         state = run.state
         point = {"ratio": ratio, "error": 1.0 - run.accuracy, "status": run.status}
-        extra = measure(ratio, run) if measure else {}
+        extra, behind = measure(ratio, run) if measure else ({}, run.correct)
         point |= extra
         points.append(point)
         # Kept out of the point: sweeps.json would hold a split's worth of booleans each.
-        correct.append(None if "error" in extra else run.correct)
+        correct.append(behind)
         echo(f"  ratio {ratio:g}: {run.split} error {100 * point['error']:.2f} %")
         left = ratios[k + 1 :]
         if left and sweep.stop_early and settled and (why := settled(points, correct)):

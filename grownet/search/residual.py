@@ -30,7 +30,7 @@ from grownet.graph import LayerSpec, NetGraph
 from grownet.graph.spec import Shape
 from grownet.graph.surgery import exclusive_nodes, remove_residual_unit, set_params
 from grownet.search.grow import weighted_depth
-from grownet.search.points import fine_tune_points
+from grownet.search.points import Correct, fine_tune_points
 from grownet.search.runs import Echo, Trained, measure, state_for
 from grownet.search.spec import SearchSpec
 from grownet.search.sweeps import (
@@ -135,17 +135,18 @@ def residual_depth_sweep(
     def removes(p: float) -> int:
         return units_removed(p, len(units))
 
-    def shallower_error(p: float, run: Trained) -> dict[str, Any]:
-        sub = without_units(run.graph, units, p)
-        error = 1.0 - measure(spec, sub, run.state, "eval").accuracy
-        return {"error": error, "full_error": 1.0 - run.accuracy, "units_removed": removes(p)}
+    def shallower_error(p: float, run: Trained) -> tuple[dict[str, Any], Correct]:
+        sub = measure(spec, without_units(run.graph, units, p), run.state, "eval")
+        point = {"error": 1.0 - sub.accuracy, "full_error": 1.0 - run.accuracy,
+                 "units_removed": removes(p)}  # fmt: skip
+        return point, sub.correct
 
     points, correct = fine_tune_points(
         spec, sweep, folder, start,
         lambda p: (with_drop(start.graph, units, p), None),
         ratios, echo, quiet, shallower_error, settled=settled_by("depth", start, sweep),
     )  # fmt: skip
-    # The sub-networks' errors are measured without per-sample correctness: an unpaired test.
+    # Each sub-network is read on the same samples as the plateau: a paired test.
     record, candidates = read_knee("depth", points, start, sweep, correct, seed=spec.seed)
     sized(record, lambda p: total - removes(p))
     echo(f"  {record['finding']}")

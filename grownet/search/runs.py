@@ -199,11 +199,13 @@ def spent(folder: Path) -> Spent:
 
 @dataclass(frozen=True)
 class Measured:
-    """A reported network's accuracy on one split, with the sample count behind it."""
+    """A reported network's accuracy on one split, with the sample count behind it (and, on
+    the decision split, each sample's correctness, for paired tests)."""
 
     split: str
     accuracy: float
     n: int
+    correct: tuple[bool | float, ...] | None = None
 
 
 def measure(spec: SearchSpec, graph: NetGraph, state: Weights, split: str = "test") -> Measured:
@@ -225,4 +227,4 @@ def measure(spec: SearchSpec, graph: NetGraph, state: Weights, split: str = "tes
         accuracy = sum(float(f.float().mean()) for f in flags) / len(flags)
         return Measured(name, accuracy, flags[0].numel())
     every = torch.cat(flags)
-    return Measured(name, float(every.float().mean()), every.numel())
+    return Measured(name, float(every.float().mean()), every.numel(), as_correct(every))

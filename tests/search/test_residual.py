@@ -118,6 +118,7 @@ def test_depth_dropout_search_end_to_end(tmp_path):
     assert all(0.0 <= p["full_error"] <= 1.0 for p in sweep["points"])
     estimate, check = sweep["estimate"], sweep["verification"]
     assert "no knee found" in sweep["finding"]  # max_rise 0.9: flat, so the bound is checked
+    assert "McNemar" in sweep["finding"]  # each sub-network read on the plateau's samples
     assert estimate["ratio"] == 0.75 and estimate["units_removed"] == 3
     assert estimate["full_units"] == 6
     assert estimate["units"] == 6 - estimate["units_removed"]
