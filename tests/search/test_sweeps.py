@@ -133,3 +133,48 @@ def test_the_swept_net_at_a_ratio_is_the_thinned_net(shortcut):
     assert thin_graph.shapes()["layer3_0_add"][0] == 32
     with torch.no_grad():
         torch.testing.assert_close(thin(x), swept(x), atol=1e-5, rtol=1e-5)
+
+
+def torchvision_net(name: str, size: int):
+    """A real torchvision network, auxiliary classifiers off (what a user's wrapper passes),
+    imported at ``size`` pixels."""
+    import torchvision
+
+    from grownet.graph.fx_import import import_module
+
+    torch.manual_seed(0)
+    module = getattr(torchvision.models, name)(num_classes=10, aux_logits=False,
+                                               init_weights=True).eval()  # fmt: skip
+    graph, state = import_module(module, (3, size, size))
+    return graph, state, torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+
+
+def gpt_net():
+    graph = build("gpt", depth=2, width=16, heads=4, in_shape=(8,), num_classes=11)
+    tokens = torch.randint(0, 11, (3, 8), generator=torch.Generator().manual_seed(1))
+    return graph, GraphNet(graph).state_dict(), tokens
+
+
+@pytest.mark.parametrize(
+    ("make", "units"),
+    [
+        (lambda: torchvision_net("googlenet", 64), 57),  # inception branches, concats
+        (lambda: torchvision_net("inception_v3", 75), 94),
+        (gpt_net, 4),  # heads and MLP units
+    ],
+)
+def test_the_swept_net_is_the_thinned_net_on_real_networks(make, units):
+    graph, state, x = make()
+    layers = narrowable(graph)
+    assert len(sweep_units(graph)) == units
+    swept = GraphNet.with_state(with_width_dropout(graph, layers, 0.5), state).eval()
+    start = Trained(graph, state, 1.0, (True,), "converged", 0.0, Path("."))
+    thin_graph, thin_state = thinned(
+        start, {n: kept_channels(width(graph, n), 0.5) for n in layers}
+    )
+    assert thin_graph.num_params() < 0.6 * graph.num_params()
+    thin = GraphNet.with_state(thin_graph, thin_state).eval()
+    with torch.no_grad():
+        expected = swept(x)
+        torch.testing.assert_close(thin(x), expected, atol=1e-5 * expected.abs().max().item(),
+                                   rtol=1e-5)  # fmt: skip
