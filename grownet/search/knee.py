@@ -76,10 +76,13 @@ class Knee:
     """How many ratios were tested against the plateau (Holm's family)."""
     next_ratio: float | None = None
     """The first ratio below the knee (off the plateau); None unless a knee was found."""
-    paired: bool = False
     test: str = "Fisher"
     """The test behind ``p_values``: "McNemar" (paired right/wrong samples), "paired t" (paired
     shares of a sequence's tokens right) or "Fisher" (error counts alone)."""
+
+    @property
+    def paired(self) -> bool:
+        return self.test != "Fisher"
 
     @property
     def found(self) -> bool:
@@ -277,7 +280,7 @@ def find_knee(
     kind, at, outliers = _locate([off[i] for i in order])
     common = {
         "plateau": base, "max_rise": max_rise, "confidence": confidence,
-        "p_values": tuple(p_values), "off": tuple(off), "paired": paired, "test": test,
+        "p_values": tuple(p_values), "off": tuple(off), "test": test,
         "outliers": tuple(ratios[order[j]] for j in outliers), "tested": len(tested),
     }  # fmt: skip
     if kind != KNEE:
