@@ -20,16 +20,11 @@ import torch
 from torch import Tensor
 
 from grownet.graph.executor import GraphNet
+from grownet.graph.ops import head_size
 from grownet.graph.spec import GraphError, LayerSpec
 from grownet.graph.weights import keep_index
 
-__all__ = ["grow_heads", "head_size", "narrow_heads"]
-
-
-def head_size(net: GraphNet, node: str) -> int:
-    """Features of each of ``node``'s heads."""
-    params = net.graph.spec(node).params
-    return params["head_dim"] or net.shapes[node][-1] // params["heads"]
+__all__ = ["grow_heads", "narrow_heads"]
 
 
 def grow_heads(net: GraphNet, node: str, more: int, *, seed: int = 0) -> GraphNet:
@@ -46,7 +41,8 @@ def grow_heads(net: GraphNet, node: str, more: int, *, seed: int = 0) -> GraphNe
     spec = _attention(net, node, where)
     if isinstance(more, bool) or not isinstance(more, int) or more < 1:
         raise GraphError(f"{where}: more must be an integer >= 1, got {more!r}")
-    heads, size, dim = spec.params["heads"], head_size(net, node), net.shapes[node][-1]
+    heads, dim = spec.params["heads"], net.shapes[node][-1]
+    size = head_size(spec.params, dim)
     old, added = net.layers[node], more * size
     inner = (heads + more) * size
     ref = old.in_proj_weight.detach()
@@ -80,7 +76,7 @@ def narrow_heads(net: GraphNet, node: str, keep: int | Sequence[int]) -> GraphNe
     """
     where = f"narrow heads of {node!r}"
     spec = _attention(net, node, where)
-    heads, size = spec.params["heads"], head_size(net, node)
+    heads, size = spec.params["heads"], head_size(spec.params, net.shapes[node][-1])
     index = keep_index(keep, heads, where)
     old = net.layers[node]
     # feature rows of the kept heads, in each of the q, k, v blocks of the input projection

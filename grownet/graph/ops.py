@@ -438,9 +438,15 @@ def _embedding_build(p: Params, ins: list[Shape]) -> nn.Module:
     return module
 
 
+def head_size(p: Params, dim: int) -> int:
+    """Features of each head of an attention layer with params ``p`` over ``dim`` features:
+    ``head_dim``, or (0) ``dim // heads``."""
+    return p["head_dim"] or dim // p["heads"]
+
+
 def _attention_inner(p: Params, dim: int) -> int:
-    """Features the heads project to: heads x head size (``head_dim``, 0: ``dim // heads``)."""
-    return p["heads"] * (p["head_dim"] or dim // p["heads"])
+    """Features the heads project to: heads x head size."""
+    return p["heads"] * head_size(p, dim)
 
 
 def _attention_infer(p: Params, ins: list[Shape]) -> Shape:

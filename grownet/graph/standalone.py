@@ -52,7 +52,7 @@ from torch import Tensor, nn
 
 import grownet
 from grownet.graph.netgraph import NetGraph
-from grownet.graph.ops import ACTIVATIONS
+from grownet.graph.ops import ACTIVATIONS, head_size
 from grownet.graph.spec import GraphError, Shape
 from grownet.layers.resize import Resize
 from grownet.layers.width import kept_channels
@@ -429,7 +429,7 @@ class _Writer:
         if p["keep_heads"]:  # a sweep's setting: what a check keeps is narrowed for real
             raise GraphError(f"{node!r} runs {p['keep_heads']} of its {p['heads']} heads "
                              "(keep_heads): narrow its heads (grownet.graph.heads) to export it")
-        size = p["head_dim"] or dim // p["heads"]
+        size = head_size(p, dim)
         if p["heads"] * size != dim:
             self._resized_attention(node, p, ins[0], tokens, dim, size)
             return
