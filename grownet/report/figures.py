@@ -92,15 +92,19 @@ def _axis_values(fig: go.Figure, axis: str) -> list[float]:
     return values
 
 
+def _fitted(values: Sequence[float], bottom: float, top: float = math.inf) -> list[float]:
+    """An axis range around ``values`` with a little room, within ``bottom`` and ``top``."""
+    low, high = min(values), max(values)
+    room = max(0.08 * (high - low), 0.01)
+    return [max(low - room, bottom), min(high + room, top)]
+
+
 def fit_share_axis(fig: go.Figure) -> go.Figure:
     """The y axis of an accuracy or error fitted to the data with a little room, within
     :data:`SHARE_LIMITS`: on a fixed 0-1 axis, curves between 90 and 99 % sit flat at the top."""
     values = _axis_values(fig, "y")
     if values:
-        low, high = min(values), max(values)
-        room = max(0.08 * (high - low), 0.01)
-        bottom, top = SHARE_LIMITS
-        fig.update_layout(yaxis_range=[max(low - room, bottom), min(high + room, top)])
+        fig.update_layout(yaxis_range=_fitted(values, *SHARE_LIMITS))
     return fig
 
 
@@ -235,9 +239,7 @@ def bits_axis(fig: go.Figure) -> go.Figure:
     values = [v for v in _axis_values(fig, "y") if math.isfinite(v)]
     if not values:
         return fig
-    low, high = min(values), max(values)
-    room = max(0.08 * (high - low), 0.01)
-    nats = [max(low - room, 0.0), high + room]
+    nats = _fitted(values, 0.0)
     # Plotly draws an axis only under a trace: an unseen one carries the right-hand scale.
     fig.add_scatter(x=[None], y=[None], yaxis="y2", showlegend=False, hoverinfo="skip")
     fig.update_layout(
