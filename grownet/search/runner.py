@@ -123,10 +123,14 @@ class Search:
         return build_graph(config, info.in_shape, info.num_classes)
 
     @cached_property
+    def units(self) -> list[tuple[str, ...]]:
+        """The base network's width-sweep units (:func:`sweep_units`)."""
+        return sweep_units(self.base, self.spec.width.layers)
+
+    @cached_property
     def plan(self) -> Plan:
         """Every phase's most iterations (:mod:`grownet.search.budget`)."""
-        units = sweep_units(self.base, self.spec.width.layers)
-        return Plan.of(self.spec, width_groups=len(units))
+        return Plan.of(self.spec, width_groups=len(self.units))
 
     def _check(self, *, existing: bool = True) -> dict[str, Any]:
         """Every check of the spec against its base network and (``existing``) against what
@@ -146,10 +150,9 @@ class Search:
                 f"what follows it (at most {least:,} iterations); raise it, or lower [verify] "
                 "iters, the sweeps' iters_per_ratio or [final] iters"
             )
-        width = self.spec.width
-        heads = [u[0] for u in sweep_units(self.base, width.layers)
-                 if self.base.op(u[0]) == "attention"]  # fmt: skip
-        if width.enabled and width.mode == "one_shot" and heads:
+        sweep = self.spec.width
+        heads = [u[0] for u in self.units if self.base.op(u[0]) == "attention"]
+        if sweep.enabled and sweep.mode == "one_shot" and heads:
             raise SpecError(
                 f'{self.spec.source} [width] mode = "one_shot" cannot sweep the heads of '
                 f'{", ".join(heads)}: use "fine_tune", or name the other layers in [width] layers'
