@@ -175,10 +175,7 @@ def fail_dead_trials(study: Any, study_dir: Path) -> list[int]:
     from optuna.storages import RDBStorage
     from optuna.trial import TrialState
 
-    # Optuna wraps a relational storage in a cache (``_backend``); looking at the wrapper, this
-    # took every PostgreSQL study for a journal file and judged its trials by this machine's
-    # lock files, which a trial running on another machine never holds here.
-    if isinstance(getattr(study._storage, "_backend", study._storage), RDBStorage):
+    if isinstance(_backend(study), RDBStorage):
         running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -206,7 +203,7 @@ def never_started(study: Any, *, now: datetime | None = None) -> list[Any]:
     stale check skips a trial without a heartbeat, so it would stay RUNNING for good."""
     from optuna.trial import TrialState
 
-    storage = getattr(study._storage, "_backend", study._storage)
+    storage = _backend(study)
     grace = storage.grace_period or 2 * (storage.heartbeat_interval or 0)
     if not grace:
         return []
@@ -216,6 +213,13 @@ def never_started(study: Any, *, now: datetime | None = None) -> list[Any]:
         if "run_dir" not in t.user_attrs and t.datetime_start is not None
         and (now - t.datetime_start).total_seconds() > 2 * grace
     ]  # fmt: skip
+
+
+def _backend(study: Any) -> Any:
+    """The storage itself: Optuna wraps a relational one in a cache (``_backend``). Looking at
+    the wrapper took every PostgreSQL study for a journal file, judged by this machine's lock
+    files, which a trial running on another machine never holds here."""
+    return getattr(study._storage, "_backend", study._storage)
 
 
 def _fail(study: Any, trial: Any) -> int | None:
