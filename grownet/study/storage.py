@@ -195,7 +195,7 @@ def fail_dead_trials(study: Any, study_dir: Path) -> list[int]:
     return failed
 
 
-def never_started(study: Any, *, now: datetime | None = None) -> list[Any]:
+def never_started(study: Any) -> list[Any]:
     """RUNNING trials of a relational storage that began long ago (twice the grace period, so
     clocks apart by less than that between machines cannot mistake a live one) and never
     reached the objective (no run directory, which it records within milliseconds): their
@@ -207,7 +207,7 @@ def never_started(study: Any, *, now: datetime | None = None) -> list[Any]:
     grace = storage.grace_period or 2 * (storage.heartbeat_interval or 0)
     if not grace:
         return []
-    now = now or datetime.now()
+    now = datetime.now()  # what Optuna stamps a trial's start with
     return [
         t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         if "run_dir" not in t.user_attrs and t.datetime_start is not None
