@@ -82,6 +82,7 @@ import torch
 
 from grownet.graph.executor import GraphNet
 from grownet.graph.netgraph import NetGraph
+from grownet.graph.ops import head_size
 from grownet.graph.spec import GraphError, LayerSpec, Shape
 from grownet.graph.weights import _CHANNELWISE, keep_index, remap_channels
 
@@ -89,6 +90,7 @@ __all__ = [
     "ChannelGroup",
     "channel_groups",
     "coupled_groups",
+    "group_norms",
     "group_of",
     "narrow_group",
     "on_read_edges",
@@ -96,11 +98,16 @@ __all__ = [
 ]
 
 JOINS = frozenset({"add", "gated_add", "dropin", "mul"})
-_PRODUCERS = {"conv": "out_channels", "linear": "out_features", "channel_pad": "channels"}
+# what starts new channels, with the parameter that sets their number (an attention layer's
+# output has its input's width: it reads one group and writes another, or the same one)
+_PRODUCERS = {"conv": "out_channels", "linear": "out_features", "channel_pad": "channels",
+              "embedding": "out_features", "attention": None}  # fmt: skip
+_LAST_DIM = frozenset({"linear", "embedding", "attention"})  # their channels: the last dimension
+NORMS = frozenset({"layer_norm", "rms_norm"})
 _PASSES = _CHANNELWISE | {"output"}  # the output joins its part, which then cannot narrow
 # channel-wise wherever the channels are; the rest of _PASSES work on the first dimension
 _ANY_DIM = frozenset({"relu", "activation", "dropout", "identity", "output"})
-_KEEPS = _PASSES | JOINS | {"layer_norm", "param", "permute"}
+_KEEPS = _PASSES | JOINS | NORMS | {"param", "permute"}
 # what keeps a channel of zeros at zero: after a concat, only these let a mixer before it zero
 # what narrowing removes
 _KEEPS_ZERO = frozenset(
@@ -129,7 +136,7 @@ def _channel_dims(graph: NetGraph, order: list[str], shapes: dict[str, Shape]) -
     dims: dict[str, int] = {}
     for node in order:
         spec, ins = graph.spec(node), graph.inputs(node)
-        if spec.op == "linear":
+        if spec.op in _LAST_DIM:
             dims[node] = len(shapes[node]) - 1
         elif not ins or _produces(graph, node, shapes):
             dims[node] = 0
@@ -286,7 +293,7 @@ def _carrier_dim(graph: NetGraph, node: str, shapes: dict[str, Shape], dim: int)
     spec = graph.spec(node)
     if spec.op in ("batchnorm", "conv"):  # a member conv is depthwise
         return 0
-    if spec.op == "layer_norm":
+    if spec.op in NORMS:
         return 0 if spec.params["affine"] else None
     if spec.op == "param":
         shape = spec.params["shape"]
@@ -305,9 +312,9 @@ def _member_problem(
         if len({dims[u] for u in ins}) > 1:
             return f"{op} {node!r} joins them on different dimensions"
         return None
-    if op == "layer_norm":
+    if op in NORMS:
         if dim != len(shapes[node]) - 1:
-            return f"layer_norm {node!r} normalizes dimension {len(shapes[node]) - 1}, not them"
+            return f"{op} {node!r} normalizes dimension {len(shapes[node]) - 1}, not them"
         return None
     if op == "param":
         if graph.spec(node).params["mode"] == "prepend" and dim == 0:
@@ -328,7 +335,7 @@ def _reader_problem(
     spec = graph.spec(reader)
     if spec.op == "conv" and spec.params["groups"] != 1:
         return f"grouped conv {reader!r} reads them"
-    reads = len(shapes[node]) - 1 if spec.op == "linear" else 0
+    reads = len(shapes[node]) - 1 if spec.op in _LAST_DIM else 0
     if dim != reads:
         return f"{spec.op} {reader!r} reads dimension {reads}, they are on dimension {dim}"
     return None
@@ -451,11 +458,19 @@ def group_of(graph: NetGraph, node: str) -> ChannelGroup:
 
 def resized(graph: NetGraph, group: ChannelGroup, width: int) -> NetGraph:
     """A copy of ``graph`` whose specs give ``group`` ``width`` channels: its producers'
-    widths, its depthwise convs' channels and groups, its per-channel params' shapes."""
+    widths, its depthwise convs' channels and groups, its per-channel params' shapes. An
+    attention layer's heads keep their size (its ``head_dim``, which would otherwise follow
+    the width it reads)."""
     g = graph.copy()
-    for node in group.producers:
+    shapes = graph.shapes()
+    for node in {*group.producers, *(r for r, _ in group.readers)}:
         spec = graph.spec(node)
-        g.set_spec(node, spec.replace(**{_PRODUCERS[spec.op]: width}))
+        if spec.op == "attention" and not spec.params["head_dim"]:
+            g.set_spec(node, spec.replace(head_dim=head_size(spec.params, shapes[node][-1])))
+    for node in group.producers:
+        spec = g.spec(node)
+        if _PRODUCERS[spec.op]:
+            g.set_spec(node, spec.replace(**{_PRODUCERS[spec.op]: width}))
     for node, at in group.carriers:
         spec = graph.spec(node)
         if spec.op == "conv":
@@ -558,7 +573,17 @@ def on_read_edges(graph: NetGraph, group: ChannelGroup, spec: LayerSpec, suffix:
     return g
 
 
+def group_norms(graph: NetGraph, group: ChannelGroup) -> list[str]:
+    """The layer and RMS norms among ``group``'s members: each reads all of its channels, so
+    a sweep or growth sets the prefix it normalises (:mod:`grownet.layers.prefix_norm`)."""
+    return [n for n in group.members if graph.op(n) in NORMS]
+
+
 def with_group_dropout(graph: NetGraph, group: ChannelGroup, retain: float) -> NetGraph:
     """``graph`` with a prefix width dropout at ``retain`` on each edge where ``group``'s
-    channels are read (:func:`on_read_edges`), named ``<reader>_in_wd``."""
-    return on_read_edges(graph, group, zero_channels_spec(retain), "in_wd")
+    channels are read (:func:`on_read_edges`), named ``<reader>_in_wd``, and its norms
+    normalising the same prefix: what narrowing the group computes, exactly."""
+    g = on_read_edges(graph, group, zero_channels_spec(retain), "in_wd")
+    for node in group_norms(graph, group):
+        g.set_spec(node, graph.spec(node).replace(retain=retain))
+    return g

@@ -85,6 +85,16 @@ def exclusive_branches(graph: NetGraph) -> dict[Edge, frozenset[str]]:
     return branches
 
 
+NORMS = ("layer_norm", "rms_norm")
+
+
+def growing_norm(graph: NetGraph, node: str) -> bool:
+    """Whether ``node`` is a norm handing new features over step by step (a width growth of
+    its group): like a width DropIn, kept out of compiled chains, which would recompile at
+    every unit handed over."""
+    return graph.op(node) in NORMS and graph.spec(node).params["old"] > 0
+
+
 def linear_chains(graph: NetGraph) -> list[tuple[str, ...]]:
     """The non-gating nodes, grouped into maximal straight chains, in topological order.
 
@@ -102,7 +112,7 @@ def linear_chains(graph: NetGraph) -> list[tuple[str, ...]]:
     chains: list[list[str]] = []
     chain_of: dict[str, int] = {}
     for node in graph.topological_order():
-        if node == graph.input_node or OPS[graph.op(node)].gating:
+        if node == graph.input_node or OPS[graph.op(node)].gating or growing_norm(graph, node):
             continue
         ins = graph.inputs(node)
         if len(ins) == 1 and ins[0] in chain_of and graph.consumers(ins[0]) == [node]:
@@ -220,11 +230,14 @@ class GraphNet(nn.Module):
             for n, _, kind in self._gating
             if kind == _DROPIN
         }
-        # Gradual width growth: these layers hold new units off by the plan's q (like DropIn).
-        self._width_mixers = [n for n, _, _ in self._nodes if graph.op(n) == "width_dropin"]
-        # One-shot width sweeps: the plan may set these layers' retention step by step.
+        # Gradual width growth: these layers hold new units off by the plan's q (like DropIn),
+        # and the norms of a widened group leave the same units out of their statistics.
+        self._width_mixers = [n for n, _, _ in self._nodes
+                              if graph.op(n) == "width_dropin" or growing_norm(graph, n)]  # fmt: skip
+        # One-shot width sweeps: the plan may set these layers' retention step by step (a
+        # norm's: the share of features its statistics read).
         self._width_dropouts = {n: graph.spec(n).params["retain"] for n, _, _ in self._nodes
-                                if graph.op(n) == "width_dropout"}  # fmt: skip
+                                if graph.op(n) in ("width_dropout", *NORMS)}  # fmt: skip
         self.branches = exclusive_branches(graph)
         self._schedules: dict[frozenset[Edge], list[_Step]] = {}
         # Compiled chains, keyed by their last node (whose value they produce). A plain dict,

@@ -26,6 +26,7 @@ from grownet.graph.base import REQUIRED, GraphError, Shape
 from grownet.layers import shape as S
 from grownet.layers.attention import SelfAttention
 from grownet.layers.learned import Learned, combine_learned
+from grownet.layers.prefix_norm import PrefixLayerNorm, PrefixRMSNorm
 from grownet.layers.width_dropin import WidthDropIn
 
 Params = dict[str, Any]
@@ -125,8 +126,7 @@ PARAM_KINDS: dict[str, str] = {
     **dict.fromkeys(["drop_prob", "mxscale", "value"], "number"),
     **dict.fromkeys(["bias", "ceil_mode", "zero_init", "affine", "causal", "keepdim"], "bool"),
     **dict.fromkeys(["init", "region", "mode", "method", "layout", "kind", "tie"], "str"),
-    "old": "positive",
-    **dict.fromkeys(["head_dim", "keep_heads"], "count"),
+    **dict.fromkeys(["head_dim", "keep_heads", "old"], "count"),
     **dict.fromkeys(["sources", "dims"], "indices"),
 }
 
@@ -336,14 +336,37 @@ def _same(p: Params, ins: list[Shape]) -> Shape:
 def _width_dropin_infer(p: Params, ins: list[Shape]) -> Shape:
     """The input's shape, once its channels are checked against ``old`` and ``sources``."""
     channels, old, sources = ins[0][0], p["old"], p["sources"]
-    if not old < channels:
-        raise GraphError(f"width_dropin old={old} must be below its input's {channels} channels")
+    if not 1 <= old < channels:
+        raise GraphError(f"width_dropin old={old} must be in 1..{channels - 1}: at least one "
+                         f"of its input's {channels} channels is old, one new")  # fmt: skip
     if sources is not None and (len(sources) != channels - old or max(sources) >= old):
         raise GraphError(
             f"width_dropin sources must give each of the {channels - old} new channels an old "
             f"one in 0..{old - 1}, got {sources}"
         )
     return ins[0]
+
+
+# a norm over a prefix of its features (grownet.layers.prefix_norm): a width sweep's share,
+# and a growth's schedule of the features it hands over (as its group's width DropIns)
+_PREFIX = {"retain": 1.0, "old": 0, "length": 0, "start": 0}
+
+
+def _prefix_infer(p: Params, ins: list[Shape]) -> Shape:
+    """The input's shape, once the prefix settings are checked against its features."""
+    features, retain, old = ins[0][-1], p["retain"], p["old"]
+    if not 0.0 < retain <= 1.0:
+        raise GraphError(f"norm retain must be in (0, 1] (the share of features kept), "
+                         f"got {retain!r}")  # fmt: skip
+    if old and not (old < features and p["length"] >= 1 and p["start"] >= 0):
+        raise GraphError(f"a growing norm needs old in 1..{features - 1} (its features before "
+                         f"growth), length >= 1 and start >= 0, got old={old}, length="
+                         f"{p['length']}, start={p['start']}")  # fmt: skip
+    return ins[0]
+
+
+def _prefix_settings(p: Params) -> dict[str, Any]:
+    return {k: p[k] for k in _PREFIX}
 
 
 def _width_dropin_build(p: Params, ins: list[Shape]) -> nn.Module:
@@ -613,20 +636,22 @@ OPS: dict[str, OpDef] = {
         _shape_op("mean", {"dims": REQUIRED, "keepdim": False}, S.mean, S.Mean),
         _op(
             "layer_norm",
-            {"eps": 1e-5, "affine": True, "bias": True},
+            {"eps": 1e-5, "affine": True, "bias": True, **_PREFIX},
             (1, 1),
-            _same,
-            lambda p, i: nn.LayerNorm(
-                i[0][-1], eps=p["eps"], elementwise_affine=p["affine"], bias=p["bias"]
+            _prefix_infer,
+            lambda p, i: PrefixLayerNorm(
+                i[0][-1], eps=p["eps"], affine=p["affine"], bias=p["bias"], **_prefix_settings(p)
             ),
             count_params=lambda p, i, o: i[0][-1] * p["affine"] * (1 + p["bias"]),
         ),
         _op(
             "rms_norm",
-            {"eps": 1e-6, "affine": True},
+            {"eps": 1e-6, "affine": True, **_PREFIX},
             (1, 1),
-            _same,
-            lambda p, i: nn.RMSNorm(i[0][-1], eps=p["eps"], elementwise_affine=p["affine"]),
+            _prefix_infer,
+            lambda p, i: PrefixRMSNorm(
+                i[0][-1], eps=p["eps"], affine=p["affine"], **_prefix_settings(p)
+            ),
             count_params=lambda p, i, o: i[0][-1] * p["affine"],
         ),
         _op(

@@ -28,7 +28,8 @@ class StepPlan:
     ``dropin_q`` maps a ``dropin`` node to its old-path ratio q (missing: derived from
     ``iteration`` and the node's own schedule), and a ``width_dropin`` node to the share of
     its new units still off, by the same schedule; ``retain`` maps a ``width_dropout`` node
-    to the share of channels it keeps this step (missing: its own ``retain``).
+    (or a norm: :mod:`grownet.layers.prefix_norm`) to the share of channels it keeps this
+    step (missing: its own ``retain``).
     """
 
     iteration: int = 0
@@ -44,8 +45,8 @@ class StepPlan:
 @dataclass(frozen=True)
 class Sandwich:
     """One-shot sweep training: every step runs the network at one of ``values``, the same
-    value for every node named (``retain``: width-dropout nodes, the value the share of
-    channels kept; ``dropin``: gradual DropIn nodes, the value their ratio q).
+    value for every node named (``retain``: width-dropout and norm nodes, the value the share
+    of channels kept; ``dropin``: gradual DropIn nodes, the value their ratio q).
 
     ``values`` run from the whole network to the smallest (widths 1.0, 0.9, ..., 0.125;
     DropIn 0.0, 0.25, ..., 0.75). The steps follow the sandwich rule of universally slimmable
@@ -128,10 +129,10 @@ class Planner:
         # A one-shot sweep draws one ratio a step for its nodes instead.
         self.sandwich = sandwich
         if sandwich is not None:
-            dropouts = set(graph.nodes_of("width_dropout"))
+            dropouts = set(graph.nodes_of("width_dropout", "layer_norm", "rms_norm"))
             for node in sandwich.retain:
                 if node not in dropouts:
-                    raise ValueError(f"sandwich: {node!r} is not a width_dropout node")
+                    raise ValueError(f"sandwich: {node!r} is not a width_dropout or norm node")
             for node in sandwich.dropin:
                 if node not in self._dropins:
                     raise ValueError(f"sandwich: {node!r} is not a gradual dropin node")

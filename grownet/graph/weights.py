@@ -24,7 +24,7 @@ from grownet.graph.netgraph import NetGraph
 from grownet.graph.ops import OPS
 from grownet.graph.spec import GraphError, LayerSpec, Shape
 
-__all__ = ["check_narrowable", "narrow", "remap_channels", "widen"]
+__all__ = ["check_narrowable", "narrow", "producer_weight", "remap_channels", "widen"]
 
 _CHANNELWISE = frozenset(
     {
@@ -43,6 +43,18 @@ _CHANNELWISE = frozenset(
     }
 )
 _WIDTH_KEY = {"conv": "out_channels", "linear": "out_features"}
+# Where a producer's output channels sit in its tensors (the other weighted producers: a conv's
+# or linear layer's rows and bias), and which tensor's columns (dimension 1) a reader reads
+# them through: an embedding's table holds a token's features in its columns, an attention
+# layer writes through its output projection and reads through its input projection.
+_ROWS = {"embedding": {"weight": 1}, "attention": {"out_proj.weight": 0, "out_proj.bias": 0}}
+_COLUMNS = {"attention": "in_proj_weight"}
+
+
+def producer_weight(graph: NetGraph, node: str) -> tuple[str, int]:
+    """The weight (its state dict key) holding producer ``node``'s output channels, and the
+    dimension they are on there."""
+    return next(iter(_ROWS.get(graph.op(node), {"weight": 0}).items()))
 
 
 def _target(graph: NetGraph, node: str, where: str) -> int:
@@ -211,7 +223,8 @@ def remap_channels(
     except GraphError as err:
         raise GraphError(f"{where}: {err}") from None
     offsets = offsets or {}
-    width = net.shapes[producers[0]][-1 if graph.op(producers[0]) == "linear" else 0]
+    last = graph.op(producers[0]) in ("linear", *_ROWS)
+    width = net.shapes[producers[0]][-1 if last else 0]
 
     def kept(node: str, block: int, size: int) -> Tensor:
         """Which of ``node``'s ``size`` features along the channels stay."""
@@ -226,7 +239,13 @@ def remap_channels(
         return states.get(node) or dict(net.layers[node].state_dict())
 
     for node in producers:
-        if graph.op(node) in _WIDTH_KEY:
+        if rows := _ROWS.get(graph.op(node)):
+            state = state_of(node)
+            for key, dim in rows.items():
+                if key in state:
+                    state[key] = state[key].index_select(dim, index.to(state[key].device))
+            states[node] = state
+        elif graph.op(node) in _WIDTH_KEY:
             states[node] = _selected(state_of(node), index, 0)
             if noise is not None:
                 weight = states[node]["weight"]
@@ -237,7 +256,8 @@ def remap_channels(
         states[node] = _selected(state, kept(node, block, size), dim)
     for node, block in readers:
         state = state_of(node)
-        weight = state["weight"]
+        key = _COLUMNS.get(graph.op(node), "weight")
+        weight = state[key]
         weight = weight.index_select(1, kept(node, block, weight.shape[1]).to(weight.device))
         if scale is not None:
             factor = scale.to(weight)
@@ -246,7 +266,7 @@ def remap_channels(
                 factor = torch.cat([factor.new_ones(start), factor, factor.new_ones(rest - start)])
             factor = factor.repeat_interleave(block)
             weight = weight * factor.view(1, -1, *[1] * (weight.dim() - 2))
-        state["weight"] = weight
+        state[key] = weight
         states[node] = state
     modules = {
         node: _install(_build_like(graph, node, shapes, net.layers[node]), net.layers[node], state)

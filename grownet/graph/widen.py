@@ -8,7 +8,9 @@ places a width sweep zeroes them). Each hands the new units over one by one on g
 DropIn's schedule (``length``, ``start``); until a unit is handed over its consumers see its
 stand-in (zero, or for a Net2Net split the unit it copies), so at ``start`` the network
 computes exactly what it did, in training and eval, and no gradient reaches a new unit
-before it counts.
+before it counts. A layer or RMS norm of the group (a transformer's residual stream) leaves
+the units not yet handed over out of its statistics on the same schedule
+(:mod:`grownet.layers.prefix_norm`), so the function is kept there too.
 
 The Planner gives each ``width_dropin`` node its q in ``StepPlan.dropin_q``;
 The executor hands each step's q to these layers, as it does for DropIn. Once every schedule has
@@ -35,17 +37,24 @@ import math
 import torch
 from torch import Tensor, nn
 
-from grownet.graph.coupling import ChannelGroup, group_of, on_read_edges, resized
-from grownet.graph.executor import GraphNet, sync_optimizer
+from grownet.graph.coupling import ChannelGroup, group_norms, group_of, on_read_edges, resized
+from grownet.graph.executor import NORMS, GraphNet, sync_optimizer
 from grownet.graph.netgraph import NetGraph
 from grownet.graph.spec import GraphError, LayerSpec
-from grownet.graph.weights import _build_like, _expand, _install, remap_channels
+from grownet.graph.weights import (
+    _build_like,
+    _expand,
+    _install,
+    producer_weight,
+    remap_channels,
+)
 from grownet.layers.dropin import gradual_q
 
 __all__ = [
     "INITS",
     "collapse_width_dropins",
     "sync_widened_optimizer",
+    "tied_readers",
     "widen_gradually",
     "without_width_mixers",
 ]
@@ -98,6 +107,10 @@ def widen_gradually(
         raise GraphError(f"{where}: init must be one of {', '.join(INITS)}, got {init!r}")
     if not (isinstance(noise, int | float) and math.isfinite(noise) and noise >= 0):
         raise GraphError(f"{where}: noise must be a finite number >= 0, got {noise!r}")
+    if init == "net2net" and (tied := tied_readers(graph, group)):
+        raise GraphError(f"{where}: {tied[0]!r} reads these channels through the embedding "
+                         "table it is tied to, so a Net2Net split cannot halve its columns "
+                         "without changing the table; use init 'random'")  # fmt: skip
     old = group.width
     generator = torch.Generator().manual_seed(seed)
     sources = torch.randint(old, (k,), generator=generator) if init == "net2net" else None
@@ -110,6 +123,8 @@ def widen_gradually(
         sources=None if sources is None else sources.tolist(),
     )
     g = on_read_edges(resized(graph, group, old + k), group, mix, "in_wdi")
+    for node in group_norms(graph, group):  # their statistics leave out the units still off
+        g.set_spec(node, graph.spec(node).replace(old=old, length=dropin_length, start=start))
 
     if sources is None:
         nodes = [*group.producers, *(n for n, _ in group.carriers), *(r for r, _ in group.readers)]
@@ -130,11 +145,20 @@ def widen_gradually(
     if noise > 0:
         with torch.no_grad():
             for node in group.producers:
-                weight = wide.layers[node].weight
-                std = float(weight[:old].float().std()) if weight[:old].numel() > 1 else 1.0
-                draw = torch.randn(weight[old:].shape, generator=generator, dtype=torch.float64)
-                weight[old:] += (draw * (noise * std)).to(weight)
+                key, dim = producer_weight(g, node)
+                weight = wide.layers[node].get_parameter(key)
+                kept, new = weight.narrow(dim, 0, old), weight.narrow(dim, old, k)
+                std = float(kept.float().std()) if kept.numel() > 1 else 1.0
+                draw = torch.randn(new.shape, generator=generator, dtype=torch.float64)
+                new += (draw * (noise * std)).to(weight)
     return wide
+
+
+def tied_readers(graph: NetGraph, group: ChannelGroup) -> list[str]:
+    """The readers of ``group`` whose weight is one of its producers' tables (a language
+    model's head tied to its token embedding)."""
+    return [r for r, _ in group.readers
+            if graph.op(r) == "linear" and graph.spec(r).params["tie"] in group.producers]  # fmt: skip
 
 
 def _corner(shape: torch.Size) -> tuple[slice, ...]:
@@ -197,6 +221,9 @@ def without_width_mixers(graph: NetGraph) -> NetGraph:
     (:func:`grownet.graph.coupling.on_read_edges`). They hold no weights, so a state dict of
     ``graph`` fits the result."""
     g = graph.copy()
+    for node in graph.nodes_of(*NORMS):
+        if graph.spec(node).params["old"]:
+            g.set_spec(node, graph.spec(node).replace(old=0, length=0, start=0))
     for node in graph.nodes_of("width_dropin"):
         (source,) = g.inputs(node)
         chain, after = [node], g.consumers(node)

@@ -372,8 +372,9 @@ class Search:
         graph.to_json(self.dir.file("graph.json"))
         # one network's weights (under cross-validation, the first fold's)
         atomic_save(self.dir.file("weights.pt"), lambda f: torch.save(first(rec.state), f))
-        # units per layer: channels, or features (a token layer's last dimension, not its first)
-        widths = {n: width(graph, n) for n in graph.nodes_of("conv", "linear")}
+        # units per layer: channels, or features (a token layer's last dimension, not its
+        # first; a token embedding's: the residual stream's width)
+        widths = {n: width(graph, n) for n in graph.nodes_of("conv", "linear", "embedding")}
         heads = {n: width(graph, n) for n in graph.nodes_of("attention")}
         biggest = max(runs, key=lambda r: r.graph.num_params())
         # The test split, read once per reported network, now that every decision is taken.

@@ -38,6 +38,7 @@ from grownet.graph import GraphError, LayerSpec, NetGraph
 from grownet.graph.coupling import (
     ChannelGroup,
     coupled_groups,
+    group_norms,
     group_of,
     narrow_group,
     with_group_dropout,
@@ -67,21 +68,23 @@ _ACTIVATIONS = ("batchnorm", "relu", "lrn")
 Verifier = Callable[[str, NetGraph, dict[str, Any]], Trained]
 
 
-_SWEPT = ("conv", "linear", "attention")
+_SWEPT = ("conv", "linear", "embedding", "attention")
 
 
 def width(graph: NetGraph, node: str) -> int:
-    """Output channels (conv), features (linear, the last dimension) or heads (attention) of
-    ``node``."""
+    """Output channels (conv), features (linear or embedding, the last dimension) or heads
+    (attention) of ``node``."""
     params = graph.spec(node).params
-    key = {"linear": "out_features", "attention": "heads"}.get(graph.op(node), "out_channels")
+    keys = {"linear": "out_features", "embedding": "out_features", "attention": "heads"}
+    key = keys.get(graph.op(node), "out_channels")
     return params[key]
 
 
 def sweep_units(graph: NetGraph, layers: Sequence[str] = ()) -> list[tuple[str, ...]]:
     """What a width sweep may thin, one unit per entry: a layer alone, or a coupled group's
-    conv and linear producers together (:mod:`grownet.graph.coupling`: the layers whose
-    channels meet at the same adds, such as a ResNet stage). ``layers`` if given (each checked;
+    conv, linear and embedding producers together (:mod:`grownet.graph.coupling`: the layers
+    whose channels meet at the same adds, such as a ResNet stage or a transformer's residual
+    stream, whose norms then normalise the kept prefix). ``layers`` if given (each checked;
     a layer of a coupled group brings its whole group), else every layer whose channels can be
     dropped (not the classifier, not into a DropIn's resize or the output, nor a concat that a
     batchnorm follows: :attr:`grownet.graph.coupling.ChannelGroup.mixer_problem`) and every
@@ -93,7 +96,8 @@ def sweep_units(graph: NetGraph, layers: Sequence[str] = ()) -> list[tuple[str, 
     ]  # fmt: skip
     for node in wanted:
         if node not in graph or graph.op(node) not in _SWEPT:
-            raise GraphError(f"[width] layers: {node!r} is not a conv, linear or attention node")
+            raise GraphError(f"[width] layers: {node!r} is not a conv, linear, embedding or "
+                             "attention node")  # fmt: skip
     groups = {p: g for g in coupled_groups(graph) for p in g.producers}
     shapes = graph.shapes()
     units: list[tuple[str, ...]] = []
@@ -125,7 +129,9 @@ def narrowable(graph: NetGraph, layers: Sequence[str] = ()) -> list[str]:
 
 
 def _layers_of(graph: NetGraph, group: ChannelGroup) -> tuple[str, ...]:
-    return tuple(p for p in group.producers if graph.op(p) in ("conv", "linear"))
+    """A group's producers that name it in a sweep: not its attention layers (whose heads are
+    units of their own) nor its channel pads (no weights)."""
+    return tuple(p for p in group.producers if graph.op(p) in ("conv", "linear", "embedding"))
 
 
 def _units_of(graph: NetGraph, layers: Sequence[str]) -> list[tuple[str, ...]]:
@@ -165,6 +171,20 @@ def with_width_dropout(graph: NetGraph, layers: Sequence[str], retain: float) ->
         spec = LayerSpec("width_dropout", retain=retain, mode="prefix")
         g = insert_after(g, activation_end(g, unit[0]), [(f"{unit[0]}_wd", spec)], join="plain")
     return g
+
+
+def one_shot_sandwich(
+    graph: NetGraph, layers: Sequence[str], ratios: Sequence[float]
+) -> tuple[NetGraph, Sandwich]:
+    """The graph a one-shot width sweep of ``layers`` trains (every unit's zeroing at 1.0)
+    and the sandwich drawing its width a step: the zeroing nodes and the norms of the swept
+    groups (a residual stream's) take each step's share together, so the network at a share
+    is the one :func:`with_width_dropout` builds at it."""
+    swept = with_width_dropout(graph, layers, 1.0)
+    zeroing = [n for n in swept.nodes_of("width_dropout") if n not in graph]
+    norms = [n for unit in _units_of(graph, layers) if graph.op(unit[0]) != "attention"
+             for n in group_norms(graph, group_of(graph, unit[0]))]  # fmt: skip
+    return swept, Sandwich(values=(1.0, *ratios), retain=(*zeroing, *dict.fromkeys(norms)))
 
 
 @dataclass
@@ -227,9 +247,7 @@ def width_sweep(
     echo(f"width sweep of {label or f'{len(layers)} layers'}: {len(ratios)} ratios")
     reference, passes = start, 0
     if sweep.mode == "one_shot":
-        graph = with_width_dropout(start.graph, layers, 1.0)
-        sandwich = Sandwich(values=(1.0, *ratios), retain=tuple(
-            n for n in graph.nodes_of("width_dropout") if n not in start.graph))  # fmt: skip
+        graph, sandwich = one_shot_sandwich(start.graph, layers, ratios)
         # the plateau is the one-shot network's own reading; the checks still narrow
         # ``start``'s weights, as a fine-tuned sweep's do: the two modes differ in how the
         # knee is read, not in how it is checked
@@ -450,7 +468,7 @@ def _narrowed(graph: NetGraph, state: State, keep: dict[str, int]) -> tuple[NetG
         group = group_of(net.graph, node)
         if group.coupled:
             net = narrow_group(net, group, count)
-            done |= set(group.producers)
+            done |= set(_layers_of(net.graph, group))  # its attention layers' heads are not
         else:
             net = narrow(net, node, count)
     return net.graph, net.state_dict()

@@ -6,7 +6,10 @@ attention layer gains heads, their output starting at zero: :func:`grow_heads`) 
 ``width_step`` units or to ``ceil(width * width_factor)``, capped at ``max_width``, with
 :func:`grownet.graph.widen.widen_gradually`: the new units are handed over one by one over
 ``dropin_length`` iterations, the k-th group starting ``k * stagger`` iterations into the
-stage. So the stage starts from exactly the function the parent stage ended with.
+stage. So the stage starts from exactly the function the parent stage ended with. A
+transformer's residual stream (its token embedding, every block's output projections, norms
+and the tied head) grows as one group, its norms leaving the new units out of their statistics
+until they are handed over (:mod:`grownet.layers.prefix_norm`).
 
 Once a stage has run, its ``width_dropin`` nodes pass everything through (their schedules end
 within the stage), so they are taken out before the network grows again or is swept:
@@ -22,10 +25,10 @@ from typing import Any
 from torch import Tensor
 
 from grownet.graph import GraphError, NetGraph
-from grownet.graph.coupling import channel_groups
+from grownet.graph.coupling import channel_groups, group_of
 from grownet.graph.executor import GraphNet
 from grownet.graph.heads import grow_heads
-from grownet.graph.widen import widen_gradually, without_width_mixers
+from grownet.graph.widen import tied_readers, widen_gradually, without_width_mixers
 from grownet.search.spec import GrowthSpec
 from grownet.search.sweeps import sweep_units, width
 
@@ -102,7 +105,9 @@ def widen_to(
     """``graph`` holding ``state`` with each plan's ``layer`` (and its coupled group) widened
     from ``from`` to ``to`` units, mixed in over ``length`` iterations from the plan's
     ``start`` (default 0), or at once when ``length`` is 0 (no ``width_dropin`` nodes: the
-    plain wider network, which a Net2Net split leaves computing the same function)."""
+    plain wider network, which a Net2Net split leaves computing the same function). A group
+    read through a tied table (a language model's residual stream and its head) grows with
+    ``init = "random"`` whatever ``init`` says, and its plan records it."""
     plain = without_width_mixers(graph)
     net = GraphNet(plain)
     net.load_state_dict({k: v for k, v in state.items() if k.split(".")[1] in set(plain.nodes)})
@@ -110,13 +115,17 @@ def widen_to(
         if net.graph.op(plan["layer"]) == "attention":  # new heads start silent, as in MSG
             net = grow_heads(net, plan["layer"], plan["to"] - plan["from"], seed=seed + k)
             continue
+        how = init
+        if init == "net2net" and tied_readers(net.graph, group_of(net.graph, plan["layer"])):
+            # a head tied to the token table cannot halve a split unit's columns alone
+            how = plan["init"] = "random"
         net = widen_gradually(
             net,
             plan["layer"],
             plan["to"] - plan["from"],
             dropin_length=max(length, 1),
             start=plan.get("start", 0),
-            init=init,
+            init=how,
             seed=seed + k,
         )
     wide = net.graph if length > 0 else without_width_mixers(net.graph)

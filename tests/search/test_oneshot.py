@@ -20,7 +20,8 @@ from grownet.report.load import check_sweeps
 from grownet.search import runner
 from grownet.search.runs import Trained
 from grownet.search.spec import SpecError, SweepSpec, load_spec
-from grownet.search.sweeps import settled_by, with_width_dropout
+from grownet.layers import kept_channels
+from grownet.search.sweeps import one_shot_sandwich, settled_by, thinned, with_width_dropout
 from grownet.train.evaluation import recalibrate_batchnorm
 from grownet.zoo import build
 
@@ -135,8 +136,29 @@ def test_the_plan_sets_each_steps_width_and_the_executor_runs_it():
     assert planner.draw(1).retain == {"fc1_wd": 0.25}
     assert torch.equal(net(x, planner.draw(1)), narrow(x))
     assert torch.equal(net(x, StepPlan()), net(x, planner.draw(0)))  # the whole network
-    with pytest.raises(ValueError, match="not a width_dropout node"):
+    with pytest.raises(ValueError, match="not a width_dropout or norm node"):
         Planner(graph, sandwich=Sandwich(values=(1.0, 0.5), retain=("fc1",)))
+
+
+@pytest.mark.parametrize("share", [0.75, 0.5, 0.25])
+def test_a_one_shot_step_at_a_share_is_the_thinned_transformer(share):
+    """A residual stream's one-shot sweep draws its norms' share with its zeroing, so a step
+    at a share computes what the network narrowed to that share computes (the norms then
+    read the kept features only)."""
+    graph = build("gpt", depth=2, width=16, heads=2, in_shape=(8,), num_classes=11)
+    torch.manual_seed(0)
+    state = GraphNet(graph).state_dict()
+    swept, sandwich = one_shot_sandwich(graph, ["tok"], (share,))
+    assert {"ln1_1", "ln1_2", "ln2_1", "ln2_2", "ln_f"} <= set(sandwich.retain)
+    net = GraphNet.with_state(swept, state).eval()
+    start = Trained(graph, state, 1.0, (True,), "converged", 0.0, Path("."))
+    keep = {n: kept_channels(16, share) for n in ("tok", "fc1_2", "fc2_2")}
+    thin = GraphNet.with_state(*thinned(start, keep)).eval()
+    x = torch.randint(0, 11, (3, 8), generator=torch.Generator().manual_seed(1))
+    plan = StepPlan(retain=dict.fromkeys(sandwich.retain, share))
+    with torch.no_grad():
+        torch.testing.assert_close(net(x, plan), thin(x), atol=1e-5, rtol=1e-5)
+        assert not torch.allclose(net(x, StepPlan()), thin(x), atol=1e-3)  # the whole differs
 
 
 def test_recalibration_makes_batchnorm_statistics_the_plain_average():

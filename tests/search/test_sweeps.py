@@ -160,7 +160,7 @@ def gpt_net():
     [
         (lambda: torchvision_net("googlenet", 64), 57),  # inception branches, concats
         (lambda: torchvision_net("inception_v3", 75), 94),
-        (gpt_net, 4),  # heads and MLP units
+        (gpt_net, 5),  # heads, MLP units and the residual stream
     ],
 )
 def test_the_swept_net_is_the_thinned_net_on_real_networks(make, units):

@@ -68,7 +68,8 @@ def test_a_gpt_grows_a_whole_block_copied_from_the_last(tmp_path):
     summary = json.loads((tmp_path / "runs/lm/search_summary.json").read_text())
     widths = summary["recommended"]["widths"]  # features, not the 16 positions
     graph = NetGraph.from_json(tmp_path / "runs/lm/graph.json")
-    assert widths == {n: graph.spec(n).params["out_features"] for n in graph.nodes_of("linear")}
+    layers = graph.nodes_of("linear", "embedding")  # the token table's: the residual width
+    assert widths == {n: graph.spec(n).params["out_features"] for n in layers}
     assert widths["head"] == len(set((tmp_path / "t.txt").read_text()))
 
 
@@ -149,35 +150,52 @@ def test_a_gpts_heads_and_mlp_units_grow_keeping_its_function(init):
     base = gpt(depth=2, width=16, heads=2, in_shape=(8,), num_classes=11)
     net = GraphNet(base).eval()
     growth = GrowthSpec(kind="width", width_init=init, dropin_length=10, stage_iters=20)
-    # heads and the MLPs' hidden units are what width can grow; the residual stream reaches
-    # the adds
+    # heads, the MLPs' hidden units and the residual stream (the token table, every block's
+    # output projections and norms, the tied head: one group, named by its table)
     assert [(p["layer"], p["from"], p["to"]) for p in planned_widths(base, growth)] == [
-        ("attn1", 2, 4), ("fc1_1", 64, 128), ("attn2", 2, 4), ("fc2_1", 64, 128)]  # fmt: skip
-    graph, state, _ = widen_stage(base, net.state_dict(), growth, stage=1, seed=0)
+        ("attn1", 2, 4), ("fc1_1", 64, 128), ("tok", 16, 32), ("attn2", 2, 4),
+        ("fc2_1", 64, 128)]  # fmt: skip
+    graph, state, plans = widen_stage(base, net.state_dict(), growth, stage=1, seed=0)
     wide = GraphNet(graph)
     wide.load_state_dict(state)
     x = torch.randint(0, 11, (3, 8))
     assert torch.allclose(wide.eval()(x), net(x), atol=1e-5)
     assert graph.spec("fc1_1").params["out_features"] == 128
     assert graph.spec("attn2").params["heads"] == 4
+    assert graph.spec("tok").params["out_features"] == 32
+    assert wide.layers["head"].weight is wide.layers["tok"].weight  # still tied
+    # a head tied to the table cannot halve a split unit's columns: that group grows randomly
+    assert plans[2].get("init", init) == "random"
 
 
-def with_width(spec_path, mode="fine_tune"):
+def with_width(spec_path, mode="fine_tune", layers=()):
     text = spec_path.read_text()
     depth = "[depth]\nratios = [0.5, 0.25]\niters_per_ratio = 5"
     text = text.replace(depth, "[depth]\nenabled = false")
+    chosen = f"\nlayers = {list(layers)!r}".replace("'", '"') if layers else ""
     text = text.replace("[width]\nenabled = false",
-                        f'[width]\nratios = [0.75, 0.25]\niters_per_ratio = 5\nmode = "{mode}"')
+                        f'[width]\nratios = [0.75, 0.25]\niters_per_ratio = 5\nmode = "{mode}"'
+                        + chosen)  # fmt: skip
     spec_path.write_text(text)
     return load_spec(spec_path, runs_dir=str(spec_path.parent / "runs"))
 
 
+def test_a_gpts_width_sweep_covers_heads_mlp_units_and_the_residual_stream(tmp_path):
+    write_spec(tmp_path, "fresh")
+    runner.Search(with_width(tmp_path / "lm.toml"), echo=lambda s: None, quiet=True).run()
+    (sweep,) = json.loads((tmp_path / "runs/lm/sweeps.json").read_text())["sweeps"]
+    # the residual stream: one unit, named by its token table, its grown block's projection in
+    assert sweep["units"] == [["attn1"], ["fc1_1"], ["tok", "fc1_2", "fc1_2_g1b0"],
+                              ["attn1_g1b0"], ["fc1_1_g1b0"]]  # fmt: skip
+    assert [p["ratio"] for p in sweep["points"]] == [0.75, 0.25]
+
+
 def test_a_gpts_width_sweep_thins_heads_and_mlp_units(tmp_path):
     write_spec(tmp_path, "fresh")
-    spec = with_width(tmp_path / "lm.toml")
+    spec = with_width(tmp_path / "lm.toml", layers=["attn1", "fc1_1"])
     summary = runner.Search(spec, echo=lambda s: None, quiet=True).run()
     (sweep,) = json.loads((tmp_path / "runs/lm/sweeps.json").read_text())["sweeps"]
-    assert sweep["units"] == [["attn1"], ["fc1_1"], ["attn1_g1b0"], ["fc1_1_g1b0"]]
+    assert sweep["units"] == [["attn1"], ["fc1_1"]]
     graph = NetGraph.from_json(tmp_path / "runs/lm/graph.json")
     heads = summary["recommended"]["heads"]
     assert heads == {n: graph.spec(n).params["heads"] for n in ("attn1", "attn1_g1b0")}
@@ -192,3 +210,4 @@ def test_a_one_shot_sweep_of_heads_is_one_line(tmp_path):
     spec = with_width(tmp_path / "lm.toml", mode="one_shot")
     with pytest.raises(SpecError, match=r'mode = "one_shot" cannot sweep the heads of attn1'):
         runner.Search(spec, echo=lambda s: None, quiet=True).run()
+
