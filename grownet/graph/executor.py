@@ -232,8 +232,9 @@ class GraphNet(nn.Module):
         }
         # Gradual width growth: these layers hold new units off by the plan's q (like DropIn),
         # and the norms of a widened group leave the same units out of their statistics.
-        self._width_mixers = [n for n, _, _ in self._nodes
-                              if graph.op(n) == "width_dropin" or growing_norm(graph, n)]  # fmt: skip
+        self._width_mixers = [
+            n for n, _, _ in self._nodes if graph.op(n) == "width_dropin" or growing_norm(graph, n)
+        ]
         # One-shot width sweeps: the plan may set these layers' retention step by step (a
         # norm's: the share of features its statistics read).
         self._width_dropouts = {n: graph.spec(n).params["retain"] for n, _, _ in self._nodes

@@ -157,8 +157,9 @@ def widen_gradually(
 def tied_readers(graph: NetGraph, group: ChannelGroup) -> list[str]:
     """The readers of ``group`` whose weight is one of its producers' tables (a language
     model's head tied to its token embedding)."""
+    tables = set(group.producers)
     return [r for r, _ in group.readers
-            if graph.op(r) == "linear" and graph.spec(r).params["tie"] in group.producers]  # fmt: skip
+            if graph.op(r) == "linear" and graph.spec(r).params["tie"] in tables]  # fmt: skip
 
 
 def _corner(shape: torch.Size) -> tuple[slice, ...]:

@@ -16,11 +16,11 @@ import torch
 
 from grownet.graph.executor import GraphNet
 from grownet.graph.plan import Planner, Sandwich, StepPlan
+from grownet.layers import kept_channels
 from grownet.report.load import check_sweeps
 from grownet.search import runner
 from grownet.search.runs import Trained
 from grownet.search.spec import SpecError, SweepSpec, load_spec
-from grownet.layers import kept_channels
 from grownet.search.sweeps import one_shot_sandwich, settled_by, thinned, with_width_dropout
 from grownet.train.evaluation import recalibrate_batchnorm
 from grownet.zoo import build
