@@ -57,6 +57,7 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 from torchvision.ops import stochastic_depth
 
+from grownet.graph import fx_windows
 from grownet.graph.executor import GraphNet
 from grownet.graph.netgraph import NetGraph
 from grownet.graph.ops import ACTIVATIONS
@@ -213,7 +214,7 @@ _MODULES: dict[type[nn.Module], Callable[[Any], LayerSpec]] = {
     },
 }
 _WEIGHTED = (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.BatchNorm1d, nn.LayerNorm,
-             nn.MultiheadAttention)  # fmt: skip
+             nn.MultiheadAttention, *fx_windows.WINDOW_ATTENTIONS)  # fmt: skip
 
 # --------------------------------------------------------------------------- functions
 # Each rule: the parameter names in order (to bind positional and keyword arguments alike:
@@ -271,6 +272,7 @@ _FUNCTIONS: dict[Any, _Rule] = {
     F.silu: _act_rule("silu"),
     F.hardswish: _act_rule("hardswish"),
     F.hardsigmoid: _act_rule("hardsigmoid"),
+    **fx_windows.FUNCTIONS,
 }
 _METHODS: dict[str, _Rule] = {
     "contiguous": (("self",), ("self",), lambda a: LayerSpec("identity")),
@@ -514,19 +516,28 @@ class _Importer:
         if type(module) is nn.TransformerEncoderLayer:
             self._encoder_layer(node, module)
             return
+        weights = module.state_dict() if isinstance(module, _WEIGHTED) else {}
+        dropout = 0.0  # of a window attention's output: a node after it
         if type(module) is nn.MultiheadAttention:
             spec, inputs = _attention(module, node), [node.args[0]]
             self.attentions.add(node)
         else:
-            rule = _MODULES.get(type(module))
-            _require(rule is not None, "")
-            spec = rule(module)
+            if type(module) in fx_windows.WINDOW_ATTENTIONS:
+                _require((module.qkv.bias is None) == (module.proj.bias is None),
+                         "a bias on one of its qkv and proj layers only")  # fmt: skip
+                spec, weights, dropout = fx_windows.window_attention(module)
+            else:
+                rule = _MODULES.get(type(module))
+                _require(rule is not None, "")
+                spec = rule(module)
             _require(len(node.args) == 1 and not node.kwargs, "extra arguments")
             inputs = list(node.args)
         name = self._add(node, spec, inputs)
-        if name and isinstance(module, _WEIGHTED):
-            for key, value in module.state_dict().items():
-                self.state[f"layers.{name}.{key}"] = value.detach().cpu().clone()
+        for key, value in weights.items() if name else ():
+            self.state[f"layers.{name}.{key}"] = value.detach().cpu().clone()
+        if name and dropout:
+            self.ids[node] = self.graph.add(f"{name}_dropout", LayerSpec("dropout", p=dropout),
+                                            [name])  # fmt: skip
 
     def _encoder_layer(self, node: fx.Node, m: nn.TransformerEncoderLayer) -> None:
         """``nn.TransformerEncoderLayer`` (batch first, called without masks): its two residual
@@ -795,7 +806,9 @@ def _attention(m: nn.MultiheadAttention, node: fx.Node) -> LayerSpec:
 
 def _trace(module: nn.Module, what: str) -> fx.GraphModule:
     try:
-        return fx.symbolic_trace(module)
+        tracer = fx_windows.Tracer()  # torch.fx's, with Swin's attention as leaves
+        graph = tracer.trace(module)
+        return fx.GraphModule(tracer.root, graph, type(module).__name__)
     except Exception as err:  # tracing runs the user's forward: any error is theirs
         first = (str(err).strip().splitlines() or [""])[0]
         raise GraphError(
