@@ -42,6 +42,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import keyword
 import math
 from collections.abc import Callable, Mapping
@@ -54,6 +55,7 @@ import grownet
 from grownet.graph.netgraph import NetGraph
 from grownet.graph.ops import ACTIVATIONS, head_size
 from grownet.graph.spec import GraphError, Shape
+from grownet.layers import window
 from grownet.layers.resize import Resize
 from grownet.layers.width import kept_channels
 
@@ -156,6 +158,7 @@ class _Writer:
         self.attributes: dict[str, str] = {}
         self.value: dict[str, str] = {graph.input_node: "x"}
         self.uses_functional = False
+        self.helpers: list[str] = []  # definitions written above Net, each once
 
     # -------------------------------------------------------------- emitting
 
@@ -469,6 +472,31 @@ class _Writer:
         self.assign(node, f"self.{name}.out_proj({heads_out}.transpose(1, 2)"
                           f".reshape(-1, {tokens}, {inner}))")  # fmt: skip
 
+    def _window_attention(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
+        # grownet.layers.window uses torch alone: its definitions go into model.py as they are
+        if not self.helpers:
+            self.helpers = [inspect.getsource(f) for f in (
+                window.relative_position_index, window.log_spaced_offsets,
+                window.shifted_window_mask, window.window_attention,
+                window.WindowAttention)]  # fmt: skip
+            self.uses_functional = True
+        wh, ww = _pair(p["window"])
+        sh, sw = _pair(p["shift"])
+        self.layer(node, f"WindowAttention({shapes[0][-1]}, heads={p['heads']}, window=({wh}, "
+                   f"{ww}), shift=({sh}, {sw}), version={p['version']}, dropout="
+                   f"{_num(p['p'])}, bias={p['bias']})", ins[0], weights=True)  # fmt: skip
+
+    def _patch_merge(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
+        height, width, _ = shapes[0]
+        a = ins[0]
+        self.body.append(f"# {node}: Swin's patch merging, each 2x2 patch's tokens as one")
+        if height % 2 or width % 2:  # an odd side gets a row or column of zeros
+            pads = _tuple((0, 0, 0, width % 2, 0, height % 2))
+            self.body.append(f"{self.names[node]} = {self.functional(f'pad({a}, {pads})')}")
+            a = self.names[node]
+        parts = ", ".join(f"{a}[:, {r}::2, {c}::2]" for r, c in ((0, 0), (1, 0), (0, 1), (1, 1)))
+        self.assign(node, f"torch.cat([{parts}], dim=-1)")
+
     def _dropin(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
         new, old = ins
         if p["mode"] == "regularizing":
@@ -590,11 +618,13 @@ def standalone_source(
     if writer.uses_functional:
         imports.append("import torch.nn.functional as F")
     imports.append("from torch import nn")
+    helpers = [line for source in writer.helpers for line in ["", "", *source.splitlines()]]
     lines = [
         *head,
         *imports,
         "",
         f"INPUT_SHAPE = {_tuple(in_shape)}",
+        *helpers,
         "",
         "",
         "class Net(nn.Module):",

@@ -39,9 +39,9 @@ def relative_position_index(
     """(T, T) index, T = wh x ww tokens of a window (row-major), of each query and key's offset
     (dy, dx) = query - key in a table of (2wh - 1) x (2ww - 1) offsets, row-major.
 
-    >>> relative_position_index((1, 2))
-    tensor([[1, 2],
-            [0, 1]])
+    >>> relative_position_index((1, 2))  # offsets 0, -1 / +1, 0: entries 1, 0 / 2, 1
+    tensor([[1, 0],
+            [2, 1]])
     """
     wh, ww = window
     rows = torch.arange(wh, device=device).repeat_interleave(ww)
@@ -211,6 +211,8 @@ class WindowAttention(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         wh, ww = window
+        if version == 2 and min(wh, ww) < 2:  # v2's offsets are scaled by window - 1
+            raise ValueError(f"window must be at least 2 a side for v2's offsets, got {[wh, ww]}")
         self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
         self.proj = nn.Linear(dim, dim, bias=bias)
         for layer in (self.qkv, self.proj):
