@@ -23,13 +23,7 @@ from grownet.layers import GatedAdd
 NAMES = torchvision.models.list_models(module=torchvision.models)
 
 # What remains refused, and the calls that say why (see the README's coverage table).
-REFUSED = {
-    **dict.fromkeys(
-        ["swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b"],
-        "shifted_window_attention",
-    ),
-    "maxvit_t": "einsum",
-}
+REFUSED = {"maxvit_t": "einsum"}
 IMPORTED = [n for n in NAMES if n not in REFUSED]
 AUX = ("aux1", "aux2", "AuxLogits")  # GoogLeNet's and Inception's training-only classifiers
 
@@ -37,7 +31,8 @@ AUX = ("aux1", "aux2", "AuxLogits")  # GoogLeNet's and Inception's training-only
 def _sizes(name: str) -> list[tuple[int, dict, int]]:
     """(input size, builder arguments, batch): the size the architecture is defined at (its
     default ``image_size``: 224, Inception's 299), then a small size where the architecture
-    allows one (the smallest its default weights take; a ViT any multiple of its patch).
+    allows one (the smallest its default weights take; a ViT any multiple of its patch; a Swin
+    pads any size to its windows: at 72 pixels, padded shifted windows and odd patch merges).
 
     Some default weights were trained larger (EfficientNet-B7 at 600, ViT-H/14 at 518): the
     graph does not depend on it, and running those sizes here would take many minutes."""
@@ -47,6 +42,8 @@ def _sizes(name: str) -> list[tuple[int, dict, int]]:
     if name.startswith("vit_"):
         patch = int(name.rsplit("_", 1)[1])
         return [(natural, {}, 1), (2 * patch, {"image_size": 2 * patch}, 2)]
+    if name.startswith("swin_"):
+        return [(natural, {}, 1), (72, {}, 2)]
     return [(natural, {}, 1), (small, {}, 2)]
 
 
