@@ -214,7 +214,7 @@ _MODULES: dict[type[nn.Module], Callable[[Any], LayerSpec]] = {
     },
 }
 _WEIGHTED = (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.BatchNorm1d, nn.LayerNorm,
-             nn.MultiheadAttention, *fx_windows.WINDOW_ATTENTIONS)  # fmt: skip
+             nn.MultiheadAttention, *fx_windows.LEAVES)  # fmt: skip
 
 # --------------------------------------------------------------------------- functions
 # Each rule: the parameter names in order (to bind positional and keyword arguments alike:
@@ -522,10 +522,11 @@ class _Importer:
             spec, inputs = _attention(module, node), [node.args[0]]
             self.attentions.add(node)
         else:
-            if type(module) in fx_windows.WINDOW_ATTENTIONS:
-                _require((module.qkv.bias is None) == (module.proj.bias is None),
-                         "a bias on one of its qkv and proj layers only")  # fmt: skip
-                spec, weights, dropout = fx_windows.window_attention(module)
+            if type(module) in fx_windows.LEAVES:
+                try:
+                    spec, weights, dropout = fx_windows.leaf_layer(module)
+                except ValueError as err:
+                    raise _Unsupported(str(err)) from None
             else:
                 rule = _MODULES.get(type(module))
                 _require(rule is not None, "")
@@ -806,7 +807,7 @@ def _attention(m: nn.MultiheadAttention, node: fx.Node) -> LayerSpec:
 
 def _trace(module: nn.Module, what: str) -> fx.GraphModule:
     try:
-        tracer = fx_windows.Tracer()  # torch.fx's, with Swin's attention as leaves
+        tracer = fx_windows.Tracer()  # torch.fx's, with Swin's and MaxViT's attention as leaves
         graph = tracer.trace(module)
         return fx.GraphModule(tracer.root, graph, type(module).__name__)
     except Exception as err:  # tracing runs the user's forward: any error is theirs

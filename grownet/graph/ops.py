@@ -27,7 +27,7 @@ from grownet.layers import shape as S
 from grownet.layers.attention import SelfAttention
 from grownet.layers.learned import Learned, combine_learned
 from grownet.layers.width_dropin import WidthDropIn
-from grownet.layers.window import WindowAttention
+from grownet.layers.window import GroupAttention, WindowAttention
 
 Params = dict[str, Any]
 
@@ -121,7 +121,7 @@ PARAM_KINDS: dict[str, str] = {
     **dict.fromkeys(["padding", "shift"], "pad"),
     "shape": "shape",
     **dict.fromkeys(["start", "seed", "length", "stop", "dim", "index"], "int"),
-    **dict.fromkeys(["init_std", "eps"], "positive_number"),
+    **dict.fromkeys(["init_std", "eps", "scale"], "positive_number"),
     **dict.fromkeys(["bias_value", "momentum", "alpha", "beta", "k", "p", "retain"], "number"),
     **dict.fromkeys(["drop_prob", "mxscale", "value"], "number"),
     **dict.fromkeys(["bias", "ceil_mode", "zero_init", "affine", "causal", "keepdim"], "bool"),
@@ -511,6 +511,27 @@ def _window_macs(p: Params, ins: list[Shape], out: Shape) -> int:
     return macs
 
 
+def _group_infer(p: Params, ins: list[Shape]) -> Shape:
+    """Groups of tokens (G, T, C) in, T the tokens of one window; the same shape out."""
+    heads, (wh, ww) = p["heads"], _pair(p["window"])
+    if len(ins[0]) != 3 or ins[0][1] != wh * ww or ins[0][2] % heads:
+        raise GraphError(f"group_attention expects groups of tokens (G, {wh * ww}, C) for "
+                         f"window={p['window']}, with C divisible by heads={heads}, got "
+                         f"{ins[0]}")  # fmt: skip
+    return ins[0]
+
+
+def _group_params(p: Params, ins: list[Shape], out: Shape) -> int:
+    # projections with biases, and a table of every offset within a window
+    dim, (wh, ww) = ins[0][2], _pair(p["window"])
+    return 4 * dim * (dim + 1) + (2 * wh - 1) * (2 * ww - 1) * p["heads"]
+
+
+def _group_macs(p: Params, ins: list[Shape], out: Shape) -> int:
+    groups, tokens, dim = ins[0]
+    return 4 * groups * tokens * dim * dim + 2 * groups * tokens * tokens * dim
+
+
 def _op(
     name: str,
     defaults: dict[str, Any],
@@ -713,6 +734,17 @@ OPS: dict[str, OpDef] = {
             ),
             count_params=_window_params,
             count_macs=_window_macs,
+        ),
+        _op(
+            "group_attention",
+            {"heads": REQUIRED, "window": REQUIRED, "scale": None},
+            (1, 1),
+            _group_infer,
+            lambda p, i: GroupAttention(
+                i[0][-1], heads=p["heads"], window=_pair(p["window"]), scale=p["scale"]
+            ),
+            count_params=_group_params,
+            count_macs=_group_macs,
         ),
         _shape_op("patch_merge", {}, S.patch_merge, S.PatchMerge),
         _op(

@@ -158,7 +158,7 @@ class _Writer:
         self.attributes: dict[str, str] = {}
         self.value: dict[str, str] = {graph.input_node: "x"}
         self.uses_functional = False
-        self.helpers: list[str] = []  # definitions written above Net, each once
+        self.helpers: list[Any] = []  # definitions written above Net, each once, in order
 
     # -------------------------------------------------------------- emitting
 
@@ -472,19 +472,28 @@ class _Writer:
         self.assign(node, f"self.{name}.out_proj({heads_out}.transpose(1, 2)"
                           f".reshape(-1, {tokens}, {inner}))")  # fmt: skip
 
+    def define(self, *definitions: Any) -> None:
+        """Write ``definitions`` (functions, classes) above ``Net``: grownet.layers.window
+        uses torch alone, so its definitions go into model.py as they are."""
+        self.helpers += [d for d in definitions if d not in self.helpers]
+        self.uses_functional = True
+
     def _window_attention(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
-        # grownet.layers.window uses torch alone: its definitions go into model.py as they are
-        if not self.helpers:
-            self.helpers = [inspect.getsource(f) for f in (
-                window.relative_position_index, window.log_spaced_offsets,
-                window.shifted_window_mask, window.window_attention,
-                window.WindowAttention)]  # fmt: skip
-            self.uses_functional = True
+        self.define(window.relative_position_index, window.log_spaced_offsets,
+                    window.shifted_window_mask, window.group_attention, window.window_attention,
+                    window.WindowAttention)  # fmt: skip
         wh, ww = _pair(p["window"])
         sh, sw = _pair(p["shift"])
         self.layer(node, f"WindowAttention({shapes[0][-1]}, heads={p['heads']}, window=({wh}, "
                    f"{ww}), shift=({sh}, {sw}), version={p['version']}, dropout="
                    f"{_num(p['p'])}, bias={p['bias']})", ins[0], weights=True)  # fmt: skip
+
+    def _group_attention(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
+        self.define(window.relative_position_index, window.group_attention, window.GroupAttention)
+        wh, ww = _pair(p["window"])
+        scale = None if p["scale"] is None else _num(p["scale"])
+        self.layer(node, f"GroupAttention({shapes[0][-1]}, heads={p['heads']}, window=({wh}, "
+                   f"{ww}), scale={scale})", ins[0], weights=True)  # fmt: skip
 
     def _patch_merge(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
         height, width, _ = shapes[0]
@@ -618,7 +627,8 @@ def standalone_source(
     if writer.uses_functional:
         imports.append("import torch.nn.functional as F")
     imports.append("from torch import nn")
-    helpers = [line for source in writer.helpers for line in ["", "", *source.splitlines()]]
+    helpers = [line for helper in writer.helpers
+               for line in ["", "", *inspect.getsource(helper).splitlines()]]  # fmt: skip
     lines = [
         *head,
         *imports,

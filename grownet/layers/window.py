@@ -1,4 +1,4 @@
-"""Shifted-window self-attention: the Swin Transformer's attention, v1 and v2.
+"""Attention within windows: the Swin Transformer's (v1 and v2) and MaxViT's.
 
 The tokens of an (N, H, W, C) map attend only to the tokens of their own window of
 ``wh x ww`` tokens (the map is padded at the bottom and right to whole windows). Every other
@@ -16,6 +16,10 @@ The semantics are torchvision's (``torchvision.models.swin_transformer``), so it
 loads into :class:`WindowAttention` unchanged: a window as large as the padded map is not
 shifted on that axis, and the mask adds -100 (not -inf) to the logits of mixed regions.
 
+MaxViT (Tu et al., 2022) partitions its map into windows (or a grid) with plain views, and
+attends within each group of tokens with a table of biases as Swin v1's, no shift, no mask:
+:class:`GroupAttention`, on :func:`group_attention`, which Swin's attention runs too.
+
 Everything here uses ``torch`` alone, so :mod:`grownet.graph.standalone` writes these
 definitions into an exported ``model.py`` as they are.
 """
@@ -25,7 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "GroupAttention",
     "WindowAttention",
+    "group_attention",
     "log_spaced_offsets",
     "relative_position_index",
     "shifted_window_mask",
@@ -98,6 +104,65 @@ def shifted_window_mask(
     return torch.zeros(same.shape, device=device).masked_fill(~same, -100.0)
 
 
+def group_attention(
+    x: torch.Tensor,
+    qkv_weight: torch.Tensor,
+    qkv_bias: torch.Tensor | None,
+    proj_weight: torch.Tensor,
+    proj_bias: torch.Tensor | None,
+    position_bias: torch.Tensor,
+    *,
+    heads: int,
+    scale: float | None = None,
+    logit_scale: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    dropout: float = 0.0,
+) -> torch.Tensor:
+    """Self-attention within each group of tokens of ``x`` (N, G, T, C), ``heads`` heads.
+
+    ``qkv_weight`` (3C, C) projects to queries, keys and values, ``proj_weight`` (C, C) back;
+    ``position_bias`` (heads, T, T), and ``mask`` (G, T, T) if given, are added to the logits.
+    The logits are dot products times ``scale`` (None: 1 / sqrt(C / heads)), or, with
+    ``logit_scale`` (heads, 1, 1), cosine similarities times ``min(exp(logit_scale), 100)``.
+    ``dropout`` drops attention weights (pass 0.0 in eval).
+
+    >>> x, w = torch.ones(1, 2, 4, 4), torch.eye(4)
+    >>> group_attention(x, w.repeat(3, 1), None, w, None, torch.zeros(2, 4, 4), heads=2).shape
+    torch.Size([1, 2, 4, 4])
+    """
+    if x.dim() != 4:
+        raise ValueError(f"x must be (N, G, T, C), got shape {tuple(x.shape)}")
+    n, groups, tokens, dim = x.shape
+    if heads < 1 or dim % heads:
+        raise ValueError(f"heads must divide the {dim} channels, got {heads!r}")
+    if tuple(qkv_weight.shape) != (3 * dim, dim) or tuple(proj_weight.shape) != (dim, dim):
+        raise ValueError(f"qkv_weight must be ({3 * dim}, {dim}) and proj_weight ({dim}, "
+                         f"{dim}), got {tuple(qkv_weight.shape)} and "
+                         f"{tuple(proj_weight.shape)}")  # fmt: skip
+    if tuple(position_bias.shape) != (heads, tokens, tokens):
+        raise ValueError(f"position_bias must be ({heads}, {tokens}, {tokens}), got "
+                         f"{tuple(position_bias.shape)}")  # fmt: skip
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    if scale is not None and not scale > 0:
+        raise ValueError(f"scale must be > 0 (or None: 1 / sqrt(head size)), got {scale!r}")
+    qkv = F.linear(x, qkv_weight, qkv_bias).view(n, groups, tokens, 3, heads, dim // heads)
+    q, k, v = qkv.permute(3, 0, 1, 4, 2, 5)  # each (N, G, heads, T, C / heads)
+    if logit_scale is not None:
+        logits = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
+        logits = logits * logit_scale.exp().clamp(max=100.0)
+    else:
+        logits = (q * (scale or (dim // heads) ** -0.5)) @ k.transpose(-2, -1)
+    logits = logits + position_bias
+    if mask is not None:
+        logits = logits + mask.to(logits.dtype)[:, None]
+    weights = logits.softmax(dim=-1)
+    if dropout:
+        weights = F.dropout(weights, dropout)
+    out = (weights @ v).transpose(2, 3).reshape(n, groups, tokens, dim)
+    return F.linear(out, proj_weight, proj_bias)
+
+
 def window_attention(
     x: torch.Tensor,
     qkv_weight: torch.Tensor,
@@ -112,13 +177,10 @@ def window_attention(
     logit_scale: torch.Tensor | None = None,
     dropout: float = 0.0,
 ) -> torch.Tensor:
-    """Shifted-window self-attention of an (N, H, W, C) map with ``heads`` heads.
-
-    ``qkv_weight`` (3C, C) projects to queries, keys and values, ``proj_weight`` (C, C) back;
-    ``position_bias`` (heads, T, T) is added to each window's logits (T = wh x ww).
-    ``logit_scale`` (heads, 1, 1), given, makes it v2's: cosine logits times
-    ``min(exp(logit_scale), 100)``, and the key bias is not used; otherwise the logits are
-    dot products over sqrt(C / heads). ``dropout`` drops attention weights (pass 0.0 in eval).
+    """Shifted-window self-attention of an (N, H, W, C) map: :func:`group_attention` of the
+    tokens of each window (T = wh x ww), rolled by ``shift`` and masked where the roll joined
+    opposite edges. ``logit_scale`` given makes it v2's: cosine logits, and the key bias is not
+    used.
 
     >>> x, w = torch.ones(1, 3, 3, 4), torch.eye(4)
     >>> window_attention(x, w.repeat(3, 1), None, w, None, torch.zeros(2, 4, 4), heads=2,
@@ -128,52 +190,29 @@ def window_attention(
     if x.dim() != 4:
         raise ValueError(f"x must be (N, H, W, C), got shape {tuple(x.shape)}")
     n, height, width, dim = x.shape
-    if heads < 1 or dim % heads:
-        raise ValueError(f"heads must divide the {dim} channels, got {heads!r}")
     wh, ww = window
     if wh < 1 or ww < 1:
         raise ValueError(f"window must be two sizes >= 1, got {list(window)}")
     if not (0 <= shift[0] < wh and 0 <= shift[1] < ww):
         raise ValueError(f"shift must be in 0..window-1 on each axis (window {list(window)}), "
                          f"got {list(shift)}")  # fmt: skip
-    tokens = wh * ww
-    if tuple(qkv_weight.shape) != (3 * dim, dim) or tuple(proj_weight.shape) != (dim, dim):
-        raise ValueError(f"qkv_weight must be ({3 * dim}, {dim}) and proj_weight ({dim}, "
-                         f"{dim}), got {tuple(qkv_weight.shape)} and "
-                         f"{tuple(proj_weight.shape)}")  # fmt: skip
-    if tuple(position_bias.shape) != (heads, tokens, tokens):
-        raise ValueError(f"position_bias must be ({heads}, {tokens}, {tokens}), got "
-                         f"{tuple(position_bias.shape)}")  # fmt: skip
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
     # pad to whole windows; a window as large as the padded map has nothing to shift across
     x = F.pad(x, (0, 0, 0, -width % ww, 0, -height % wh))
     full_h, full_w = x.shape[1], x.shape[2]
     shift = (shift[0] if wh < full_h else 0, shift[1] if ww < full_w else 0)
+    mask = None
     if shift != (0, 0):
         x = torch.roll(x, (-shift[0], -shift[1]), dims=(1, 2))
+        mask = shifted_window_mask(full_h, full_w, window, shift, device=x.device)
     rows, cols = full_h // wh, full_w // ww
     # (N, rows, wh, cols, ww, C) -> each window's tokens: (N, windows, T, C)
-    x = x.view(n, rows, wh, cols, ww, dim).permute(0, 1, 3, 2, 4, 5).reshape(n, -1, tokens, dim)
+    x = x.view(n, rows, wh, cols, ww, dim).permute(0, 1, 3, 2, 4, 5).reshape(n, -1, wh * ww, dim)
     if logit_scale is not None and qkv_bias is not None:
         qkv_bias = torch.cat([qkv_bias[:dim], torch.zeros_like(qkv_bias[dim:2 * dim]),
                               qkv_bias[2 * dim:]])  # fmt: skip
-    qkv = F.linear(x, qkv_weight, qkv_bias).view(n, rows * cols, tokens, 3, heads, dim // heads)
-    q, k, v = qkv.permute(3, 0, 1, 4, 2, 5)  # each (N, windows, heads, T, C / heads)
-    if logit_scale is not None:
-        logits = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
-        logits = logits * logit_scale.exp().clamp(max=100.0)
-    else:
-        logits = (q * (dim // heads) ** -0.5) @ k.transpose(-2, -1)
-    logits = logits + position_bias
-    if shift != (0, 0):
-        mask = shifted_window_mask(full_h, full_w, window, shift, device=x.device)
-        logits = logits + mask.to(logits.dtype)[:, None]
-    weights = logits.softmax(dim=-1)
-    if dropout:
-        weights = F.dropout(weights, dropout)
-    out = (weights @ v).transpose(2, 3).reshape(n, rows * cols, tokens, dim)
-    out = F.linear(out, proj_weight, proj_bias)
+    out = group_attention(x, qkv_weight, qkv_bias, proj_weight, proj_bias, position_bias,
+                          heads=heads, logit_scale=logit_scale, mask=mask,
+                          dropout=dropout)  # fmt: skip
     # windows back into the map, rolled back, cropped to the input's size
     out = out.view(n, rows, cols, wh, ww, dim).permute(0, 1, 3, 2, 4, 5)
     out = out.reshape(n, full_h, full_w, dim)
@@ -253,3 +292,41 @@ class WindowAttention(nn.Module):
     def extra_repr(self) -> str:
         return (f"heads={self.heads}, window={list(self.window)}, shift={list(self.shift)}, "
                 f"version={self.version}, dropout={self.dropout}")  # fmt: skip
+
+
+class GroupAttention(nn.Module):
+    """:func:`group_attention` of (N, G, T, C) tokens whose T tokens form a ``window``, with a
+    table of biases per head and offset, under torchvision MaxViT's names (``to_qkv``,
+    ``merge``, ``relative_position_bias_table``) and initialised as MaxViT initialises them.
+    MaxViT scales its logits by 1 / sqrt(C), not by the head size: ``scale``."""
+
+    def __init__(
+        self, dim: int, *, heads: int, window: tuple[int, int], scale: float | None = None
+    ) -> None:
+        super().__init__()
+        if heads < 1 or dim % heads:
+            raise ValueError(f"heads must divide dim={dim}, got {heads!r}")
+        if scale is not None and not scale > 0:
+            raise ValueError(f"scale must be > 0 (or None: 1 / sqrt(head size)), got {scale!r}")
+        wh, ww = window
+        if wh < 1 or ww < 1:
+            raise ValueError(f"window must be two sizes >= 1, got {[wh, ww]}")
+        self.to_qkv = nn.Linear(dim, 3 * dim)
+        self.merge = nn.Linear(dim, dim)
+        for layer in (self.to_qkv, self.merge):
+            nn.init.normal_(layer.weight, std=0.02)
+            nn.init.zeros_(layer.bias)
+        self.relative_position_bias_table = nn.Parameter(
+            nn.init.trunc_normal_(torch.zeros((2 * wh - 1) * (2 * ww - 1), heads), std=0.02)
+        )
+        self.heads, self.window, self.scale = heads, (wh, ww), scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        table = self.relative_position_bias_table
+        bias = table[relative_position_index(self.window, table.device)].permute(2, 0, 1)
+        return group_attention(x, self.to_qkv.weight, self.to_qkv.bias, self.merge.weight,
+                               self.merge.bias, bias, heads=self.heads,
+                               scale=self.scale)  # fmt: skip
+
+    def extra_repr(self) -> str:
+        return f"heads={self.heads}, window={list(self.window)}, scale={self.scale}"

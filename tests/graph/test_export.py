@@ -182,6 +182,16 @@ def swin(name: str, **options):
     return make
 
 
+def maxvit() -> tuple[NetGraph, dict]:
+    """A two-block MaxViT imported at 16 pixels: 2x2 windows and grids, group attention."""
+    torch.manual_seed(0)
+    module = torchvision.models.maxvit.MaxVit(
+        input_size=(16, 16), stem_channels=8, partition_size=2, block_channels=[16, 32],
+        block_layers=[1, 1], head_dim=8, stochastic_depth_prob=0.0, num_classes=5,
+    )  # fmt: skip
+    return import_module(module, (3, 16, 16), name="maxvit")
+
+
 # name: (graph and executor state, q of the mixers, whether train mode is comparable)
 CASES = {
     "convnet": (zoo("convnet"), {}, True),
@@ -228,6 +238,7 @@ CASES = {
         {},
         True,
     ),
+    "maxvit": (maxvit, {}, True),
 }
 
 
@@ -270,7 +281,8 @@ def test_standalone_module_computes_what_the_executor_does(name):
 
 @pytest.mark.parametrize("make", [tokens, lambda: build("gpt", depth=1, width=8, heads=2,
                                                           in_shape=(4,), num_classes=5),
-                                  lambda: narrowed_heads()[0], lambda: swin("swin_t")()[0]])
+                                  lambda: narrowed_heads()[0], lambda: swin("swin_t")()[0],
+                                  lambda: maxvit()[0]])
 def test_torch_export_runs_the_imported_networks_ops(make):
     graph = make()
     net, _ = standalone(graph, GraphNet(graph).state_dict(), {})

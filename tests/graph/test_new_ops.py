@@ -11,7 +11,7 @@ from grownet.graph import GraphError, LayerSpec
 from grownet.graph.ops import OPS
 from grownet.layers import GatedAdd
 from grownet.layers.attention import SelfAttention
-from grownet.layers.window import WindowAttention
+from grownet.layers.window import GroupAttention, WindowAttention
 
 X = torch.randn(2, 8, 4, 6, generator=torch.Generator().manual_seed(0))
 G = torch.rand(2, 8, 1, 1, generator=torch.Generator().manual_seed(1))
@@ -165,6 +165,10 @@ def test_drop_path_scales_a_kept_branch_in_training_and_adds_it_as_is_in_eval():
         ("window_attention", {"heads": 2, "window": 2, "shift": -1}, (4, 4, 6),
          r"shift must be an integer >= 0 or a pair \[h, w\] of them, got -1"),
         ("patch_merge", {}, (5, 8), r"x must be \(N, H, W, C\), got shape \(1, 5, 8\)"),
+        ("group_attention", {"heads": 2, "window": 2}, (3, 9, 8),
+         r"tokens \(G, 4, C\) for window=2, with C divisible by heads=2, got \(3, 9, 8\)"),
+        ("group_attention", {"heads": 2, "window": 2, "scale": 0}, (3, 4, 8),
+         r"op 'group_attention': scale must be a number > 0, got 0"),
     ],
 )
 def test_bad_parameters_are_refused_saying_what_was_given(op, params, shape, message):
@@ -192,5 +196,15 @@ def test_window_attention_builds_what_it_counts(params, shape):
     assert module(torch.randn(2, *shape)).shape == (2, *shape)
     assert OPS["window_attention"].infer(spec.params, [shape]) == shape
     assert OPS["window_attention"].count_params(spec.params, [shape], shape) == sum(
+        p.numel() for p in module.parameters()
+    )
+
+
+def test_group_attention_builds_what_it_counts():
+    spec, shape = LayerSpec("group_attention", heads=2, window=[2, 3], scale=0.1), (5, 6, 8)
+    module = OPS["group_attention"].build(spec.params, [shape])
+    assert isinstance(module, GroupAttention) and module.scale == 0.1
+    assert module(torch.randn(2, *shape)).shape == (2, *shape)
+    assert OPS["group_attention"].count_params(spec.params, [shape], shape) == sum(
         p.numel() for p in module.parameters()
     )

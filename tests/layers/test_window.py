@@ -1,9 +1,10 @@
-"""Shifted-window attention against torchvision's own Swin functions and modules: equal outputs
-and gradients for v1 and v2, padded, shifted or neither; mistakes are one line naming the
-parameter and what was given."""
+"""Window attention against torchvision's own Swin and MaxViT functions and modules: equal
+outputs and gradients for Swin v1 and v2, padded, shifted or neither, and MaxViT's; mistakes are
+one line naming the parameter and what was given."""
 
 import pytest
 import torch
+from torchvision.models.maxvit import RelativePositionalMultiHeadAttention
 from torchvision.models.swin_transformer import (
     ShiftedWindowAttention,
     ShiftedWindowAttentionV2,
@@ -13,6 +14,7 @@ from torchvision.models.swin_transformer import (
 
 from grownet.layers.shape import patch_merge
 from grownet.layers.window import (
+    GroupAttention,
     WindowAttention,
     log_spaced_offsets,
     relative_position_index,
@@ -63,6 +65,27 @@ def test_computes_what_torchvision_computes_with_its_gradients(version, size, wi
         (want_w,) = torch.autograd.grad(theirs(x), weight, grad)
         (got_w,) = torch.autograd.grad(ours(x), mine[name], grad)
         torch.testing.assert_close(got_w, want_w, rtol=0, atol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize(("dim", "head_dim", "size"), [(8, 4, 3), (12, 4, 2), (8, 8, 1)])
+def test_group_attention_computes_what_maxvits_attention_does(dim, head_dim, size):
+    torch.manual_seed(0)
+    theirs = RelativePositionalMultiHeadAttention(dim, head_dim, size * size)
+    with torch.no_grad():
+        for p in theirs.parameters():
+            p.normal_(0, 0.5)
+    ours = GroupAttention(dim, heads=dim // head_dim, window=(size, size),
+                          scale=theirs.scale_factor)  # fmt: skip
+    ours.load_state_dict({k: v for k, v in theirs.state_dict().items()
+                          if k != "relative_position_index"})  # fmt: skip
+    x = torch.randn(2, 5, size * size, dim, requires_grad=True)
+    want, got = theirs(x), ours(x)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+    grad = torch.randn_like(want)
+    wrt = [x, *theirs.parameters()], [x, *ours.parameters()]
+    for a, b in zip(torch.autograd.grad(want, wrt[0], grad), torch.autograd.grad(got, wrt[1], grad),
+                    strict=True):  # fmt: skip
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-4)
 
 
 @pytest.mark.parametrize("version", [1, 2])
@@ -132,9 +155,28 @@ def test_module_mistakes_are_one_line(kwargs, message):
         WindowAttention(8, **{"heads": 2, "window": (2, 2), **kwargs})
 
 
-def test_module_describes_itself_and_holds_torchvisions_weight_names():
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"heads": 3}, r"heads must divide dim=8, got 3"),
+        ({"scale": 0.0}, r"scale must be > 0 \(or None: 1 / sqrt\(head size\)\), got 0.0"),
+        ({"window": (0, 3)}, r"window must be two sizes >= 1, got \[0, 3\]"),
+    ],
+)
+def test_group_attention_mistakes_are_one_line(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GroupAttention(8, **{"heads": 2, "window": (2, 2), **kwargs})
+    with pytest.raises(ValueError, match=r"x must be \(N, G, T, C\), got shape \(4, 8\)"):
+        GroupAttention(8, heads=2, window=(2, 2))(torch.zeros(4, 8))
+
+
+def test_modules_describe_themselves_and_hold_torchvisions_weight_names():
     layer = WindowAttention(8, heads=2, window=(3, 4), shift=(1, 2), version=2)
     assert layer.extra_repr() == "heads=2, window=[3, 4], shift=[1, 2], version=2, dropout=0.0"
     theirs = ShiftedWindowAttentionV2(8, [3, 4], [1, 2], 2)
     buffers = {"relative_position_index", "relative_coords_table"}
     assert set(layer.state_dict()) == set(theirs.state_dict()) - buffers
+    group = GroupAttention(8, heads=2, window=(3, 3), scale=0.25)
+    assert group.extra_repr() == "heads=2, window=[3, 3], scale=0.25"
+    maxvit = RelativePositionalMultiHeadAttention(8, 4, 9)
+    assert set(group.state_dict()) == set(maxvit.state_dict()) - buffers
