@@ -57,9 +57,7 @@ def relative_position_index(
     return dy * (2 * ww - 1) + dx
 
 
-def log_spaced_offsets(
-    window: tuple[int, int], device: torch.device | None = None
-) -> torch.Tensor:
+def log_spaced_offsets(window: tuple[int, int], device: torch.device | None = None) -> torch.Tensor:
     """(2wh - 1, 2ww - 1, 2) offsets (dy, dx) that Swin v2's position-bias MLP reads: scaled to
     [-8, 8] over the window, then ``sign(t) log2(1 + |t|) / 3``, so the MLP sees offsets of
     larger windows (fine-tuning at higher resolution) on nearly the same scale.

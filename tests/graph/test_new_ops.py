@@ -170,7 +170,7 @@ def test_drop_path_scales_a_kept_branch_in_training_and_adds_it_as_is_in_eval():
         ("group_attention", {"heads": 2, "window": 2, "scale": 0}, (3, 4, 8),
          r"op 'group_attention': scale must be a number > 0, got 0"),
     ],
-)
+)  # fmt: skip
 def test_bad_parameters_are_refused_saying_what_was_given(op, params, shape, message):
     shapes = [(8, 1), (8, 4, 6)] if shape is None else [shape]
     with pytest.raises(GraphError, match=message):
