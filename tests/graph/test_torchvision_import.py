@@ -14,10 +14,11 @@ import gc
 import pytest
 import torch
 import torchvision
-from torchvision.ops import StochasticDepth
+from torchvision.ops import StochasticDepth, stochastic_depth
 
 from grownet.graph.executor import GraphNet
 from grownet.graph.fx_import import import_module
+from grownet.graph.fx_windows import Tracer
 from grownet.layers import GatedAdd
 
 NAMES = torchvision.models.list_models(module=torchvision.models)
@@ -103,3 +104,20 @@ def test_every_torchvision_network_computes_what_the_module_does(name):
             _compare(module, net, size, batch)
         del net, graph, state
         gc.collect()
+
+
+@pytest.mark.parametrize("name", ["swin_t", "swin_v2_t", "maxvit_t"])
+def test_window_attention_networks_keep_their_stochastic_depth_as_drop_path(name):
+    """Each residual branch's stochastic depth is a ``drop_path`` gated add of its own
+    probability, in order, so a dropped branch is skipped."""
+    module = torchvision.models.get_model(name)
+    size = 224 if name == "maxvit_t" else 72
+    graph, _ = import_module(module, (3, size, size), name=name)
+    gated = [graph.spec(n).params for n in graph.topological_order()
+             if graph.op(n) == "gated_add"]  # fmt: skip
+    # the probabilities torchvision's trace passes to stochastic_depth, call by call (a block
+    # may apply one StochasticDepth module to two branches)
+    traced = Tracer().trace(module).nodes
+    want = [n.args[1] for n in traced if n.target is stochastic_depth]
+    assert {p["kind"] for p in gated} == {"drop_path"}
+    assert [p["drop_prob"] for p in gated] == pytest.approx(want) and len(want) > 10
