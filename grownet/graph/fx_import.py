@@ -6,11 +6,11 @@ express into a node (convs, linear layers, batchnorms, layer norms, ReLU and the
 activations, pools, adds and products, concats, views, permutes, chunks and indexing,
 self-attention, window attention, Swin's patch merging, dropout, torchvision's stochastic
 depth) and copies the weights into the state dict a :class:`GraphNet` of the graph loads
-(``layers.<node>.<tensor>``); a tensor the module
-holds outside a layer (a layer scale, a class token, a position embedding) becomes a ``param``
-node holding it. Node ids are torch.fx's names, which follow the module paths
-(``layer1.0.conv1`` becomes ``layer1_0_conv1``), so a torchvision ResNet's nodes are named like
-the zoo's. Every torchvision classification network imports.
+(``layers.<node>.<tensor>``); a tensor the module holds outside a layer (a layer scale, a class
+token, a position embedding) becomes a ``param`` node holding it. Node ids are torch.fx's
+names, which follow the module paths (``layer1.0.conv1`` becomes ``layer1_0_conv1``), so a
+torchvision ResNet's nodes are named like the zoo's. Every torchvision classification network
+imports.
 
 The module is first run on meta tensors (shapes, no data) at two batch sizes: the sizes its
 forward reads become static parameters (a view's target, a chunk's parts), and a call that
