@@ -1,14 +1,16 @@
 """Your own network: a user's ``nn.Module`` traced with ``torch.fx`` into a :class:`NetGraph`.
 
-:func:`import_module` traces the module (``torch.fx.symbolic_trace``), turns every call the op
-table can express into a node (convs, linear layers, batchnorms, layer norms, ReLU and the
-other activations, pools, adds and products, concats, views, permutes, chunks and indexing,
-self-attention, dropout, torchvision's stochastic depth) and copies the weights into the state
-dict a :class:`GraphNet` of the graph loads (``layers.<node>.<tensor>``); a tensor the module
-holds outside a layer (a layer scale, a class token, a position embedding) becomes a ``param``
-node holding it. Node ids are torch.fx's names, which follow the module paths
-(``layer1.0.conv1`` becomes ``layer1_0_conv1``), so a torchvision ResNet's nodes are named like
-the zoo's. Every torchvision classification network but Swin and MaxViT imports.
+:func:`import_module` traces the module with ``torch.fx`` (Swin's and MaxViT's attention
+modules called as they are: :mod:`grownet.graph.fx_windows`), turns every call the op table can
+express into a node (convs, linear layers, batchnorms, layer norms, ReLU and the other
+activations, pools, adds and products, concats, views, permutes, chunks and indexing,
+self-attention, window attention, Swin's patch merging, dropout, torchvision's stochastic
+depth) and copies the weights into the state dict a :class:`GraphNet` of the graph loads
+(``layers.<node>.<tensor>``); a tensor the module holds outside a layer (a layer scale, a class
+token, a position embedding) becomes a ``param`` node holding it. Node ids are torch.fx's
+names, which follow the module paths (``layer1.0.conv1`` becomes ``layer1_0_conv1``), so a
+torchvision ResNet's nodes are named like the zoo's. Every torchvision classification network
+imports.
 
 The module is first run on meta tensors (shapes, no data) at two batch sizes: the sizes its
 forward reads become static parameters (a view's target, a chunk's parts), and a call that
@@ -57,6 +59,7 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 from torchvision.ops import stochastic_depth
 
+from grownet.graph import fx_windows
 from grownet.graph.executor import GraphNet
 from grownet.graph.netgraph import NetGraph
 from grownet.graph.ops import ACTIVATIONS
@@ -213,7 +216,7 @@ _MODULES: dict[type[nn.Module], Callable[[Any], LayerSpec]] = {
     },
 }
 _WEIGHTED = (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.BatchNorm1d, nn.LayerNorm,
-             nn.MultiheadAttention)  # fmt: skip
+             nn.MultiheadAttention, *fx_windows.LEAVES)  # fmt: skip
 
 # --------------------------------------------------------------------------- functions
 # Each rule: the parameter names in order (to bind positional and keyword arguments alike:
@@ -271,6 +274,7 @@ _FUNCTIONS: dict[Any, _Rule] = {
     F.silu: _act_rule("silu"),
     F.hardswish: _act_rule("hardswish"),
     F.hardsigmoid: _act_rule("hardsigmoid"),
+    **fx_windows.FUNCTIONS,
 }
 _METHODS: dict[str, _Rule] = {
     "contiguous": (("self",), ("self",), lambda a: LayerSpec("identity")),
@@ -514,19 +518,29 @@ class _Importer:
         if type(module) is nn.TransformerEncoderLayer:
             self._encoder_layer(node, module)
             return
+        weights = module.state_dict() if isinstance(module, _WEIGHTED) else {}
+        dropout = 0.0  # of a window attention's output: a node after it
         if type(module) is nn.MultiheadAttention:
             spec, inputs = _attention(module, node), [node.args[0]]
             self.attentions.add(node)
         else:
-            rule = _MODULES.get(type(module))
-            _require(rule is not None, "")
-            spec = rule(module)
+            if type(module) in fx_windows.LEAVES:
+                try:
+                    spec, weights, dropout = fx_windows.leaf_layer(module)
+                except ValueError as err:
+                    raise _Unsupported(str(err)) from None
+            else:
+                rule = _MODULES.get(type(module))
+                _require(rule is not None, "")
+                spec = rule(module)
             _require(len(node.args) == 1 and not node.kwargs, "extra arguments")
             inputs = list(node.args)
         name = self._add(node, spec, inputs)
-        if name and isinstance(module, _WEIGHTED):
-            for key, value in module.state_dict().items():
-                self.state[f"layers.{name}.{key}"] = value.detach().cpu().clone()
+        for key, value in weights.items() if name else ():
+            self.state[f"layers.{name}.{key}"] = value.detach().cpu().clone()
+        if name and dropout:
+            self.ids[node] = self.graph.add(f"{name}_dropout", LayerSpec("dropout", p=dropout),
+                                            [name])  # fmt: skip
 
     def _encoder_layer(self, node: fx.Node, m: nn.TransformerEncoderLayer) -> None:
         """``nn.TransformerEncoderLayer`` (batch first, called without masks): its two residual
@@ -795,7 +809,9 @@ def _attention(m: nn.MultiheadAttention, node: fx.Node) -> LayerSpec:
 
 def _trace(module: nn.Module, what: str) -> fx.GraphModule:
     try:
-        return fx.symbolic_trace(module)
+        tracer = fx_windows.Tracer()  # torch.fx's, with Swin's and MaxViT's attention as leaves
+        graph = tracer.trace(module)
+        return fx.GraphModule(tracer.root, graph, type(module).__name__)
     except Exception as err:  # tracing runs the user's forward: any error is theirs
         first = (str(err).strip().splitlines() or [""])[0]
         raise GraphError(

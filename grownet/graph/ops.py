@@ -28,6 +28,7 @@ from grownet.layers.attention import SelfAttention
 from grownet.layers.learned import Learned, combine_learned
 from grownet.layers.prefix_norm import PrefixLayerNorm, PrefixRMSNorm
 from grownet.layers.width_dropin import WidthDropIn
+from grownet.layers.window import GroupAttention, WindowAttention
 
 Params = dict[str, Any]
 
@@ -117,15 +118,16 @@ _KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
 PARAM_KINDS: dict[str, str] = {
     **dict.fromkeys(["out_channels", "out_features", "channels", "dilation", "groups"], "positive"),
     **dict.fromkeys(["size", "heads", "num_embeddings"], "positive"),
-    **dict.fromkeys(["kernel_size", "stride", "output_size"], "pair"),
-    "padding": "pad",
+    **dict.fromkeys(["kernel_size", "stride", "output_size", "window"], "pair"),
+    **dict.fromkeys(["padding", "shift"], "pad"),
     "shape": "shape",
     **dict.fromkeys(["start", "seed", "length", "stop", "dim", "index"], "int"),
-    **dict.fromkeys(["init_std", "eps"], "positive_number"),
+    **dict.fromkeys(["init_std", "eps", "scale"], "positive_number"),
     **dict.fromkeys(["bias_value", "momentum", "alpha", "beta", "k", "p", "retain"], "number"),
     **dict.fromkeys(["drop_prob", "mxscale", "value"], "number"),
     **dict.fromkeys(["bias", "ceil_mode", "zero_init", "affine", "causal", "keepdim"], "bool"),
     **dict.fromkeys(["init", "region", "mode", "method", "layout", "kind", "tie"], "str"),
+    "version": "positive",
     **dict.fromkeys(["head_dim", "keep_heads", "old"], "count"),
     **dict.fromkeys(["sources", "dims"], "indices"),
 }
@@ -497,6 +499,63 @@ def _attention_macs(p: Params, ins: list[Shape], out: Shape) -> int:
     return 4 * tokens * dim * inner + 2 * tokens * tokens * inner
 
 
+def _window_infer(p: Params, ins: list[Shape]) -> Shape:
+    """A channels-last map (H, W, C) in, the same out; the windows may exceed the map (it is
+    padded to whole windows)."""
+    heads, window, shift = p["heads"], _pair(p["window"]), _pair(p["shift"])
+    if len(ins[0]) != 3 or ins[0][2] % heads:
+        raise GraphError(f"window_attention expects a channels-last map (H, W, C) with C "
+                         f"divisible by heads={heads}, got {ins[0]}")  # fmt: skip
+    if not all(s < w for s, w in zip(shift, window, strict=True)):
+        raise GraphError(f"window_attention: shift must be below window={p['window']} on each "
+                         f"axis, got {p['shift']}")  # fmt: skip
+    if p["version"] not in (1, 2) or (p["version"] == 2 and min(window) < 2):
+        raise GraphError(f"window_attention: version must be 1, or 2 with a window of at least "
+                         f"2 a side, got version={p['version']}, window={p['window']}")  # fmt: skip
+    return ins[0]
+
+
+def _window_params(p: Params, ins: list[Shape], out: Shape) -> int:
+    dim, heads, (wh, ww) = ins[0][2], p["heads"], _pair(p["window"])
+    projections = 4 * dim * dim + (4 * dim if p["bias"] else 0)
+    if p["version"] == 1:  # a table of every offset within a window
+        return projections + (2 * wh - 1) * (2 * ww - 1) * heads
+    # the MLP (2 -> hidden, with bias -> heads) and a logit scale per head
+    hidden = WindowAttention.cpb_hidden
+    return projections + 3 * hidden + hidden * heads + heads
+
+
+def _window_macs(p: Params, ins: list[Shape], out: Shape) -> int:
+    (height, width, dim), (wh, ww) = ins[0], _pair(p["window"])
+    windows, tokens = math.ceil(height / wh) * math.ceil(width / ww), wh * ww
+    # projections of every (padded) token, then each window's scores and weighted sum
+    macs = 4 * windows * tokens * dim * dim + 2 * windows * tokens * tokens * dim
+    if p["version"] == 2:  # the MLP over every offset, once a forward
+        macs += (2 * wh - 1) * (2 * ww - 1) * WindowAttention.cpb_hidden * (2 + p["heads"])
+    return macs
+
+
+def _group_infer(p: Params, ins: list[Shape]) -> Shape:
+    """Groups of tokens (G, T, C) in, T the tokens of one window; the same shape out."""
+    heads, (wh, ww) = p["heads"], _pair(p["window"])
+    if len(ins[0]) != 3 or ins[0][1] != wh * ww or ins[0][2] % heads:
+        raise GraphError(f"group_attention expects groups of tokens (G, {wh * ww}, C) for "
+                         f"window={p['window']}, with C divisible by heads={heads}, got "
+                         f"{ins[0]}")  # fmt: skip
+    return ins[0]
+
+
+def _group_params(p: Params, ins: list[Shape], out: Shape) -> int:
+    # projections with biases, and a table of every offset within a window
+    dim, (wh, ww) = ins[0][2], _pair(p["window"])
+    return 4 * dim * (dim + 1) + (2 * wh - 1) * (2 * ww - 1) * p["heads"]
+
+
+def _group_macs(p: Params, ins: list[Shape], out: Shape) -> int:
+    groups, tokens, dim = ins[0]
+    return 4 * groups * tokens * dim * dim + 2 * groups * tokens * tokens * dim
+
+
 def _op(
     name: str,
     defaults: dict[str, Any],
@@ -689,6 +748,31 @@ OPS: dict[str, OpDef] = {
             count_params=_attention_params,
             count_macs=_attention_macs,
         ),
+        _op(
+            "window_attention",
+            {"heads": REQUIRED, "window": REQUIRED, "shift": 0, "version": 1, "p": 0.0,
+             "bias": True},
+            (1, 1),
+            _window_infer,
+            lambda p, i: WindowAttention(
+                i[0][-1], heads=p["heads"], window=_pair(p["window"]), shift=_pair(p["shift"]),
+                version=p["version"], dropout=p["p"], bias=p["bias"],
+            ),
+            count_params=_window_params,
+            count_macs=_window_macs,
+        ),
+        _op(
+            "group_attention",
+            {"heads": REQUIRED, "window": REQUIRED, "scale": None},
+            (1, 1),
+            _group_infer,
+            lambda p, i: GroupAttention(
+                i[0][-1], heads=p["heads"], window=_pair(p["window"]), scale=p["scale"]
+            ),
+            count_params=_group_params,
+            count_macs=_group_macs,
+        ),
+        _shape_op("patch_merge", {}, S.patch_merge, S.PatchMerge),
         _op(
             "dropin",
             {

@@ -1,4 +1,4 @@
-"""Shape and element-wise operators: what transformers, ConvNeXt, ShuffleNet and the
+"""Shape and element-wise operators: what transformers, ConvNeXt, ShuffleNet, Swin and the
 squeeze-and-excitation gates need besides convolutions.
 
 Every parameter counts dimensions per sample, as graph shapes do: ``dims=[1, 2, 0]`` permutes a
@@ -9,12 +9,15 @@ here can mix samples, and a graph keeps working at any batch size.
 import math
 from collections.abc import Sequence
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
     "ChannelShuffle",
     "Mean",
     "Mul",
+    "PatchMerge",
     "Permute",
     "Reshape",
     "Select",
@@ -22,6 +25,7 @@ __all__ = [
     "channel_shuffle",
     "mean",
     "mul",
+    "patch_merge",
     "permute",
     "reshape",
     "select",
@@ -140,11 +144,36 @@ def channel_shuffle(x: Tensor, groups: int) -> Tensor:
     return x.reshape(x.shape[0], groups, channels // groups, *rest).transpose(1, 2).reshape(x.shape)
 
 
+def patch_merge(x: Tensor) -> Tensor:
+    """Swin's patch merging before its linear layer: each 2x2 patch of a channels-last
+    (N, H, W, C) map becomes one token of its four tokens' channels, (N, ceil(H/2),
+    ceil(W/2), 4C), in the order (0, 0), (1, 0), (0, 1), (1, 1) (row, column); an odd side
+    is padded with zeros at the bottom or right.
+
+    >>> import torch
+    >>> patch_merge(torch.arange(4.0).view(1, 2, 2, 1)).flatten().tolist()
+    [0.0, 2.0, 1.0, 3.0]
+    """
+    if x.dim() != 4:
+        raise ValueError(f"x must be (N, H, W, C), got shape {tuple(x.shape)}")
+    height, width = x.shape[1], x.shape[2]
+    x = F.pad(x, (0, 0, 0, width % 2, 0, height % 2))
+    return torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]],
+                     dim=-1)  # fmt: skip
+
+
 class Mul(nn.Module):
     """:func:`mul` as a layer."""
 
     def forward(self, *xs: Tensor) -> Tensor:
         return mul(*xs)
+
+
+class PatchMerge(nn.Module):
+    """:func:`patch_merge` as a layer."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return patch_merge(x)
 
 
 class Permute(nn.Module):

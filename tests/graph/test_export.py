@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 import torch
+import torchvision
 
 from grownet.cli import main
 from grownet.graph import GraphError, LayerSpec, NetGraph, export
 from grownet.graph.executor import GraphNet
 from grownet.graph.export import example_batch as example_input
 from grownet.graph.export import export_model, load_model
+from grownet.graph.fx_import import import_module
 from grownet.graph.heads import narrow_heads
 from grownet.graph.plan import StepPlan
 from grownet.graph.standalone import standalone_source
@@ -163,6 +165,33 @@ def narrowed_heads() -> tuple[NetGraph, dict]:
     return thin.graph, thin.state_dict()
 
 
+def swin(name: str, **options):
+    """torchvision's Swin imported at 40 pixels (10 tokens a side, then 5, 3 and 2: padded and
+    shifted windows, odd patch merges), or a two-stage one built with ``options``."""
+
+    def make() -> tuple[NetGraph, dict]:
+        torch.manual_seed(0)
+        if options:
+            v2 = torchvision.models.swin_transformer
+            module = v2.SwinTransformer(**options, block=v2.SwinTransformerBlockV2,
+                                        downsample_layer=v2.PatchMergingV2)  # fmt: skip
+        else:
+            module = torchvision.models.get_model(name)
+        return import_module(module, (3, 40, 40), name=name)
+
+    return make
+
+
+def maxvit() -> tuple[NetGraph, dict]:
+    """A two-block MaxViT imported at 16 pixels: 2x2 windows and grids, group attention."""
+    torch.manual_seed(0)
+    module = torchvision.models.maxvit.MaxVit(
+        input_size=(16, 16), stem_channels=8, partition_size=2, block_channels=[16, 32],
+        block_layers=[1, 1], head_dim=8, stochastic_depth_prob=0.0, num_classes=5,
+    )  # fmt: skip
+    return import_module(module, (3, 16, 16), name="maxvit")
+
+
 # name: (graph and executor state, q of the mixers, whether train mode is comparable)
 CASES = {
     "convnet": (zoo("convnet"), {}, True),
@@ -201,6 +230,15 @@ CASES = {
     ),
     "vit": (zoo("vit", patch=4, depth=1, width=16, heads=2, in_shape=(3, 8, 8)), {}, True),
     "gpt_narrowed_heads": (narrowed_heads, {}, True),
+    # drop path again: eval only
+    "swin_t": (swin("swin_t"), {}, False),
+    "swin_v2_small": (
+        swin("swin_v2", patch_size=[4, 4], embed_dim=16, depths=[2, 2], num_heads=[2, 4],
+             window_size=[4, 4], stochastic_depth_prob=0.0),
+        {},
+        True,
+    ),
+    "maxvit": (maxvit, {}, True),
 }
 
 
@@ -243,7 +281,8 @@ def test_standalone_module_computes_what_the_executor_does(name):
 
 @pytest.mark.parametrize("make", [tokens, lambda: build("gpt", depth=1, width=8, heads=2,
                                                           in_shape=(4,), num_classes=5),
-                                  lambda: narrowed_heads()[0]])
+                                  lambda: narrowed_heads()[0], lambda: swin("swin_t")()[0],
+                                  lambda: maxvit()[0]])
 def test_torch_export_runs_the_imported_networks_ops(make):
     graph = make()
     net, _ = standalone(graph, GraphNet(graph).state_dict(), {})

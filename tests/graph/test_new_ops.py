@@ -5,11 +5,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models.swin_transformer import _patch_merging_pad
 
 from grownet.graph import GraphError, LayerSpec
 from grownet.graph.ops import OPS
 from grownet.layers import GatedAdd
 from grownet.layers.attention import SelfAttention
+from grownet.layers.window import GroupAttention, WindowAttention
 
 X = torch.randn(2, 8, 4, 6, generator=torch.Generator().manual_seed(0))
 G = torch.rand(2, 8, 1, 1, generator=torch.Generator().manual_seed(1))
@@ -36,6 +38,10 @@ CASES = {
     "token_mean": ("mean", {"dims": [0]}, [T], lambda: T.mean(1)),
     "mean_keepdim": ("mean", {"dims": [1, 2], "keepdim": True}, [X],
                      lambda: X.mean((2, 3), keepdim=True)),
+    # X as a channels-last (H, W, C) map, and with odd sides
+    "patch_merge": ("patch_merge", {}, [X], lambda: _patch_merging_pad(X)),
+    "patch_merge_odd": ("patch_merge", {}, [X[:, :7, :3]],
+                        lambda: _patch_merging_pad(X[:, :7, :3])),
 }  # fmt: skip
 
 
@@ -144,8 +150,27 @@ def test_drop_path_scales_a_kept_branch_in_training_and_adds_it_as_is_in_eval():
         ("attention", {"heads": 3}, (5, 8), r"by heads=3 \(or head_dim set\), got \(5, 8\)"),
         ("attention", {"heads": 2, "keep_heads": 3}, (5, 8), r"keep_heads must be in 0..heads=2"),
         ("attention", {"heads": 2, "head_dim": -1}, (5, 8), r"head_dim must be an integer >= 0"),
+        ("window_attention", {"heads": 4, "window": 2}, (4, 4, 6),
+         r"channels-last map \(H, W, C\) with C divisible by heads=4, got \(4, 4, 6\)"),
+        ("window_attention", {"heads": 2, "window": 2}, (5, 8),
+         r"channels-last map .*got \(5, 8\)"),
+        ("window_attention", {"heads": 2, "window": [2, 4], "shift": 2}, (4, 4, 6),
+         r"shift must be below window=\[2, 4\] on each axis, got 2"),
+        ("window_attention", {"heads": 2, "window": 4, "version": 3}, (4, 4, 6),
+         r"version must be 1, or 2 with a window of at least 2 a side, got version=3"),
+        ("window_attention", {"heads": 2, "window": [1, 4], "version": 2}, (4, 4, 6),
+         r"got version=2, window=\[1, 4\]"),
+        ("window_attention", {"heads": 2, "window": 0}, (4, 4, 6),
+         r"window must be an integer >= 1 or a pair \[h, w\] of them, got 0"),
+        ("window_attention", {"heads": 2, "window": 2, "shift": -1}, (4, 4, 6),
+         r"shift must be an integer >= 0 or a pair \[h, w\] of them, got -1"),
+        ("patch_merge", {}, (5, 8), r"x must be \(N, H, W, C\), got shape \(1, 5, 8\)"),
+        ("group_attention", {"heads": 2, "window": 2}, (3, 9, 8),
+         r"tokens \(G, 4, C\) for window=2, with C divisible by heads=2, got \(3, 9, 8\)"),
+        ("group_attention", {"heads": 2, "window": 2, "scale": 0}, (3, 4, 8),
+         r"op 'group_attention': scale must be a number > 0, got 0"),
     ],
-)
+)  # fmt: skip
 def test_bad_parameters_are_refused_saying_what_was_given(op, params, shape, message):
     shapes = [(8, 1), (8, 4, 6)] if shape is None else [shape]
     with pytest.raises(GraphError, match=message):
@@ -157,3 +182,29 @@ def test_parameter_types_are_checked_when_a_spec_is_made():
         LayerSpec("param", shape=[1], mode=3)
     with pytest.raises(GraphError, match=r"op 'attention': heads must be an integer >= 1, got 0"):
         LayerSpec("attention", heads=0)
+
+
+@pytest.mark.parametrize(
+    ("params", "shape"),
+    [({"heads": 2, "window": 4, "shift": 2}, (9, 5, 8)),
+     ({"heads": 2, "window": [4, 2], "version": 2, "bias": False}, (6, 6, 8))],
+)  # fmt: skip
+def test_window_attention_builds_what_it_counts(params, shape):
+    spec = LayerSpec("window_attention", **params)
+    module = OPS["window_attention"].build(spec.params, [shape])
+    assert isinstance(module, WindowAttention)
+    assert module(torch.randn(2, *shape)).shape == (2, *shape)
+    assert OPS["window_attention"].infer(spec.params, [shape]) == shape
+    assert OPS["window_attention"].count_params(spec.params, [shape], shape) == sum(
+        p.numel() for p in module.parameters()
+    )
+
+
+def test_group_attention_builds_what_it_counts():
+    spec, shape = LayerSpec("group_attention", heads=2, window=[2, 3], scale=0.1), (5, 6, 8)
+    module = OPS["group_attention"].build(spec.params, [shape])
+    assert isinstance(module, GroupAttention) and module.scale == 0.1
+    assert module(torch.randn(2, *shape)).shape == (2, *shape)
+    assert OPS["group_attention"].count_params(spec.params, [shape], shape) == sum(
+        p.numel() for p in module.parameters()
+    )

@@ -1,6 +1,7 @@
-"""Every torchvision classification network imported: the graph computes what the module does,
-in eval mode at the network's natural input size and at a small one, and in train mode at the
-small one (train mode differs from eval only in batchnorm and dropout, not in sizes).
+"""Every torchvision classification network imported (all 80 of torchvision 0.29): the graph
+computes what the module does, in eval mode at the network's natural input size and at a small
+one, and in train mode at the small one (train mode differs from eval only in batchnorm and
+dropout, not in sizes).
 
 "Equal in train mode" for random ops: dropout draws its masks in the same order from the same
 seed in both; stochastic depth, which torchvision draws per sample and a graph per batch (so it
@@ -13,31 +14,23 @@ import gc
 import pytest
 import torch
 import torchvision
-from torchvision.ops import StochasticDepth
+from torchvision.ops import StochasticDepth, stochastic_depth
 
-from grownet.graph import GraphError
 from grownet.graph.executor import GraphNet
 from grownet.graph.fx_import import import_module
+from grownet.graph.fx_windows import Tracer
 from grownet.layers import GatedAdd
 
 NAMES = torchvision.models.list_models(module=torchvision.models)
-
-# What remains refused, and the calls that say why (see the README's coverage table).
-REFUSED = {
-    **dict.fromkeys(
-        ["swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b"],
-        "shifted_window_attention",
-    ),
-    "maxvit_t": "einsum",
-}
-IMPORTED = [n for n in NAMES if n not in REFUSED]
 AUX = ("aux1", "aux2", "AuxLogits")  # GoogLeNet's and Inception's training-only classifiers
 
 
 def _sizes(name: str) -> list[tuple[int, dict, int]]:
     """(input size, builder arguments, batch): the size the architecture is defined at (its
     default ``image_size``: 224, Inception's 299), then a small size where the architecture
-    allows one (the smallest its default weights take; a ViT any multiple of its patch).
+    allows one (the smallest its default weights take; a ViT any multiple of its patch; a Swin
+    pads any size to its windows: at 72 pixels, padded shifted windows and odd patch merges;
+    MaxViT's partitions fix its size, so it is compared at 224 alone).
 
     Some default weights were trained larger (EfficientNet-B7 at 600, ViT-H/14 at 518): the
     graph does not depend on it, and running those sizes here would take many minutes."""
@@ -47,6 +40,10 @@ def _sizes(name: str) -> list[tuple[int, dict, int]]:
     if name.startswith("vit_"):
         patch = int(name.rsplit("_", 1)[1])
         return [(natural, {}, 1), (2 * patch, {"image_size": 2 * patch}, 2)]
+    if name.startswith("swin_"):
+        return [(natural, {}, 1), (72, {}, 2)]
+    if name == "maxvit_t":  # its partitions divide the map at 224 only (7 x 2^5)
+        return [(natural, {}, 2)]
     return [(natural, {}, 1), (small, {}, 2)]
 
 
@@ -85,7 +82,7 @@ def _compare(module, net, size, batch):
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("name", IMPORTED)
+@pytest.mark.parametrize("name", NAMES)
 def test_every_torchvision_network_computes_what_the_module_does(name):
     module, built_with = None, None
     sizes = _sizes(name)
@@ -109,11 +106,18 @@ def test_every_torchvision_network_computes_what_the_module_does(name):
         gc.collect()
 
 
-@pytest.mark.parametrize("name", sorted(REFUSED))
-def test_what_remains_refused_is_one_short_line_grouping_the_calls(name):
+@pytest.mark.parametrize("name", ["swin_t", "swin_v2_t", "maxvit_t"])
+def test_window_attention_networks_keep_their_stochastic_depth_as_drop_path(name):
+    """Each residual branch's stochastic depth is a ``drop_path`` gated add of its own
+    probability, in order, so a dropped branch is skipped."""
     module = torchvision.models.get_model(name)
-    with pytest.raises(GraphError) as err:
-        import_module(module, (3, 224, 224), name=name)
-    text = str(err.value)
-    assert "\n" not in text and len(text) < 1000
-    assert text.startswith(f"cannot import {name}: ") and REFUSED[name] in text
+    size = 224 if name == "maxvit_t" else 72
+    graph, _ = import_module(module, (3, size, size), name=name)
+    gated = [graph.spec(n).params for n in graph.topological_order()
+             if graph.op(n) == "gated_add"]  # fmt: skip
+    # the probabilities torchvision's trace passes to stochastic_depth, call by call (a block
+    # may apply one StochasticDepth module to two branches)
+    traced = Tracer().trace(module).nodes
+    want = [n.args[1] for n in traced if n.target is stochastic_depth]
+    assert {p["kind"] for p in gated} == {"drop_path"}
+    assert [p["drop_prob"] for p in gated] == pytest.approx(want) and len(want) > 10

@@ -178,3 +178,27 @@ def test_the_swept_net_is_the_thinned_net_on_real_networks(make, units):
         expected = swept(x)
         torch.testing.assert_close(thin(x), expected, atol=1e-5 * expected.abs().max().item(),
                                    rtol=1e-5)  # fmt: skip
+
+
+def test_a_swin_sweeps_its_mlps_and_keeps_the_streams_its_window_attention_reads():
+    """An imported Swin: each block's MLP hidden units are a unit; the residual streams reach
+    window attention (and patch merging), which fixes their width, so they are refused."""
+    import torchvision
+
+    from grownet.graph.coupling import group_of
+    from grownet.graph.fx_import import import_module
+
+    torch.manual_seed(0)
+    module = torchvision.models.swin_t(num_classes=10).eval()
+    graph, state = import_module(module, (3, 40, 40))
+    mlps = [n for n in graph.nodes_of("linear") if n.endswith("_mlp_0")]
+    assert sweep_units(graph) == [(n,) for n in mlps] and len(mlps) == 12
+    assert "'features_1_0_attn' (window_attention)" in group_of(graph, "features_0_0").problem
+    # one MLP thinned (each narrowing rebuilds the 28M-parameter network)
+    swept = GraphNet.with_state(with_width_dropout(graph, mlps[-1:], 0.5), state).eval()
+    start = Trained(graph, state, 1.0, (True,), "converged", 0.0, Path("."))
+    thin_graph, thin_state = thinned(start, {mlps[-1]: kept_channels(width(graph, mlps[-1]), 0.5)})
+    thin = GraphNet.with_state(thin_graph, thin_state).eval()
+    x = torch.randn(2, 3, 40, 40, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(thin(x), swept(x), atol=1e-5, rtol=1e-5)
