@@ -63,7 +63,7 @@ from torch import Tensor, nn
 
 from grownet.errors import BadValueError, DataFileError
 from grownet.files import OutputError, atomic_save, atomic_write_text
-from grownet.graph.executor import GraphNet
+from grownet.graph.executor import NORMS, GraphNet, growing_norm
 from grownet.graph.netgraph import NetGraph
 from grownet.graph.plan import StepPlan
 from grownet.graph.spec import GraphError
@@ -209,10 +209,14 @@ def read_model(path: str | os.PathLike, *, weights: str | os.PathLike | None = N
 
 
 def _mixers_needing_q(graph: NetGraph) -> list[str]:
+    """The nodes whose function follows a schedule: gradual DropIns, width DropIns and the
+    norms of a group they widen."""
     return [
         n
-        for n in graph.nodes_of("dropin", "width_dropin")
-        if graph.op(n) == "width_dropin" or graph.spec(n).params["mode"] == "gradual"
+        for n in graph.nodes_of("dropin", "width_dropin", *NORMS)
+        if graph.op(n) == "width_dropin"
+        or growing_norm(graph, n)
+        or (graph.op(n) == "dropin" and graph.spec(n).params["mode"] == "gradual")
     ]
 
 

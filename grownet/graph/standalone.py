@@ -57,6 +57,7 @@ from grownet.graph.netgraph import NetGraph
 from grownet.graph.ops import ACTIVATIONS, head_size
 from grownet.graph.spec import GraphError, Shape
 from grownet.layers import window
+from grownet.layers.prefix_norm import features_on
 from grownet.layers.resize import Resize
 from grownet.layers.width import kept_channels
 
@@ -229,7 +230,30 @@ class _Writer:
     def _rms_norm(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
         affine = "" if p["affine"] else ", elementwise_affine=False"
         constructor = f"nn.RMSNorm({shapes[0][-1]}, eps={_num(p['eps'])}{affine})"
-        self.layer(node, constructor, ins[0], weights=True)
+        self._norm(node, p, ins[0], shapes[0][-1], constructor)
+
+    def _norm(self, node: str, p: Params, a: str, features: int, constructor: str) -> None:
+        """A layer or RMS norm; over its first features only where a sweep's share or a
+        growth's schedule says so (:mod:`grownet.layers.prefix_norm`), as that norm's own
+        function padded with zeros."""
+        q = self._q(node) if p["old"] else 0.0
+        on = features_on(features, retain=p["retain"], old=p["old"], q=q)
+        if on == features:
+            self.layer(node, constructor, a, weights=True)
+            return
+        name = self.names[node]
+        self.init.append(f"self.{name} = {constructor}")
+        self.attributes[node] = name
+        norm = f"self.{name}"
+        weight = f"{norm}.weight[:{on}]" if p["affine"] else "None"
+        if self.graph.op(node) == "layer_norm":
+            bias = f"{norm}.bias[:{on}]" if p["affine"] and p["bias"] else "None"
+            call = self.functional(f"layer_norm({a}[..., :{on}], ({on},), {weight}, {bias}, "
+                                   f"{norm}.eps)")  # fmt: skip
+        else:
+            call = self.functional(f"rms_norm({a}[..., :{on}], ({on},), {weight}, {norm}.eps)")
+        note = self.note(node, f"normalising its first {on} of {features} features, zeros after")
+        self.assign(node, self.functional(f"pad({call}, (0, {features - on}))"), note)
 
     def _batchnorm(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
         cls = "BatchNorm2d" if len(shapes[0]) == 3 else "BatchNorm1d"
@@ -413,7 +437,7 @@ class _Writer:
             args.append("elementwise_affine=False")
         if not p["bias"]:
             args.append("bias=False")
-        self.layer(node, f"nn.LayerNorm({', '.join(args)})", ins[0], weights=True)
+        self._norm(node, p, ins[0], shapes[0][-1], f"nn.LayerNorm({', '.join(args)})")
 
     def _param(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
         # A ParameterDict keeps the executor's key <node>.weight: the state dict maps one to one

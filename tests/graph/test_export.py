@@ -17,6 +17,7 @@ import torchvision
 
 from grownet.cli import main
 from grownet.graph import GraphError, LayerSpec, NetGraph, export
+from grownet.graph.coupling import group_of, with_group_dropout
 from grownet.graph.executor import GraphNet
 from grownet.graph.export import example_batch as example_input
 from grownet.graph.export import export_model, load_model
@@ -151,6 +152,21 @@ def widened(init: str) -> tuple[NetGraph, dict]:
     return wide.graph, wide.state_dict()
 
 
+def gpt_residual(how: str) -> tuple[NetGraph, dict]:
+    """A one-block GPT's residual stream (16 wide) widened by 8 units mixing in, or swept at
+    half its width: its norms over a prefix of their features."""
+    net = randomized(GraphNet(build("gpt", depth=1, width=16, heads=2, in_shape=(6,),
+                                    num_classes=11)))  # fmt: skip
+    if how == "widened":
+        wide = widen_gradually(net, "tok", 8, dropin_length=10, start=0, seed=1)
+        return wide.graph, wide.state_dict()
+    return with_group_dropout(net.graph, group_of(net.graph, "tok"), 0.5), net.state_dict()
+
+
+GPT_MIXING = dict.fromkeys(["attn1_in_wdi", "fc1_1_in_wdi", "head_in_wdi", "ln1_1", "ln1_2",
+                            "ln_f"], 0.5)  # fmt: skip
+
+
 def zoo(name: str, **options):
     def make() -> tuple[NetGraph, dict]:
         graph = build(name, **options)
@@ -230,6 +246,8 @@ CASES = {
     ),
     "vit": (zoo("vit", patch=4, depth=1, width=16, heads=2, in_shape=(3, 8, 8)), {}, True),
     "gpt_narrowed_heads": (narrowed_heads, {}, True),
+    "gpt_residual_mid_growth": (lambda: gpt_residual("widened"), GPT_MIXING, True),
+    "gpt_residual_swept": (lambda: gpt_residual("swept"), {}, True),
     # drop path again: eval only
     "swin_t": (swin("swin_t"), {}, False),
     "swin_v2_small": (
