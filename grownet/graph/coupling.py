@@ -131,8 +131,9 @@ def _produces(graph: NetGraph, node: str, shapes: dict[str, Shape]) -> bool:
 
 def _channel_dims(graph: NetGraph, order: list[str], shapes: dict[str, Shape]) -> dict[str, int]:
     """Each node's channel dimension (per sample): a conv's first, a linear layer's last,
-    moved by permutes, kept by everything else that keeps the rank (a join: its full-shaped
-    input's)."""
+    moved by permutes, shifted by a select of an earlier dimension (a ViT's class token
+    taken from its tokens), kept by everything else that keeps the rank (a join: its
+    full-shaped input's)."""
     dims: dict[str, int] = {}
     for node in order:
         spec, ins = graph.spec(node), graph.inputs(node)
@@ -140,11 +141,21 @@ def _channel_dims(graph: NetGraph, order: list[str], shapes: dict[str, Shape]) -
             dims[node] = len(shapes[node]) - 1
         elif not ins or _produces(graph, node, shapes):
             dims[node] = 0
+        elif spec.op == "select":
+            dim = dims[ins[0]]
+            dims[node] = dim - (dim > spec.params["dim"]) if dim != spec.params["dim"] else 0
         else:
             first = next((u for u in ins if shapes[u] == shapes[node]), ins[0])
             dim = dims[first] if dims[first] < len(shapes[node]) else 0
             dims[node] = spec.params["dims"].index(dim) if spec.op == "permute" else dim
     return dims
+
+
+def _keeps_first(shapes: dict[str, Shape], u: str, v: str, dims: dict[str, int]) -> bool:
+    """Whether the reshape ``v`` keeps ``u``'s channels on the first dimension, each with its
+    own features (a ViT's patch grid flattened to tokens, (C, H, W) -> (C, H W)): a reshape
+    that keeps the first dimension's size moves no feature from one channel to another."""
+    return dims[u] == 0 and shapes[u][0] == shapes[v][0]
 
 
 def _joined(
@@ -153,6 +164,10 @@ def _joined(
     """Whether ``v`` keeps the channels ``u`` feeds it (a product's broadcast factor, such as
     a spatial gate of one channel, does not: only its shape reaches the output)."""
     op = graph.op(v)
+    if op == "reshape":
+        return _keeps_first(shapes, u, v, dims)
+    if op == "select":  # of a token, not of a channel
+        return graph.spec(v).params["dim"] != dims[u]
     if op not in _KEEPS and not _depthwise(graph, v, shapes):
         return False
     if op != "mul":
@@ -322,6 +337,13 @@ def _member_problem(
         return None
     if op in _PASSES - _ANY_DIM and dim != 0:
         return f"{node!r} ({op}) works on dimension 0, they are on dimension {dim}"
+    if op == "reshape":
+        (u,) = graph.inputs(node)
+        ok = u in part and _keeps_first(shapes, u, node, dims)
+        return None if ok else f"reshape {node!r} moves them"
+    if op == "select":
+        (u,) = graph.inputs(node)
+        return None if _joined(graph, u, node, shapes, dims) else f"select {node!r} picks one"
     if op not in _KEEPS and not _depthwise(graph, node, shapes):
         return f"{node!r} ({op}) makes them, which fixes their number"
     return None
@@ -471,6 +493,10 @@ def resized(graph: NetGraph, group: ChannelGroup, width: int) -> NetGraph:
         spec = g.spec(node)
         if _PRODUCERS[spec.op]:
             g.set_spec(node, spec.replace(**{_PRODUCERS[spec.op]: width}))
+    for node in group.members:  # a reshape keeping them first (see _keeps_first)
+        spec = graph.spec(node)
+        if spec.op == "reshape":
+            g.set_spec(node, spec.replace(shape=[width, *spec.params["shape"][1:]]))
     for node, at in group.carriers:
         spec = graph.spec(node)
         if spec.op == "conv":

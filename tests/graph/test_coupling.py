@@ -18,6 +18,7 @@ from grownet.graph.coupling import (
 )
 from grownet.graph.executor import GraphNet
 from grownet.graph.fx_import import import_module
+from grownet.graph.plan import StepPlan
 from grownet.graph.widen import widen_gradually, without_width_mixers
 from grownet.zoo import build
 
@@ -502,3 +503,78 @@ def test_every_channel_set_is_a_group_and_plain_layers_are_not_coupled():
 def test_docstring_examples_run():
     result = doctest.testmod(coupling_module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+STREAMS = {  # a transformer's residual stream: its first producer, and every producer
+    "gpt": (
+        lambda: build("gpt", depth=2, width=16, heads=2, in_shape=(6,), num_classes=11),
+        "tok",
+        ("tok", "attn1", "fc1_2", "attn2", "fc2_2"),
+    ),
+    "gpt-rms-untied": (
+        lambda: build(
+            "gpt", depth=1, width=16, heads=4, in_shape=(6,), num_classes=11, norm="rms",
+            tie=False, bias=True,
+        ),
+        "tok",
+        ("tok", "attn1", "fc1_2"),
+    ),
+    "vit": (  # the patch grid reshaped to tokens, the class token prepended, then selected
+        lambda: build("vit", depth=2, width=16, heads=2, in_shape=(1, 8, 8), patch=4),
+        "patches",
+        ("patches", "attn1", "fc1_2", "attn2", "fc2_2"),
+    ),
+}
+
+
+def _stream_input(graph, generator):
+    if graph.op(graph.topological_order()[1]) == "embedding":
+        return torch.randint(0, 11, (3, *graph.input_shape), generator=generator)
+    return torch.randn(3, *graph.input_shape, generator=generator)
+
+
+@pytest.mark.parametrize("share", [0.75, 0.5, 0.25])
+@pytest.mark.parametrize("case", list(STREAMS))
+def test_a_residual_stream_narrows_to_what_its_sweep_computes(case, share):
+    """Every producer, norm and reader of the stream narrows together (attention layers
+    keep their heads' size), and the sweep's zeroing with its norms over the kept prefix
+    computes exactly that network."""
+    make, name, producers = STREAMS[case]
+    graph = make()
+    torch.manual_seed(0)
+    net = GraphNet(graph).eval()
+    group = group_of(graph, name)
+    assert (group.name, group.producers, group.problem) == (name, producers, None)
+    keep = round(share * group.width)
+    thin = narrow_group(net, group, keep).eval()
+    assert thin.graph.spec("attn1").params["head_dim"] == 16 // graph.spec("attn1").params["heads"]
+    swept = GraphNet(with_group_dropout(graph, group, share)).eval()
+    swept.load_state_dict(net.state_dict())
+    x = _stream_input(graph, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(thin(x), swept(x), atol=1e-5, rtol=1e-5)
+        assert not torch.allclose(thin(x), net(x), atol=1e-3)
+
+
+@pytest.mark.parametrize("init", ["random", "net2net"])
+@pytest.mark.parametrize("case", list(STREAMS))
+def test_a_residual_stream_widens_keeping_the_function(case, init):
+    """New units start off in the norms' statistics as well as at the readers; a head tied to
+    the token table cannot take a Net2Net split's halved columns, so that is refused."""
+    make, name, _ = STREAMS[case]
+    graph = make()
+    torch.manual_seed(0)
+    net = GraphNet(graph).eval()
+    tied = graph.op("head") == "linear" and graph.spec("head").params["tie"]
+    if init == "net2net" and tied:
+        with pytest.raises(GraphError, match="'head' reads these channels through the embedding"):
+            widen_gradually(net, name, 8, dropin_length=10, start=0, init=init)
+        return
+    wide = widen_gradually(net, name, 8, dropin_length=10, start=0, init=init).eval()
+    x = _stream_input(graph, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(wide(x), net(x), atol=1e-5, rtol=1e-5)
+        wide.set_plan(StepPlan(iteration=10))  # every unit handed over: a different function
+        assert not torch.allclose(wide(x), net(x), atol=1e-3)
+    plain = without_width_mixers(wide.graph)
+    assert all(plain.spec(n).params["old"] == 0 for n in plain.nodes_of("layer_norm", "rms_norm"))
