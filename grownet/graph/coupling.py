@@ -95,6 +95,7 @@ __all__ = [
     "narrow_group",
     "on_read_edges",
     "resized",
+    "zeroing_edges",
 ]
 
 JOINS = frozenset({"add", "gated_add", "dropin", "mul"})
@@ -210,6 +211,13 @@ class ChannelGroup:
     coupled: bool
     problem: str | None
     mixer_problem: str | None
+    zeroed_behind: bool = False
+
+    @property
+    def sweep_problem(self) -> str | None:
+        """Why a width sweep cannot zero the channels, if it cannot (a group whose concats a
+        batchnorm follows is zeroed at its readers there: :func:`zeroing_edges`)."""
+        return self.problem if self.zeroed_behind else self.mixer_problem
 
     def rows(self) -> list[tuple[str, int, int]]:
         """The carriers as :func:`grownet.graph.weights.remap_channels` takes them:
@@ -454,6 +462,7 @@ def _group(
         or any(dims[n] for n in nodes),
         problem=problem,
         mixer_problem=mixer_problem,
+        zeroed_behind=bool(breaks and not problem),
     )
 
 
@@ -572,6 +581,27 @@ def read_edges(graph: NetGraph, group: ChannelGroup) -> list[tuple[str, str]]:
     return edges
 
 
+def zeroing_edges(graph: NetGraph, group: ChannelGroup) -> list[tuple[str, str, int | None]]:
+    """Where a width sweep zeroes ``group``'s channels: :func:`read_edges` (offset None), or,
+    for a group whose concats a batchnorm follows (DenseNet:
+    :attr:`ChannelGroup.zeroed_behind`), the edges into the readers of its own channels and
+    into each reader behind its concats, with the offset its channels start at there (a
+    per-channel op such as that batchnorm never mixes them with the others, so zeroing them
+    at the readers is what narrowing leaves). Refused where neither can be done."""
+    if not group.zeroed_behind:
+        return [(u, v, None) for u, v in read_edges(graph, group)]
+    if group.problem:
+        raise GraphError(f"group {group.name!r}: cannot zero its channels: {group.problem}")
+    into = {r for r, _ in group.readers} | set(group.pads)
+    edges: list[tuple[str, str, int | None]] = []
+    for u, v in graph.nx.edges:
+        if u not in group.blocks or group.blocks[u] != 1 or graph.op(v) == "concat":
+            continue
+        if v in into or (v in group.blocks and group.blocks[v] > 1):  # into a flatten
+            edges.append((u, v, group.offsets.get(u)))
+    return edges
+
+
 def on_read_edges(graph: NetGraph, group: ChannelGroup, spec: LayerSpec, suffix: str) -> NetGraph:
     """``graph`` with a node of ``spec`` (named ``<reader>_<suffix>``, or on an edge into a
     concat ``<concat>_<source>_<suffix>``: a concat reads several groups) on each edge where
@@ -579,12 +609,25 @@ def on_read_edges(graph: NetGraph, group: ChannelGroup, spec: LayerSpec, suffix:
     the first dimension, so where the channels are on another one the node sits between a
     permute bringing them first (``<reader>_<suffix>_first``) and its inverse
     (``<reader>_<suffix>_back``)."""
+    edges = [(u, v, spec) for u, v in read_edges(graph, group)]
+    return _on_edges(graph, group, edges, suffix)
+
+
+def _on_edges(
+    graph: NetGraph, group: ChannelGroup, edges: list[tuple[str, str, LayerSpec]], suffix: str
+) -> NetGraph:
+    """``graph`` with a node of each edge's spec on it (see :func:`on_read_edges`); one that
+    zeroes a span of channels behind a concat is named ``<reader>_<group>_<suffix>``, since a
+    reader there reads several groups."""
     g = graph.copy()
     shapes = graph.shapes()
-    for u, v in read_edges(graph, group):
+    for u, v, spec in edges:
         port = g.nx.edges[u, v]["port"]
         g.nx.remove_edge(u, v)
-        name = f"{v}_{u}_{suffix}" if graph.op(v) == "concat" else f"{v}_{suffix}"
+        if graph.op(v) == "concat":
+            name = f"{v}_{u}_{suffix}"
+        else:
+            name = f"{v}_{group.name}_{suffix}" if spec.params.get("span") else f"{v}_{suffix}"
         dim = group.dims[u]
         if dim == 0:
             last = g.add(name, spec, [u])
@@ -609,7 +652,10 @@ def with_group_dropout(graph: NetGraph, group: ChannelGroup, retain: float) -> N
     """``graph`` with a prefix width dropout at ``retain`` on each edge where ``group``'s
     channels are read (:func:`on_read_edges`), named ``<reader>_in_wd``, and its norms
     normalising the same prefix: what narrowing the group computes, exactly."""
-    g = on_read_edges(graph, group, zero_channels_spec(retain), "in_wd")
+    spec = zero_channels_spec(retain)
+    edges = [(u, v, spec if at is None else spec.replace(offset=at, span=group.width))
+             for u, v, at in zeroing_edges(graph, group)]  # fmt: skip
+    g = _on_edges(graph, group, edges, "in_wd")
     for node in group_norms(graph, group):
         g.set_spec(node, graph.spec(node).replace(retain=retain))
     return g

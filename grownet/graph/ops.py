@@ -128,7 +128,7 @@ PARAM_KINDS: dict[str, str] = {
     **dict.fromkeys(["bias", "ceil_mode", "zero_init", "affine", "causal", "keepdim"], "bool"),
     **dict.fromkeys(["init", "region", "mode", "method", "layout", "kind", "tie"], "str"),
     "version": "positive",
-    **dict.fromkeys(["head_dim", "keep_heads", "old"], "count"),
+    **dict.fromkeys(["head_dim", "keep_heads", "old", "offset", "span"], "count"),
     **dict.fromkeys(["sources", "dims"], "indices"),
 }
 
@@ -346,6 +346,16 @@ def _width_dropin_infer(p: Params, ins: list[Shape]) -> Shape:
             f"width_dropin sources must give each of the {channels - old} new channels an old "
             f"one in 0..{old - 1}, got {sources}"
         )
+    return ins[0]
+
+
+def _width_dropout_infer(p: Params, ins: list[Shape]) -> Shape:
+    """The input's shape, once a span is checked against its channels."""
+    channels, offset, span = ins[0][0], p["offset"], p["span"]
+    if span and (p["mode"] != "prefix" or offset + span > channels):
+        raise GraphError(f"width_dropout span needs mode 'prefix' and offset + span within its "
+                         f"input's {channels} channels, got mode={p['mode']!r}, offset={offset}, "
+                         f"span={span}")  # fmt: skip
     return ins[0]
 
 
@@ -655,10 +665,12 @@ OPS: dict[str, OpDef] = {
         _op("dropout", {"p": 0.5}, (1, 1), _same, lambda p, i: nn.Dropout(p["p"])),
         _op(
             "width_dropout",
-            {"retain": 1.0, "mode": "random"},
+            {"retain": 1.0, "mode": "random", "offset": 0, "span": 0},
             (1, 1),
-            _same,
-            lambda p, i: L.WidthDropout(retain=p["retain"], mode=p["mode"]),
+            _width_dropout_infer,
+            lambda p, i: L.WidthDropout(
+                retain=p["retain"], mode=p["mode"], offset=p["offset"], span=p["span"]
+            ),
         ),
         _op(
             "width_dropin",

@@ -316,14 +316,16 @@ class _Writer:
     def _width_dropout(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
         channels, retain = shapes[0][0], p["retain"]
         if p["mode"] == "prefix":
-            keep = kept_channels(channels, retain)
-            if keep == channels:
+            start, width = (p["offset"], p["span"]) if p["span"] else (0, channels)
+            keep = kept_channels(width, retain)
+            if keep == width:
                 self.alias(node, ins[0])
                 return
-            a = ins[0]
-            note = self.note(node, f"width dropout keeping the first {keep} of {channels} channels")
-            self.assign(node, f"torch.cat([{a}[:, :{keep}], torch.zeros_like({a}[:, {keep}:])], "
-                        "dim=1)", note)  # fmt: skip
+            a, cut, end = ins[0], start + keep, start + width
+            note = self.note(node, f"width dropout zeroing channels {cut} to {end - 1} of "
+                             f"{channels}")  # fmt: skip
+            self.assign(node, f"torch.cat([{a}[:, :{cut}], torch.zeros_like({a}[:, {cut}:{end}]), "
+                        f"{a}[:, {end}:]], dim=1)", note)  # fmt: skip
             return
         if retain == 1.0:
             self.alias(node, ins[0])

@@ -35,17 +35,23 @@ def width_dropout(
     mode: str = "random",
     training: bool = True,
     generator: torch.Generator | None = None,
+    offset: int = 0,
+    span: int = 0,
 ) -> Tensor:
     """Channel dropout on ``x`` of shape (N, C, ...) keeping a share ``retain`` of channels.
 
     ``mode="random"``: drop each channel of each sample with probability 1 - retain and scale
     the kept ones by 1/retain; the identity in eval. A 2-D input drops single units.
     ``mode="prefix"``: keep the first :func:`kept_channels` channels and zero the rest, in
-    training and eval alike and without rescaling, so the layer acts as a thinner one.
+    training and eval alike and without rescaling, so the layer acts as a thinner one; with
+    ``span`` > 0 only the ``span`` channels from ``offset`` on are thinned so, the others
+    passing untouched (one layer's channels among others behind a concat).
     ``generator``, on ``x``'s device, drives the random draws.
 
     >>> width_dropout(torch.ones(1, 4), 0.5, mode="prefix")
     tensor([[1., 1., 0., 0.]])
+    >>> width_dropout(torch.ones(1, 6), 0.5, mode="prefix", offset=1, span=4)
+    tensor([[1., 1., 1., 0., 0., 1.]])
     """
     _check_retain(retain)
     if mode not in WIDTH_MODES:
@@ -53,11 +59,16 @@ def width_dropout(
     if x.dim() < 2:
         raise ValueError(f"x must have shape (N, C, ...), got {tuple(x.shape)}")
     channels = x.shape[1]
+    if span and (mode != "prefix" or offset < 0 or offset + span > channels):
+        raise ValueError(f"a span needs mode 'prefix' and offset + span within the {channels} "
+                         f"channels, got mode={mode!r}, offset={offset}, span={span}")  # fmt: skip
     if mode == "prefix":
-        keep = kept_channels(channels, retain)
-        if keep == channels:
+        start, width = (offset, span) if span else (0, channels)
+        keep = kept_channels(width, retain)
+        if keep == width:
             return x
-        dropped = torch.arange(channels, device=x.device) >= keep
+        index = torch.arange(channels, device=x.device)
+        dropped = (index >= start + keep) & (index < start + width)
         return x.masked_fill(dropped.view(channels, *[1] * (x.dim() - 2)), 0.0)
     if not training or retain == 1.0:
         return x
@@ -75,11 +86,15 @@ class WidthDropout(nn.Module):
     tensor([[1., 0., 0., 0.]])
     """
 
-    def __init__(self, *, retain: float, mode: str = "random") -> None:
+    def __init__(
+        self, *, retain: float, mode: str = "random", offset: int = 0, span: int = 0
+    ) -> None:
         super().__init__()
         if mode not in WIDTH_MODES:
             raise ValueError(f"mode must be one of {WIDTH_MODES}, got {mode!r}")
-        self.mode = mode
+        if span and mode != "prefix":
+            raise ValueError(f"a span needs mode 'prefix', got mode={mode!r}")
+        self.mode, self.offset, self.span = mode, offset, span
         self.retain = retain
 
     @property
@@ -92,7 +107,9 @@ class WidthDropout(nn.Module):
         self._retain = value
 
     def forward(self, x: Tensor) -> Tensor:
-        return width_dropout(x, self.retain, mode=self.mode, training=self.training)
+        return width_dropout(x, self.retain, mode=self.mode, training=self.training,
+                             offset=self.offset, span=self.span)  # fmt: skip
 
     def extra_repr(self) -> str:
-        return f"retain={self.retain}, mode={self.mode!r}"
+        spanned = f", offset={self.offset}, span={self.span}" if self.span else ""
+        return f"retain={self.retain}, mode={self.mode!r}{spanned}"

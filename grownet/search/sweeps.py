@@ -80,24 +80,29 @@ def width(graph: NetGraph, node: str) -> int:
     return params[key]
 
 
-def sweep_units(graph: NetGraph, layers: Sequence[str] = ()) -> list[tuple[str, ...]]:
+def sweep_units(
+    graph: NetGraph, layers: Sequence[str] = (), *, growing: bool = False
+) -> list[tuple[str, ...]]:
     """What a width sweep may thin, one unit per entry: a layer alone, or a coupled group's
     conv, linear and embedding producers together (:mod:`grownet.graph.coupling`: the layers
     whose channels meet at the same adds, such as a ResNet stage or a transformer's residual
     stream, whose norms then normalise the kept prefix). ``layers`` if given (each checked;
     a layer of a coupled group brings its whole group), else every layer whose channels can be
-    dropped (not the classifier, not into a DropIn's resize or the output, nor a concat that a
-    batchnorm follows: :attr:`grownet.graph.coupling.ChannelGroup.mixer_problem`) and every
+    dropped (not the classifier, not into a DropIn's resize or the output:
+    :attr:`grownet.graph.coupling.ChannelGroup.sweep_problem`) and every
     attention layer of more than one head (its heads: a unit of its own, since dropping a head
-    leaves the layer's output width as it was: :mod:`grownet.graph.heads`)."""
+    leaves the layer's output width as it was: :mod:`grownet.graph.heads`). ``growing``: the
+    units a width stage may widen instead (its mixers sit where the channels are read:
+    :attr:`grownet.graph.coupling.ChannelGroup.mixer_problem`)."""
     wanted = list(layers) or [
         n for n in graph.nodes_of(*_SWEPT)
         if graph.op(n) != "attention" or graph.spec(n).params["heads"] > 1
     ]  # fmt: skip
+    where = "[growth] width_layers" if growing else "[width] layers"
     for node in wanted:
         if node not in graph or graph.op(node) not in _SWEPT:
-            raise GraphError(f"[width] layers: {node!r} is not a conv, linear, embedding or "
-                             "attention node")  # fmt: skip
+            raise GraphError(f"{where}: {node!r} is not a conv, linear, embedding or attention "
+                             "node")  # fmt: skip
     groups = {p: g for g in coupled_groups(graph) for p in g.producers}
     shapes = graph.shapes()
     units: list[tuple[str, ...]] = []
@@ -111,9 +116,10 @@ def sweep_units(graph: NetGraph, layers: Sequence[str] = ()) -> list[tuple[str, 
         try:
             if group is None:
                 check_narrowable(graph, node, shapes)
-            elif group.mixer_problem:  # a sweep zeroes where a group's channels are read
-                why = group.mixer_problem
-                raise GraphError(f"[width] layers: {node!r} cannot be swept: {why}")
+            elif why := group.mixer_problem if growing else group.sweep_problem:
+                # a sweep zeroes, a growth mixes in, where a group's channels are read
+                raise GraphError(f"{where}: {node!r} cannot be "
+                                 f"{'grown' if growing else 'swept'}: {why}")  # fmt: skip
         except GraphError:
             if layers:
                 raise

@@ -48,7 +48,7 @@ def planned_widths(graph: NetGraph, growth: GrowthSpec) -> list[dict[str, Any]]:
     plain = without_width_mixers(graph)
     widths = {p: g.width for g in channel_groups(plain) for p in g.producers}
     plans = []
-    for unit in sweep_units(plain, growth.width_layers):
+    for unit in sweep_units(plain, growth.width_layers, growing=True):
         now = width(plain, unit[0]) if plain.op(unit[0]) == "attention" else widths[unit[0]]
         grown = now + growth.width_step if growth.width_step else now * growth.width_factor
         target = min(math.ceil(round(grown, 9)), growth.max_width)

@@ -43,6 +43,20 @@ def test_prefix_keeps_first_channels_without_rescale(shape, retain, kept, traini
     assert torch.equal(out[:, kept:], torch.zeros_like(out[:, kept:]))
 
 
+@pytest.mark.parametrize(
+    ("offset", "span", "retain", "zeroed"),
+    [(0, 4, 0.5, [2, 3]), (2, 4, 0.5, [4, 5]), (3, 5, 0.4, [5, 6, 7]), (2, 4, 1.0, [])],
+)
+def test_a_spanned_prefix_thins_only_its_span(offset, span, retain, zeroed):
+    """Behind a concat a group's channels sit among others: only they are thinned."""
+    out = width_dropout(torch.ones(2, 8, 3), retain, mode="prefix", offset=offset, span=span)
+    assert [c for c in range(8) if not out[:, c].any()] == zeroed
+    assert out[:, [c for c in range(8) if c not in zeroed]].eq(1).all()
+    layer = WidthDropout(retain=retain, mode="prefix", offset=offset, span=span)
+    assert torch.equal(layer(torch.ones(2, 8, 3)), out)
+    assert layer.extra_repr().endswith(f"offset={offset}, span={span}")
+
+
 def test_random_drops_whole_channels_and_rescales():
     x = torch.ones(64, 256, 2, 2)
     out = width_dropout(x, 0.25, generator=torch.Generator().manual_seed(0))
@@ -78,6 +92,9 @@ def test_random_is_identity_in_eval_or_at_full_width(retain, training):
         (torch.ones(2, 4), {"retain": 0.0}, r"retain must be in \(0, 1\], got 0.0"),
         (torch.ones(2, 4), {"retain": 0.5, "mode": "suffix"}, "mode must be one of .*'suffix'"),
         (torch.ones(4), {"retain": 0.5}, r"shape \(N, C, ...\), got \(4,\)"),
+        (torch.ones(2, 4), {"retain": 0.5, "mode": "prefix", "offset": 2, "span": 3},
+         r"offset \+ span within the 4 channels, got mode='prefix', offset=2, span=3"),
+        (torch.ones(2, 4), {"retain": 0.5, "offset": 0, "span": 2}, "a span needs mode 'prefix'"),
     ],
 )
 def test_width_dropout_rejects(x, kwargs, match):

@@ -149,6 +149,23 @@ def torchvision_net(name: str, size: int):
     return graph, state, torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
 
 
+def small_densenet():
+    """torchvision's DenseNet built small (two dense blocks of two layers, growth 8): its
+    concatenated groups are read through the batchnorm after each concat."""
+    import torchvision
+
+    from grownet.graph.fx_import import import_module
+
+    torch.manual_seed(0)
+    module = torchvision.models.DenseNet(
+        growth_rate=8, block_config=(2, 2), num_init_features=8, bn_size=2, num_classes=10
+    )
+    with torch.no_grad():  # batchnorm statistics other than 0 and 1
+        module.train()(torch.randn(4, 3, 32, 32))
+    graph, state = import_module(module.eval(), (3, 32, 32))
+    return graph, state, torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+
 def gpt_net():
     graph = build("gpt", depth=2, width=16, heads=4, in_shape=(8,), num_classes=11)
     tokens = torch.randint(0, 11, (3, 8), generator=torch.Generator().manual_seed(1))
@@ -161,6 +178,7 @@ def gpt_net():
         (lambda: torchvision_net("googlenet", 64), 57),  # inception branches, concats
         (lambda: torchvision_net("inception_v3", 75), 94),
         (gpt_net, 5),  # heads, MLP units and the residual stream
+        (small_densenet, 10),  # zeroed at the readers behind each concat's batchnorm
     ],
 )
 def test_the_swept_net_is_the_thinned_net_on_real_networks(make, units):
