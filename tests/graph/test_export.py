@@ -198,6 +198,20 @@ def swin(name: str, **options):
     return make
 
 
+def densenet_swept() -> tuple[NetGraph, dict]:
+    """A small DenseNet with its stem's channels swept at half: zeroed at the readers behind
+    each concat's batchnorm, over the span of channels they hold there."""
+    torch.manual_seed(0)
+    module = torchvision.models.DenseNet(
+        growth_rate=4, block_config=(2,), num_init_features=8, bn_size=2, num_classes=5
+    )
+    graph, state = import_module(module.eval(), (3, 16, 16))
+    net = randomized(GraphNet.with_state(graph, state))
+    group = group_of(graph, "features_conv0")
+    assert group.zeroed_behind
+    return with_group_dropout(graph, group, 0.5), net.state_dict()
+
+
 def maxvit() -> tuple[NetGraph, dict]:
     """A two-block MaxViT imported at 16 pixels: 2x2 windows and grids, group attention."""
     torch.manual_seed(0)
@@ -257,6 +271,7 @@ CASES = {
         True,
     ),
     "maxvit": (maxvit, {}, True),
+    "densenet_swept": (densenet_swept, {}, True),
 }
 
 
