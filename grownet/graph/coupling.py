@@ -15,9 +15,12 @@ channel pads whose output channels it is), its *members* (what carries the chann
 
 Some members hold a tensor per channel, the group's *carriers*: batchnorms, a depthwise conv
 (``groups == in == out`` channels: each channel its own filter, so a MobileNet or EfficientNet
-expansion and the depthwise conv after it are one group), a layer norm's affine weights and a
-layer scale (a ``param`` of shape (C, 1, 1), or (C,) on channels-last tokens). Narrowing keeps
-their entries of the kept channels, as a producer's rows.
+expansion and the depthwise conv after it are one group), a grouped conv with as many output
+channels as input (ResNeXt's and RegNet's: each group maps its own channels, so the layer
+before it and the grouped conv are one group, narrowed a whole conv group at a time: its
+:attr:`ChannelGroup.quantum`), a layer norm's affine weights and a layer scale (a ``param``
+of shape (C, 1, 1), or (C,) on channels-last tokens). Narrowing keeps their entries of the
+kept channels, as a producer's rows.
 
 The channels need not be a tensor's first dimension: a linear layer maps the last one, and
 a permute moves them (ConvNeXt's block runs its layer norm and linear layers channels-last).
@@ -58,8 +61,8 @@ GoogLeNet, SqueezeNet). A batchnorm after it (DenseNet) turns zeros into constan
 
 A group cannot be narrowed (:attr:`ChannelGroup.problem` says why) when its channels are the
 input's or the output's, reach a resize or another op with a fixed shape, or meet a grouped
-conv that is not depthwise (ResNeXt, RegNet: a group's channels split over the conv's groups,
-which a prefix would unbalance).
+conv whose output width differs from its input's (a prefix of its input would not be a prefix
+of its output).
 
 Example:
     >>> from grownet.zoo import build
@@ -117,17 +120,20 @@ _KEEPS_ZERO = frozenset(
 )
 
 
-def _depthwise(graph: NetGraph, node: str, shapes: dict[str, Shape]) -> bool:
-    """A conv filtering each channel alone: ``groups == in_channels == out_channels``."""
+def _groupwise(graph: NetGraph, node: str, shapes: dict[str, Shape]) -> bool:
+    """A grouped conv whose every group maps its input channels to as many output channels
+    (``in_channels == out_channels``, ``groups > 1``): a depthwise conv (a channel a group),
+    ResNeXt's and RegNet's grouped convs. Its channels are its input's, a whole group at a
+    time: it carries them (:attr:`ChannelGroup.quantum`)."""
     spec = graph.spec(node)
     if spec.op != "conv":
         return False
     fed = shapes[graph.inputs(node)[0]][0]
-    return spec.params["groups"] == spec.params["out_channels"] == fed > 1
+    return spec.params["groups"] > 1 and spec.params["out_channels"] == fed
 
 
 def _produces(graph: NetGraph, node: str, shapes: dict[str, Shape]) -> bool:
-    return graph.op(node) in _PRODUCERS and not _depthwise(graph, node, shapes)
+    return graph.op(node) in _PRODUCERS and not _groupwise(graph, node, shapes)
 
 
 def _channel_dims(graph: NetGraph, order: list[str], shapes: dict[str, Shape]) -> dict[str, int]:
@@ -169,7 +175,7 @@ def _joined(
         return _keeps_first(shapes, u, v, dims)
     if op == "select":  # of a token, not of a channel
         return graph.spec(v).params["dim"] != dims[u]
-    if op not in _KEEPS and not _depthwise(graph, v, shapes):
+    if op not in _KEEPS and not _groupwise(graph, v, shapes):
         return False
     if op != "mul":
         return True
@@ -212,6 +218,7 @@ class ChannelGroup:
     problem: str | None
     mixer_problem: str | None
     zeroed_behind: bool = False
+    quantum: int = 1
 
     @property
     def sweep_problem(self) -> str | None:
@@ -314,7 +321,7 @@ def _carrier_dim(graph: NetGraph, node: str, shapes: dict[str, Shape], dim: int)
     holds none (an activation, or a layer norm without affine weights, or a ``param`` that
     broadcasts over the channels)."""
     spec = graph.spec(node)
-    if spec.op in ("batchnorm", "conv"):  # a member conv is depthwise
+    if spec.op in ("batchnorm", "conv"):  # a member conv is groupwise
         return 0
     if spec.op in NORMS:
         return 0 if spec.params["affine"] else None
@@ -352,7 +359,7 @@ def _member_problem(
     if op == "select":
         (u,) = graph.inputs(node)
         return None if _joined(graph, u, node, shapes, dims) else f"select {node!r} picks one"
-    if op not in _KEEPS and not _depthwise(graph, node, shapes):
+    if op not in _KEEPS and not _groupwise(graph, node, shapes):
         return f"{node!r} ({op}) makes them, which fixes their number"
     return None
 
@@ -463,6 +470,8 @@ def _group(
         problem=problem,
         mixer_problem=mixer_problem,
         zeroed_behind=bool(breaks and not problem),
+        quantum=math.lcm(1, *(graph.spec(n).params["out_channels"] // graph.spec(n).params["groups"]
+                              for n in members if _groupwise(graph, n, shapes))),
     )
 
 
@@ -508,8 +517,9 @@ def resized(graph: NetGraph, group: ChannelGroup, width: int) -> NetGraph:
             g.set_spec(node, spec.replace(shape=[width, *spec.params["shape"][1:]]))
     for node, at in group.carriers:
         spec = graph.spec(node)
-        if spec.op == "conv":
-            g.set_spec(node, spec.replace(out_channels=width, groups=width))
+        if spec.op == "conv":  # groupwise: whole groups of as many channels as before
+            per_group = spec.params["out_channels"] // spec.params["groups"]
+            g.set_spec(node, spec.replace(out_channels=width, groups=width // per_group))
         elif spec.op == "param":
             shape = list(spec.params["shape"])
             shape[at] = width
@@ -544,6 +554,10 @@ def narrow_group(net: GraphNet, group: ChannelGroup | str, keep: int | Sequence[
     padded = group.pads or any(graph.op(p) == "channel_pad" for p in group.producers)
     if padded and index != list(range(len(index))):
         raise GraphError(f"{where}: a channel_pad touches this group; keep a count (a prefix)")
+    if group.quantum > 1 and (index != list(range(len(index))) or len(index) % group.quantum):
+        raise GraphError(f"{where}: a grouped conv takes these channels {group.quantum} at a "
+                         f"time; keep a multiple of {group.quantum} (a prefix), got "
+                         f"{len(index)}")  # fmt: skip
     shapes = net.shapes
     for node in group.producers:
         fed = shapes[graph.inputs(node)[0]][0] if graph.op(node) == "channel_pad" else 0
@@ -559,9 +573,10 @@ def narrow_group(net: GraphNet, group: ChannelGroup | str, keep: int | Sequence[
     )
 
 
-def zero_channels_spec(retain: float) -> LayerSpec:
-    """The prefix width dropout a width sweep places where a group's channels are read."""
-    return LayerSpec("width_dropout", retain=retain, mode="prefix")
+def zero_channels_spec(retain: float, quantum: int = 1) -> LayerSpec:
+    """The prefix width dropout a width sweep places where a group's channels are read (whole
+    blocks of ``quantum`` channels: :attr:`ChannelGroup.quantum`)."""
+    return LayerSpec("width_dropout", retain=retain, mode="prefix", quantum=quantum)
 
 
 def read_edges(graph: NetGraph, group: ChannelGroup) -> list[tuple[str, str]]:
@@ -652,7 +667,7 @@ def with_group_dropout(graph: NetGraph, group: ChannelGroup, retain: float) -> N
     """``graph`` with a prefix width dropout at ``retain`` on each edge where ``group``'s
     channels are read (:func:`on_read_edges`), named ``<reader>_in_wd``, and its norms
     normalising the same prefix: what narrowing the group computes, exactly."""
-    spec = zero_channels_spec(retain)
+    spec = zero_channels_spec(retain, group.quantum)
     edges = [(u, v, spec if at is None else spec.replace(offset=at, span=group.width))
              for u, v, at in zeroing_edges(graph, group)]  # fmt: skip
     g = _on_edges(graph, group, edges, "in_wd")

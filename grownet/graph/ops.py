@@ -117,7 +117,7 @@ _KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 PARAM_KINDS: dict[str, str] = {
     **dict.fromkeys(["out_channels", "out_features", "channels", "dilation", "groups"], "positive"),
-    **dict.fromkeys(["size", "heads", "num_embeddings"], "positive"),
+    **dict.fromkeys(["size", "heads", "num_embeddings", "quantum"], "positive"),
     **dict.fromkeys(["kernel_size", "stride", "output_size", "window"], "pair"),
     **dict.fromkeys(["padding", "shift"], "pad"),
     "shape": "shape",
@@ -356,6 +356,9 @@ def _width_dropout_infer(p: Params, ins: list[Shape]) -> Shape:
         raise GraphError(f"width_dropout span needs mode 'prefix' and offset + span within its "
                          f"input's {channels} channels, got mode={p['mode']!r}, offset={offset}, "
                          f"span={span}")  # fmt: skip
+    if (span or channels) % p["quantum"]:
+        raise GraphError(f"width_dropout quantum must divide the {span or channels} channels it "
+                         f"thins, got {p['quantum']}")  # fmt: skip
     return ins[0]
 
 
@@ -665,11 +668,12 @@ OPS: dict[str, OpDef] = {
         _op("dropout", {"p": 0.5}, (1, 1), _same, lambda p, i: nn.Dropout(p["p"])),
         _op(
             "width_dropout",
-            {"retain": 1.0, "mode": "random", "offset": 0, "span": 0},
+            {"retain": 1.0, "mode": "random", "offset": 0, "span": 0, "quantum": 1},
             (1, 1),
             _width_dropout_infer,
             lambda p, i: L.WidthDropout(
-                retain=p["retain"], mode=p["mode"], offset=p["offset"], span=p["span"]
+                retain=p["retain"], mode=p["mode"], offset=p["offset"], span=p["span"],
+                quantum=p["quantum"],
             ),
         ),
         _op(

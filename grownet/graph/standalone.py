@@ -317,7 +317,7 @@ class _Writer:
         channels, retain = shapes[0][0], p["retain"]
         if p["mode"] == "prefix":
             start, width = (p["offset"], p["span"]) if p["span"] else (0, channels)
-            keep = kept_channels(width, retain)
+            keep = kept_channels(width, retain, p["quantum"])
             if keep == width:
                 self.alias(node, ins[0])
                 return

@@ -15,17 +15,22 @@ def _check_retain(retain: float) -> None:
         raise ValueError(f"retain must be in (0, 1], got {retain!r}")
 
 
-def kept_channels(channels: int, retain: float) -> int:
-    """Channels a layer of width ``channels`` keeps at ``retain``: max(1, ceil(channels * retain)).
+def kept_channels(channels: int, retain: float, quantum: int = 1) -> int:
+    """Channels a layer of width ``channels`` keeps at ``retain``: max(1, ceil(channels * retain)),
+    or, for channels that go in blocks of ``quantum`` (a grouped conv's groups), that many
+    whole blocks of the ``channels / quantum``.
 
-    >>> kept_channels(10, 0.1 + 0.2), kept_channels(10, 0.01)
-    (3, 1)
+    >>> kept_channels(10, 0.1 + 0.2), kept_channels(10, 0.01), kept_channels(32, 0.3, quantum=8)
+    (3, 1, 16)
     """
     _check_retain(retain)
     if channels < 1:
         raise ValueError(f"channels must be >= 1, got {channels!r}")
+    if quantum < 1 or channels % quantum:
+        raise ValueError(f"quantum must divide the {channels} channels, got {quantum!r}")
+    blocks = channels // quantum
     # Rounding first stops float error from adding a channel: 10 * (0.1 + 0.2) = 3.0000000000000004.
-    return max(1, math.ceil(round(channels * retain, 9)))
+    return quantum * max(1, math.ceil(round(blocks * retain, 9)))
 
 
 def width_dropout(
@@ -37,6 +42,7 @@ def width_dropout(
     generator: torch.Generator | None = None,
     offset: int = 0,
     span: int = 0,
+    quantum: int = 1,
 ) -> Tensor:
     """Channel dropout on ``x`` of shape (N, C, ...) keeping a share ``retain`` of channels.
 
@@ -45,7 +51,8 @@ def width_dropout(
     ``mode="prefix"``: keep the first :func:`kept_channels` channels and zero the rest, in
     training and eval alike and without rescaling, so the layer acts as a thinner one; with
     ``span`` > 0 only the ``span`` channels from ``offset`` on are thinned so, the others
-    passing untouched (one layer's channels among others behind a concat).
+    passing untouched (one layer's channels among others behind a concat); channels that go
+    in blocks of ``quantum`` keep whole blocks (:func:`kept_channels`).
     ``generator``, on ``x``'s device, drives the random draws.
 
     >>> width_dropout(torch.ones(1, 4), 0.5, mode="prefix")
@@ -64,7 +71,7 @@ def width_dropout(
                          f"channels, got mode={mode!r}, offset={offset}, span={span}")  # fmt: skip
     if mode == "prefix":
         start, width = (offset, span) if span else (0, channels)
-        keep = kept_channels(width, retain)
+        keep = kept_channels(width, retain, quantum)
         if keep == width:
             return x
         index = torch.arange(channels, device=x.device)
@@ -87,14 +94,15 @@ class WidthDropout(nn.Module):
     """
 
     def __init__(
-        self, *, retain: float, mode: str = "random", offset: int = 0, span: int = 0
-    ) -> None:
+        self, *, retain: float, mode: str = "random", offset: int = 0, span: int = 0,
+        quantum: int = 1,
+    ) -> None:  # fmt: skip
         super().__init__()
         if mode not in WIDTH_MODES:
             raise ValueError(f"mode must be one of {WIDTH_MODES}, got {mode!r}")
         if span and mode != "prefix":
             raise ValueError(f"a span needs mode 'prefix', got mode={mode!r}")
-        self.mode, self.offset, self.span = mode, offset, span
+        self.mode, self.offset, self.span, self.quantum = mode, offset, span, quantum
         self.retain = retain
 
     @property
@@ -108,8 +116,9 @@ class WidthDropout(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return width_dropout(x, self.retain, mode=self.mode, training=self.training,
-                             offset=self.offset, span=self.span)  # fmt: skip
+                             offset=self.offset, span=self.span, quantum=self.quantum)  # fmt: skip
 
     def extra_repr(self) -> str:
         spanned = f", offset={self.offset}, span={self.span}" if self.span else ""
-        return f"retain={self.retain}, mode={self.mode!r}{spanned}"
+        blocks = f", quantum={self.quantum}" if self.quantum > 1 else ""
+        return f"retain={self.retain}, mode={self.mode!r}{spanned}{blocks}"

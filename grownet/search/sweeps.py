@@ -116,7 +116,7 @@ def sweep_units(
         try:
             if group is None:
                 check_narrowable(graph, node, shapes)
-            elif why := group.mixer_problem if growing else group.sweep_problem:
+            elif why := _unit_problem(group, growing=growing):
                 # a sweep zeroes, a growth mixes in, where a group's channels are read
                 raise GraphError(f"{where}: {node!r} cannot be "
                                  f"{'grown' if growing else 'swept'}: {why}")  # fmt: skip
@@ -128,10 +128,26 @@ def sweep_units(
     return units
 
 
+def _unit_problem(group: ChannelGroup, *, growing: bool) -> str | None:
+    """Why a width sweep (or, ``growing``, a width stage) cannot take ``group``."""
+    if not growing:
+        return group.sweep_problem
+    if group.quantum > 1:  # new channels would have to come a whole conv group at a time
+        return f"a grouped conv takes its channels {group.quantum} at a time, which growth does not"
+    return group.mixer_problem
+
+
 def narrowable(graph: NetGraph, layers: Sequence[str] = ()) -> list[str]:
     """The conv and linear layers a width sweep may thin, the units of :func:`sweep_units`
     one after another."""
     return [node for unit in sweep_units(graph, layers) for node in unit]
+
+
+def quantum(graph: NetGraph, unit: Sequence[str]) -> int:
+    """The channels a sweep ``unit`` keeps or drops at a time: a grouped conv's per group
+    (:attr:`grownet.graph.coupling.ChannelGroup.quantum`), else 1 (a channel, a unit, a
+    head)."""
+    return 1 if graph.op(unit[0]) == "attention" else group_of(graph, unit[0]).quantum
 
 
 def _layers_of(graph: NetGraph, group: ChannelGroup) -> tuple[str, ...]:
@@ -269,20 +285,22 @@ def width_sweep(
     record, candidates = read_knee("width", points, reference, sweep, correct, seed=spec.seed)
     _one_shot(record, sweep, passes)
     record |= {"layer": label, "layers": list(layers), "units": [list(u) for u in units]}
-    # a coupled group's channels are counted once: its layers share them
+    # a coupled group's channels are counted once: its layers share them; a grouped conv's
+    # go a whole conv group at a time
     sizes = {unit: width(start.graph, unit[0]) for unit in units}
+    quanta = {unit: quantum(start.graph, unit) for unit in units}
     interval = record["interval"]
     for end in ("low", "high"):
         interval[f"{end}_channels"] = {
-            node: kept_channels(n, interval[f"{end}_ratio"]) for unit, n in sizes.items()
-            for node in unit
+            node: kept_channels(n, interval[f"{end}_ratio"], quanta[unit])
+            for unit, n in sizes.items() for node in unit
         }  # fmt: skip
     echo(f"  {record['finding']}")
     if not candidates:
         return SweepResult(record, None, False)
 
     def attempt(ratio: float) -> tuple[dict[str, Any], Trained]:
-        kept = {unit: kept_channels(n, ratio) for unit, n in sizes.items()}
+        kept = {unit: kept_channels(n, ratio, quanta[unit]) for unit, n in sizes.items()}
         keep = {node: k for unit, k in kept.items() for node in unit}
         estimate = {"ratio": ratio, "size": sum(kept.values()),
                     "full_size": sum(sizes.values()), "channels": keep}  # fmt: skip

@@ -388,6 +388,14 @@ def toy(module):
 dense_toy = toy(DenseToy)
 
 
+def grouped_toy():
+    """A ResNeXt-style bottleneck middle: 1x1 conv to 16, a 3x3 conv in 4 groups of 4."""
+    nn = torch.nn
+    grouped = nn.Conv2d(16, 16, 3, padding=1, groups=4)
+    return imported(nn.Conv2d(16, 16, 1), nn.BatchNorm2d(16), nn.ReLU(), grouped,
+                    nn.BatchNorm2d(16), nn.ReLU())  # fmt: skip
+
+
 def zeroed_columns(net, group, keep):
     """``net`` with every reader's columns of the group's channels ``keep..`` zeroed, at the
     offset the channels sit at there: then they contribute nothing, whatever a batchnorm
@@ -482,13 +490,31 @@ ZERO = "batchnorm 'norms_0' after a concat turns their zeros into other values"
         (resnet20("A"), lambda n: narrow_group(n, "conv1", [1, 0]), "keep a count"),
         (lambda: (concat_net(), None), lambda n: narrow_group(n, "a", 2), CAT_JOINED),
         (lambda: (concat_net(), None), lambda n: narrow_group(n, "s", 2), CAT_JOINED),
-        (dense_toy, lambda n: with_group_dropout(n.graph, group_of(n.graph, "stem"), 0.5), ZERO),
         (dense_toy, lambda n: widen_gradually(n, "stem", 2, dropin_length=1, start=0), ZERO),
+        (grouped_toy, lambda n: narrow_group(n, "_2", 6), "4 at a time; keep a multiple of 4"),
+        (grouped_toy, lambda n: narrow_group(n, "_2", [4, 5, 6, 7]), "keep a multiple of 4"),
     ],
 )
 def test_refusals_name_the_reason(make, call, message):
     with pytest.raises(GraphError, match=message):
         call(GraphNet(make()[0]))
+
+
+def test_a_grouped_conv_carries_its_inputs_channels_a_conv_group_at_a_time():
+    """ResNeXt's grouped conv (as many outputs as inputs): the layer before it, the grouped
+    conv and their batchnorms are one group, narrowed by whole conv groups to what the sweep
+    computes; a DenseNet toy's stem is swept through its concats at the readers."""
+    graph, net = _warmed(grouped_toy)
+    group = group_of(graph, "_2")
+    assert (group.quantum, group.problem, group.zeroed_behind) == (4, None, False)
+    assert [graph.op(n) for n, _ in group.carriers] == ["batchnorm", "conv", "batchnorm"]
+    thin = narrow_group(net, group, 8)
+    assert thin.graph.spec("_5").params["groups"] == 2  # two of its four conv groups
+    swept = GraphNet(with_group_dropout(graph, group, 0.5)).eval()  # 0.5 of 4 conv groups
+    swept.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(thin(X), swept(X), atol=1e-5, rtol=1e-5)
+    assert group_of(dense_toy()[0], "stem").zeroed_behind
 
 
 def test_every_channel_set_is_a_group_and_plain_layers_are_not_coupled():

@@ -14,6 +14,7 @@ from grownet.search.spec import SweepSpec, VerifySpec
 from grownet.search.sweeps import (
     estimate_and_check,
     narrowable,
+    quantum,
     read_knee,
     sweep_units,
     thinned,
@@ -149,6 +150,21 @@ def torchvision_net(name: str, size: int):
     return graph, state, torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
 
 
+def grouped_net(name: str):
+    """A torchvision network whose bottlenecks hold grouped convs (ResNeXt, RegNet) at 32
+    pixels, with batchnorm statistics other than 0 and 1."""
+    import torchvision
+
+    from grownet.graph.fx_import import import_module
+
+    torch.manual_seed(0)
+    module = torchvision.models.get_model(name, num_classes=10)
+    with torch.no_grad():
+        module.train()(torch.randn(4, 3, 32, 32))
+    graph, state = import_module(module.eval(), (3, 32, 32))
+    return graph, state, torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+
 def small_densenet():
     """torchvision's DenseNet built small (two dense blocks of two layers, growth 8): its
     concatenated groups are read through the batchnorm after each concat."""
@@ -179,6 +195,9 @@ def gpt_net():
         (lambda: torchvision_net("inception_v3", 75), 94),
         (gpt_net, 5),  # heads, MLP units and the residual stream
         (small_densenet, 10),  # zeroed at the readers behind each concat's batchnorm
+        # grouped convs narrowed a whole conv group at a time, SE gates (regnet_y) coupled
+        (lambda: grouped_net("regnet_x_400mf"), 27),
+        (lambda: grouped_net("regnet_y_400mf"), 37),
     ],
 )
 def test_the_swept_net_is_the_thinned_net_on_real_networks(make, units):
@@ -187,9 +206,9 @@ def test_the_swept_net_is_the_thinned_net_on_real_networks(make, units):
     assert len(sweep_units(graph)) == units
     swept = GraphNet.with_state(with_width_dropout(graph, layers, 0.5), state).eval()
     start = Trained(graph, state, 1.0, (True,), "converged", 0.0, Path("."))
-    thin_graph, thin_state = thinned(
-        start, {n: kept_channels(width(graph, n), 0.5) for n in layers}
-    )
+    keep = {n: kept_channels(width(graph, unit[0]), 0.5, quantum(graph, unit))
+            for unit in sweep_units(graph) for n in unit}  # fmt: skip
+    thin_graph, thin_state = thinned(start, keep)
     assert thin_graph.num_params() < 0.6 * graph.num_params()
     thin = GraphNet.with_state(thin_graph, thin_state).eval()
     with torch.no_grad():
