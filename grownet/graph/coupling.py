@@ -629,31 +629,44 @@ def on_read_edges(graph: NetGraph, group: ChannelGroup, spec: LayerSpec, suffix:
 
 
 def _on_edges(
-    graph: NetGraph, group: ChannelGroup, edges: list[tuple[str, str, LayerSpec]], suffix: str
+    graph: NetGraph,
+    group: ChannelGroup,
+    edges: list[tuple[str, str, LayerSpec]],
+    suffix: str,
+    *,
+    base: NetGraph | None = None,
+    split: dict[tuple[str, str], str] | None = None,
 ) -> NetGraph:
     """``graph`` with a node of each edge's spec on it (see :func:`on_read_edges`); one that
     zeroes a span of channels behind a concat is named ``<reader>_<group>_<suffix>``, since a
-    reader there reads several groups."""
+    reader there reads several groups. ``base``: the graph ``group`` and ``edges`` were found
+    on, of which ``graph`` is a copy with nodes already put on some edges, ``split`` saying
+    the last node each such edge now runs through (updated here): a sweep of many groups
+    analyses the network once, not once per group."""
+    base = base or graph
+    split = {} if split is None else split
     g = graph.copy()
-    shapes = graph.shapes()
+    shapes = base.shapes()
     for u, v, spec in edges:
-        port = g.nx.edges[u, v]["port"]
-        g.nx.remove_edge(u, v)
-        if graph.op(v) == "concat":
+        source = split.get((u, v), u)
+        port = g.nx.edges[source, v]["port"]
+        g.nx.remove_edge(source, v)
+        if base.op(v) == "concat":
             name = f"{v}_{u}_{suffix}"
         else:
             name = f"{v}_{group.name}_{suffix}" if spec.params.get("span") else f"{v}_{suffix}"
         dim = group.dims[u]
         if dim == 0:
-            last = g.add(name, spec, [u])
+            last = g.add(name, spec, [source])
         else:
             order = [dim, *(d for d in range(len(shapes[u])) if d != dim)]
             back = [order.index(d) for d in range(len(order))]
-            first = g.add(f"{name}_first", LayerSpec("permute", dims=order), [u])
+            first = g.add(f"{name}_first", LayerSpec("permute", dims=order), [source])
             last = g.add(
                 f"{name}_back", LayerSpec("permute", dims=back), [g.add(name, spec, [first])]
             )
         g.nx.add_edge(last, v, port=port)
+        split[u, v] = last
     return g
 
 
@@ -663,14 +676,24 @@ def group_norms(graph: NetGraph, group: ChannelGroup) -> list[str]:
     return [n for n in group.members if graph.op(n) in NORMS]
 
 
-def with_group_dropout(graph: NetGraph, group: ChannelGroup, retain: float) -> NetGraph:
+def with_group_dropout(
+    graph: NetGraph,
+    group: ChannelGroup,
+    retain: float,
+    *,
+    base: NetGraph | None = None,
+    split: dict[tuple[str, str], str] | None = None,
+) -> NetGraph:
     """``graph`` with a prefix width dropout at ``retain`` on each edge where ``group``'s
     channels are read (:func:`on_read_edges`), named ``<reader>_in_wd``, and its norms
-    normalising the same prefix: what narrowing the group computes, exactly."""
+    normalising the same prefix: what narrowing the group computes, exactly. ``base`` and
+    ``split``: ``group`` was found on ``base``, which ``graph`` extends (see
+    :func:`_on_edges`)."""
+    found = base or graph
     spec = zero_channels_spec(retain, group.quantum)
     edges = [(u, v, spec if at is None else spec.replace(offset=at, span=group.width))
-             for u, v, at in zeroing_edges(graph, group)]  # fmt: skip
-    g = _on_edges(graph, group, edges, "in_wd")
-    for node in group_norms(graph, group):
-        g.set_spec(node, graph.spec(node).replace(retain=retain))
+             for u, v, at in zeroing_edges(found, group)]  # fmt: skip
+    g = _on_edges(graph, group, edges, "in_wd", base=found, split=split)
+    for node in group_norms(found, group):
+        g.set_spec(node, found.spec(node).replace(retain=retain))
     return g

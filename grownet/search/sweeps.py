@@ -180,6 +180,7 @@ def with_width_dropout(graph: NetGraph, layers: Sequence[str], retain: float) ->
     coupled group's channels are zeroed instead where they are read (every add then still
     sums equal widths, and what reaches the readers is what narrowing the group leaves)."""
     g = graph
+    split: dict[tuple[str, str], str] = {}  # the groups are found on ``graph``, once
     for unit in _units_of(graph, layers):
         if g.op(unit[0]) == "attention":  # the first heads run alone
             spec = g.spec(unit[0])
@@ -187,8 +188,9 @@ def with_width_dropout(graph: NetGraph, layers: Sequence[str], retain: float) ->
             g.set_spec(unit[0], spec.replace(keep_heads=kept_channels(spec.params["heads"],
                                                                       retain)))  # fmt: skip
             continue
-        if len(unit) > 1 or group_of(g, unit[0]).coupled:
-            g = with_group_dropout(g, group_of(g, unit[0]), retain)
+        group = group_of(graph, unit[0])
+        if len(unit) > 1 or group.coupled:
+            g = with_group_dropout(g, group, retain, base=graph, split=split)
             continue
         spec = LayerSpec("width_dropout", retain=retain, mode="prefix")
         g = insert_after(g, activation_end(g, unit[0]), [(f"{unit[0]}_wd", spec)], join="plain")

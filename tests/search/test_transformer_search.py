@@ -153,7 +153,7 @@ def test_a_gpts_heads_and_mlp_units_grow_keeping_its_function(init):
     # heads, the MLPs' hidden units and the residual stream (the token table, every block's
     # output projections and norms, the tied head: one group, named by its table)
     assert [(p["layer"], p["from"], p["to"]) for p in planned_widths(base, growth)] == [
-        ("attn1", 2, 4), ("fc1_1", 64, 128), ("tok", 16, 32), ("attn2", 2, 4),
+        ("tok", 16, 32), ("attn1", 2, 4), ("fc1_1", 64, 128), ("attn2", 2, 4),
         ("fc2_1", 64, 128)]  # fmt: skip
     graph, state, plans = widen_stage(base, net.state_dict(), growth, stage=1, seed=0)
     wide = GraphNet(graph)
@@ -165,7 +165,7 @@ def test_a_gpts_heads_and_mlp_units_grow_keeping_its_function(init):
     assert graph.spec("tok").params["out_features"] == 32
     assert wide.layers["head"].weight is wide.layers["tok"].weight  # still tied
     # a head tied to the table cannot halve a split unit's columns: that group grows randomly
-    assert plans[2].get("init", init) == "random"
+    assert plans[0].get("init", init) == "random"
 
 
 def with_width(spec_path, mode="fine_tune", layers=()):
@@ -185,7 +185,7 @@ def test_a_gpts_width_sweep_covers_heads_mlp_units_and_the_residual_stream(tmp_p
     runner.Search(with_width(tmp_path / "lm.toml"), echo=lambda s: None, quiet=True).run()
     (sweep,) = json.loads((tmp_path / "runs/lm/sweeps.json").read_text())["sweeps"]
     # the residual stream: one unit, named by its token table, its grown block's projection in
-    assert sweep["units"] == [["attn1"], ["fc1_1"], ["tok", "fc1_2", "fc1_2_g1b0"],
+    assert sweep["units"] == [["tok", "fc1_2", "fc1_2_g1b0"], ["attn1"], ["fc1_1"],
                               ["attn1_g1b0"], ["fc1_1_g1b0"]]  # fmt: skip
     assert [p["ratio"] for p in sweep["points"]] == [0.75, 0.25]
 
