@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from grownet.layers.width import kept_channels
+from grownet.layers.width_dropin import HeldOff
 
 __all__ = ["PrefixLayerNorm", "PrefixRMSNorm", "features_on", "prefix_norm"]
 
@@ -82,7 +83,7 @@ def prefix_norm(
     return out if on == features else F.pad(out, (0, features - on))
 
 
-class _Prefix:
+class _Prefix(HeldOff):
     """The settings :func:`features_on` reads, checked when set."""
 
     old: int
@@ -105,16 +106,6 @@ class _Prefix:
     def retain(self, value: float) -> None:
         kept_channels(1, value)  # checks the share
         self._retain = float(value)
-
-    @property
-    def q(self) -> float:
-        return self._q
-
-    @q.setter
-    def q(self, value: float) -> None:
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"q must be in [0, 1], got {value!r}")
-        self._q = float(value)
 
     def on(self, features: int) -> int:
         return features_on(features, retain=self.retain, old=self.old, q=self.q)

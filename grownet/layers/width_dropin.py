@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["WidthDropIn", "width_dropin", "width_dropin_weight"]
+__all__ = ["HeldOff", "WidthDropIn", "width_dropin", "width_dropin_weight"]
 
 
 def _check(channels: int, old: int, sources: Sequence[int] | None) -> None:
@@ -136,7 +136,22 @@ def width_dropin_weight(
     return read.index_add_(1, index, weight[:, on:])  # in place: read is this call's own
 
 
-class WidthDropIn(nn.Module):
+class HeldOff:
+    """A layer's ``q``: the share of its new units still held off this step, set by the
+    executor before each step from its schedule (``length``, ``start``), checked when set."""
+
+    @property
+    def q(self) -> float:
+        return self._q
+
+    @q.setter
+    def q(self, value: float) -> None:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"q must be in [0, 1], got {value!r}")
+        self._q = float(value)
+
+
+class WidthDropIn(HeldOff, nn.Module):
     """:func:`width_dropin` as a layer; the caller sets ``q`` before each step.
 
     ``length`` and ``start`` are the schedule the Planner reads (``gradual_q``); ``q`` starts
@@ -168,16 +183,6 @@ class WidthDropIn(nn.Module):
             _check(old + len(sources), old, sources)
             self.register_buffer("sources", torch.tensor(list(sources)), persistent=False)
         self.q = 1.0
-
-    @property
-    def q(self) -> float:
-        return self._q
-
-    @q.setter
-    def q(self, value: float) -> None:
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"q must be in [0, 1], got {value!r}")
-        self._q = float(value)
 
     def forward(self, x: Tensor) -> Tensor:
         return width_dropin(x, old=self.old, q=self.q, sources=self.sources)
