@@ -103,6 +103,13 @@ def widen_gradually(
         raise GraphError(f"{where}: channel_pad {pads[0]!r} touches this group; not supported")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise GraphError(f"{where}: k must be an int >= 1, got {k!r}")
+    if k % group.quantum:
+        raise GraphError(f"{where}: a grouped conv takes these channels {group.quantum} at a "
+                         f"time; give k a multiple of {group.quantum}, got {k}")  # fmt: skip
+    if init == "net2net" and group.quantum > 1:
+        raise GraphError(f"{where}: a grouped conv's new group would read copies of other "
+                         "groups' units, so a Net2Net split would change the function; use "
+                         "init 'random'")  # fmt: skip
     if init not in INITS:
         raise GraphError(f"{where}: init must be one of {', '.join(INITS)}, got {init!r}")
     if not (isinstance(noise, int | float) and math.isfinite(noise) and noise >= 0):

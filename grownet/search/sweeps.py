@@ -130,11 +130,7 @@ def sweep_units(
 
 def _unit_problem(group: ChannelGroup, *, growing: bool) -> str | None:
     """Why a width sweep (or, ``growing``, a width stage) cannot take ``group``."""
-    if not growing:
-        return group.sweep_problem
-    if group.quantum > 1:  # new channels would have to come a whole conv group at a time
-        return f"a grouped conv takes its channels {group.quantum} at a time, which growth does not"
-    return group.mixer_problem
+    return group.mixer_problem if growing else group.sweep_problem
 
 
 def narrowable(graph: NetGraph, layers: Sequence[str] = ()) -> list[str]:

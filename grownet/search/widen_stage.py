@@ -30,7 +30,7 @@ from grownet.graph.executor import GraphNet
 from grownet.graph.heads import grow_heads
 from grownet.graph.widen import tied_readers, widen_gradually, without_width_mixers
 from grownet.search.spec import GrowthSpec
-from grownet.search.sweeps import sweep_units, width
+from grownet.search.sweeps import quantum, sweep_units, width
 
 __all__ = ["planned_widths", "widen_stage", "widen_to", "width_blocked"]
 
@@ -51,7 +51,8 @@ def planned_widths(graph: NetGraph, growth: GrowthSpec) -> list[dict[str, Any]]:
     for unit in sweep_units(plain, growth.width_layers, growing=True):
         now = width(plain, unit[0]) if plain.op(unit[0]) == "attention" else widths[unit[0]]
         grown = now + growth.width_step if growth.width_step else now * growth.width_factor
-        target = min(math.ceil(round(grown, 9)), growth.max_width)
+        q = quantum(plain, unit)  # a grouped conv grows by whole conv groups
+        target = min(q * math.ceil(round(grown / q, 9)), growth.max_width // q * q)
         if target > now:
             plans.append({"layer": unit[0], "layers": list(unit), "from": now, "to": target})
     return plans
@@ -115,9 +116,10 @@ def widen_to(
         if net.graph.op(plan["layer"]) == "attention":  # new heads start silent, as in MSG
             net = grow_heads(net, plan["layer"], plan["to"] - plan["from"], seed=seed + k)
             continue
-        how = init
-        if init == "net2net" and tied_readers(net.graph, group_of(net.graph, plan["layer"])):
-            # a head tied to the token table cannot halve a split unit's columns alone
+        how, group = init, group_of(net.graph, plan["layer"])
+        if init == "net2net" and (tied_readers(net.graph, group) or group.quantum > 1):
+            # a head tied to the token table cannot halve a split unit's columns alone; a
+            # grouped conv's new group would read copies of units of other groups
             how = plan["init"] = "random"
         net = widen_gradually(
             net,

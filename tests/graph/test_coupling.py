@@ -517,6 +517,18 @@ def test_a_grouped_conv_carries_its_inputs_channels_a_conv_group_at_a_time():
     assert group_of(dense_toy()[0], "stem").zeroed_behind
 
 
+def test_a_grouped_conv_widens_by_whole_conv_groups_keeping_the_function():
+    graph, net = _warmed(grouped_toy)
+    wide = widen_gradually(net, "_2", 8, dropin_length=10, start=0).eval()
+    assert wide.graph.spec("_5").params["groups"] == 6  # two new conv groups of 4
+    with torch.no_grad():
+        torch.testing.assert_close(wide(X), net(X), atol=1e-5, rtol=1e-5)
+    with pytest.raises(GraphError, match="give k a multiple of 4, got 6"):
+        widen_gradually(net, "_2", 6, dropin_length=10, start=0)
+    with pytest.raises(GraphError, match="a Net2Net split would change the function"):
+        widen_gradually(net, "_2", 8, dropin_length=10, start=0, init="net2net")
+
+
 def test_every_channel_set_is_a_group_and_plain_layers_are_not_coupled():
     graph = build("cifar_resnet", depth=20, shortcut="B")
     groups = channel_groups(graph)

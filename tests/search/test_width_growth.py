@@ -141,6 +141,37 @@ def test_max_width_caps_and_then_blocks():
     )
 
 
+@pytest.mark.parametrize(
+    ("growth", "to"),
+    [
+        (GrowthSpec(kind="width", width_step=2), 20),  # rounded up to a whole conv group
+        (GrowthSpec(kind="width", width_factor=1.5), 24),
+        (GrowthSpec(kind="width", width_factor=2.0, max_width=26), 24),  # capped, whole groups
+    ],
+)
+def test_a_grouped_conv_grows_by_whole_conv_groups(growth, to):
+    import dataclasses
+
+    import torch
+    from torch import nn
+
+    from grownet.graph.fx_import import import_module
+
+    torch.manual_seed(0)
+    bottleneck = nn.Sequential(  # a 1x1 conv to 16, then a 3x3 conv in 4 groups of 4
+        nn.Conv2d(3, 16, 1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1, groups=4), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 8, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10),
+    )  # fmt: skip
+    graph, state = import_module(bottleneck, (3, 8, 8))
+    plans = {p["layer"]: (p["from"], p["to"]) for p in planned_widths(graph, growth)}
+    assert plans["_0"] == (16, to)
+    net2net = dataclasses.replace(growth, width_init="net2net")
+    wide, _, done = widen_stage(graph, state, net2net, stage=1, seed=0)
+    assert wide.spec("_3").params["groups"] == to // 4
+    assert next(p for p in done if p["layer"] == "_0")["init"] == "random"  # not a split
+
+
 def test_a_width_stage_that_cannot_mix_in_within_its_stage_is_refused():
     graph = build("lenet")
     net = GraphNet(graph)
