@@ -518,7 +518,7 @@ def test_a_grouped_conv_carries_its_inputs_channels_a_conv_group_at_a_time():
 
 
 def test_a_grouped_conv_widens_by_whole_conv_groups_keeping_the_function():
-    graph, net = _warmed(grouped_toy)
+    _, net = _warmed(grouped_toy)
     wide = widen_gradually(net, "_2", 8, dropin_length=10, start=0).eval()
     assert wide.graph.spec("_5").params["groups"] == 6  # two new conv groups of 4
     with torch.no_grad():
