@@ -363,6 +363,8 @@ class GraphNet(nn.Module):
         compiled = {n for chain in self._members.values() for n in chain}
         for node in self._width_mixers:
             consumers = self.graph.consumers(node)
+            if self.graph.op(node) != "width_dropin":  # a growing norm normalises: no mixer
+                continue
             if len(consumers) != 1 or {node, consumers[0]} & compiled:
                 continue
             reader = self.layers[consumers[0]]

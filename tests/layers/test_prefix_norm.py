@@ -94,3 +94,20 @@ def test_a_graphs_norm_settings_are_checked_with_its_shapes(op, params, message)
             [("norm", LayerSpec(op, **params)), ("output", LayerSpec("output"))])  # fmt: skip
     with pytest.raises(GraphError, match=message):
         g.validate()
+
+
+def test_a_growing_norm_in_a_graph_normalises_its_handed_over_prefix():
+    """The executor hands a growing norm its q as it does a width DropIn's, but never folds
+    it into the next layer's weight as it folds a width DropIn (a norm is not a mask)."""
+    from grownet.graph.executor import GraphNet
+    from grownet.graph.plan import StepPlan
+
+    g = NetGraph()
+    layers = [("ln", LayerSpec("layer_norm", old=6, length=10)),
+              ("fc", LayerSpec("linear", out_features=3)), ("output", LayerSpec("output"))]
+    g.chain(g.add("input", LayerSpec("input", shape=[5, 8])), layers)
+    net = GraphNet(g).eval()
+    for iteration, on in [(0, 6), (5, 7), (10, 8)]:
+        ln = net.layers["ln"]
+        want = net.layers["fc"](prefix_norm(X, ln.weight, ln.bias, on=on, eps=ln.eps))
+        torch.testing.assert_close(net(X, StepPlan(iteration=iteration)), want)
