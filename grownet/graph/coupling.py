@@ -27,7 +27,7 @@ a permute moves them (ConvNeXt's block runs its layer norm and linear layers cha
 Each node's channel dimension is tracked; a layer that works on another dimension than the
 channels (a batchnorm or pool on channels-last tensors, a layer norm not over them, a conv
 reading them from the last dimension) stops the group. Where they are read channels-last,
-:func:`with_group_dropout` and :func:`on_read_edges` put the zeroing between a permute to
+:func:`with_group_dropout` and :func:`on_edges` put the zeroing between a permute to
 channels-first and its inverse. A layer norm normalises over all its channels, so a narrowed
 one normalises over the kept ones only: its function is then kept only approximately (the
 width sweep fine-tunes anyway); every other member keeps the kept channels' function exactly.
@@ -56,8 +56,10 @@ sit on, so behind a concat they would hit other groups' channels; they go on the
 concat instead (:func:`read_edges`), which is what narrowing does provided every op after the
 concat keeps a channel of zeros at zero (ReLU, pools, dropout, a later concat: Inception,
 GoogLeNet, SqueezeNet). A batchnorm after it (DenseNet) turns zeros into constants, so there
-:attr:`ChannelGroup.mixer_problem` refuses sweeps and growth, and only narrowing is supported
-(zeroing at an offset would need a slice, a mixer and a concat on every reader's edge).
+(:attr:`ChannelGroup.zeroed_behind`) the mixers go on the edges into the readers behind the
+concats instead, over the span of channels the group holds there (:func:`zeroing_edges`): a
+batchnorm never mixes channels, so what it makes of the group's channels never reaches
+another group's.
 
 A group cannot be narrowed (:attr:`ChannelGroup.problem` says why) when its channels are the
 input's or the output's, reach a resize or another op with a fixed shape, or meet a grouped
@@ -96,7 +98,7 @@ __all__ = [
     "group_norms",
     "group_of",
     "narrow_group",
-    "on_read_edges",
+    "on_edges",
     "resized",
     "zeroing_edges",
 ]
@@ -197,9 +199,10 @@ class ChannelGroup:
     they reach. ``coupled``: more than one producer, a member other than a batchnorm or a
     channel-wise op (an add, a depthwise conv, a permute, a concat, ...), or channels not on
     the first dimension: what a single-layer narrow refuses, or a width sweep's single-layer
-    width dropout would misplace. ``mixer_problem``: why a width sweep or growth cannot zero
-    or mix in the channels where :func:`read_edges` says (``problem``, or an op after a concat
-    that does not keep zeros at zero), if it cannot.
+    width dropout would misplace. ``zeroed_behind``: an op after one of its concats does not
+    keep zeros at zero (a DenseNet's batchnorm), so a sweep's or growth's mixers go on the
+    edges into the readers behind the concats (:func:`zeroing_edges`). ``quantum``: the
+    channels a grouped conv among the members takes at a time (1: any number).
     """
 
     name: str
@@ -216,15 +219,8 @@ class ChannelGroup:
     concats: tuple[str, ...]
     coupled: bool
     problem: str | None
-    mixer_problem: str | None
     zeroed_behind: bool = False
     quantum: int = 1
-
-    @property
-    def sweep_problem(self) -> str | None:
-        """Why a width sweep cannot zero the channels, if it cannot (a group whose concats a
-        batchnorm follows is zeroed at its readers there: :func:`zeroing_edges`)."""
-        return self.problem if self.zeroed_behind else self.mixer_problem
 
     def rows(self) -> list[tuple[str, int, int]]:
         """The carriers as :func:`grownet.graph.weights.remap_channels` takes them:
@@ -444,13 +440,7 @@ def _group(
         (n, at) for n in members if (at := _carrier_dim(graph, n, shapes, dims[n])) is not None
     )
     problem = problems[0] if problems else blocked
-    breaks = next((n for n in behind if graph.op(n) not in _KEEPS_ZERO), None)
-    mixer_problem = problem
-    if breaks and not problem:
-        mixer_problem = (
-            f"{graph.op(breaks)} {breaks!r} after a concat turns their zeros into other values, "
-            "so they cannot be zeroed or mixed in before it (narrowing them works)"
-        )
+    breaks = any(graph.op(n) not in _KEEPS_ZERO for n in behind)
     return ChannelGroup(
         name=producers[0],
         producers=producers,
@@ -468,8 +458,7 @@ def _group(
         or any(graph.op(m) not in _PASSES for m in members)
         or any(dims[n] for n in nodes),
         problem=problem,
-        mixer_problem=mixer_problem,
-        zeroed_behind=bool(breaks and not problem),
+        zeroed_behind=breaks and not problem,
         quantum=math.lcm(1, *(graph.spec(n).params["out_channels"] // graph.spec(n).params["groups"]
                               for n in members if _groupwise(graph, n, shapes))),
     )
@@ -583,10 +572,10 @@ def read_edges(graph: NetGraph, group: ChannelGroup) -> list[tuple[str, str]]:
     """The edges on which the group's channels are read: into each reader and channel pad, or
     into the flatten in front of one (a prefix of channels is a prefix of the unflattened
     tensor only), or into a concat (behind it they sit among other channels; ops there keep
-    zeros at zero, see :attr:`ChannelGroup.mixer_problem`). Zeroing channels on all of them is
-    what narrowing the group does. Refused where that cannot be done."""
-    if group.mixer_problem:
-        raise GraphError(f"group {group.name!r}: cannot zero its channels: {group.mixer_problem}")
+    zeros at zero, unless :attr:`ChannelGroup.zeroed_behind`). Zeroing channels on all of them
+    is what narrowing the group does. Refused where that cannot be done."""
+    if group.problem:
+        raise GraphError(f"group {group.name!r}: cannot zero its channels: {group.problem}")
     inside = {n: b for n, b in group.blocks.items() if n not in group.offsets}
     into = {r for r, _ in group.readers} | set(group.pads) | set(group.concats)
     edges = []
@@ -605,8 +594,6 @@ def zeroing_edges(graph: NetGraph, group: ChannelGroup) -> list[tuple[str, str, 
     at the readers is what narrowing leaves). Refused where neither can be done."""
     if not group.zeroed_behind:
         return [(u, v, None) for u, v in read_edges(graph, group)]
-    if group.problem:
-        raise GraphError(f"group {group.name!r}: cannot zero its channels: {group.problem}")
     into = {r for r, _ in group.readers} | set(group.pads)
     edges: list[tuple[str, str, int | None]] = []
     for u, v in graph.nx.edges:
@@ -617,18 +604,7 @@ def zeroing_edges(graph: NetGraph, group: ChannelGroup) -> list[tuple[str, str, 
     return edges
 
 
-def on_read_edges(graph: NetGraph, group: ChannelGroup, spec: LayerSpec, suffix: str) -> NetGraph:
-    """``graph`` with a node of ``spec`` (named ``<reader>_<suffix>``, or on an edge into a
-    concat ``<concat>_<source>_<suffix>``: a concat reads several groups) on each edge where
-    ``group``'s channels are read (:func:`read_edges`). Width dropout and width DropIn work on
-    the first dimension, so where the channels are on another one the node sits between a
-    permute bringing them first (``<reader>_<suffix>_first``) and its inverse
-    (``<reader>_<suffix>_back``)."""
-    edges = [(u, v, spec) for u, v in read_edges(graph, group)]
-    return _on_edges(graph, group, edges, suffix)
-
-
-def _on_edges(
+def on_edges(
     graph: NetGraph,
     group: ChannelGroup,
     edges: list[tuple[str, str, LayerSpec]],
@@ -637,9 +613,12 @@ def _on_edges(
     base: NetGraph | None = None,
     split: dict[tuple[str, str], str] | None = None,
 ) -> NetGraph:
-    """``graph`` with a node of each edge's spec on it (see :func:`on_read_edges`); one that
-    zeroes a span of channels behind a concat is named ``<reader>_<group>_<suffix>``, since a
-    reader there reads several groups. ``base``: the graph ``group`` and ``edges`` were found
+    """``graph`` with a node of each edge's spec on it, named ``<reader>_<suffix>``, or on an
+    edge into a concat ``<concat>_<source>_<suffix>`` (a concat reads several groups), or,
+    spanning the group's channels among others behind a concat, ``<reader>_<group>_<suffix>``.
+    Width dropout and width DropIn work on the first dimension, so where the channels are on
+    another one the node sits between a permute bringing them first (``<name>_first``) and
+    its inverse (``<name>_back``). ``base``: the graph ``group`` and ``edges`` were found
     on, of which ``graph`` is a copy with nodes already put on some edges, ``split`` saying
     the last node each such edge now runs through (updated here): a sweep of many groups
     analyses the network once, not once per group."""
@@ -685,15 +664,15 @@ def with_group_dropout(
     split: dict[tuple[str, str], str] | None = None,
 ) -> NetGraph:
     """``graph`` with a prefix width dropout at ``retain`` on each edge where ``group``'s
-    channels are read (:func:`on_read_edges`), named ``<reader>_in_wd``, and its norms
-    normalising the same prefix: what narrowing the group computes, exactly. ``base`` and
-    ``split``: ``group`` was found on ``base``, which ``graph`` extends (see
-    :func:`_on_edges`)."""
+    channels are zeroed (:func:`zeroing_edges`, :func:`on_edges`), named ``<reader>_in_wd``,
+    and its norms normalising the same prefix: what narrowing the group computes, exactly.
+    ``base`` and ``split``: ``group`` was found on ``base``, which ``graph`` extends (see
+    :func:`on_edges`)."""
     found = base or graph
     spec = zero_channels_spec(retain, group.quantum)
     edges = [(u, v, spec if at is None else spec.replace(offset=at, span=group.width))
              for u, v, at in zeroing_edges(found, group)]  # fmt: skip
-    g = _on_edges(graph, group, edges, "in_wd", base=found, split=split)
+    g = on_edges(graph, group, edges, "in_wd", base=found, split=split)
     for node in group_norms(found, group):
         g.set_spec(node, found.spec(node).replace(retain=retain))
     return g

@@ -363,8 +363,8 @@ class GraphNet(nn.Module):
         compiled = {n for chain in self._members.values() for n in chain}
         for node in self._width_mixers:
             consumers = self.graph.consumers(node)
-            if self.graph.op(node) != "width_dropin":  # a growing norm normalises: no mixer
-                continue
+            if self.graph.op(node) != "width_dropin" or self.graph.spec(node).params["span"]:
+                continue  # a growing norm normalises; a span behind a concat stays a mixer
             if len(consumers) != 1 or {node, consumers[0]} & compiled:
                 continue
             reader = self.layers[consumers[0]]

@@ -337,7 +337,11 @@ def _same(p: Params, ins: list[Shape]) -> Shape:
 
 def _width_dropin_infer(p: Params, ins: list[Shape]) -> Shape:
     """The input's shape, once its channels are checked against ``old`` and ``sources``."""
-    channels, old, sources = ins[0][0], p["old"], p["sources"]
+    offset, span = p["offset"], p["span"]
+    if span and offset + span > ins[0][0]:
+        raise GraphError(f"width_dropin offset + span must be within its input's {ins[0][0]} "
+                         f"channels, got offset={offset}, span={span}")  # fmt: skip
+    channels, old, sources = span or ins[0][0], p["old"], p["sources"]
     if not 1 <= old < channels:
         raise GraphError(f"width_dropin old={old} must be in 1..{channels - 1}: at least one "
                          f"of its input's {channels} channels is old, one new")  # fmt: skip
@@ -385,7 +389,8 @@ def _prefix_settings(p: Params) -> dict[str, Any]:
 
 
 def _width_dropin_build(p: Params, ins: list[Shape]) -> nn.Module:
-    return WidthDropIn(old=p["old"], length=p["length"], start=p["start"], sources=p["sources"])
+    return WidthDropIn(old=p["old"], length=p["length"], start=p["start"], sources=p["sources"],
+                       offset=p["offset"], span=p["span"])  # fmt: skip
 
 
 # Element-wise activations beyond ReLU, one op with a ``kind`` so the table stays short; the
@@ -678,7 +683,8 @@ OPS: dict[str, OpDef] = {
         ),
         _op(
             "width_dropin",
-            {"old": REQUIRED, "length": 1000, "start": 0, "sources": None},
+            {"old": REQUIRED, "length": 1000, "start": 0, "sources": None, "offset": 0,
+             "span": 0},
             (1, 1),
             _width_dropin_infer,
             _width_dropin_build,

@@ -583,21 +583,22 @@ class _Writer:
 
     def _width_dropin(self, node: str, p: Params, ins: Ins, shapes: Shapes) -> None:
         q, a = self._q(node), ins[0]
-        channels, old, sources = shapes[0][0], p["old"], p["sources"]
+        at, channels, old, sources = p["offset"], p["span"] or shapes[0][0], p["old"], p["sources"]
         off = math.floor(round(q * (channels - old), 9))  # as grownet.layers.width_dropin
         if off == 0:
             self.note(node, f"width DropIn at q={q:g}: every new unit on")
             self.alias(node, a)
             return
-        on = channels - off
-        standin = (f"torch.zeros_like({a}[:, {on}:])" if sources is None
-                   else f"{a}[:, {list(sources[len(sources) - off:])}]")  # fmt: skip
+        on, end = at + channels - off, at + channels
+        standin = (f"torch.zeros_like({a}[:, {on}:{end}])" if sources is None
+                   else f"{a}[:, {[at + s for s in sources[len(sources) - off:]]}]")  # fmt: skip
         note = self.note(
             node,
             f"width DropIn at q={q:g}: the last {off} of {channels} channels "
             f"show {'zero' if sources is None else 'the units they split from'}",
         )
-        self.assign(node, f"torch.cat([{a}[:, :{on}], {standin}], dim=1)", note)
+        rest = f", {a}[:, {end}:]" if end < shapes[0][0] else ""
+        self.assign(node, f"torch.cat([{a}[:, :{on}], {standin}{rest}], dim=1)", note)
 
     def _q(self, node: str) -> float:
         if node not in self.mix:

@@ -3,7 +3,7 @@
 :func:`widen_gradually` adds ``k`` units to every producer of a channel group (one conv or
 linear layer, or every producer of a residual stream, :func:`grownet.graph.coupling.group_of`)
 and puts a ``width_dropin`` node (:class:`grownet.layers.width_dropin.WidthDropIn`) on each
-edge where the group's channels are read (:func:`grownet.graph.coupling.read_edges`, the
+edge where the group's channels are read (:func:`grownet.graph.coupling.zeroing_edges`, the
 places a width sweep zeroes them). Each hands the new units over one by one on gradual
 DropIn's schedule (``length``, ``start``); until a unit is handed over its consumers see its
 stand-in (zero, or for a Net2Net split the unit it copies), so at ``start`` the network
@@ -37,7 +37,14 @@ import math
 import torch
 from torch import Tensor, nn
 
-from grownet.graph.coupling import ChannelGroup, group_norms, group_of, on_read_edges, resized
+from grownet.graph.coupling import (
+    ChannelGroup,
+    group_norms,
+    group_of,
+    on_edges,
+    resized,
+    zeroing_edges,
+)
 from grownet.graph.executor import NORMS, GraphNet, sync_optimizer
 from grownet.graph.netgraph import NetGraph
 from grownet.graph.spec import GraphError, LayerSpec
@@ -87,17 +94,20 @@ def widen_gradually(
     where the group's channels are read, named ``<reader>_in_wdi``. Every untouched node
     keeps its module; widened ones keep their old weights in the leading positions.
     Behind a concat (Inception's branches) the mixers sit on the edges into it and readers
-    after it gain their new columns at the group's offset. Refused for groups a width sweep
-    cannot zero (the output's channels, a concat that a batchnorm follows:
-    :attr:`~grownet.graph.coupling.ChannelGroup.mixer_problem`, ...),
-    groups with a channel pad, and a group still mixing in an earlier widening (collapse
-    it first: its ``width_dropin`` nodes fix the channel count).
+    after it gain their new columns at the group's offset; where a batchnorm follows the
+    concat (DenseNet) they sit on the edges into the readers behind it, over the group's span
+    of channels there, and that batchnorm gains its new rows at the offset too. Refused for
+    groups a width sweep cannot zero (the output's channels, ...:
+    :attr:`~grownet.graph.coupling.ChannelGroup.problem`), groups with a channel pad, a
+    grouped conv's group by a ``k`` that is not whole conv groups, and a group still mixing
+    in an earlier widening (collapse it first: its ``width_dropin`` nodes fix the channel
+    count).
     """
     graph = net.graph
     group = group_of(graph, node_or_group) if isinstance(node_or_group, str) else node_or_group
     where = f"widen_gradually {group.name!r}"
-    if group.mixer_problem:  # the mixers sit where a width sweep's zeroing would
-        raise GraphError(f"{where}: cannot widen these channels: {group.mixer_problem}")
+    if group.problem:  # the mixers sit where a width sweep's zeroing would
+        raise GraphError(f"{where}: cannot widen these channels: {group.problem}")
     pads = [*group.pads, *(p for p in group.producers if graph.op(p) == "channel_pad")]
     if pads:
         raise GraphError(f"{where}: channel_pad {pads[0]!r} touches this group; not supported")
@@ -129,20 +139,26 @@ def widen_gradually(
         start=start,
         sources=None if sources is None else sources.tolist(),
     )
-    g = on_read_edges(resized(graph, group, old + k), group, mix, "in_wdi")
+    # behind a concat that a batchnorm follows (DenseNet) the mixers sit at the readers,
+    # over the span of channels the group holds there
+    edges = [(u, v, mix if at is None else mix.replace(offset=at, span=old + k))
+             for u, v, at in zeroing_edges(graph, group)]  # fmt: skip
+    g = on_edges(resized(graph, group, old + k), group, edges, "in_wdi", base=graph)
     for node in group_norms(graph, group):  # their statistics leave out the units still off
         g.set_spec(node, graph.spec(node).replace(old=old, length=dropin_length, start=start))
 
     if sources is None:
         nodes = [*group.producers, *(n for n, _ in group.carriers), *(r for r, _ in group.readers)]
-        # behind a concat the new columns go after the group's, before the other groups'
+        # behind a concat the new columns (a batchnorm's rows) go after the group's, before
+        # the other groups'
         columns: dict[str, Tensor] = {}
         for node, block in group.readers:
             if (at := group.offsets.get(node)) is not None:
                 total = net.layers[node].weight.shape[1] // block
-                moved = torch.cat([torch.arange(at + old), torch.arange(at + old, total) + k])
-                columns[node] = _expand(moved, block)
-        return _widen_random(net, g, nodes, columns, seed, where)
+                columns[node] = _expand(_moved(at + old, total, k), block)
+        rows = {node: _moved(group.offsets[node] + old, net.shapes[node][0], k)
+                for node, _ in group.carriers if node in group.offsets}  # fmt: skip
+        return _widen_random(net, g, nodes, columns, rows, seed, where)
     index = torch.cat([torch.arange(old), sources])
     scale = 1.0 / torch.bincount(index, minlength=old).to(torch.float64)[index]
     rows, readers = group.rows(), group.readers
@@ -173,17 +189,24 @@ def _corner(shape: torch.Size) -> tuple[slice, ...]:
     return tuple(slice(0, s) for s in shape)
 
 
+def _moved(cut: int, total: int, k: int) -> Tensor:
+    """Where ``total`` channels go when ``k`` new ones come in at ``cut``."""
+    return torch.cat([torch.arange(cut), torch.arange(cut, total) + k])
+
+
 def _widen_random(
     net: GraphNet,
     g: NetGraph,
     nodes: list[str],
     columns: dict[str, Tensor],
+    rows: dict[str, Tensor],
     seed: int,
     where: str,
 ) -> GraphNet:
     """``net`` rebuilt as ``g``, each of ``nodes`` built afresh from its filler with its old
     state copied into the leading corner of every tensor, but a weight's input columns into
-    ``columns[node]`` where given (a reader behind a concat)."""
+    ``columns[node]`` where given (a reader behind a concat) and every tensor's entries into
+    ``rows[node]`` (a batchnorm behind a concat)."""
     try:
         shapes = g.validate()
     except GraphError as err:
@@ -199,6 +222,8 @@ def _widen_random(
             for key, value in old.state_dict().items():
                 if value.dim() == 0:
                     state[key] = value.clone()
+                elif node in rows:
+                    state[key][rows[node]] = value
                 elif key == "weight" and node in columns:
                     state[key][: value.shape[0], columns[node]] = value
                 else:
@@ -226,7 +251,7 @@ def without_width_mixers(graph: NetGraph) -> NetGraph:
     """``graph`` without its ``width_dropin`` nodes, which pass everything through once their
     schedules have ended (the caller's to know: :func:`collapse_width_dropins` checks it on a
     network), nor the permute pairs around those on channels-last tensors
-    (:func:`grownet.graph.coupling.on_read_edges`). They hold no weights, so a state dict of
+    (:func:`grownet.graph.coupling.on_edges`). They hold no weights, so a state dict of
     ``graph`` fits the result."""
     g = graph.copy()
     for node in graph.nodes_of(*NORMS):

@@ -75,33 +75,46 @@ def _units_off(
 
 
 def width_dropin(
-    x: Tensor, *, old: int, q: float, sources: Tensor | Sequence[int] | None = None
+    x: Tensor,
+    *,
+    old: int,
+    q: float,
+    sources: Tensor | Sequence[int] | None = None,
+    offset: int = 0,
+    span: int = 0,
 ) -> Tensor:
     """``x`` (N, C, ...) with the last ``floor(q * k)`` of its ``k = C - old`` new channels off.
 
     An off channel shows its stand-in: zero, or channel ``sources[i]`` for new channel ``i``
     (a Net2Net split). Deterministic, in training and eval alike; ``x`` itself is returned
-    once every new channel is on.
+    once every new channel is on. With ``span`` > 0 the layer's channels are the ``span``
+    from ``offset`` on (one layer's among others behind a concat), ``old`` and ``sources``
+    counted within them; the channels around pass untouched.
 
     >>> x = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
     >>> width_dropin(x, old=2, q=0.5)
     tensor([[1., 2., 3., 0.]])
     >>> width_dropin(x, old=2, q=1.0, sources=[1, 0])
     tensor([[1., 2., 2., 1.]])
+    >>> width_dropin(x, old=1, q=1.0, offset=1, span=2)
+    tensor([[1., 2., 0., 4.]])
     """
     if x.dim() < 2:
         raise ValueError(f"x must have shape (N, C, ...), got {tuple(x.shape)}")
-    channels = x.shape[1]
+    if span and (offset < 0 or offset + span > x.shape[1]):
+        raise ValueError(f"offset + span must be within the {x.shape[1]} channels, got "
+                         f"offset={offset}, span={span}")  # fmt: skip
+    channels = span or x.shape[1]
     new, off = channels - old, _units_off(channels, old, q, sources)
     if off == 0:
         return x
-    on = channels - off
+    on = offset + channels - off  # where the units still off start
     if sources is None:
         standin = x.new_zeros((x.shape[0], off, *x.shape[2:]))
     else:
-        index = torch.as_tensor(sources, device=x.device)[new - off :]
+        index = torch.as_tensor(sources, device=x.device)[new - off :] + offset
         standin = x.index_select(1, index)
-    return torch.cat([x[:, :on], standin], dim=1)
+    return torch.cat([x[:, :on], standin, x[:, offset + channels :]], dim=1)
 
 
 def width_dropin_weight(
@@ -166,7 +179,14 @@ class WidthDropIn(HeldOff, nn.Module):
     """
 
     def __init__(
-        self, *, old: int, length: int, start: int = 0, sources: Sequence[int] | None = None
+        self,
+        *,
+        old: int,
+        length: int,
+        start: int = 0,
+        sources: Sequence[int] | None = None,
+        offset: int = 0,
+        span: int = 0,
     ) -> None:
         super().__init__()
         if length < 1:
@@ -176,6 +196,7 @@ class WidthDropIn(HeldOff, nn.Module):
         if old < 1:
             raise ValueError(f"old must be >= 1, got {old!r}")
         self.old, self.length, self.start = old, length, start
+        self.offset, self.span = offset, span
         self.sources: Tensor | None
         if sources is None:
             self.sources = None
@@ -185,8 +206,11 @@ class WidthDropIn(HeldOff, nn.Module):
         self.q = 1.0
 
     def forward(self, x: Tensor) -> Tensor:
-        return width_dropin(x, old=self.old, q=self.q, sources=self.sources)
+        return width_dropin(x, old=self.old, q=self.q, sources=self.sources,
+                            offset=self.offset, span=self.span)  # fmt: skip
 
     def extra_repr(self) -> str:
         split = "" if self.sources is None else f", sources={self.sources.tolist()}"
-        return f"old={self.old}, length={self.length}, start={self.start}, q={self.q}{split}"
+        spanned = f", offset={self.offset}, span={self.span}" if self.span else ""
+        return (f"old={self.old}, length={self.length}, start={self.start}, q={self.q}{split}"
+                f"{spanned}")  # fmt: skip

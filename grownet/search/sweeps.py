@@ -89,11 +89,10 @@ def sweep_units(
     stream, whose norms then normalise the kept prefix). ``layers`` if given (each checked;
     a layer of a coupled group brings its whole group), else every layer whose channels can be
     dropped (not the classifier, not into a DropIn's resize or the output:
-    :attr:`grownet.graph.coupling.ChannelGroup.sweep_problem`) and every
-    attention layer of more than one head (its heads: a unit of its own, since dropping a head
-    leaves the layer's output width as it was: :mod:`grownet.graph.heads`). ``growing``: the
-    units a width stage may widen instead (its mixers sit where the channels are read:
-    :attr:`grownet.graph.coupling.ChannelGroup.mixer_problem`)."""
+    :attr:`grownet.graph.coupling.ChannelGroup.problem`) and every attention layer of more
+    than one head (its heads: a unit of its own, since dropping a head leaves the layer's
+    output width as it was: :mod:`grownet.graph.heads`). A width stage widens the same units
+    (its mixers sit where a sweep zeroes); ``growing`` words a refusal for it."""
     wanted = list(layers) or [
         n for n in graph.nodes_of(*_SWEPT)
         if graph.op(n) != "attention" or graph.spec(n).params["heads"] > 1
@@ -116,7 +115,7 @@ def sweep_units(
         try:
             if group is None:
                 check_narrowable(graph, node, shapes)
-            elif why := _unit_problem(group, growing=growing):
+            elif why := group.problem:
                 # a sweep zeroes, a growth mixes in, where a group's channels are read
                 raise GraphError(f"{where}: {node!r} cannot be "
                                  f"{'grown' if growing else 'swept'}: {why}")  # fmt: skip
@@ -126,11 +125,6 @@ def sweep_units(
             continue
         units.append((node,) if group is None else _layers_of(graph, group))
     return units
-
-
-def _unit_problem(group: ChannelGroup, *, growing: bool) -> str | None:
-    """Why a width sweep (or, ``growing``, a width stage) cannot take ``group``."""
-    return group.mixer_problem if growing else group.sweep_problem
 
 
 def narrowable(graph: NetGraph, layers: Sequence[str] = ()) -> list[str]:

@@ -212,6 +212,19 @@ def densenet_swept() -> tuple[NetGraph, dict]:
     return with_group_dropout(graph, group, 0.5), net.state_dict()
 
 
+def densenet_widened() -> tuple[NetGraph, dict]:
+    """The small DenseNet's stem widened by 4 channels mixing in (at the readers behind each
+    concat's batchnorm, over the stem's span there), Net2Net split: stand-ins at an offset."""
+    torch.manual_seed(0)
+    module = torchvision.models.DenseNet(
+        growth_rate=4, block_config=(2,), num_init_features=8, bn_size=2, num_classes=5
+    )
+    graph, state = import_module(module.eval(), (3, 16, 16))
+    net = randomized(GraphNet.with_state(graph, state))
+    wide = widen_gradually(net, "features_conv0", 4, dropin_length=10, start=0, init="net2net")
+    return wide.graph, wide.state_dict()
+
+
 def maxvit() -> tuple[NetGraph, dict]:
     """A two-block MaxViT imported at 16 pixels: 2x2 windows and grids, group attention."""
     torch.manual_seed(0)
@@ -272,6 +285,7 @@ CASES = {
     ),
     "maxvit": (maxvit, {}, True),
     "densenet_swept": (densenet_swept, {}, True),
+    "densenet_mid_growth": (densenet_widened, 0.5, True),  # every width DropIn at q = 0.5
 }
 
 
@@ -295,6 +309,8 @@ def executor(graph: NetGraph, state: dict, mix: dict) -> GraphNet:
 def test_standalone_module_computes_what_the_executor_does(name):
     make, mix, train_too = CASES[name]
     graph, state = make()
+    if isinstance(mix, float):
+        mix = dict.fromkeys(graph.nodes_of("width_dropin"), mix)
     net, source = standalone(graph, state, mix)
     reference = executor(graph, state, mix)
     x = example_input(graph, torch.Generator().manual_seed(1))

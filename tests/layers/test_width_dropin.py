@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from grownet.layers.width_dropin import width_dropin, width_dropin_weight
+from grownet.layers.width_dropin import WidthDropIn, width_dropin, width_dropin_weight
 
 READERS = {
     "conv": lambda: nn.Conv2d(6, 5, 3, padding=1),
@@ -52,3 +52,24 @@ def test_weight_side_equals_activation_side(kind, q, sources):
 def test_weight_side_checks(kwargs, match):
     with pytest.raises(ValueError, match=match):
         width_dropin_weight(torch.ones(5, 6), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("q", "sources", "expected"),
+    [
+        (1.0, None, [1, 2, 3, 0, 0, 6]),  # channels 2..4 are the layer's: 1 old, 2 new, off
+        (0.5, None, [1, 2, 3, 4, 0, 6]),
+        (0.0, None, [1, 2, 3, 4, 5, 6]),
+        (1.0, [0, 0], [1, 2, 3, 3, 3, 6]),  # a split's stand-in: its source within the span
+    ],
+)
+def test_a_spanned_width_dropin_mixes_only_its_span(q, sources, expected):
+    """Behind a concat (DenseNet) a layer's channels sit among others at an offset."""
+    x = torch.arange(1.0, 7.0).view(1, 6)
+    got = width_dropin(x, old=1, q=q, sources=sources, offset=2, span=3)
+    assert got.tolist() == [expected]
+    layer = WidthDropIn(old=1, length=4, sources=sources, offset=2, span=3)
+    layer.q = q
+    assert torch.equal(layer(x), got) and "offset=2, span=3" in repr(layer)
+    with pytest.raises(ValueError, match="offset \\+ span must be within the 6 channels"):
+        width_dropin(x, old=1, q=q, offset=5, span=3)
