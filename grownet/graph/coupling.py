@@ -29,8 +29,13 @@ channels (a batchnorm or pool on channels-last tensors, a layer norm not over th
 reading them from the last dimension) stops the group. Where they are read channels-last,
 :func:`with_group_dropout` and :func:`on_edges` put the zeroing between a permute to
 channels-first and its inverse. A layer norm normalises over all its channels, so a narrowed
-one normalises over the kept ones only: its function is then kept only approximately (the
-width sweep fine-tunes anyway); every other member keeps the kept channels' function exactly.
+one normalises over the kept ones only (the function is then kept only approximately, every
+other member keeps the kept channels' function exactly); a sweep's norms normalise the same
+prefix (:func:`with_group_dropout`, :mod:`grownet.layers.prefix_norm`), so what a sweep
+measures is what narrowing leaves. A transformer's residual stream is one group: its token
+table produces it (an ``embedding``'s columns), every attention layer reads it through its
+input projection and writes it through its output projection, every norm carries it, and a
+head tied to the table reads it.
 
 A ``channel_pad`` shortcut (the zoo ResNets' option A) reads the stage before and produces the
 stage after: its first channels are the earlier stage's, the rest zeros. Narrowing both stages
