@@ -118,12 +118,15 @@ NORMS = frozenset({"layer_norm", "rms_norm"})
 _PASSES = _CHANNELWISE | {"output"}  # the output joins its part, which then cannot narrow
 # channel-wise wherever the channels are; the rest of _PASSES work on the first dimension
 _ANY_DIM = frozenset({"relu", "activation", "dropout", "identity", "output"})
-_KEEPS = _PASSES | JOINS | NORMS | {"param", "permute"}
+# a width DropIn mid-growth (DenseNet's sit behind concats, over another group's span): it
+# passes every channel outside its span as it is, so a later group of the same stage crosses it
+_MIXERS = frozenset({"width_dropin"})
+_KEEPS = _PASSES | JOINS | NORMS | _MIXERS | {"param", "permute"}
 # what keeps a channel of zeros at zero: after a concat, only these let a mixer before it zero
 # what narrowing removes
 _KEEPS_ZERO = frozenset(
     {"relu", "maxpool", "avgpool", "dropout", "width_dropout", "identity", "flatten"}
-    | {"global_avgpool", "adaptive_avgpool", "concat"}
+    | {"global_avgpool", "adaptive_avgpool", "concat"} | _MIXERS
 )
 
 
@@ -365,6 +368,24 @@ def _member_problem(
     return None
 
 
+def _mixes_them(
+    graph: NetGraph,
+    node: str,
+    at: int | None,
+    producers: tuple[str, ...],
+    shapes: dict[str, Shape],
+    dims: dict[str, int],
+) -> bool:
+    """Whether the width DropIn ``node`` mixes the group's own channels (they start at ``at``
+    behind a concat, else at 0): one without a span mixes every channel it sees; one with a
+    span only those it spans."""
+    params = graph.spec(node).params
+    if not params["span"]:
+        return True
+    start, width = at or 0, shapes[producers[0]][dims[producers[0]]]
+    return start < params["offset"] + params["span"] and params["offset"] < start + width
+
+
 def _reader_problem(
     graph: NetGraph, node: str, reader: str, shapes: dict[str, Shape], dim: int
 ) -> str | None:
@@ -416,6 +437,9 @@ def _group(
         elif op == "concat":
             if node not in behind:  # its part holds a producer: an add joins it to channels
                 problems.append(f"concat {node!r}'s output is joined to them by an add or product")
+        elif op in _MIXERS and _mixes_them(graph, node, behind.get(node), producers, shapes, dims):
+            problems.append(f"{op} {node!r} is still mixing in an earlier widening of them; "
+                            "collapse it first")  # fmt: skip
         elif node in members and (why := _member_problem(graph, node, part, shapes, dims)):
             problems.append(why)
         at = behind.get(node)
@@ -505,10 +529,14 @@ def resized(graph: NetGraph, group: ChannelGroup, width: int) -> NetGraph:
         spec = g.spec(node)
         if _PRODUCERS[spec.op]:
             g.set_spec(node, spec.replace(**{_PRODUCERS[spec.op]: width}))
-    for node in group.members:  # a reshape keeping them first (see _keeps_first)
+    for node in group.members:
         spec = graph.spec(node)
-        if spec.op == "reshape":
+        if spec.op == "reshape":  # keeping them first (see _keeps_first)
             g.set_spec(node, spec.replace(shape=[width, *spec.params["shape"][1:]]))
+        elif spec.params.get("span"):  # another group's mixer or zeroing behind a concat
+            at, start = group.offsets.get(node, 0), spec.params["offset"]
+            if at < start:  # this group's channels come first: the span moves with them
+                g.set_spec(node, spec.replace(offset=start + width - group.width))
     for node, at in group.carriers:
         spec = graph.spec(node)
         if spec.op == "conv":  # groupwise: whole groups of as many channels as before

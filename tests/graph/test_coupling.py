@@ -518,6 +518,21 @@ def test_a_grouped_conv_carries_its_inputs_channels_a_conv_group_at_a_time():
     assert group_of(dense_toy()[0], "stem").zeroed_behind
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_densenets_groups_widen_one_after_another_keeping_the_function(reverse):
+    """A width stage widens group after group: a later group crosses the width DropIns an
+    earlier one left behind each concat, whose spans move when the later group's channels
+    come before theirs."""
+    graph, net = _warmed(dense_toy)
+    names = [g.name for g in channel_groups(graph) if not g.problem]
+    wide = net
+    for i, name in enumerate(names[::-1] if reverse else names):
+        wide = widen_gradually(wide, name, 2, dropin_length=10, start=0, seed=i).eval()
+    assert len(wide.graph.nodes_of("width_dropin")) > len(names)
+    with torch.no_grad():
+        torch.testing.assert_close(wide(X), net(X), atol=1e-5, rtol=1e-5)
+
+
 def test_a_grouped_conv_widens_by_whole_conv_groups_keeping_the_function():
     _, net = _warmed(grouped_toy)
     wide = widen_gradually(net, "_2", 8, dropin_length=10, start=0).eval()
