@@ -102,16 +102,22 @@ def sweep_units(
         if node not in graph or graph.op(node) not in _SWEPT:
             raise GraphError(f"{where}: {node!r} is not a conv, linear, embedding or attention "
                              "node")  # fmt: skip
-    groups = {p: g for g in coupled_groups(graph) for p in g.producers}
+    # a group by its producers, and by its grouped (depthwise) convs, which carry its channels
+    groups = {
+        n: g
+        for g in coupled_groups(graph)
+        for n in (*g.producers, *(c for c, _ in g.carriers if graph.op(c) == "conv"))
+    }
     shapes = graph.shapes()
     units: list[tuple[str, ...]] = []
     for node in wanted:
-        if any(node in unit for unit in units):
+        group = groups.get(node)
+        named = _layers_of(graph, group) if group and graph.op(node) != "attention" else ()
+        if any(node in unit for unit in units) or (named and named in units):
             continue
         if graph.op(node) == "attention":
             units.append((node,))
             continue
-        group = groups.get(node)
         try:
             if group is None:
                 check_narrowable(graph, node, shapes)

@@ -165,6 +165,16 @@ def grouped_net(name: str):
     return graph, state, torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
 
 
+def test_a_grouped_conv_named_for_a_sweep_brings_its_group():
+    graph, _, _ = grouped_net("regnet_x_400mf")
+    grouped = [n for n in graph.nodes_of("conv") if graph.spec(n).params["groups"] > 1]
+    (unit,) = sweep_units(graph, grouped[:1])
+    assert unit == ("trunk_output_block1_block1_0_f_a_0",)  # the 1x1 conv the group starts at
+    assert quantum(graph, unit) == graph.spec(grouped[0]).params["out_channels"] // graph.spec(
+        grouped[0]).params["groups"]  # fmt: skip
+    assert len(sweep_units(graph)) == len(set(sweep_units(graph))) == 27  # each group once
+
+
 def small_densenet():
     """torchvision's DenseNet built small (two dense blocks of two layers, growth 8): its
     concatenated groups are read through the batchnorm after each concat."""
