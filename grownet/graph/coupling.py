@@ -92,9 +92,9 @@ import torch
 
 from grownet.graph.executor import GraphNet
 from grownet.graph.netgraph import NetGraph
-from grownet.graph.ops import head_size
+from grownet.graph.ops import NORMS, head_size
 from grownet.graph.spec import GraphError, LayerSpec, Shape
-from grownet.graph.weights import _CHANNELWISE, keep_index, remap_channels
+from grownet.graph.weights import _CHANNELWISE, LAST_DIM, keep_index, remap_channels
 
 __all__ = [
     "ChannelGroup",
@@ -113,15 +113,13 @@ JOINS = frozenset({"add", "gated_add", "dropin", "mul"})
 # output has its input's width: it reads one group and writes another, or the same one)
 _PRODUCERS = {"conv": "out_channels", "linear": "out_features", "channel_pad": "channels",
               "embedding": "out_features", "attention": None}  # fmt: skip
-_LAST_DIM = frozenset({"linear", "embedding", "attention"})  # their channels: the last dimension
-NORMS = frozenset({"layer_norm", "rms_norm"})
 _PASSES = _CHANNELWISE | {"output"}  # the output joins its part, which then cannot narrow
 # channel-wise wherever the channels are; the rest of _PASSES work on the first dimension
 _ANY_DIM = frozenset({"relu", "activation", "dropout", "identity", "output"})
 # a width DropIn mid-growth (DenseNet's sit behind concats, over another group's span): it
 # passes every channel outside its span as it is, so a later group of the same stage crosses it
 _MIXERS = frozenset({"width_dropin"})
-_KEEPS = _PASSES | JOINS | NORMS | _MIXERS | {"param", "permute"}
+_KEEPS = _PASSES | JOINS | _MIXERS | {*NORMS, "param", "permute"}
 # what keeps a channel of zeros at zero: after a concat, only these let a mixer before it zero
 # what narrowing removes
 _KEEPS_ZERO = frozenset(
@@ -154,7 +152,7 @@ def _channel_dims(graph: NetGraph, order: list[str], shapes: dict[str, Shape]) -
     dims: dict[str, int] = {}
     for node in order:
         spec, ins = graph.spec(node), graph.inputs(node)
-        if spec.op in _LAST_DIM:
+        if spec.op in LAST_DIM:
             dims[node] = len(shapes[node]) - 1
         elif not ins or _produces(graph, node, shapes):
             dims[node] = 0
@@ -368,21 +366,14 @@ def _member_problem(
     return None
 
 
-def _mixes_them(
-    graph: NetGraph,
-    node: str,
-    at: int | None,
-    producers: tuple[str, ...],
-    shapes: dict[str, Shape],
-    dims: dict[str, int],
-) -> bool:
-    """Whether the width DropIn ``node`` mixes the group's own channels (they start at ``at``
-    behind a concat, else at 0): one without a span mixes every channel it sees; one with a
-    span only those it spans."""
+def _mixes_them(graph: NetGraph, node: str, at: int | None, width: int) -> bool:
+    """Whether the width DropIn ``node`` mixes the group's own ``width`` channels (they start
+    at ``at`` behind a concat, else at 0): one without a span mixes every channel it sees;
+    one with a span only those it spans."""
     params = graph.spec(node).params
     if not params["span"]:
         return True
-    start, width = at or 0, shapes[producers[0]][dims[producers[0]]]
+    start = at or 0
     return start < params["offset"] + params["span"] and params["offset"] < start + width
 
 
@@ -394,7 +385,7 @@ def _reader_problem(
     spec = graph.spec(reader)
     if spec.op == "conv" and spec.params["groups"] != 1:
         return f"grouped conv {reader!r} reads them"
-    reads = len(shapes[node]) - 1 if spec.op in _LAST_DIM else 0
+    reads = len(shapes[node]) - 1 if spec.op in LAST_DIM else 0
     if dim != reads:
         return f"{spec.op} {reader!r} reads dimension {reads}, they are on dimension {dim}"
     return None
@@ -414,6 +405,7 @@ def _group(
     nodes = [*own, *behind]  # each concat part in topological order, after what feeds it
     part = set(nodes)
     producers = tuple(n for n in nodes if _produces(graph, n, shapes))
+    width = shapes[producers[0]][dims[producers[0]]]
     members = tuple(n for n in nodes if n not in producers)
     blocks = dict.fromkeys(producers, 1)
     for node in members:  # topological: a member's inputs come first
@@ -437,7 +429,7 @@ def _group(
         elif op == "concat":
             if node not in behind:  # its part holds a producer: an add joins it to channels
                 problems.append(f"concat {node!r}'s output is joined to them by an add or product")
-        elif op in _MIXERS and _mixes_them(graph, node, behind.get(node), producers, shapes, dims):
+        elif op in _MIXERS and _mixes_them(graph, node, behind.get(node), width):
             problems.append(f"{op} {node!r} is still mixing in an earlier widening of them; "
                             "collapse it first")  # fmt: skip
         elif node in members and (why := _member_problem(graph, node, part, shapes, dims)):
@@ -478,7 +470,7 @@ def _group(
         readers=tuple(readers),
         pads=tuple(pads),
         carriers=carriers,
-        width=shapes[producers[0]][dims[producers[0]]],
+        width=width,
         blocks=blocks,
         dims={n: dims[n] for n in nodes},
         offsets=offsets,
@@ -520,11 +512,11 @@ def resized(graph: NetGraph, group: ChannelGroup, width: int) -> NetGraph:
     attention layer's heads keep their size (its ``head_dim``, which would otherwise follow
     the width it reads)."""
     g = graph.copy()
-    shapes = graph.shapes()
     for node in {*group.producers, *(r for r, _ in group.readers)}:
         spec = graph.spec(node)
         if spec.op == "attention" and not spec.params["head_dim"]:
-            g.set_spec(node, spec.replace(head_dim=head_size(spec.params, shapes[node][-1])))
+            # it reads as many features as it writes: the group's, whichever side it is on
+            g.set_spec(node, spec.replace(head_dim=head_size(spec.params, group.width)))
     for node in group.producers:
         spec = g.spec(node)
         if _PRODUCERS[spec.op]:

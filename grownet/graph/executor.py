@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from grownet.graph.base import GraphError
 from grownet.graph.netgraph import NetGraph
-from grownet.graph.ops import OPS
+from grownet.graph.ops import NORMS, OPS
 from grownet.graph.plan import StepPlan
 from grownet.layers import gradual_q
 from grownet.layers.width_dropin import width_dropin_weight
@@ -83,9 +83,6 @@ def exclusive_branches(graph: NetGraph) -> dict[Edge, frozenset[str]]:
             stack.extend(children.get(node, ()))
         branches[edge] = frozenset(found)
     return branches
-
-
-NORMS = ("layer_norm", "rms_norm")
 
 
 def growing_norm(graph: NetGraph, node: str) -> bool:

@@ -63,8 +63,9 @@ from torch import Tensor, nn
 
 from grownet.errors import BadValueError, DataFileError
 from grownet.files import OutputError, atomic_save, atomic_write_text
-from grownet.graph.executor import NORMS, GraphNet, growing_norm
+from grownet.graph.executor import GraphNet, growing_norm
 from grownet.graph.netgraph import NetGraph
+from grownet.graph.ops import NORMS
 from grownet.graph.plan import StepPlan
 from grownet.graph.spec import GraphError
 from grownet.graph.standalone import standalone_source

@@ -366,6 +366,7 @@ def _width_dropout_infer(p: Params, ins: list[Shape]) -> Shape:
     return ins[0]
 
 
+NORMS = ("layer_norm", "rms_norm")
 # a norm over a prefix of its features (grownet.layers.prefix_norm): a width sweep's share,
 # and a growth's schedule of the features it hands over (as its group's width DropIns)
 _PREFIX = {"retain": 1.0, "old": 0, "length": 0, "start": 0}

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from grownet.graph.netgraph import NetGraph
+from grownet.graph.ops import NORMS
 from grownet.layers import draw_gates, gradual_q
 
 _MIX = 0x9E3779B97F4A7C15  # golden-ratio constant: spreads (seed, iteration) over 63 bits
@@ -129,7 +130,7 @@ class Planner:
         # A one-shot sweep draws one ratio a step for its nodes instead.
         self.sandwich = sandwich
         if sandwich is not None:
-            dropouts = set(graph.nodes_of("width_dropout", "layer_norm", "rms_norm"))
+            dropouts = set(graph.nodes_of("width_dropout", *NORMS))
             for node in sandwich.retain:
                 if node not in dropouts:
                     raise ValueError(f"sandwich: {node!r} is not a width_dropout or norm node")

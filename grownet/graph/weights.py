@@ -49,6 +49,8 @@ _WIDTH_KEY = {"conv": "out_channels", "linear": "out_features"}
 # layer writes through its output projection and reads through its input projection.
 _ROWS = {"embedding": {"weight": 1}, "attention": {"out_proj.weight": 0, "out_proj.bias": 0}}
 _COLUMNS = {"attention": "in_proj_weight"}
+# the producers whose channels are their output's last dimension, not its first
+LAST_DIM = frozenset({"linear", *_ROWS})
 
 
 def producer_weight(graph: NetGraph, node: str) -> tuple[str, int]:
@@ -223,8 +225,7 @@ def remap_channels(
     except GraphError as err:
         raise GraphError(f"{where}: {err}") from None
     offsets = offsets or {}
-    last = graph.op(producers[0]) in ("linear", *_ROWS)
-    width = net.shapes[producers[0]][-1 if last else 0]
+    width = net.shapes[producers[0]][-1 if graph.op(producers[0]) in LAST_DIM else 0]
 
     def kept(node: str, block: int, size: int) -> Tensor:
         """Which of ``node``'s ``size`` features along the channels stay."""

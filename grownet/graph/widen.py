@@ -45,8 +45,9 @@ from grownet.graph.coupling import (
     resized,
     zeroing_edges,
 )
-from grownet.graph.executor import NORMS, GraphNet, sync_optimizer
+from grownet.graph.executor import GraphNet, sync_optimizer
 from grownet.graph.netgraph import NetGraph
+from grownet.graph.ops import NORMS
 from grownet.graph.spec import GraphError, LayerSpec
 from grownet.graph.weights import (
     _build_like,
