@@ -165,11 +165,16 @@ class _Writer:
     # -------------------------------------------------------------- emitting
 
     def layer(self, node: str, constructor: str, arg: str, *, weights: bool = False) -> None:
+        self.assign(node, f"{self.module(node, constructor, weights=weights)}({arg})")
+
+    def module(self, node: str, constructor: str, *, weights: bool) -> str:
+        """``node``'s module, built in ``__init__`` (holding weights: its state dict keys are
+        the node's); returns how ``forward`` names it."""
         name = self.names[node]
         self.init.append(f"self.{name} = {constructor}")
-        self.assign(node, f"self.{name}({arg})")
         if weights:
             self.attributes[node] = name
+        return f"self.{name}"
 
     def assign(self, node: str, expression: str, note: str = "") -> None:
         name = self.names[node]
@@ -241,10 +246,7 @@ class _Writer:
         if on == features:
             self.layer(node, constructor, a, weights=True)
             return
-        name = self.names[node]
-        self.init.append(f"self.{name} = {constructor}")
-        self.attributes[node] = name
-        norm = f"self.{name}"
+        norm = self.module(node, constructor, weights=True)
         weight = f"{norm}.weight[:{on}]" if p["affine"] else "None"
         if self.graph.op(node) == "layer_norm":
             bias = f"{norm}.bias[:{on}]" if p["affine"] and p["bias"] else "None"
