@@ -22,7 +22,7 @@ import math
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from grownet.layers.width import kept_channels
+from grownet.layers.width import check_retain, kept_channels
 from grownet.layers.width_dropin import HeldOff
 
 __all__ = ["PrefixLayerNorm", "PrefixRMSNorm", "features_on", "prefix_norm"]
@@ -104,7 +104,7 @@ class _Prefix(HeldOff):
 
     @retain.setter
     def retain(self, value: float) -> None:
-        kept_channels(1, value)  # checks the share
+        check_retain(value)
         self._retain = float(value)
 
     def on(self, features: int) -> int:

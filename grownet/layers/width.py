@@ -5,12 +5,13 @@ import math
 import torch
 from torch import Tensor, nn
 
-__all__ = ["WidthDropout", "kept_channels", "width_dropout"]
+__all__ = ["WidthDropout", "check_retain", "kept_channels", "width_dropout"]
 
 WIDTH_MODES = ("random", "prefix")
 
 
-def _check_retain(retain: float) -> None:
+def check_retain(retain: float) -> None:
+    """Raise ``ValueError`` unless ``retain`` is a share of channels in (0, 1]."""
     if not 0.0 < retain <= 1.0:
         raise ValueError(f"retain must be in (0, 1], got {retain!r}")
 
@@ -23,7 +24,7 @@ def kept_channels(channels: int, retain: float, quantum: int = 1) -> int:
     >>> kept_channels(10, 0.1 + 0.2), kept_channels(10, 0.01), kept_channels(32, 0.3, quantum=8)
     (3, 1, 16)
     """
-    _check_retain(retain)
+    check_retain(retain)
     if channels < 1:
         raise ValueError(f"channels must be >= 1, got {channels!r}")
     if quantum < 1 or channels % quantum:
@@ -60,7 +61,7 @@ def width_dropout(
     >>> width_dropout(torch.ones(1, 6), 0.5, mode="prefix", offset=1, span=4)
     tensor([[1., 1., 1., 0., 0., 1.]])
     """
-    _check_retain(retain)
+    check_retain(retain)
     if mode not in WIDTH_MODES:
         raise ValueError(f"mode must be one of {WIDTH_MODES}, got {mode!r}")
     if x.dim() < 2:
@@ -111,7 +112,7 @@ class WidthDropout(nn.Module):
 
     @retain.setter
     def retain(self, value: float) -> None:
-        _check_retain(value)
+        check_retain(value)
         self._retain = value
 
     def forward(self, x: Tensor) -> Tensor:
